@@ -1,0 +1,163 @@
+"""The command line: parse arguments, call one library function, render, map the outcome to an exit code.
+
+Exit codes: 0 nothing failed; 1 a regression or a non-equivalent pair; 2 bad input; 3 a training run failed
+(or normreg itself could not finish). The only module that imports typer; library imports stay inside commands
+so that light commands start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from normreg.errors import InputError, NormregError
+
+if TYPE_CHECKING:
+    from normreg.harness import Progress
+    from normreg.report import Report
+    from normreg.runner import Runner
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="normreg: regression tests for ML implementations that should be equivalent.")
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    if isinstance(exc, NormregError):
+        code = 2 if isinstance(exc, InputError) else 3
+        typer.echo(f"{type(exc).__name__}: {exc}", err=True)
+    else:
+        code = 3
+        typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "
+                   "for the traceback and report it.", err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], int]) -> None:
+    """Run a command body; map its outcome and its errors to exit codes."""
+    try:
+        code = fn()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("Interrupted; finished runs are in the run directory.", err=True)
+        raise typer.Exit(130) from None
+    except Exception as e:
+        _fail(e)
+    else:
+        raise typer.Exit(code)
+
+
+def make_runner(workers: int | None) -> Runner | None:
+    """The runner `run` uses; None means real Lightning training. Tests replace this with a fake runner."""
+    return None
+
+
+class _ProgressPrinter:
+    """One line per finished run; on a terminal also a live status line."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, p: Progress) -> None:
+        r = p.result
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3]) if r.ok else r.error
+        clear = "\r\033[K" if self.tty else ""
+        self.stream.write(f"{clear}[{p.done}/{p.total}] {r.suite}/{r.variant} seed {r.seed}: "
+                          f"{'ok' if r.ok else 'FAILED'} {shown} ({r.duration_s:.1f}s; elapsed {p.elapsed_s:.0f}s)\n")
+        if self.tty and p.done < p.total:
+            now = ", ".join(f"{j.variant}/s{j.seed}" for j in p.running) or "-"
+            self.stream.write(f"  running: {now}")
+        self.stream.flush()
+
+
+def _emit(report: Report, report_path: Path | None) -> int:
+    from normreg.report import render
+
+    if report_path is not None:
+        report.write(report_path)
+    typer.echo(render(report))
+    if report_path is not None:
+        typer.echo(f"Report: {report_path}")
+    return report.exit_code
+
+
+@app.command()
+def run(
+    suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="Use seeds 0..N-1 instead of the suite's.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per GPU, "
+                                                   "else one per core).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+    baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
+    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
+                                                  "suites' baselines.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
+                                                      "trainer.max_epochs=2 (repeatable).")] = None,
+    ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
+                                                "variant: fail on them.")] = False,
+) -> None:
+    """Train every variant of each suite across seeds and judge pairs and baselines."""
+
+    def body() -> int:
+        from normreg.harness import default_out_dir, run_suites
+
+        out_dir = out or default_out_dir()
+        result = run_suites(suites, seeds=seeds, workers=workers, out=out_dir, baselines=baselines,
+                            update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
+                            runner=make_runner(workers), progress=_ProgressPrinter())
+        result.write(out_dir / "report.json")
+        typer.echo(f"Run directory: {out_dir}")
+        return _emit(result, report)
+
+    guarded(body)
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="Reference: a report, run directory, baseline or tidy CSV "
+                                          "[#variant].")],
+    b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
+    metric: Annotated[Optional[list[str]], typer.Option(help="Compare only this metric (repeatable).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: from the files, "
+                                                   "else 0.05).")] = None,
+    goal: Annotated[Optional[str], typer.Option(help="max or min, when the files do not say.")] = None,
+    min_effect: Annotated[Optional[float], typer.Option(help="Smallest difference that matters.")] = None,
+    mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
+                                           "regression fails.")] = "pair",
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+) -> None:
+    """Welch verdicts between two existing result sets; trains nothing."""
+
+    def body() -> int:
+        from normreg.compare import compare as do_compare
+
+        if goal is not None and goal not in ("max", "min"):
+            raise InputError(f"expected --goal max or min, got {goal!r}")
+        result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
+                            mode=mode)
+        return _emit(result, report)
+
+    guarded(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""`compare`: Welch verdicts between two result sets already on disk. Imports neither torch nor Lightning."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from normreg.environment import fingerprint
+from normreg.errors import InputError
+from normreg.report import Check, Report
+from normreg.results import ResultSet, load_result_set
+from normreg.stats import welch
+from normreg.suite import MetricSpec
+
+
+def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
+    """Which variant of A goes with which of B: the only one of each, or the variants both share by name."""
+    if len(a.values) == 1 and len(b.values) == 1:
+        return [(next(iter(a.values)), next(iter(b.values)))]
+    shared = [v for v in a.values if v in b.values]
+    if not shared:
+        raise InputError(f"{a.source} holds {', '.join(sorted(a.values))} and {b.source} holds "
+                         f"{', '.join(sorted(b.values))}: no variant in common; pick one on each side with "
+                         "PATH#variant")
+    return [(v, v) for v in shared]
+
+
+def _label(rs: ResultSet, variant: str) -> str:
+    stem = Path(rs.source.partition("#")[0]).stem or rs.source
+    return f"{stem}:{variant}"
+
+
+def compare(
+    a_spec: str,
+    b_spec: str,
+    *,
+    metrics: tuple[str, ...] = (),
+    alpha: float | None = None,
+    goal: str | None = None,
+    min_effect: float | None = None,
+    mode: str = "pair",
+) -> Report:
+    """Compare B (candidate) with A (reference) on every shared metric, or only on `metrics`.
+
+    mode "pair": a regression or an improvement fails (the two should match); "baseline": only a regression fails.
+    Goal and min_effect come from the files (A's first), unless given.
+    """
+    if mode not in ("pair", "baseline"):
+        raise InputError(f"expected mode 'pair' or 'baseline', got {mode!r}")
+    if alpha is not None and not 0 < alpha < 0.5:
+        raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
+    a, b = load_result_set(a_spec), load_result_set(b_spec)
+    pairs = _pairs(a, b)
+    checks: list[Check] = []
+    level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)
+    for va, vb in pairs:
+        shared = [m for m in a.values[va] if m in b.values[vb]]
+        wanted = list(metrics) or shared
+        for m in wanted:
+            if m not in shared:
+                have = sorted(set(a.values[va]) & set(b.values[vb]))
+                raise InputError(f"metric '{m}' is not in both {a.source} ({va}) and {b.source} ({vb}); "
+                                 f"shared metrics: {', '.join(have) or 'none'}")
+            spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
+            spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
+            xa, xb = a.values[va][m], b.values[vb][m]
+            comparison = welch([xa[s] for s in sorted(xa)], [xb[s] for s in sorted(xb)], spec, alpha=level,
+                               a_name=_label(a, va), b_name=_label(b, vb))
+            checks.append(Check("", mode, comparison))
+        if not wanted:
+            raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
+    env = fingerprint(None)
+    return Report(created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
+                  suites=(), runs=(), checks=tuple(checks), command="compare")

@@ -1,0 +1,43 @@
+"""The exception tree. The CLI maps each class to an exit code; the library never exits.
+
+    NormregError            base: anything normreg reports to a user
+    ├── InputError          bad input (exit 2)
+    │   ├── SuiteError      a suite file: names file, line and key path
+    │   └── ResultsError    a report, run directory, baseline or CSV that cannot be read
+    └── RunError            training could not start at all (exit 3)
+"""
+
+from __future__ import annotations
+
+
+class NormregError(Exception):
+    """Base class of every error normreg reports to a user."""
+
+
+class InputError(NormregError):
+    """Bad input: a usage error, a suite, result or baseline file that cannot be used."""
+
+
+class SuiteError(InputError):
+    """A suite file that cannot be loaded; the message names the file, the line and the key path."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.detail = message
+        where = ""
+        if path is not None:
+            where = path if line is None else f"{path}:{line}"
+        if key:
+            where = f"{where}: {key}" if where else key
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ResultsError(InputError):
+    """A report, run directory, baseline or CSV file that cannot be read or does not fit."""
+
+
+class RunError(NormregError):
+    """Training could not be carried out (as opposed to one run failing, which is a recorded result)."""

@@ -1,0 +1,226 @@
+"""The report: what ran, every per-seed value, every comparison with its verdict, and the overall outcome.
+
+Schema `normreg.report/1` (documented in the README) is what a nightly CI job reads. The outcome and exit code
+are derived from the checks, never stored twice in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import normreg
+from normreg.errors import ResultsError
+from normreg.fileio import write_json_atomic
+from normreg.results import RunResult
+from normreg.stats import Comparison
+
+SCHEMA = "normreg.report/1"
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison in context: which suite, pair or baseline, what was expected, whether it fails the run."""
+
+    suite: str
+    kind: str  # "pair" | "baseline"
+    comparison: Comparison
+    expected: str | None = None  # the verdict the suite declares with `expect`, if any
+    environment_differences: Mapping[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        verdict = self.comparison.verdict
+        if self.expected is not None:
+            return verdict != self.expected
+        if self.kind == "baseline":
+            return verdict == "regressed"
+        return verdict in ("regressed", "improved")
+
+    @property
+    def expected_failure(self) -> bool:
+        """A known bug, caught as declared: reported, but it does not fail the run."""
+        return self.expected is not None and self.expected == self.comparison.verdict and \
+            self.expected in ("regressed", "improved")
+
+    def to_json(self) -> dict[str, Any]:
+        c = asdict(self.comparison)
+        return {**{k: _clean(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
+                "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
+                "ci_level": self.comparison.ci_level,
+                "environment_differences": dict(self.environment_differences)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something other than a comparison that bears on the outcome: failed runs, an unmet 'failed' expectation."""
+
+    suite: str
+    variant: str
+    kind: str  # "run_failed" | "expected_failure_missing"
+    message: str
+    expected: bool = False  # a failure the suite declared with `expect: {variant: failed}`
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    name: str
+    path: str
+    digest: str
+    reference: str
+    alpha: float
+    seeds: tuple[int, ...]
+    metrics: Mapping[str, Mapping[str, Any]]
+    run_dir: str | None
+    baseline: str | None  # path of the stored baseline compared against, None when there is none
+    baseline_environment: Mapping[str, Any] | None = None
+    baseline_updated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+
+@dataclass(frozen=True)
+class Report:
+    created: str
+    environment: Mapping[str, Any]
+    suites: tuple[SuiteInfo, ...]
+    runs: tuple[RunResult, ...]
+    checks: tuple[Check, ...]
+    problems: tuple[Problem, ...] = ()
+    command: str = "run"
+
+    @property
+    def verdict(self) -> str:
+        if any(p.kind == "run_failed" and not p.expected for p in self.problems):
+            return "error"
+        if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems):
+            return "fail"
+        return "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_ERROR}[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "normreg_version": normreg.__version__,
+            "command": self.command,
+            "created": self.created,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "environment": dict(self.environment),
+            "suites": [s.to_json() for s in self.suites],
+            "runs": [_clean(r.to_json()) for r in self.runs],
+            "comparisons": [c.to_json() for c in self.checks],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, self.to_json())
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def check_schema(path: Path, data: Any, expected: str) -> None:
+    """Refuse files of another kind or of a schema version this normreg does not know."""
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object with a 'schema' field, found {type(data).__name__}")
+    schema = data.get("schema")
+    kind = expected.split("/")[0]
+    if not isinstance(schema, str) or not schema.startswith(kind + "/"):
+        raise ResultsError(f"{path}: expected a file with schema '{expected}', found {schema!r}")
+    if schema != expected:
+        raise ResultsError(f"{path}: schema '{schema}' is not known to normreg {normreg.__version__}, which reads "
+                           f"'{expected}'; upgrade normreg or regenerate the file with this version")
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
+def verdict_label(check: Check) -> str:
+    v = check.comparison.verdict
+    if check.expected_failure:
+        return f"{v} (expected)"
+    if check.expected is not None and check.failed:
+        return f"{v} (UNEXPECTED: expected {check.expected})"
+    if check.expected is not None:
+        return f"{v} (as expected)"
+    return f"{v} FAIL" if check.failed else v
+
+
+def render_table(checks: Sequence[Check]) -> str:
+    """A plain-text table of comparisons, failures first."""
+    head = ("suite", "kind", "metric", "a -> b", "mean a", "mean b", "diff", "CI", "p", "verdict")
+    rows = []
+    for ch in sorted(checks, key=lambda c: (not c.failed, c.suite, c.kind != "pair", c.comparison.metric)):
+        c = ch.comparison
+        ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
+        diff = "-" if c.diff is None else f"{c.diff:+.4g}"
+        rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{_fmt(c.mean_a)} (n={c.n_a})",
+                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), verdict_label(ch)))
+    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+def render(report: Report) -> str:
+    """The terminal summary: table, reasons of failing checks, problems, environment notes, outcome."""
+    parts = []
+    if report.checks:
+        parts.append(render_table(report.checks))
+        reasons = [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
+                   f"{c.comparison.reason}" for c in report.checks if c.failed or c.expected_failure]
+        if reasons:
+            parts.append("Why:\n" + "\n".join(reasons))
+    else:
+        parts.append("No comparisons.")
+    if report.problems:
+        parts.append("Problems:\n" + "\n".join(
+            f"  {p.suite}/{p.variant}: {p.message}{' (expected)' if p.expected else ''}" for p in report.problems))
+    notes = []
+    for s in report.suites:
+        if s.baseline is None and report.command == "run":
+            notes.append(f"  {s.name}: no stored baseline; only the pair checks were made "
+                         "(store one with --update-baseline)")
+        if s.baseline_updated:
+            notes.append(f"  {s.name}: baseline written")
+    seen: set[str] = set()
+    for c in report.checks:
+        if c.environment_differences and c.suite not in seen:
+            seen.add(c.suite)
+            diffs = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in c.environment_differences.items())
+            notes.append(f"  {c.suite}: the baseline was made in another environment ({diffs})")
+    if notes:
+        parts.append("Notes:\n" + "\n".join(notes))
+    parts.append(f"Outcome: {report.verdict.upper()} (exit {report.exit_code})")
+    return "\n\n".join(parts)

@@ -1,0 +1,127 @@
+"""Resolving `package.module:callable` targets into models and data modules, with errors that point at the suite.
+
+Imports torch and Lightning lazily: only commands that build models pay for them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from normreg.errors import SuiteError
+from normreg.suite import Suite, Target
+
+
+def importable(directories: Iterable[Path]) -> None:
+    """Put the suite folders and the working directory on sys.path, so a user's module next to a suite imports."""
+    for d in [Path.cwd(), *directories]:
+        text = str(d.resolve())
+        if text not in sys.path:
+            sys.path.insert(0, text)
+
+
+def _error(suite: Suite, target: Target, message: str, key_suffix: str = ".target") -> SuiteError:
+    line = target.line
+    return SuiteError(message, path=str(suite.path), line=line, key=target.key + key_suffix)
+
+
+def resolve(suite: Suite, target: Target) -> Callable[..., Any]:
+    """Import the module of `target` and return its callable; errors name the suite line."""
+    importable([suite.directory])
+    try:
+        module = importlib.import_module(target.module)
+    except ModuleNotFoundError as e:
+        missing = e.name or target.module
+        if missing == target.module or target.module.startswith(missing + "."):
+            raise _error(suite, target, f"cannot import module '{target.module}' ({e}). normreg looks in the "
+                                        f"suite's folder ({suite.directory}), the working directory and the "
+                                        "installed packages: check the spelling or install the package") from None
+        raise _error(suite, target, f"importing '{target.module}' failed: {e}; install what it needs") from None
+    except Exception as e:  # the user's module raised while being imported
+        raise _error(suite, target, f"importing '{target.module}' raised {type(e).__name__}: {e}") from None
+    obj: Any = module
+    for part in target.attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+            hint = f" Did you mean '{target.module}:{close[0]}'?" if close else ""
+            raise _error(suite, target, f"module '{target.module}' has no attribute '{target.attr}'.{hint}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise _error(suite, target, f"'{target.spec}' is {type(obj).__name__}, not a class or function")
+    return obj
+
+
+def lightning_kinds() -> dict[str, tuple[type, ...]]:
+    """LightningModule / LightningDataModule base classes of every Lightning flavour that is installed."""
+    kinds: dict[str, list[type]] = {"model": [], "data": []}
+    for name in ("pytorch_lightning", "lightning.pytorch"):
+        try:
+            pl = importlib.import_module(name)
+        except ImportError:
+            continue
+        kinds["model"].append(pl.LightningModule)
+        kinds["data"].append(pl.LightningDataModule)
+    return {k: tuple(v) for k, v in kinds.items()}
+
+
+def build(suite: Suite, target: Target, kind: str) -> Any:
+    """Call the target with its args and check it returned a LightningModule (model) or LightningDataModule (data)."""
+    factory = resolve(suite, target)
+    try:
+        obj = factory(**target.args)
+    except TypeError as e:
+        unknown = _unknown_args(factory, target.args)
+        if unknown:
+            name, params = unknown
+            close = difflib.get_close_matches(name, params, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise _error(suite, target, f"'{target.spec}' takes no argument '{name}'.{hint} "
+                                        f"It takes: {', '.join(params) or 'none'}", f".args.{name}") from None
+        raise _error(suite, target, f"calling '{target.spec}' with args {dict(target.args)} raised TypeError: {e}",
+                     ".args") from None
+    except Exception as e:
+        raise _error(suite, target, f"calling '{target.spec}' raised {type(e).__name__}: {e}", "") from None
+    expected = lightning_kinds()[kind]
+    if not isinstance(obj, expected):
+        want = "a LightningModule" if kind == "model" else "a LightningDataModule"
+        raise _error(suite, target, f"'{target.spec}' returned {type(obj).__module__}.{type(obj).__qualname__}, "
+                                    f"but a '{kind}' target must return {want}")
+    return obj
+
+
+def _unknown_args(factory: Callable[..., Any], args: dict[str, Any] | Any) -> tuple[str, list[str]] | None:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    params = [p.name for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    for name in args:
+        if name not in params:
+            return name, params
+    return None
+
+
+def preflight(suite: Suite) -> None:
+    """Build every distinct model and data target once, so a broken suite fails before any training starts."""
+    import pytorch_lightning as pl
+
+    seen: set[tuple[str, str, str]] = set()
+    for v in suite.variants:
+        for kind, target in (("data", v.data), ("model", v.model)):
+            if target is None:
+                continue
+            key = (kind, target.spec, repr(sorted(target.args.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            pl.seed_everything(suite.seeds[0], workers=True, verbose=False)
+            build(suite, target, kind)
