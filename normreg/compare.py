@@ -57,7 +57,8 @@ def compare(
     level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)
     for va, vb in pairs:
         shared = [m for m in a.values[va] if m in b.values[vb]]
-        wanted = list(metrics) or shared
+        declared = [m for m in shared if m in a.specs or m in b.specs]
+        wanted = list(metrics) or declared or shared  # the suite's metrics, not every value a model logged
         for m in wanted:
             if m not in shared:
                 have = sorted(set(a.values[va]) & set(b.values[vb]))
