@@ -82,6 +82,11 @@ class SuiteInfo:
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
+    design: str = "welch"
+    correction: str = "none"
+    seed_plan: Mapping[str, Any] | None = None  # {min, max, spending, stages} when seeds ran in stages
+    stages_run: int | None = None
+    seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
