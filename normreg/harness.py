@@ -178,7 +178,7 @@ def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | No
     done = 0
     checks: list[Check] = []
     problems: list[Problem] = []
-    for k, n in enumerate(stages):
+    for n in stages:
         run([Job(suite, v, s, out) for s in range(done, n) for v in names if v in open_])
         for v in open_:
             looks[v].append(n)
@@ -278,7 +278,8 @@ def run_suites(
         if s.name in staged:
             c, p, used, stages_run = staged[s.name]
         else:
-            (c, p), used, stages_run = judge(s, mine, stored[s.name], environment, ignore_expect), None, None
+            c, p = judge(s, mine, stored[s.name], environment, ignore_expect)
+            used, stages_run = None, None
         checks += c
         problems += p
         updated = False

@@ -19,11 +19,9 @@ from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize as _opt
 from scipy import special as _sp
-from scipy import stats as _st
 
-from normreg.stats import Comparison, _decide, array_p, array_stats, array_verdicts, compare_values
+from normreg.stats import Comparison, _decide, array_p, array_stats, array_verdicts, bisect, compare_values
 from normreg.suite import SPENDING, MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -37,7 +35,7 @@ def spent(kind: str, t: float, alpha: float) -> float:
     if kind == "pocock":
         return alpha * math.log(1.0 + (math.e - 1.0) * t)
     if kind == "obrien-fleming":
-        return float(2.0 * _st.norm.sf(_st.norm.isf(alpha / 2.0) / math.sqrt(t)))
+        return float(2.0 * _sp.ndtr(_sp.ndtri(alpha / 2.0) / math.sqrt(t)))
     raise ValueError(f"expected spending one of {', '.join(SPENDING)}, got {kind!r}")
 
 
@@ -66,10 +64,11 @@ def _boundaries(info: tuple[float, ...], alpha: float, kind: str, two_sided: boo
         dt = t - prev_t
         sd = math.sqrt(dt)
 
-        def exit_prob(c: float, xs: np.ndarray | None = xs, dens: np.ndarray | None = dens) -> float:
+        def exit_prob(c: float, xs: np.ndarray | None = xs, dens: np.ndarray | None = dens, t: float = t,
+                      sd: float = sd) -> float:
             b = c * math.sqrt(t)
             if xs is None:
-                return float(_st.norm.sf(b / sd) * (2 if two_sided else 1))
+                return float(_sp.ndtr(-b / sd) * (2 if two_sided else 1))
             upper = _sp.ndtr((xs - b) / sd)
             lower = _sp.ndtr((-b - xs) / sd) if two_sided else 0.0
             return float(np.sum(dens * (upper + lower)))
@@ -81,8 +80,7 @@ def _boundaries(info: tuple[float, ...], alpha: float, kind: str, two_sided: boo
             if target >= total:
                 c = 0.0 if two_sided else -40.0
             else:
-                c = float(_opt.brentq(lambda c: exit_prob(c) - target, -40.0 if not two_sided else 0.0, 40.0,
-                                      xtol=1e-10))
+                c = bisect(lambda c, target=target: exit_prob(c) - target, -40.0 if not two_sided else 0.0, 40.0, xtol=1e-9)
         out.append(c)
         # Propagate the density inside the continuation region to the next look.
         b = c * math.sqrt(t)
@@ -105,7 +103,7 @@ def nominal_levels(info: Sequence[float], alpha: float, kind: str = "pocock",
                    two_sided: bool = True) -> tuple[float, ...]:
     """The p-value each look must beat: the tail probability of its z boundary."""
     cs = boundaries(info, alpha, kind, two_sided)
-    return tuple(float(_st.norm.sf(c) * (2 if two_sided else 1)) for c in cs)
+    return tuple(float(_sp.ndtr(-c) * (2 if two_sided else 1)) for c in cs)
 
 
 def info_fractions(sizes: Sequence[float], n_max: float) -> tuple[float, ...]:
@@ -136,19 +134,20 @@ def repeated_p(p_values: Sequence[float], info: Sequence[float], kind: str = "po
         levels = nominal_levels(info[: len(ps)], a, kind, two_sided)
         return any(p <= lv for p, lv in zip(ps, levels))
 
-    lo, hi = 1e-12, 0.999
-    if crosses(lo):
-        return lo
+    # Nominal levels never exceed the overall level, so the answer is at least the smallest p-value.
+    lo, hi = max(min(ps) * 0.999, 1e-12), min(0.999, max(min(ps), 1e-12) * 4 * len(ps))
     if not crosses(hi):
-        return 1.0
+        lo, hi = hi, 0.999
+        if not crosses(hi):
+            return 1.0
     for _ in range(40):
+        if hi / lo < 1.005:
+            break
         mid = math.sqrt(lo * hi)
         if crosses(mid):
             hi = mid
         else:
             lo = mid
-        if hi / lo < 1.001:
-            break
     return hi
 
 

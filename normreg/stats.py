@@ -11,14 +11,12 @@ never an exception. The array functions at the end give the same verdicts for ma
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize as _opt
-from scipy import special as _sp
-from scipy import stats as _st
+from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
 from normreg.suite import MetricSpec
 
@@ -100,15 +98,30 @@ def welch_se_df(sd_a: float, sd_b: float, n_a: float, n_b: float) -> tuple[float
     return math.sqrt(se2), (se2**2 / den if den else float(n_a + n_b - 2))
 
 
+def bisect(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> float:
+    """A root of `f` between `lo` and `hi`, where it changes sign (f(lo) < 0 < f(hi) or the reverse)."""
+    f_lo = f(lo)
+    for _ in range(200):
+        if hi - lo <= xtol:
+            break
+        mid = 0.5 * (lo + hi)
+        f_mid = f(mid)
+        if (f_mid < 0) == (f_lo < 0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def power(effect: float, se: float, df: float, alpha: float) -> float:
     """Chance that the two-sided t-test at `alpha` finds a true difference `effect` significant, for a test
     whose estimated standard error is a scaled chi with `df` degrees of freedom (noncentral t)."""
     if se <= 0:
         return 1.0 if effect else alpha
-    crit = float(_st.t.isf(alpha / 2.0, df))
+    crit = float(_sp.stdtrit(df, 1.0 - alpha / 2.0))
     ncp = abs(effect) / se
-    far = float(_st.nct.cdf(-crit, df, ncp))  # significant in the wrong direction: tiny, NaN when ncp is large
-    return min(1.0, float(_st.nct.sf(crit, df, ncp)) + (far if far == far else 0.0))
+    far = float(_sp.nctdtr(df, ncp, -crit))  # significant in the wrong direction: tiny, NaN when ncp is large
+    return min(1.0, 1.0 - float(_sp.nctdtr(df, ncp, crit)) + (far if far == far else 0.0))
 
 
 _K = 64
@@ -118,7 +131,7 @@ _Q = (np.arange(_K) + 0.5) / _K  # quantile midpoints: a simple quadrature over 
 @lru_cache(maxsize=256)
 def _chi2_nodes(df: float) -> np.ndarray:
     """chi-square(df) / df at the quadrature nodes."""
-    return _st.chi2.ppf(_Q, df) / df
+    return _sp.chdtri(df, 1.0 - _Q) / df
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ class Design:
         hi = se * 4.0
         while self.power(hi, alpha) < target:
             hi *= 2.0
-        return float(_opt.brentq(lambda d: self.power(d, alpha) - target, 0.0, hi, xtol=se * 1e-6))
+        return bisect(lambda d: self.power(d, alpha) - target, 0.0, hi, xtol=se * 1e-6)
 
 
 def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: float = 0.8, *,
@@ -221,11 +234,11 @@ def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: flo
 
 def _test(diff: float, se: float, df: float, delta: float, alpha: float) -> dict[str, float | None]:
     t = diff / se
-    p = float(2.0 * _st.t.sf(abs(t), df))
-    half = float(_st.t.ppf(1.0 - alpha / 2.0, df)) * se
+    p = float(2.0 * _sp.stdtr(df, -abs(t)))
+    half = float(_sp.stdtrit(df, 1.0 - alpha / 2.0)) * se
     if delta > 0:
-        p_low = float(_st.t.sf((diff + delta) / se, df))     # H0: diff <= -delta
-        p_high = float(_st.t.cdf((diff - delta) / se, df))   # H0: diff >= +delta
+        p_low = float(_sp.stdtr(df, -(diff + delta) / se))   # H0: diff <= -delta
+        p_high = float(_sp.stdtr(df, (diff - delta) / se))   # H0: diff >= +delta
         p_eq: float | None = max(p_low, p_high)
     else:
         p_eq = None

@@ -7,8 +7,19 @@ import pytest
 from scipy import stats as st
 
 from normreg.sequential import simulate
-from normreg.stats import (VERDICT_CODES, Design, adjust, array_p, array_stats, array_verdicts, compare_values,
-                           paired, power, seeds_for, welch, welch_se_df)
+from normreg.stats import (
+    VERDICT_CODES,
+    Design,
+    adjust,
+    array_p,
+    array_stats,
+    array_verdicts,
+    compare_values,
+    paired,
+    power,
+    seeds_for,
+    welch,
+)
 from normreg.suite import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
