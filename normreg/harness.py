@@ -293,7 +293,8 @@ def run_suites(
         b = stored[s.name]
         infos.append(SuiteInfo(
             name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
-            seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds, metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+            seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
+            metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
             run_dir=str(out / s.name), baseline=str(baseline_path(baselines, s.name)) if b else None,
             baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
             design=s.stats.design, correction=s.stats.correction,

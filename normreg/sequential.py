@@ -80,7 +80,8 @@ def _boundaries(info: tuple[float, ...], alpha: float, kind: str, two_sided: boo
             if target >= total:
                 c = 0.0 if two_sided else -40.0
             else:
-                c = bisect(lambda c, target=target: exit_prob(c) - target, -40.0 if not two_sided else 0.0, 40.0, xtol=1e-9)
+                low = -40.0 if not two_sided else 0.0
+                c = bisect(lambda c, target=target: exit_prob(c) - target, low, 40.0, xtol=1e-9)
         out.append(c)
         # Propagate the density inside the continuation region to the next look.
         b = c * math.sqrt(t)
