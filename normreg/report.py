@@ -193,8 +193,7 @@ def render_table(checks: Sequence[Check]) -> str:
         ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "-" if c.diff is None else f"{c.diff:+.4g}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{_fmt(c.mean_a)} (n={c.n_a})",
-                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_decision),
-                     _p(c.p_adjusted) if c.correction != "none" else "-", _fmt(c.power, 2), _fmt(c.mde, 2),
+                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), _p(c.p_adjusted), _fmt(c.power, 2), _fmt(c.mde, 2),
                      verdict_label(ch)))
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
@@ -225,8 +224,8 @@ def render(report: Report) -> str:
             parts.append("Pairing by seed (power to find min_effect):\n" + "\n".join(paired))
         fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
         if fam:
-            parts.append(f"p adj: {', '.join(fam)}-adjusted across each suite's checks; p is sequential where "
-                         "seeds ran in stages; power and MDE (80% power) are at the seeds used.")
+            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted across each suite's checks "
+                         "(sequential where seeds ran in stages); power and MDE (80% power) are at the seeds used.")
     else:
         parts.append("No comparisons.")
     if report.problems:
