@@ -175,7 +175,8 @@ def run_suites(
             name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
             seeds=s.seeds, metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
             run_dir=str(out / s.name), baseline=str(baseline_path(baselines, s.name)) if b else None,
-            baseline_environment=dict(b.environment) if b else None, baseline_updated=updated))
+            baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
+            baseline_values=b.values if b else None))
     return Report(created=environment["date"], environment=environment, suites=tuple(infos),
                   runs=tuple(sorted(results, key=lambda r: (r.suite, r.variant, r.seed))),
                   checks=tuple(checks), problems=tuple(problems), command="run")

@@ -82,10 +82,15 @@ class SuiteInfo:
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
+    # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
+    baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
+        if self.baseline_values is not None:
+            d["baseline_values"] = {v: {m: {str(s): x for s, x in sorted(sv.items())} for m, sv in ms.items()}
+                                    for v, ms in self.baseline_values.items()}
         return d
 
 
