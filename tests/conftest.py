@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -18,6 +19,8 @@ from normreg.results import RunResult
 from normreg.runner import Job
 
 DATA = Path(__file__).parent / "data"
+GOLDEN = DATA / "golden"
+_WHERE = re.compile(r" \(at [^()]*:\d+ in [^()]*\)")  # where an error was raised: moves when code moves
 REPORT_SUITES = DATA / "reports"
 
 # Fixed stand-ins for everything that differs between machines and runs (dates, versions, hosts, commits).
@@ -63,7 +66,7 @@ def drift_script(night: int, regressed_from: int = 2) -> dict[str, Any]:
     return {"a": {"acc": a},
             "b": {"acc": [0.802 + shift, 0.795 + shift, 0.808 + shift, 0.80 + shift]},
             "c": {"acc": [0.79, 0.81, ValueError("loss is NaN at epoch 3") if night >= regressed_from else 0.80,
-                          0.80]}}
+                          0.806 if night >= regressed_from else 0.80]}}
 
 
 def normalise(data: dict[str, Any], created: str = FIXED_ENV["date"]) -> dict[str, Any]:
@@ -73,6 +76,10 @@ def normalise(data: dict[str, Any], created: str = FIXED_ENV["date"]) -> dict[st
     data["environment"] = {**FIXED_ENV, "date": created}
     for r in data["runs"]:
         r["duration_s"] = 12.5
+        if r.get("error"):
+            r["error"] = _WHERE.sub("", r["error"])
+    for p in data["problems"]:
+        p["message"] = _WHERE.sub("", p["message"])
     for s in data["suites"]:
         s["run_dir"] = f"runs/nightly/{s['name']}"
         s["path"] = f"suites/{s['name']}.yaml"
@@ -113,3 +120,22 @@ def report_path(tmp_path_factory: pytest.TempPathFactory, report_json: dict[str,
     path = tmp_path_factory.mktemp("report") / "report.json"
     path.write_text(json.dumps(report_json, indent=2, sort_keys=True) + "\n")
     return path
+
+
+NIGHT_DATES = ["2025-03-01T03:00:00+00:00", "2025-03-02T03:00:00+00:00", "2025-03-03T03:00:00+00:00",
+               "2025-03-04T03:00:00+00:00", "2025-03-05T03:00:00+00:00"]
+
+
+@pytest.fixture(scope="session")
+def nights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five nightly reports of the scripted suites in nested folders (written in scrambled order); the drift
+    suite's variant b regresses from the fourth night on. A baseline JSON beside them is not a report."""
+    work = tmp_path_factory.mktemp("nights-work")
+    out = tmp_path_factory.mktemp("nights")
+    for night in (3, 1, 5, 2, 4):
+        data = make_report(work, night=night, regressed_from=4, created=NIGHT_DATES[night - 1], curves=False)
+        folder = out / f"nightly-{night * 7919 % 100:02d}"  # folder names do not sort by date
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    shutil.copy(work / "baselines" / "drift.json", out / "drift-baseline.json")
+    return out
