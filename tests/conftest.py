@@ -1,113 +1,74 @@
-"""Shared fixtures: reports made by the real harness (`run_suites`) with a scripted FakeRunner, no training."""
+"""Shared fixtures: suite files written on the fly, the fake runner wired into the CLI, a CLI invoker."""
 
 from __future__ import annotations
 
 import json
-import math
-import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from normreg.fake import FakeRunner
-from normreg.harness import run_suites
-from normreg.results import RunResult
-from normreg.runner import Job
+from scripted import NIGHT_DATES, make_report
+from typer.testing import CliRunner
 
 DATA = Path(__file__).parent / "data"
-GOLDEN = DATA / "golden"
-_WHERE = re.compile(r" \(at [^()]*:\d+ in [^()]*\)")  # where an error was raised: moves when code moves
-REPORT_SUITES = DATA / "reports"
 
-# Fixed stand-ins for everything that differs between machines and runs (dates, versions, hosts, commits).
-FIXED_ENV = {"normreg": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "pytorch_lightning": "2.6.0",
-             "platform": "Linux-x86_64", "device": "fake", "git_commit": "0123456789abcdef0123456789abcdef01234567",
-             "date": "2025-03-01T03:00:00+00:00"}
-
-
-class CurvesFakeRunner(FakeRunner):
-    """A FakeRunner whose runs also carry per-epoch `history`, as Lightning runs do."""
-
-    def __init__(self, script: Any, curves: Callable[[str, int], Mapping[str, Sequence[float]]]) -> None:
-        super().__init__(script)
-        self.curves = curves
-
-    def run(self, jobs: Sequence[Job], on_result: Callable[[RunResult], None], on_start: Any = None) -> None:
-        def add(r: RunResult) -> None:
-            on_result(replace(r, history=dict(self.curves(r.variant, r.seed))) if r.ok else r)
-
-        super().run(jobs, add, on_start)
+PAIR_SUITE = """
+name: {name}
+seeds: {seeds}
+metrics:
+  acc: {{goal: max, min_effect: 0.01}}
+  loss: {{goal: min, min_effect: 0.05}}
+reference: merged
+variants:
+  merged: {{model: {{target: tiny_models:Classifier}}}}
+  twin: {{model: {{target: tiny_models:Classifier}}}}
+{extra}
+"""
 
 
-def _curves(variant: str, seed: int) -> dict[str, list[float]]:
-    """Smooth learning curves with a little seed-to-seed noise; the 'twin' variant plateaus lower."""
-    floor = 0.5 if variant == "twin" else 0.3
-    wobble = [0.01 * math.sin(1.7 * seed + e) for e in range(4)]
-    return {"train_loss": [floor + 0.9 * math.exp(-0.8 * e) + w for e, w in enumerate(wobble)],
-            "val_acc": [0.95 - floor / 2 - 0.4 * math.exp(-0.9 * e) + w for e, w in enumerate(wobble)]}
+@pytest.fixture
+def write_suite(tmp_path: Path) -> Callable[..., Path]:
+    """Write a suite file into tmp_path; defaults give the merged/twin pair on metrics acc and loss."""
+
+    def write(text: str | None = None, *, name: str = "pair", seeds: int = 5, extra: str = "",
+              filename: str | None = None) -> Path:
+        body = textwrap.dedent(text) if text is not None else PAIR_SUITE.format(name=name, seeds=seeds,
+                                                                                extra=textwrap.dedent(extra))
+        path = tmp_path / (filename or f"{name}.yaml")
+        path.write_text(body)
+        return path
+
+    return write
 
 
-PAIRS = {
-    "merged": {"acc": [0.912, 0.905, 0.918, 0.909, 0.914], "loss": [0.31, 0.33, 0.29, 0.32, 0.30]},
-    "copy": {"acc": [0.910, 0.915, 0.907, 0.913, 0.911], "loss": [0.305, 0.318, 0.30, 0.312, 0.309]},
-    "twin": {"acc": [0.842, 0.851, 0.838, 0.846, 0.849], "loss": [0.52, 0.49, 0.55, 0.50, 0.53]},
-    "crash": RuntimeError("CUDA error: an illegal memory access was encountered"),
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Invoke the CLI in-process; `script=` makes `run` use a FakeRunner with those per-seed metrics."""
+    from normreg import cli as cli_module
+    from normreg.fake import FakeRunner
+
+    def invoke(*args: str, script: object = None) -> object:
+        if script is not None:
+            monkeypatch.setattr(cli_module, "make_runner", lambda workers: FakeRunner(script))  # type: ignore[arg-type]
+        return CliRunner().invoke(cli_module.app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+# Scripted values: twin is clearly worse on acc, equal on loss.
+REGRESSION = {
+    "merged": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
+    "twin": {"acc": [0.937, 0.915, 0.952, 0.930, 0.941], "loss": [0.30, 0.30, 0.31, 0.29, 0.30]},
+}
+SAME = {
+    "merged": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
+    "twin": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
 }
 
-
-def drift_script(night: int, regressed_from: int = 2) -> dict[str, Any]:
-    """Night `night` of the drift suite: variant b regresses from night `regressed_from` on; c crashes on seed 2."""
-    shift = -0.045 if night >= regressed_from else 0.0
-    a = [0.80 + 0.002 * night, 0.81, 0.79, 0.805]
-    return {"a": {"acc": a},
-            "b": {"acc": [0.802 + shift, 0.795 + shift, 0.808 + shift, 0.80 + shift]},
-            "c": {"acc": [0.79, 0.81, ValueError("loss is NaN at epoch 3") if night >= regressed_from else 0.80,
-                          0.806 if night >= regressed_from else 0.80]}}
-
-
-def normalise(data: dict[str, Any], created: str = FIXED_ENV["date"]) -> dict[str, Any]:
-    """Replace the volatile fields (times, hosts, versions, temporary paths) with fixed values."""
-    data = json.loads(json.dumps(data))
-    data["created"] = created
-    data["environment"] = {**FIXED_ENV, "date": created}
-    for r in data["runs"]:
-        r["duration_s"] = 12.5
-        if r.get("error"):
-            r["error"] = _WHERE.sub("", r["error"])
-    for p in data["problems"]:
-        p["message"] = _WHERE.sub("", p["message"])
-    for s in data["suites"]:
-        s["run_dir"] = f"runs/nightly/{s['name']}"
-        s["path"] = f"suites/{s['name']}.yaml"
-        if s.get("baseline"):
-            s["baseline"] = f"baselines/{s['name']}.json"
-            s["baseline_environment"] = {**FIXED_ENV, "device": "cuda:0", "date": "2025-02-01T03:00:00+00:00"}
-    return data
-
-
-def make_report(tmp: Path, night: int = 2, regressed_from: int = 2, created: str = FIXED_ENV["date"],
-                curves: bool = True) -> dict[str, Any]:
-    """Run both scripted suites through the real harness: night 1 stores the drift baseline (made on another
-    device), night `night` is judged against it. Returns the normalised report JSON."""
-    suites = tmp / "suites"
-    if not suites.exists():
-        shutil.copytree(REPORT_SUITES, suites)
-    baselines = tmp / "baselines"
-    if not (baselines / "drift.json").exists():
-        run_suites([suites / "drift.yaml"], out=tmp / "runs" / "night1", baselines=baselines, update_baseline=True,
-                   runner=FakeRunner(drift_script(1, regressed_from)))
-        stored = json.loads((baselines / "drift.json").read_text())
-        stored["environment"]["device"] = "cuda:0"  # the baseline was made on a GPU, tonight's run is not
-        (baselines / "drift.json").write_text(json.dumps(stored))
-    script = {**PAIRS, **drift_script(night, regressed_from)}
-    runner = CurvesFakeRunner(script, _curves) if curves else FakeRunner(script)
-    report = run_suites([suites], out=tmp / "runs" / f"night{night}", baselines=baselines, runner=runner)
-    return normalise(report.to_json(), created)
-
+# Scripted nightly reports for the report formats and history (see tests/scripted.py).
 
 @pytest.fixture(scope="session")
 def report_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -120,10 +81,6 @@ def report_path(tmp_path_factory: pytest.TempPathFactory, report_json: dict[str,
     path = tmp_path_factory.mktemp("report") / "report.json"
     path.write_text(json.dumps(report_json, indent=2, sort_keys=True) + "\n")
     return path
-
-
-NIGHT_DATES = ["2025-03-01T03:00:00+00:00", "2025-03-02T03:00:00+00:00", "2025-03-03T03:00:00+00:00",
-               "2025-03-04T03:00:00+00:00", "2025-03-05T03:00:00+00:00"]
 
 
 @pytest.fixture(scope="session")

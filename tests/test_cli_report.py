@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import PAIRS, REPORT_SUITES, drift_script
+from scripted import PAIRS, REPORT_SUITES, drift_script
 from typer.testing import CliRunner
 
 from normreg import cli

@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pytest
-from conftest import NIGHT_DATES
+from scripted import NIGHT_DATES
 
 from normreg.errors import ResultsError
 from normreg.history import find_reports, load_history, render_history

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import make_report
+from scripted import make_report
 
 from normreg.html import audit_html, render_html
 from normreg.reportfile import report_from_json
@@ -114,7 +114,7 @@ def test_audit_shapes(audit, expect):
 def test_all_suites_page_stays_under_two_megabytes(tmp_path):
     """A report the size of a full nightly (6 suites, 4 variants, 10 seeds, 2 metrics, 20-epoch curves) stays
     well under the 2 MB budget."""
-    from conftest import CurvesFakeRunner, normalise
+    from scripted import CurvesFakeRunner, normalise
 
     from normreg.fake import FakeRunner
     from normreg.harness import run_suites

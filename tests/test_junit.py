@@ -3,8 +3,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import GOLDEN
 from golden import assert_golden
+from scripted import GOLDEN
 
 from normreg.junit import render_junit
 from normreg.reportfile import report_from_json

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conftest import GOLDEN
 from golden import assert_golden
+from scripted import GOLDEN
 
 from normreg.markdown import render_markdown
 from normreg.reportfile import report_from_json
