@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripted import REGRESSION, SAME
+from conftest import REGRESSION, SAME
 
 from normreg.report import SCHEMA
 
