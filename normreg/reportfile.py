@@ -50,6 +50,13 @@ def _suite(d: Mapping[str, Any]) -> SuiteInfo:
     return SuiteInfo(**known)
 
 
+def _run(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """JSON has no NaN, so reports store a non-finite value (which fails its run) as null: read it back as NaN."""
+    nan = float("nan")
+    return {**d, "metrics": {k: nan if v is None else v for k, v in (d.get("metrics") or {}).items()},
+            "history": {k: [nan if x is None else x for x in v] for k, v in (d.get("history") or {}).items()}}
+
+
 def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
     """Rebuild a report from its JSON form (`normreg.report/1`); raises `ResultsError` naming `source`."""
     check_schema(Path(source), data, SCHEMA)
@@ -57,7 +64,7 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
         suites = tuple(_suite(s) for s in data.get("suites", []))
         extras = {s["name"]: {k: v for k, v in s.items() if k not in _SUITE_FIELDS}
                   for s in data.get("suites", [])}
-        runs = tuple(RunResult.from_json(r) for r in data.get("runs", []))
+        runs = tuple(RunResult.from_json(_run(r)) for r in data.get("runs", []))
         checks = tuple(Check(suite=c["suite"], kind=c["kind"], comparison=_comparison(c),
                              expected=c.get("expected"),
                              environment_differences=c.get("environment_differences") or {})

@@ -55,3 +55,22 @@ def test_not_json_names_the_file_and_line(tmp_path):
     path.write_text("{\n  oops\n}")
     with pytest.raises(ResultsError, match=r"r\.json:2: not valid JSON"):
         read_report(path)
+
+
+def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
+    """A run that logged NaN fails, and the report stores its value as null; the formats still render."""
+    from scripted import REPORT_SUITES
+
+    from normreg.fake import FakeRunner
+    from normreg.harness import run_suites
+    from normreg.markdown import render_markdown
+
+    script = {"a": {"acc": [0.8, 0.81, 0.79, 0.8]}, "b": {"acc": [0.8, float("nan"), 0.8, 0.81]},
+              "c": {"acc": [0.8, 0.8, 0.81, 0.79]}}
+    report = run_suites([REPORT_SUITES / "drift.yaml"], out=tmp_path, baselines=tmp_path / "b",
+                        runner=FakeRunner(script))
+    data = json.loads(json.dumps(report.to_json()))
+    assert [r["metrics"] for r in data["runs"] if r["status"] == "failed"] == [{"acc": None}]
+    rf = report_from_json(data)
+    assert rf.report.verdict == "error"
+    assert "NonFiniteMetric: acc=nan" in render_markdown(rf)
