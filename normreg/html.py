@@ -32,6 +32,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right
 white-space:nowrap}tr.fail td{background:#fdecea}tr.xfail td{background:#fff6e0}tr.diff td{background:#fff6e0}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
 .pass{background:#2e7d32}.fail{background:#c62828}.error{background:#6a1b9a}
+table.verdicts td:last-child{min-width:220px}.scroll{overflow-x:auto}
 .v-fail{color:#c62828;font-weight:600}.v-xfail{color:#a86400;font-weight:600}.v-ok{color:#2e7d32}
 .reason{color:#555;font-size:12px}img{max-width:100%;height:auto;display:block;margin:6px 0}
 code{background:#f3f3f3;padding:0 3px;border-radius:3px}.sev-error td{background:#fdecea}
@@ -73,7 +74,8 @@ def _verdict(check: Check) -> str:
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
-    return f"{_g(mean)} ± {_g(sd, 2)} (n={n})" if sd is not None else f"{_g(mean)} (n={n})"
+    value = f"{_g(mean)} ± {_g(sd, 2)}" if sd is not None else _g(mean)
+    return f"{value}<br><small>n={n}</small>"
 
 
 def verdict_table(checks: Sequence[Check]) -> str:
@@ -89,11 +91,11 @@ def verdict_table(checks: Sequence[Check]) -> str:
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci} <small>{c.ci_level:.0%}</small></td><td class=num>{p}</td>"
+            f"<td class=num>{ci}<br><small>{c.ci_level:.0%} CI</small></td><td class=num>{p}</td>"
             f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
-            "<th>b − a</th><th>CI</th><th>p</th><th>verdict</th></tr>")
-    return f'<table class="verdicts">{head}{"".join(rows)}</table>'
+            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
+    return f'<div class="scroll"><table class="verdicts">{head}{"".join(rows)}</table></div>'
 
 
 # ---------------------------------------------------------------------------------------- per suite

@@ -16,7 +16,7 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#17becf")
 BASELINE_COLOR = "#9a9a9a"
 FAIL_COLOR = "#c62828"
-DPI = 80
+DPI = 96
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
     n = max(len(metrics), 1)
     cols = min(n, 2)
     rows = math.ceil(n / cols)
-    width = max(3.2, 1.1 * len(variants) + 1.6)
+    width = max(3.6, 1.3 * len(variants) + 2.0)
     fig = _figure(width * cols, 3.0 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, (metric, goal) in enumerate(metrics):

@@ -89,3 +89,12 @@ def test_formats_do_not_import_torch(report_path, nights_dir, tmp_path):
     assert "HEAVY []" in proc.stdout
     assert all((tmp_path / n).exists() for n in ("r.html", "r.md", "r.xml", "h.html"))
     json.loads(report_path.read_text())  # untouched
+
+
+def test_outputs_are_readable_like_any_new_file(report_path, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert invoke("report", report_path, "--markdown", tmp_path / "s.md").exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.md").stat().st_mode & 0o777 == 0o644
