@@ -100,8 +100,8 @@ def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
     seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
                                                  "seeds in stages until each verdict is decisive.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per GPU, "
-                                                   "else one per core).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per GPU, "
+                                                   "else one per core; 0: in this process).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),

@@ -204,13 +204,23 @@ def default_workers(n_jobs: int, gpus: int, cores: int | None = None) -> int:
 
 
 class LightningRunner:
-    """Trains jobs in `workers` spawned processes; each gets cores/workers torch threads, or its own GPU."""
+    """Trains jobs in `workers` spawned processes; each gets cores/workers torch threads, or its own GPU.
+
+    `workers=0` trains in this process, one job after another: no isolation, but a debugger works and nothing
+    is imported twice (the tests use it).
+    """
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
 
     def run(self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None) -> None:
         if not jobs:
+            return
+        if self.workers == 0:
+            for job in jobs:
+                if on_start:
+                    on_start(job)
+                on_result(run_one(job))
             return
         gpus = gpu_count()
         workers = self.workers or default_workers(len(jobs), gpus)

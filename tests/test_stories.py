@@ -21,6 +21,8 @@ FAST = {
     "frozen_backbone_layernorm": ["trainer.max_epochs=1"],
     "gan_discriminator": ["trainer.max_epochs=1"],
     "gan_discriminator_layernorm": ["trainer.max_epochs=1"],
+    "rl_acting": ["trainer.max_epochs=1"],
+    "rl_acting_layernorm": ["trainer.max_epochs=1"],
 }
 
 
@@ -31,7 +33,7 @@ def _present(names: list[str]) -> list[str]:
 @pytest.mark.parametrize("name", _present(sorted(FAST)))
 def test_story_runs_in_fast_setting(name: str, tmp_path: Path) -> None:
     suite = load_suite(SUITES / f"{name}.yaml", FAST[name])
-    report = run_suites([SUITES / f"{name}.yaml"], seeds=2, overrides=FAST[name], out=tmp_path,
+    report = run_suites([SUITES / f"{name}.yaml"], seeds=2, overrides=FAST[name], out=tmp_path, workers=0,
                         baselines=tmp_path / "none", ignore_expect=True)
     expect_crash = {v.name for v in suite.variants if suite.expected(v.name, "*") == "failed"}
     for r in report.runs:
@@ -63,3 +65,20 @@ def test_full_story_suites_give_their_declared_verdicts(tmp_path: Path) -> None:
     assert report.exit_code == 0, [c.comparison.reason for c in report.checks if c.failed]
     ignored = run_suites([SUITES], out=tmp_path / "ignored", baselines=tmp_path / "none", ignore_expect=True)
     assert ignored.exit_code in (1, 3)
+
+
+def test_fixing_a_known_bug_fails_its_suite_by_surprise(tmp_path: Path) -> None:
+    """The frozen-backbone bug, caught as declared; corrected to eval mode, the same suite fails: not caught."""
+    path = SUITES / "frozen_backbone.yaml"
+    fast = ["trainer.max_epochs=1", "seeds=3"]
+    fixed = [*fast, "variants.backbone_train.model.args.backbone_mode=eval"]
+
+    def single_acc(overrides: list[str], out: str):
+        report = run_suites([path], overrides=overrides, out=tmp_path / out, baselines=tmp_path / "none", workers=0)
+        return next(c for c in report.checks if c.kind == "pair" and c.comparison.metric == "single_acc")
+
+    buggy = single_acc(fast, "buggy")
+    assert buggy.comparison.verdict == "regressed" and buggy.expected_failure and not buggy.failed
+    corrected = single_acc(fixed, "fixed")
+    assert corrected.comparison.verdict != "regressed"
+    assert corrected.failed and corrected.expected == "regressed"
