@@ -82,6 +82,7 @@ class SuiteInfo:
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
+    audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -193,6 +194,24 @@ def render_table(checks: Sequence[Check]) -> str:
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
+def _likely_causes(report: Report) -> list[str]:
+    """One line per audit error finding on a variant whose pair check failed or failed as expected."""
+    lines = []
+    for s in report.suites:
+        if not s.audit:
+            continue
+        if s.audit.get("error"):
+            lines.append(f"  {s.name}: the audit could not run: {s.audit['error']}")
+            continue
+        failing = {c.comparison.b for c in report.checks
+                   if c.suite == s.name and c.kind == "pair" and (c.failed or c.expected_failure)}
+        for f in s.audit.get("findings", []):
+            if f.get("severity") == "error" and f.get("variant") in failing:
+                lines.append(f"  {s.name}/{f['variant']}: [{f['check']}] {f['module']} ({f['module_type']}): "
+                             f"{f['message']}")
+    return lines
+
+
 def render(report: Report) -> str:
     """The terminal summary: table, reasons of failing checks, problems, environment notes, outcome."""
     parts = []
@@ -204,6 +223,9 @@ def render(report: Report) -> str:
             parts.append("Why:\n" + "\n".join(reasons))
     else:
         parts.append("No comparisons.")
+    causes = _likely_causes(report)
+    if causes:
+        parts.append("Likely cause (normreg audit, no training):\n" + "\n".join(causes))
     if report.problems:
         parts.append("Problems:\n" + "\n".join(
             f"  {p.suite}/{p.variant}: {p.message}{' (expected)' if p.expected else ''}" for p in report.problems))
