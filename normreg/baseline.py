@@ -76,8 +76,10 @@ def load_baseline(directory: Path, suite: str) -> Baseline | None:
 
 
 def make_baseline(suite: Suite, runs: Iterable[RunResult], environment: Mapping[str, Any]) -> Baseline:
+    declared = {m.name for m in suite.metrics}
+    values = values_from_runs([r for r in runs if r.suite == suite.name], qualify=False)
     return Baseline(suite=suite.name, suite_digest=suite.digest, environment=environment, metrics=suite.metrics,
-                    values=values_from_runs([r for r in runs if r.suite == suite.name], qualify=False))
+                    values={v: {m: sv for m, sv in ms.items() if m in declared} for v, ms in values.items()})
 
 
 def save_baseline(directory: Path, baseline: Baseline) -> Path:

@@ -25,8 +25,10 @@ def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
     return [(v, v) for v in shared]
 
 
-def _label(rs: ResultSet, variant: str) -> str:
-    stem = Path(rs.source.partition("#")[0]).stem or rs.source
+def _label(rs: ResultSet, other: ResultSet, variant: str) -> str:
+    """`stem:variant`, with the parent folder when both files share a name (two nights' report.json)."""
+    mine, theirs = Path(rs.source.partition("#")[0]), Path(other.source.partition("#")[0])
+    stem = mine.stem if mine.name != theirs.name else f"{mine.parent.name}/{mine.stem}"
     return f"{stem}:{variant}"
 
 
@@ -55,7 +57,8 @@ def compare(
     level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)
     for va, vb in pairs:
         shared = [m for m in a.values[va] if m in b.values[vb]]
-        wanted = list(metrics) or shared
+        declared = [m for m in shared if m in a.specs or m in b.specs]
+        wanted = list(metrics) or declared or shared  # the suite's metrics, not every value a model logged
         for m in wanted:
             if m not in shared:
                 have = sorted(set(a.values[va]) & set(b.values[vb]))
@@ -65,7 +68,7 @@ def compare(
             spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
             xa, xb = a.values[va][m], b.values[vb][m]
             comparison = welch([xa[s] for s in sorted(xa)], [xb[s] for s in sorted(xb)], spec, alpha=level,
-                               a_name=_label(a, va), b_name=_label(b, vb))
+                               a_name=_label(a, b, va), b_name=_label(b, a, vb))
             checks.append(Check("", mode, comparison))
         if not wanted:
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")

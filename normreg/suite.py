@@ -133,7 +133,7 @@ class _Doc:
         probe = keys
         while probe and probe not in self.lines:
             probe = probe[:-1]
-        return SuiteError(message, path=str(self.path), line=self.lines.get(probe, 1) if keys else None,
+        return SuiteError(message, path=str(self.path), line=self.lines.get(probe, 1),
                           key=".".join(keys) or None)
 
 

@@ -35,7 +35,9 @@ class Classifier(pl.LightningModule):
         x, y = batch
         if self.broken:
             raise RuntimeError("this variant is broken on purpose")
-        return nn.functional.cross_entropy(self.net(x), y)
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=len(x))
+        return loss
 
     def test_step(self, batch, batch_idx):
         x, y = batch

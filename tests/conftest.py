@@ -1,0 +1,65 @@
+"""Shared fixtures: suite files written on the fly, the fake runner wired into the CLI, a CLI invoker."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+DATA = Path(__file__).parent / "data"
+
+PAIR_SUITE = """
+name: {name}
+seeds: {seeds}
+metrics:
+  acc: {{goal: max, min_effect: 0.01}}
+  loss: {{goal: min, min_effect: 0.05}}
+reference: merged
+variants:
+  merged: {{model: {{target: tiny_models:Classifier}}}}
+  twin: {{model: {{target: tiny_models:Classifier}}}}
+{extra}
+"""
+
+
+@pytest.fixture
+def write_suite(tmp_path: Path) -> Callable[..., Path]:
+    """Write a suite file into tmp_path; defaults give the merged/twin pair on metrics acc and loss."""
+
+    def write(text: str | None = None, *, name: str = "pair", seeds: int = 5, extra: str = "",
+              filename: str | None = None) -> Path:
+        body = textwrap.dedent(text) if text is not None else PAIR_SUITE.format(name=name, seeds=seeds,
+                                                                                extra=textwrap.dedent(extra))
+        path = tmp_path / (filename or f"{name}.yaml")
+        path.write_text(body)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Invoke the CLI in-process; `script=` makes `run` use a FakeRunner with those per-seed metrics."""
+    from normreg import cli as cli_module
+    from normreg.fake import FakeRunner
+
+    def invoke(*args: str, script: object = None) -> object:
+        if script is not None:
+            monkeypatch.setattr(cli_module, "make_runner", lambda workers: FakeRunner(script))  # type: ignore[arg-type]
+        return CliRunner().invoke(cli_module.app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+# Scripted values: twin is clearly worse on acc, equal on loss.
+REGRESSION = {
+    "merged": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
+    "twin": {"acc": [0.937, 0.915, 0.952, 0.930, 0.941], "loss": [0.30, 0.30, 0.31, 0.29, 0.30]},
+}
+SAME = {
+    "merged": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
+    "twin": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
+}

@@ -1,0 +1,142 @@
+"""The suite loader: valid suites become frozen objects; every kind of bad input names file, line and key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from normreg.errors import SuiteError
+from normreg.suite import discover, load_suite
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+# file, line, key path, a fragment of the message
+CASES = [
+    ("misspelt_top_key", 3, "varients", "Did you mean 'variants'?"),
+    ("misspelt_nested_key", 2, "metrics.acc.min_efect", "Did you mean 'min_effect'?"),
+    ("missing_variants", 1, None, "missing required key 'variants'"),
+    ("bad_goal", 3, "metrics.acc.goal", "expected 'max' or 'min', but found a string ('maximum')"),
+    ("bad_reference", 2, "reference", "'merge' is not a variant. Did you mean 'merged'?"),
+    ("bad_seeds", 2, "seeds", "expected a count of seeds or a non-empty list of seeds"),
+    ("bad_target_form", 5, "variants.a.model.target", "expected 'package.module:callable'"),
+    ("bad_alpha", 5, "stats.alpha", "expected a number in (0.0, 0.5)"),
+    ("bad_expect", 6, "expect.b", "Did you mean 'regressed'?"),
+    ("invalid_yaml", 2, None, "invalid YAML"),
+    ("not_a_mapping", 1, None, "expected a mapping of suite keys"),
+    ("negative_min_effect", 2, "metrics.acc.min_effect", "expected a number in [0.0, inf]"),
+    ("unknown_variant_key", 5, "variants.a.trainr", "Did you mean 'trainer'?"),
+]
+
+
+@pytest.mark.parametrize("name,line,key,fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_suite_names_file_line_and_key(name: str, line: int, key: str | None, fragment: str) -> None:
+    path = BAD / f"{name}.yaml"
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    err = info.value
+    assert err.path == str(path)
+    assert err.line == line
+    assert err.key == key
+    assert fragment in str(err)
+    assert str(err).startswith(f"{path}:{line}")
+    assert "\n" not in str(err)
+
+
+def test_valid_suite_is_frozen_and_complete(write_suite) -> None:
+    path = write_suite(extra="trainer: {max_epochs: 3}\nexpect: {twin: regressed}\nstats: {alpha: 0.01}\n")
+    s = load_suite(path)
+    assert s.name == "pair" and s.reference == "merged"
+    assert [v.name for v in s.variants] == ["merged", "twin"]
+    assert s.seeds == (0, 1, 2, 3, 4)
+    assert s.stats.alpha == 0.01
+    assert s.metric("loss").goal == "min" and s.metric("loss").min_effect == 0.05
+    assert s.variant("twin").trainer["max_epochs"] == 3
+    assert s.variant("twin").trainer["logger"] is False  # no log files unless asked
+    assert s.expected("twin", "acc") == "regressed"
+    assert s.expected("merged", "acc") is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.name = "other"  # type: ignore[misc]
+
+
+def test_name_defaults_to_file_stem_and_reference_to_first_variant(write_suite) -> None:
+    path = write_suite("""
+        metrics: {acc: {}}
+        seeds: [3, 7]
+        variants:
+          first: {model: tiny_models:Classifier}
+          second: {model: {target: tiny_models:Classifier}, trainer: {max_epochs: 1}}
+        """, filename="my_suite.yaml")
+    s = load_suite(path)
+    assert s.name == "my_suite" and s.reference == "first" and s.seeds == (3, 7)
+    assert s.metric("acc").goal == "max" and s.metric("acc").min_effect == 0.0
+    assert s.variant("first").model.spec == "tiny_models:Classifier"
+
+
+def test_variant_overrides_data_and_merges_trainer(write_suite) -> None:
+    path = write_suite("""
+        data: {target: m:Data, args: {batch_size: 8}}
+        trainer: {max_epochs: 5, gradient_clip_val: 1.0}
+        metrics: {acc: {}}
+        variants:
+          a: {model: m:A}
+          b: {model: m:B, data: {target: m:Other}, trainer: {max_epochs: 2}}
+        """)
+    s = load_suite(path)
+    assert s.variant("a").data.spec == "m:Data" and s.variant("a").data.args == {"batch_size": 8}
+    assert s.variant("b").data.spec == "m:Other"
+    assert s.variant("b").trainer["max_epochs"] == 2 and s.variant("b").trainer["gradient_clip_val"] == 1.0
+
+
+def test_overrides_apply_before_validation_and_are_named_in_errors(write_suite) -> None:
+    path = write_suite()
+    s = load_suite(path, ["trainer.max_epochs=1", "seeds=2"])
+    assert s.variant("twin").trainer["max_epochs"] == 1 and s.seeds == (0, 1)
+    with pytest.raises(SuiteError, match=r"seeds: expected a count.*set on the command line with --set"):
+        load_suite(path, ["seeds=zero"])
+    with pytest.raises(SuiteError, match=r"expected --set KEY.PATH=VALUE"):
+        load_suite(path, ["seeds"])
+
+
+def test_digest_ignores_comments_but_not_content(write_suite, tmp_path: Path) -> None:
+    a = load_suite(write_suite())
+    commented = tmp_path / "pair2.yaml"
+    commented.write_text("# a comment\n" + (tmp_path / "pair.yaml").read_text())
+    assert load_suite(commented).digest == a.digest
+    assert load_suite(write_suite(seeds=3, name="pair")).digest != a.digest
+
+
+def test_expect_rules(write_suite) -> None:
+    ok = write_suite(extra="expect: {twin: {acc: regressed}, merged: failed}\n")
+    s = load_suite(ok)
+    assert s.expected("twin", "acc") == "regressed" and s.expected("twin", "loss") is None
+    assert s.expected("merged", "*") == "failed"
+    with pytest.raises(SuiteError, match="is the reference"):
+        load_suite(write_suite(extra="expect: {merged: regressed}\n"))
+    with pytest.raises(SuiteError, match=r"'twn' is not a variant. Did you mean 'twin'\?"):
+        load_suite(write_suite(extra="expect: {twn: regressed}\n"))
+    with pytest.raises(SuiteError, match="applies to a whole variant"):
+        load_suite(write_suite(extra="expect: {twin: {acc: failed}}\n"))
+
+
+def test_missing_file_and_discovery(tmp_path: Path, write_suite) -> None:
+    with pytest.raises(SuiteError, match="no such suite file"):
+        load_suite(tmp_path / "nope.yaml")
+    write_suite(name="b")
+    write_suite(name="a")
+    assert [p.name for p in discover([tmp_path])] == ["a.yaml", "b.yaml"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SuiteError, match="holds no .yaml suite files"):
+        discover([empty])
+
+
+def test_loading_a_suite_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from normreg.suite import load_suite; from normreg.stats import welch; "
+            "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
