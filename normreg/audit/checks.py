@@ -143,9 +143,10 @@ def train_mode_without_training(paths: Mapping[str, Sequence[Call]], variant: st
         bn = worst.module
         moves = bool(bn.track_running_stats)
         used = sorted({p for p, _ in items})
+        n_rows, n_values = worst.rows or 0, worst.values_per_channel or 0
         message = (f"{name} runs in train mode on the {', '.join(used)} path{'s' if len(used) > 1 else ''}, "
                    f"{'with no gradient taken' if not any(c.grad for c in calls) else 'where nothing trains'}; "
-                   f"it {_regime(worst.rows or 0, worst.values_per_channel or 0, (worst.values_per_channel or 0) // max(worst.rows or 1, 1))}")
+                   f"it {_regime(n_rows, n_values, n_values // max(n_rows, 1))}")
         if moves:
             message += ". Each call also moves its running statistics"
         findings.append(Finding(
@@ -318,11 +319,12 @@ def heterogeneous_normalisation(calls: Sequence[Call], variant: str, limit: floa
         worst = None
         for scales in _feature_scales(c.module, c.x):
             top = float(scales.max())
-            live = scales > 1e-3 * top  # features that are (nearly) always zero carry no scale
+            live = scales > 1e-6 * top  # features that are always zero carry no scale
             if top <= 0 or int(live.sum()) < 2:
                 continue
             lo = int(torch.where(live, scales, torch.full_like(scales, math.inf)).argmin())
-            ratio = top / float(scales[lo])
+            # Robust to a few odd features (e.g. the rarely lit border pixels of an image): 90th / 10th percentile.
+            ratio = float(torch.quantile(scales[live], 0.9) / torch.quantile(scales[live], 0.1))
             if worst is None or ratio > worst[0]:
                 worst = (ratio, lo, int(scales.argmax()), float(scales[lo]), top, len(scales))
         if worst is None or worst[0] <= limit:
@@ -330,7 +332,8 @@ def heterogeneous_normalisation(calls: Sequence[Call], variant: str, limit: floa
         ratio, lo, hi, smin, smax, k = worst
         findings.append(Finding(
             "heterogeneous_normalisation", "warning", variant, c.name, c.type,
-            f"{c.name} normalises {k} input features together whose scales differ by {ratio:.3g}x (feature {hi}: "
+            f"{c.name} normalises {k} input features together whose scales differ by {ratio:.3g}x (90th vs 10th "
+            f"percentile; feature {hi}: "
             f"RMS {smax:.3g}, feature {lo}: RMS {smin:.3g}); the large features set the statistics, so the small ones "
             "shrink whenever the large ones grow (the essay's joint positions and velocities)",
             {"ratio": ratio, "largest": [hi, smax], "smallest": [lo, smin], "features": k},

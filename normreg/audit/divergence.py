@@ -101,7 +101,7 @@ def _same_grouping(sizes_a: Sequence[int], sizes_b: Sequence[int], perm: Tensor)
     gb = torch.repeat_interleave(torch.arange(len(sizes_b)), torch.tensor(sizes_b))
     if len(ga) != len(perm) or len(gb) != len(perm):
         return False
-    pairs = set(zip(ga.tolist(), gb[perm].tolist()))
+    pairs = set(zip(ga.tolist(), gb[perm].tolist(), strict=True))
     return len({p[0] for p in pairs}) == len(pairs) == len({p[1] for p in pairs})
 
 

@@ -185,7 +185,7 @@ def _evidence(ev: Mapping[str, Any]) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
 
 
@@ -211,7 +211,8 @@ def render_audit(report: AuditReport, width: int = 110) -> str:
         out += ["  " + r for r in _table(("pair", "mode", "loss ref", "loss var", "grad diff", "stats diff",
                                           "first divergence"), rows)]
     if report.findings:
-        out.append(f"\nFindings ({', '.join(f'{n} {s}' for s in SEVERITIES if (n := sum(f.severity == s for f in report.findings)))}):")
+        counts = {s: sum(f.severity == s for f in report.findings) for s in SEVERITIES}
+        out.append(f"\nFindings ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}):")
         wrap = lambda label, text: textwrap.fill(text, width=width, initial_indent=f"    {label}",  # noqa: E731
                                                  subsequent_indent=" " * (4 + len(label)))
         for f in report.findings:

@@ -92,6 +92,15 @@ def pair_findings(variant: str, summaries: Sequence[ModeSummary], names: tuple[s
                         {}, "Make training_step runnable on the suite's first batch without a Trainer, or "
                             "audit with a suite whose variants share their data.")]
     a, b = names
+    first = ev if ev is not None and ev.first_divergence is not None else train
+    if first is not None and first.cause and first.cause.startswith("different modules"):
+        return [Finding("pair_divergence", "info", variant, first.first_divergence or "-",
+                        first.first_divergence_type or "-",
+                        f"{b} is built from other modules than {a}: the first module whose outputs differ, "
+                        f"{first.first_divergence}, is {first.cause[len('different modules '):]}; the two are not "
+                        "meant to compute the same thing, so their divergence is by design", evidence,
+                        "Nothing to fix; compare variants built from the same modules to find implementation "
+                        "differences.")]
     if ev is not None and ev.first_divergence is not None:
         fix = _FIX_MODE if ev.cause and ev.cause.startswith("mode") else _FIX_OTHER
         return [Finding("pair_divergence", "error", variant, ev.first_divergence, ev.first_divergence_type or "-",

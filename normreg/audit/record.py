@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -85,7 +85,6 @@ class Call:
     end: int = -1  # clock at the post-hook
     failed: bool = False  # the forward raised
     where: str = ""  # user code that made the call (BatchNorm calls in train mode only)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int | None:
@@ -116,6 +115,7 @@ class Recorder:
         self.capture = capture
         self.keep_roots = keep_roots
         self.calls: list[Call] = []
+        self.marks: list[int] = []
         self._stack: list[Call] = []
         self._clock = 0
         self._relative: dict[int, dict[int, str]] = {}
@@ -181,8 +181,17 @@ class Recorder:
                     call.y = y.detach().clone() if y is not None else None
                 break
 
-    def roots(self) -> list[Call]:
-        return [c for c in self.calls if c.depth == 0]
+    def mark(self) -> int:
+        """Note a moment (e.g. an optimizer step) on the recording's clock; returns it."""
+        self._clock += 1
+        self.marks.append(self._clock)
+        return self._clock
+
+    def before_first_mark(self) -> list[Call]:
+        """The calls that started before the first mark (all of them when nothing was marked)."""
+        if not self.marks:
+            return list(self.calls)
+        return [c for c in self.calls if c.start < self.marks[0]]
 
 
 def module_names(model: nn.Module) -> dict[int, str]:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError
 from normreg.suite import Suite, load_suite
-
-from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,17 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
     from normreg.audit import checks
     from normreg.audit.pair import StepRecord, mode_summary, pair_findings
     from normreg.audit.record import Recorder, module_names
-    from normreg.audit.steps import (copy_matching_state, eval_batches, optimizers_of, restore, run_eval_step,
-                                     seed_all, snapshot, train_batch, training_step)
+    from normreg.audit.steps import (
+        copy_matching_state,
+        eval_batches,
+        optimizers_of,
+        restore,
+        run_eval_step,
+        seed_all,
+        snapshot,
+        train_batch,
+        training_step,
+    )
     from normreg.runner import describe_error
 
     ref = subjects[0]
@@ -87,13 +95,22 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         s.model.train(mode == "train")
         opts = optimizers(s)
         seed_all(seed)
+        rec = Recorder(names[s.name], capture=True)
+        # Outputs are compared up to the first optimizer step (manual optimisation): after it the weights differ
+        # because the gradients did, which is a consequence, not a cause.
+        def mark(*_: Any) -> None:
+            rec.mark()
+
+        hooks = [o.register_step_pre_hook(mark) for o in opts]
         try:
-            with Recorder(names[s.name], capture=True) as rec:
+            with rec:
                 result = training_step(s.model, batch, 0, optimizers=opts)
-            return StepRecord(rec.calls, result.loss, result.grads, snap.state, state(s.model))
+            return StepRecord(rec.before_first_mark(), result.loss, result.grads, snap.state, state(s.model))
         except Exception as e:  # noqa: BLE001
             return StepRecord([], None, {}, snap.state, {}, error=f"training_step raised {describe_error(e)}")
         finally:
+            for h in hooks:
+                h.remove()
             restore(s.model, snap)
 
     steps: dict[tuple[str, str], StepRecord] = {}
@@ -170,10 +187,11 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
             s.model.train()
             opts = optimizers(s)
             seed_all(seed)
+            def one_step(i: int, model: Any = s.model, batch: Any = batch, opts: Any = opts) -> None:
+                training_step(model, batch, i, optimizers=opts, update=True)
+
             try:
-                findings += checks.frozen_drift(
-                    s.model, lambda i: training_step(s.model, batch, i, optimizers=opts, update=True), opts, s.name,
-                    drift_steps)
+                findings += checks.frozen_drift(s.model, one_step, opts, s.name, drift_steps)
             except Exception as e:  # noqa: BLE001
                 notes.append(f"{s.name}: frozen-drift steps raised {describe_error(e)}")
             restore(s.model, snaps[s.name])
@@ -196,10 +214,10 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
     start = time.perf_counter()
     chosen = _choose(suite, variants)
     seed = suite.seeds[0] if seed is None else seed
+    import torch
+
     from normreg.audit.steps import quiet, seed_all
     from normreg.targets import build, importable
-
-    import torch
 
     importable([suite.directory])
     threads = torch.get_num_threads()
