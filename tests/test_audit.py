@@ -13,7 +13,13 @@ import torch
 from torch import nn
 
 from normreg.audit import SCHEMA, AuditReport, audit_suite, render_audit
-from normreg.audit.checks import batch_independence, frozen_modules, heterogeneous_normalisation, per_source_statistics
+from normreg.audit.checks import (
+    batch_independence,
+    frozen_modules,
+    heterogeneous_normalisation,
+    per_source_statistics,
+    train_mode_without_training,
+)
 from normreg.audit.divergence import first_divergence, match_rows
 from normreg.audit.record import Recorder, module_names
 from normreg.errors import InputError, SuiteError
@@ -176,6 +182,34 @@ def test_serving_single_examples_in_train_mode_is_flagged(audited) -> None:
     assert f.evidence["rows"] == [1, 1] and f.evidence["values_per_channel"] == [36, 36]
     assert "single example over its own 36 positions" in f.message
     assert not findings(r, "train_mode_without_training", "fixed")
+
+
+def test_batchnorm_without_running_statistics_is_flagged_even_in_eval_mode() -> None:
+    for track, fires in ((False, True), (True, False)):
+        net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=track)).eval()
+        with torch.no_grad(), Recorder(module_names(net)) as rec:
+            net(torch.randn(5, 3))
+        found = train_mode_without_training({"predict_step": rec.calls}, "v")
+        assert bool(found) == fires
+        if fires:
+            assert "1 normalises with batch statistics (track_running_stats=False)" in found[0].message
+
+
+class DictInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.net(batch["x"])
+
+
+def test_batch_independence_slices_tensors_inside_a_dict() -> None:
+    net = DictInput().train()
+    flags = {id(m): m.training for m in net.modules()}
+    (f,) = batch_independence(net, ({"x": torch.randn(16, 4)},), flags, variant="v", path="act",
+                              names=module_names(net), inference=True)
+    assert f.module == "net.1"
 
 
 # --------------------------------------------------------------------------------------- 4. frozen drift

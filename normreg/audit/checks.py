@@ -24,8 +24,16 @@ _FIX_EVAL = ("Put the network in eval mode on this path (net.eval() before, net.
 # --------------------------------------------------------------------------------- 2. batch independence
 
 
-def _slice(args: tuple[Any, ...], rows: int, start: int, stop: int) -> tuple[Any, ...]:
-    return tuple(a[start:stop] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == rows else a for a in args)
+def _slice(args: Any, rows: int, start: int, stop: int) -> Any:
+    """Rows start:stop of every tensor (also inside dicts, lists and tuples) whose first dimension is the batch."""
+    if isinstance(args, Tensor):
+        return args[start:stop] if args.dim() > 0 and args.shape[0] == rows else args
+    if isinstance(args, Mapping):
+        return {k: _slice(v, rows, start, stop) for k, v in args.items()}
+    if isinstance(args, (list, tuple)):
+        return type(args)(_slice(v, rows, start, stop) for v in args) if not hasattr(args, "_fields") else \
+            type(args)(*(_slice(v, rows, start, stop) for v in args))
+    return args
 
 
 def _apply_flags(module: nn.Module, flags: Mapping[int, bool]) -> None:
@@ -132,7 +140,7 @@ def train_mode_without_training(paths: Mapping[str, Sequence[Call]], variant: st
     groups: dict[str, list[tuple[str, Call]]] = {}
     for path, calls in paths.items():
         for c in calls:
-            if isinstance(c.module, _BatchNorm) and c.training and c.shape:
+            if isinstance(c.module, _BatchNorm) and (c.training or not c.module.track_running_stats) and c.shape:
                 groups.setdefault(c.name, []).append((path, c))
     findings = []
     for name, items in groups.items():
@@ -144,7 +152,9 @@ def train_mode_without_training(paths: Mapping[str, Sequence[Call]], variant: st
         moves = bool(bn.track_running_stats)
         used = sorted({p for p, _ in items})
         n_rows, n_values = worst.rows or 0, worst.values_per_channel or 0
-        message = (f"{name} runs in train mode on the {', '.join(used)} path{'s' if len(used) > 1 else ''}, "
+        how = "runs in train mode" if any(c.training for c in calls) else \
+            "normalises with batch statistics (track_running_stats=False)"
+        message = (f"{name} {how} on the {', '.join(used)} path{'s' if len(used) > 1 else ''}, "
                    f"{'with no gradient taken' if not any(c.grad for c in calls) else 'where nothing trains'}; "
                    f"it {_regime(n_rows, n_values, n_values // max(n_rows, 1))}")
         if moves:
