@@ -98,7 +98,8 @@ def _emit(report: Report, report_path: Path | None) -> int:
 @app.command()
 def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
-    seeds: Annotated[Optional[int], typer.Option(min=1, help="Use seeds 0..N-1 instead of the suite's.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
+                                                 "seeds in stages until each verdict is decisive.")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: one per GPU, "
                                                    "else one per core).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
@@ -117,7 +118,7 @@ def run(
         from normreg.harness import default_out_dir, run_suites
 
         out_dir = out or default_out_dir()
-        result = run_suites(suites, seeds=seeds, workers=workers, out=out_dir, baselines=baselines,
+        result = run_suites(suites, seeds=_seeds_option(seeds), workers=workers, out=out_dir, baselines=baselines,
                             update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
                             runner=make_runner(workers), progress=_ProgressPrinter())
         result.write(out_dir / "report.json")
@@ -140,6 +141,8 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    design: Annotated[str, typer.Option(help="welch, or paired: pair values by seed.")] = "welch",
+    correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
     """Welch verdicts between two existing result sets; trains nothing."""
 
@@ -149,8 +152,118 @@ def compare(
         if goal is not None and goal not in ("max", "min"):
             raise InputError(f"expected --goal max or min, got {goal!r}")
         result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
-                            mode=mode)
+                            mode=mode, design=design, correction=correction)
         return _emit(result, report)
+
+    guarded(body)
+
+
+def _seeds_option(text: Optional[str]) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"expected --seeds N (a whole number, at least 1) or --seeds auto, got {text!r}")
+    return n
+
+
+@app.command()
+def plan(
+    suite: Annotated[Path, typer.Argument(help="The suite file to plan.")],
+    pilot: Annotated[Optional[str], typer.Option(help="Per-seed values to take spreads from: a report, baseline, "
+                                                 "run directory or tidy CSV (default: the stored baseline, else "
+                                                 "a short pilot run).")] = None,
+    baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
+    pilot_seeds: Annotated[int, typer.Option(min=2, help="Seeds of the pilot run, when one is needed.")] = 3,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
+) -> None:
+    """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
+
+    def body() -> int:
+        from normreg.planning import plan as make_plan
+        from normreg.planning import render_plan
+        from normreg.results import load_result_set
+        from normreg.suite import load_suite
+
+        s = load_suite(suite, set_ or ())
+        source = pilot
+        if source is None and (baselines / f"{s.name}.json").exists():
+            source = str(baselines / f"{s.name}.json")
+        if source is None:
+            import tempfile
+
+            from normreg.harness import run_suites
+
+            out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
+            typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
+                       err=True)
+            run_suites([suite], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=set_ or (),
+                       runner=make_runner(None), progress=_ProgressPrinter())
+            source = str(out_dir / s.name)
+        p = make_plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
+                      alpha=s.stats.alpha, design=s.stats.design)
+        typer.echo(render_plan(p))
+        return 0
+
+    guarded(body)
+
+
+@app.command()
+def calibrate(
+    source: Annotated[str, typer.Argument(help="A report, baseline, run directory or tidy CSV [#variant].")],
+    suite: Annotated[Optional[Path], typer.Option(help="Take seeds, test and min_effect from this suite.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds per side to calibrate for, or 'auto' (staged 3..20); "
+                                                 "default: the suite's or the report's.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: the suite's, else "
+                                                   "0.05).")] = None,
+    design: Annotated[Optional[str], typer.Option(help="welch or paired (default: the suite's).")] = None,
+    min_effect: Annotated[Optional[float], typer.Option(help="Shift used for power (default: the files' "
+                                                        "min_effect).")] = None,
+    reps: Annotated[int, typer.Option(min=100, help="Resampled comparisons per metric.")] = 2000,
+    random_seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a rate is poor.")] = False,
+) -> None:
+    """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
+
+    def body() -> int:
+        from normreg.planning import calibrate as do_calibrate
+        from normreg.planning import render_calibration, settings_from
+        from normreg.results import load_result_set
+        from normreg.suite import MetricSpec, SeedPlan, load_suite
+
+        rs = load_result_set(source)
+        cfg = settings_from(source)
+        specs = dict(rs.specs)
+        if suite is not None:
+            s = load_suite(suite)
+            cfg = {"alpha": s.stats.alpha, "design": s.stats.design, "reference": s.reference,
+                   "seeds": len(s.seeds), "spending": s.stats.spending,
+                   **({"stages": s.seed_plan.stages} if s.seed_plan else {})}
+            specs.update({m.name: m for m in s.metrics})
+        if seeds == "auto":
+            cfg["stages"] = SeedPlan().stages
+        elif seeds is not None:
+            cfg["seeds"] = _seeds_option(seeds)
+            cfg.pop("stages", None)
+        if min_effect is not None:
+            specs = {m: MetricSpec(m, sp.goal, min_effect) for m, sp in specs.items()}
+        for m in {m for ms in rs.values.values() for m in ms} - set(specs):
+            if min_effect is None:
+                raise InputError(f"{source}: metric '{m}' has no goal or min_effect in the file; give --suite "
+                                 "or --min-effect")
+            specs[m] = MetricSpec(m, "max", min_effect)
+        chosen = design or cfg.get("design", "welch")
+        if chosen not in ("welch", "paired"):
+            raise InputError(f"expected --design welch or paired, got {chosen!r}")
+        n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
+        result = do_calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
+                              stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,
+                              reference=cfg.get("reference"), random_seed=random_seed)
+        typer.echo(render_calibration(result))
+        return 1 if strict and result.poor else 0
 
     guarded(body)
 

@@ -9,7 +9,7 @@ from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.report import Check, Report
 from normreg.results import ResultSet, load_result_set
-from normreg.stats import welch
+from normreg.stats import adjust, compare_values
 from normreg.suite import MetricSpec
 
 
@@ -41,12 +41,19 @@ def compare(
     goal: str | None = None,
     min_effect: float | None = None,
     mode: str = "pair",
+    design: str = "welch",
+    correction: str = "holm",
 ) -> Report:
     """Compare B (candidate) with A (reference) on every shared metric, or only on `metrics`.
 
     mode "pair": a regression or an improvement fails (the two should match); "baseline": only a regression fails.
-    Goal and min_effect come from the files (A's first), unless given.
+    Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
+    `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
     """
+    if design not in ("welch", "paired"):
+        raise InputError(f"expected design 'welch' or 'paired', got {design!r}")
+    if correction not in ("holm", "bonferroni", "none"):
+        raise InputError(f"expected correction 'holm', 'bonferroni' or 'none', got {correction!r}")
     if mode not in ("pair", "baseline"):
         raise InputError(f"expected mode 'pair' or 'baseline', got {mode!r}")
     if alpha is not None and not 0 < alpha < 0.5:
@@ -67,11 +74,13 @@ def compare(
             spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
             spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
             xa, xb = a.values[va][m], b.values[vb][m]
-            comparison = welch([xa[s] for s in sorted(xa)], [xb[s] for s in sorted(xb)], spec, alpha=level,
-                               a_name=_label(a, b, va), b_name=_label(b, a, vb))
+            comparison = compare_values(xa, xb, spec, alpha=level, design=design, a_name=_label(a, b, va),
+                                        b_name=_label(b, a, vb))
             checks.append(Check("", mode, comparison))
         if not wanted:
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
+    adjusted = adjust([c.comparison for c in checks], correction)
+    checks = [Check(c.suite, c.kind, x) for c, x in zip(checks, adjusted)]
     env = fingerprint(None)
     return Report(created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
                   suites=(), runs=(), checks=tuple(checks), command="compare")

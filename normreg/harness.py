@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +17,8 @@ from normreg.fileio import write_json_atomic
 from normreg.report import Check, Problem, Report, SuiteInfo
 from normreg.results import RunLog, RunResult
 from normreg.runner import Job, LightningRunner, Runner, plan_jobs
-from normreg.stats import welch
-from normreg.suite import Suite, discover, load_suite
+from normreg.stats import Comparison, adjust, compare_values
+from normreg.suite import MetricSpec, SeedPlan, Suite, discover, load_suite
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,18 @@ def default_out_dir() -> Path:
     return Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: int | None = None) -> list[Suite]:
-    """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1."""
-    suites = [load_suite(p, overrides) for p in discover(paths)]
-    if seeds is not None:
-        from dataclasses import replace
+def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
+                seeds: int | str | None = None) -> list[Suite]:
+    """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
+    or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
+    from dataclasses import replace
 
-        suites = [replace(s, seeds=tuple(range(seeds))) for s in suites]
+    suites = [load_suite(p, overrides) for p in discover(paths)]
+    if seeds == "auto":
+        suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
+                  for s in suites]
+    elif seeds is not None:
+        suites = [replace(s, seeds=tuple(range(int(seeds))), seed_plan=None) for s in suites]
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -57,12 +62,12 @@ def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, en
     """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
     checks: list[Check] = []
     problems: list[Problem] = []
-    ok: dict[str, dict[str, list[float]]] = {}
+    ok: dict[str, dict[str, dict[int, float]]] = {}
     for r in sorted(runs, key=lambda r: r.seed):
         if r.ok:
             for m in suite.metrics:
-                ok.setdefault(r.variant, {}).setdefault(m.name, []).append(r.metrics[m.name])
-    alpha = suite.stats.alpha
+                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
+    alpha, design = suite.stats.alpha, suite.stats.design
     for v in suite.variants:
         mine = [r for r in runs if r.variant == v.name]
         bad = [r for r in mine if not r.ok]
@@ -76,22 +81,123 @@ def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, en
                                         "succeeded: the known bug is no longer reproduced"))
             continue
         for m in suite.metrics:
-            values = ok.get(v.name, {}).get(m.name, [])
+            values = ok.get(v.name, {}).get(m.name, {})
             if v.name != suite.reference:
-                ref = ok.get(suite.reference, {}).get(m.name, [])
+                ref = ok.get(suite.reference, {}).get(m.name, {})
                 expected = None if ignore_expect else suite.expected(v.name, m.name)
-                checks.append(Check(suite.name, "pair", welch(ref, values, m, alpha=alpha, a_name=suite.reference,
-                                                              b_name=v.name), expected))
+                checks.append(Check(suite.name, "pair", compare_values(ref, values, m, alpha=alpha, design=design,
+                                                                       a_name=suite.reference, b_name=v.name),
+                                    expected))
             if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
                 stored = baseline.values[v.name][m.name]
                 env_diff = differences(baseline.environment, environment)
                 if baseline.suite_digest and baseline.suite_digest != suite.digest:
                     env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
                 checks.append(Check(suite.name, "baseline",
-                                    welch([stored[s] for s in sorted(stored)], values, m, alpha=alpha,
-                                          a_name=f"baseline:{v.name}", b_name=v.name),
+                                    compare_values(stored, values, m, alpha=alpha, design=design,
+                                                   a_name=f"baseline:{v.name}", b_name=v.name),
                                     None, env_diff))
-    return checks, problems
+    return correct(suite, checks), problems
+
+
+def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
+    """Apply the suite's multiple-comparison correction across all of its checks (pair and baseline)."""
+    from dataclasses import replace
+
+    adjusted = adjust([c.comparison for c in checks], suite.stats.correction)
+    return [replace(c, comparison=a) for c, a in zip(checks, adjusted)]
+
+
+Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
+
+
+def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
+                 looks: Mapping[str, Sequence[int]], decided: Mapping[Key, int],
+                 ignore_expect: bool = False) -> tuple[list[Check], list[Problem], list[Key]]:
+    """The checks of a suite whose seeds run in stages, after the looks taken so far.
+
+    `looks[variant]` holds the seeds per side after each stage that variant ran; look k uses seeds below that
+    count. A check already decided at look j (`decided[key] = j`) is judged on its first j looks only, so a
+    verdict, once reached, stands. Returns checks in the order `judge` gives them, problems, and their keys.
+    """
+    from normreg.sequential import sequential_compare
+
+    assert suite.seed_plan is not None
+    plan, stats = suite.seed_plan, suite.stats
+    ok: dict[str, dict[str, dict[int, float]]] = {}
+    for r in runs:
+        if r.ok:
+            for m in suite.metrics:
+                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
+    _, problems = judge(suite, runs, None, environment, ignore_expect)  # only its problems are wanted
+    checks: list[Check] = []
+    keys: list[Key] = []
+
+    def staged(kind: str, v: str, m: MetricSpec, a_values: Callable[[int], Mapping[int, float]],
+               a_max: int, a_name: str) -> Comparison:
+        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))]
+        mine = mine or (0,)
+        b = ok.get(v, {}).get(m.name, {})
+        return sequential_compare([a_values(n) for n in mine], [{s: x for s, x in b.items() if s < n} for n in mine],
+                                  m, n_max=(a_max, plan.max), final=mine[-1] >= plan.max, alpha=stats.alpha,
+                                  design=stats.design, spending=stats.spending, a_name=a_name, b_name=v)
+
+    for v in suite.variants:
+        if not ignore_expect and suite.expected(v.name, "*") == "failed":
+            continue
+        for m in suite.metrics:
+            if v.name != suite.reference:
+                ref = ok.get(suite.reference, {}).get(m.name, {})
+                c = staged("pair", v.name, m, lambda n, ref=ref: {s: x for s, x in ref.items() if s < n},
+                           plan.max, suite.reference)
+                checks.append(Check(suite.name, "pair", c, None if ignore_expect else suite.expected(v.name, m.name)))
+                keys.append(("pair", v.name, m.name))
+            if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
+                stored = dict(baseline.values[v.name][m.name])
+                env_diff = differences(baseline.environment, environment)
+                if baseline.suite_digest and baseline.suite_digest != suite.digest:
+                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
+                c = staged("baseline", v.name, m, lambda n, stored=stored: stored, len(stored),
+                           f"baseline:{v.name}")
+                checks.append(Check(suite.name, "baseline", c, None, env_diff))
+                keys.append(("baseline", v.name, m.name))
+    return correct(suite, checks), problems, keys
+
+
+def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | None, environment: dict,
+                ignore_expect: bool, run: Callable[[list[Job]], None],
+                results: list[RunResult]) -> tuple[list[Check], list[Problem], dict[str, int], int]:
+    """Run a suite's seeds stage by stage; after each stage stop every variant whose checks are all decisive."""
+    assert suite.seed_plan is not None
+    stages = suite.seed_plan.stages
+    names = [v.name for v in suite.variants]
+    skip = {v for v in names if not ignore_expect and suite.expected(v, "*") == "failed"}
+    looks: dict[str, list[int]] = {v: [] for v in names}
+    decided: dict[Key, int] = {}
+    open_ = set(names)
+    done = 0
+    checks: list[Check] = []
+    problems: list[Problem] = []
+    for n in stages:
+        run([Job(suite, v, s, out) for s in range(done, n) for v in names if v in open_])
+        for v in open_:
+            looks[v].append(n)
+        done = n
+        mine = [r for r in results if r.suite == suite.name]
+        checks, problems, keys = judge_staged(suite, mine, baseline, environment, looks, decided, ignore_expect)
+        for key, c in zip(keys, checks):
+            if key not in decided and c.comparison.verdict != "inconclusive":
+                decided[key] = len(looks[key[1]])
+        undecided = {key[1] for key, c in zip(keys, checks) if key not in decided}
+        all_failed = {v for v in open_ if not any(r.ok for r in mine if r.variant == v)}
+        open_ = (undecided - all_failed - skip) & open_
+        if any(key[0] == "pair" and key[1] in open_ for key in keys):
+            open_.add(suite.reference)
+        if not open_:
+            break
+    used = {v: max((r.seed + 1 for r in results if r.suite == suite.name and r.variant == v), default=0)
+            for v in names}
+    return checks, problems, used, max(len(x) for x in looks.values())
 
 
 def run_suites(
@@ -138,10 +244,12 @@ def run_suites(
         write_json_atomic(d / "run.json", {
             "suite": s.name, "path": str(s.path), "digest": s.digest, "reference": s.reference,
             "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
+            "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
+            "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
             "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
             "environment": environment,
         })
-    jobs = [j for s in suites for j in plan_jobs(s, out / s.name)]
+    jobs = [j for s in suites if s.seed_plan is None for j in plan_jobs(s, out / s.name)]
     results: list[RunResult] = []
     running: list[Job] = []
     start = time.perf_counter()
@@ -159,14 +267,26 @@ def run_suites(
         if progress:
             progress(Progress(r, len(results), len(jobs), time.perf_counter() - start, tuple(running)))
 
-    runner.run(jobs, on_result, on_start)
+    if jobs:
+        runner.run(jobs, on_result, on_start)
+
+    def run_stage(stage_jobs: list[Job]) -> None:
+        jobs.extend(stage_jobs)
+        runner.run(stage_jobs, on_result, on_start)
+
+    staged = {s.name: _run_staged(s, out / s.name, runner, stored[s.name], environment, ignore_expect, run_stage,
+                                  results) for s in suites if s.seed_plan is not None}
 
     checks: list[Check] = []
     problems: list[Problem] = []
     infos: list[SuiteInfo] = []
     for s in suites:
         mine = [r for r in results if r.suite == s.name]
-        c, p = judge(s, mine, stored[s.name], environment, ignore_expect)
+        if s.name in staged:
+            c, p, used, stages_run = staged[s.name]
+        else:
+            c, p = judge(s, mine, stored[s.name], environment, ignore_expect)
+            used, stages_run = None, None
         checks += c
         problems += p
         updated = False
@@ -186,9 +306,15 @@ def run_suites(
             causes = likely_causes(s, failing)
         infos.append(SuiteInfo(
             name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
-            seeds=s.seeds, metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+            seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
+            metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
             run_dir=str(out / s.name), baseline=str(baseline_path(baselines, s.name)) if b else None,
-            baseline_environment=dict(b.environment) if b else None, baseline_updated=updated, audit=causes))
+            baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
+            design=s.stats.design, correction=s.stats.correction,
+            seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
+                       "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
+            stages_run=stages_run,
+            seeds_used=used, audit=causes))
     return Report(created=environment["date"], environment=environment, suites=tuple(infos),
                   runs=tuple(sorted(results, key=lambda r: (r.suite, r.variant, r.seed))),
                   checks=tuple(checks), problems=tuple(problems), command="run")

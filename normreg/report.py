@@ -82,6 +82,11 @@ class SuiteInfo:
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
+    design: str = "welch"
+    correction: str = "none"
+    seed_plan: Mapping[str, Any] | None = None  # {min, max, spending, stages} when seeds ran in stages
+    stages_run: int | None = None
+    seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
     audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
 
     def to_json(self) -> dict[str, Any]:
@@ -181,14 +186,16 @@ def verdict_label(check: Check) -> str:
 
 def render_table(checks: Sequence[Check]) -> str:
     """A plain-text table of comparisons, failures first."""
-    head = ("suite", "kind", "metric", "a -> b", "mean a", "mean b", "diff", "CI", "p", "verdict")
+    head = ("suite", "kind", "metric", "a -> b", "mean a", "mean b", "diff", "CI", "p", "p adj", "power", "MDE",
+            "verdict")
     rows = []
     for ch in sorted(checks, key=lambda c: (not c.failed, c.suite, c.kind != "pair", c.comparison.metric)):
         c = ch.comparison
         ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "-" if c.diff is None else f"{c.diff:+.4g}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{_fmt(c.mean_a)} (n={c.n_a})",
-                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), verdict_label(ch)))
+                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), _p(c.p_adjusted), _fmt(c.power, 2), _fmt(c.mde, 2),
+                     verdict_label(ch)))
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
@@ -221,6 +228,23 @@ def render(report: Report) -> str:
                    f"{c.comparison.reason}" for c in report.checks if c.failed or c.expected_failure]
         if reasons:
             parts.append("Why:\n" + "\n".join(reasons))
+        undecided = [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
+                     f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
+                     f"{c.comparison.seeds_needed_for}" for c in report.checks
+                     if c.comparison.verdict == "inconclusive" and c.comparison.seeds_needed is not None]
+        if undecided:
+            parts.append("Inconclusive (from the observed difference and spread, a rough guide):\n"
+                         + "\n".join(undecided))
+        paired = [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: power "
+                  f"{c.comparison.power:.2f} paired vs {c.comparison.power_unpaired:.2f} unpaired"
+                  for c in report.checks if c.comparison.power is not None
+                  and c.comparison.power_unpaired is not None]
+        if paired:
+            parts.append("Pairing by seed (power to find min_effect):\n" + "\n".join(paired))
+        fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
+        if fam:
+            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted across each suite's checks "
+                         "(sequential where seeds ran in stages); power and MDE (80% power) are at the seeds used.")
     else:
         parts.append("No comparisons.")
     causes = _likely_causes(report)
@@ -236,6 +260,12 @@ def render(report: Report) -> str:
                          "(store one with --update-baseline)")
         if s.baseline_updated:
             notes.append(f"  {s.name}: baseline written")
+        if s.seed_plan is not None and s.seeds_used is not None:
+            used = ", ".join(f"{v} {n}" for v, n in s.seeds_used.items())
+            total, fixed = sum(s.seeds_used.values()), s.seed_plan["max"] * len(s.seeds_used)
+            notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan['stages'])} stages run "
+                         f"(seeds {s.seed_plan['min']}..{s.seed_plan['max']}, {s.seed_plan['spending']} spending); "
+                         f"seeds used: {used}; {total} runs, {fixed} at the maximum")
     seen: set[str] = set()
     for c in report.checks:
         if c.environment_differences and c.suite not in seen:

@@ -107,9 +107,9 @@ def _history_callback(pl: Any) -> Any:
 
 def run_one(job: Job) -> RunResult:
     """Seed, build, fit and test one variant; any exception or NaN becomes a failed RunResult."""
-    from normreg.targets import build, importable
-
     import pytorch_lightning
+
+    from normreg.targets import build, importable
 
     _quiet_lightning()
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,48 @@ class MetricSpec:
         return diff < 0 if self.goal == "max" else diff > 0
 
 
+DESIGNS = ("welch", "paired")
+CORRECTIONS = ("holm", "bonferroni", "none")
+SPENDING = ("pocock", "obrien-fleming")
+
+
 @dataclass(frozen=True)
 class StatsConfig:
+    """`stats:` in a suite. `correction` applies across every check of the suite; `spending` only to staged seeds."""
+
     alpha: float = 0.05
+    design: str = "welch"  # "welch": unpaired; "paired": a paired t-test on per-seed differences
+    correction: str = "holm"
+    spending: str = "pocock"
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """`seeds: {min, max}`: run `min` seeds per variant, then more in stages until each verdict is decisive."""
+
+    min: int = 3
+    max: int = 20
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        return stage_sizes(self.min, self.max)
+
+
+def stage_sizes(lo: int, hi: int) -> tuple[int, ...]:
+    """Seeds per variant after each stage: `lo`, then about half as many again each time, ending at `hi`.
+
+    Growing geometrically keeps the number of looks (each of which costs some of the error rate) small, while
+    a clear difference still stops at the first or second stage.
+    """
+    if lo >= hi:
+        return (hi,)
+    sizes = [lo]
+    while sizes[-1] < hi:
+        nxt = max(sizes[-1] + 2, math.ceil(sizes[-1] * 1.5))
+        if nxt > hi or hi - nxt < 2:
+            nxt = hi
+        sizes.append(nxt)
+    return tuple(sizes)
 
 
 @dataclass(frozen=True)
@@ -85,10 +125,11 @@ class Suite:
     variants: tuple[Variant, ...]
     reference: str
     metrics: tuple[MetricSpec, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # every seed that may run; with a seed plan, 0..max-1
     stats: StatsConfig
     expect: Mapping[str, Mapping[str, str]]  # variant -> metric -> expected verdict ("*" = every metric)
     digest: str  # sha256 of the validated content: comments and key order do not change it
+    seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
 
     @property
     def directory(self) -> Path:
@@ -286,6 +327,23 @@ def _target(doc: _Doc, keys: tuple[str, ...], value: Any) -> Target:
     return Target(spec=spec, args=args, key=".".join(keys), line=doc.lines.get(keys + ("target",)))
 
 
+def _seed_plan(doc: _Doc, keys: tuple[str, ...], value: dict[str, Any]) -> SeedPlan:
+    _check_keys(doc, keys, value, ("min", "max"), required=("max",))
+    bounds = {}
+    for k, default in (("min", 3), ("max", None)):
+        x = value.get(k, default)
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise doc.error(keys + (k,), f"expected a whole number of seeds, but found {_kind(x)}")
+        if x < 2:
+            raise doc.error(keys + (k,), f"expected at least 2 seeds (a t-test needs two values per side), "
+                                         f"but found {x}")
+        bounds[k] = x
+    if bounds["min"] > bounds["max"]:
+        raise doc.error(keys + ("min",), f"min ({bounds['min']}) is above max ({bounds['max']}); "
+                                         "lower min or raise max")
+    return SeedPlan(min=bounds["min"], max=bounds["max"])
+
+
 def _seeds(doc: _Doc, keys: tuple[str, ...], value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise doc.error(keys, f"expected a count of seeds or a list of seeds, but found {_kind(value)}")
@@ -300,7 +358,8 @@ def _seeds(doc: _Doc, keys: tuple[str, ...], value: Any) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             raise doc.error(keys, f"seeds must be distinct, but found {value}")
         return tuple(value)
-    raise doc.error(keys, f"expected a count of seeds or a non-empty list of seeds, but found {_kind(value)}")
+    raise doc.error(keys, f"expected a count of seeds, a non-empty list of seeds or {{min: 3, max: 20}}, "
+                          f"but found {_kind(value)}")
 
 
 def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -324,7 +383,9 @@ def _build_suite(doc: _Doc) -> Suite:
 
     data = _target(doc, ("data",), top["data"]) if top.get("data") is not None else None
     trainer = _trainer(doc, ("trainer",), top.get("trainer"))
-    seeds = _seeds(doc, ("seeds",), top.get("seeds", 5))
+    raw_seeds = top.get("seeds", 5)
+    seed_plan = _seed_plan(doc, ("seeds",), raw_seeds) if isinstance(raw_seeds, dict) else None
+    seeds = tuple(range(seed_plan.max)) if seed_plan else _seeds(doc, ("seeds",), raw_seeds)
 
     raw_metrics = _mapping(doc, ("metrics",), top["metrics"])
     if not raw_metrics:
@@ -363,16 +424,24 @@ def _build_suite(doc: _Doc) -> Suite:
         raise doc.error(("reference",), f"'{reference}' is not a variant.{hint} Variants: {', '.join(names)}")
 
     stats_raw = _mapping(doc, ("stats",), top.get("stats") or {})
-    _check_keys(doc, ("stats",), stats_raw, ("alpha",))
+    _check_keys(doc, ("stats",), stats_raw, ("alpha", "design", "correction", "spending"))
     alpha = _number(doc, ("stats", "alpha"), stats_raw.get("alpha", 0.05), low=0.0, high=0.5,
                     low_open=True, high_open=True)
+    choices = {}
+    for key, allowed in (("design", DESIGNS), ("correction", CORRECTIONS), ("spending", SPENDING)):
+        choice = stats_raw.get(key, allowed[0])
+        if choice not in allowed:
+            close = difflib.get_close_matches(str(choice), allowed, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise doc.error(("stats", key), f"expected one of {', '.join(allowed)}, but found {_kind(choice)}.{hint}")
+        choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
     canonical = json.dumps(doc.data, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
-        metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha), expect=expect,
-        digest=hashlib.sha256(canonical.encode()).hexdigest(),
+        metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
+        digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan,
     )
 
 

@@ -19,7 +19,7 @@ CASES = [
     ("missing_variants", 1, None, "missing required key 'variants'"),
     ("bad_goal", 3, "metrics.acc.goal", "expected 'max' or 'min', but found a string ('maximum')"),
     ("bad_reference", 2, "reference", "'merge' is not a variant. Did you mean 'merged'?"),
-    ("bad_seeds", 2, "seeds", "expected a count of seeds or a non-empty list of seeds"),
+    ("bad_seeds", 2, "seeds", "expected a count of seeds, a non-empty list of seeds"),
     ("bad_target_form", 5, "variants.a.model.target", "expected 'package.module:callable'"),
     ("bad_alpha", 5, "stats.alpha", "expected a number in (0.0, 0.5)"),
     ("bad_expect", 6, "expect.b", "Did you mean 'regressed'?"),

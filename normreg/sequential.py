@@ -1,0 +1,235 @@
+"""Group-sequential seeding: run seeds in stages, stop a comparison as soon as its verdict is decisive.
+
+Boundaries come from Lan–DeMets error spending: a spending function alpha(t) says how much of the false-alarm
+rate may be used up by information fraction t (seeds so far / seeds at most), and each look's critical value is
+found so that the chance, under no difference, of first crossing at that look is exactly what the spending
+function allots to it. The crossing probabilities of the z-statistics at successive looks (correlated like a
+Brownian motion observed at the information fractions) are computed by numerical integration on a grid
+(Armitage, McPherson and Rowe). Each look then tests at the nominal level those boundaries imply, using the
+t distribution with the look's own degrees of freedom; the tests check the overall rate by simulation.
+
+Pure functions; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+from scipy import special as _sp
+
+from normreg.stats import Comparison, _decide, array_p, array_stats, array_verdicts, bisect, compare_values
+from normreg.suite import SPENDING, MetricSpec
+
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def spent(kind: str, t: float, alpha: float) -> float:
+    """The false-alarm rate a spending function allows by information fraction `t` (0 < t <= 1)."""
+    t = min(max(t, 0.0), 1.0)
+    if t == 0.0:
+        return 0.0
+    if kind == "pocock":
+        return alpha * math.log(1.0 + (math.e - 1.0) * t)
+    if kind == "obrien-fleming":
+        return float(2.0 * _sp.ndtr(_sp.ndtri(alpha / 2.0) / math.sqrt(t)))
+    raise ValueError(f"expected spending one of {', '.join(SPENDING)}, got {kind!r}")
+
+
+def boundaries(info: Sequence[float], alpha: float, kind: str = "pocock", two_sided: bool = True,
+               grid: int = 401) -> tuple[float, ...]:
+    """z critical values at looks with information fractions `info` (increasing, the last may be < 1).
+
+    Two-sided: reject at look k when |Z_k| >= c_k; one-sided: when Z_k >= c_k. The chance of a first crossing
+    at look k under the null is spent(t_k) - spent(t_{k-1}).
+    """
+    return _boundaries(tuple(round(float(t), 12) for t in info), float(alpha), kind, two_sided, grid)
+
+
+@lru_cache(maxsize=4096)
+def _boundaries(info: tuple[float, ...], alpha: float, kind: str, two_sided: bool,
+                grid: int) -> tuple[float, ...]:
+    if not info or any(b <= a for a, b in zip(info, info[1:])) or info[0] <= 0:
+        raise ValueError(f"information fractions must increase from above 0, got {info}")
+    out: list[float] = []
+    # Density of the score S_k = Z_k * sqrt(t_k) on the continuation region, as values on a grid with weights.
+    xs: np.ndarray | None = None
+    dens: np.ndarray | None = None
+    prev_t, prev_spent = 0.0, 0.0
+    for t in info:
+        target = spent(kind, t, alpha) - prev_spent
+        dt = t - prev_t
+        sd = math.sqrt(dt)
+
+        def exit_prob(c: float, xs: np.ndarray | None = xs, dens: np.ndarray | None = dens, t: float = t,
+                      sd: float = sd) -> float:
+            b = c * math.sqrt(t)
+            if xs is None:
+                return float(_sp.ndtr(-b / sd) * (2 if two_sided else 1))
+            upper = _sp.ndtr((xs - b) / sd)
+            lower = _sp.ndtr((-b - xs) / sd) if two_sided else 0.0
+            return float(np.sum(dens * (upper + lower)))
+
+        if target <= 1e-15:
+            c = 40.0
+        else:
+            total = exit_prob(0.0) if two_sided else exit_prob(-40.0)
+            if target >= total:
+                c = 0.0 if two_sided else -40.0
+            else:
+                low = -40.0 if not two_sided else 0.0
+                c = bisect(lambda c, target=target: exit_prob(c) - target, low, 40.0, xtol=1e-9)
+        out.append(c)
+        # Propagate the density inside the continuation region to the next look.
+        b = c * math.sqrt(t)
+        lo = -b if two_sided else min(-8.0 * math.sqrt(t), b - 1.0)
+        if b <= lo:
+            break
+        new_x = np.linspace(lo, b, grid)
+        w = np.full(grid, (b - lo) / (grid - 1))
+        w[0] = w[-1] = w[0] / 2
+        if xs is None:
+            f = np.exp(-0.5 * (new_x / sd) ** 2) / (sd * _SQRT2PI)
+        else:
+            f = (np.exp(-0.5 * ((new_x[:, None] - xs[None, :]) / sd) ** 2) / (sd * _SQRT2PI)) @ dens
+        xs, dens = new_x, f * w
+        prev_t, prev_spent = t, spent(kind, t, alpha)
+    return tuple(out)
+
+
+def nominal_levels(info: Sequence[float], alpha: float, kind: str = "pocock",
+                   two_sided: bool = True) -> tuple[float, ...]:
+    """The p-value each look must beat: the tail probability of its z boundary."""
+    cs = boundaries(info, alpha, kind, two_sided)
+    return tuple(float(_sp.ndtr(-c) * (2 if two_sided else 1)) for c in cs)
+
+
+def info_fractions(sizes: Sequence[float], n_max: float) -> tuple[float, ...]:
+    """Information fractions of looks at `sizes` seeds per side out of `n_max`; clipped to (0, 1]."""
+    out: list[float] = []
+    for n in sizes:
+        t = min(float(n) / n_max, 1.0)
+        if out and t <= out[-1]:
+            continue
+        out.append(t)
+    return tuple(out)
+
+
+def repeated_p(p_values: Sequence[float], info: Sequence[float], kind: str = "pocock",
+               two_sided: bool = True) -> float:
+    """The smallest alpha at which some look's p-value would have crossed its boundary (a repeated p-value).
+
+    It is valid whenever the comparison stops, so corrections such as Holm can be applied to it as to an
+    ordinary p-value.
+    """
+    ps = [float(p) for p in p_values]
+    if not ps:
+        return 1.0
+    if len(ps) == 1 and info[0] >= 1.0:
+        return ps[0]
+
+    def crosses(a: float) -> bool:
+        levels = nominal_levels(info[: len(ps)], a, kind, two_sided)
+        return any(p <= lv for p, lv in zip(ps, levels))
+
+    # Nominal levels never exceed the overall level, so the answer is at least the smallest p-value.
+    lo, hi = max(min(ps) * 0.999, 1e-12), min(0.999, max(min(ps), 1e-12) * 4 * len(ps))
+    if not crosses(hi):
+        lo, hi = hi, 0.999
+        if not crosses(hi):
+            return 1.0
+    for _ in range(40):
+        if hi / lo < 1.005:
+            break
+        mid = math.sqrt(lo * hi)
+        if crosses(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _harmonic(n_a: float, n_b: float) -> float:
+    return 1.0 / (1.0 / n_a + 1.0 / n_b)
+
+
+def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence[Mapping[int, float]],
+                       spec: MetricSpec, *, n_max: tuple[int, int], final: bool, alpha: float = 0.05,
+                       design: str = "welch", spending: str = "pocock", a_name: str = "a",
+                       b_name: str = "b") -> Comparison:
+    """The comparison after the looks so far: {seed: value} on each side at each look (growing).
+
+    The verdict rests on repeated p-values: a difference counts once some look's p-value (at a look where the
+    difference exceeded min_effect) crossed that look's two-sided boundary; equivalence once some look's TOST
+    p-value crossed its one-sided boundary. Means, spreads and the CI shown are those of the latest look.
+    `final` spends what is left of alpha at the latest look (the seed plan's maximum was reached).
+    """
+    comparisons = [compare_values(xa, xb, spec, alpha=alpha, design=design, a_name=a_name, b_name=b_name)
+                   for xa, xb in zip(a_looks, b_looks)]
+    sizes = tuple(max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
+    last = comparisons[-1]
+    h_max = _harmonic(*n_max)
+    info: list[float] = []
+    p_diff: list[float] = []
+    p_eq: list[float] = []
+    for c in comparisons:
+        if c.p_value is None:
+            continue
+        t = min(_harmonic(c.n_a, c.n_b) / h_max, 1.0)
+        if info and t <= info[-1] + 1e-12:  # nothing new arrived: same data, same look
+            info.pop(), p_diff.pop(), p_eq.pop()
+        info.append(t)
+        assert c.diff is not None
+        p_diff.append(c.p_value if abs(c.diff) > spec.min_effect else 1.0)
+        p_eq.append(c.p_equivalence if c.p_equivalence is not None else 1.0)
+    if not info:
+        return replace(last, stages=sizes, spending=spending)
+    if final:
+        info[-1] = 1.0
+        for i in range(len(info) - 2, -1, -1):  # keep fractions increasing below the final one
+            if info[i] >= info[i + 1]:
+                info[i] = info[i + 1] * (1 - 1e-9)
+    seq = replace(last, stages=sizes, spending=spending,
+                  p_sequential=repeated_p(p_diff, info, spending, two_sided=True),
+                  p_equivalence_sequential=repeated_p(p_eq, info, spending, two_sided=False)
+                  if spec.min_effect > 0 else None)
+    return _decide(seq, seq.p_sequential)
+
+
+def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0.05, design: str = "welch",
+             stages: Sequence[int] | None = None, spending: str = "pocock") -> tuple[np.ndarray, np.ndarray]:
+    """Verdicts (indices into VERDICT_CODES) and seeds per side used, for many simulated comparisons at once.
+
+    `a` and `b` are (replicates, seeds) arrays; with `stages` (seeds per side after each stage, the last
+    being the column count) seeds are staged as `run` stages them, else all are used at once.
+    """
+    reps, n_max = a.shape
+    stages = tuple(stages) if stages else (n_max,)
+    if stages[-1] != n_max or b.shape != a.shape:
+        raise ValueError("a and b must be (replicates, max seeds) arrays, the last stage using every column")
+    if len(stages) == 1:
+        levels2, levels1 = (alpha,), (alpha,)
+    else:
+        info = [n / n_max for n in stages]
+        levels2 = nominal_levels(info, alpha, spending, two_sided=True)
+        levels1 = nominal_levels(info, alpha, spending, two_sided=False)
+    codes = np.full(reps, 3, dtype=np.int8)
+    used = np.full(reps, n_max, dtype=np.int16)
+    open_ = np.ones(reps, dtype=bool)
+    for k, n in enumerate(stages):
+        diff, se, df = array_stats(a[open_, :n], b[open_, :n], design)
+        p, p_eq = array_p(diff, se, df, spec.min_effect)
+        # `<=` at the boundary, `<` for a single look: the same rule as the repeated p-value and as welch().
+        eps = 0.0 if len(stages) == 1 else 1e-12
+        v = array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, levels2[k] + eps, levels1[k] + eps)
+        rows = np.flatnonzero(open_)
+        done = v != 3 if k < len(stages) - 1 else np.ones(len(rows), dtype=bool)
+        codes[rows[done]] = v[done]
+        used[rows[done]] = n
+        open_[rows[done]] = False
+        if not open_.any():
+            break
+    return codes, used
