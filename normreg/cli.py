@@ -111,6 +111,9 @@ def run(
                                                       "trainer.max_epochs=2 (repeatable).")] = None,
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
                                                 "variant: fail on them.")] = False,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report here.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Also write the Markdown summary here.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML here.")] = None,
 ) -> None:
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
@@ -123,7 +126,9 @@ def run(
                             runner=make_runner(workers), progress=_ProgressPrinter())
         result.write(out_dir / "report.json")
         typer.echo(f"Run directory: {out_dir}")
-        return _emit(result, report)
+        code = _emit(result, report)
+        _write_formats(result, html, markdown, junit)
+        return code
 
     guarded(body)
 
@@ -211,6 +216,39 @@ def plan(
     guarded(body)
 
 
+def _write_formats(result: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
+    """Write the other formats from the report's JSON form, exactly as `normreg report` would."""
+    from normreg.outputs import write_outputs
+    from normreg.reportfile import report_from_json
+
+    for path in write_outputs(report_from_json(result.to_json()), html=html, markdown=markdown, junit=junit):
+        typer.echo(f"Wrote {path}")
+
+
+@app.command("report")
+def report_cmd(
+    report_file: Annotated[Path, typer.Argument(metavar="REPORT.json", help="A report written by 'normreg run' "
+                                                "or 'normreg compare'.")],
+    html: Annotated[Optional[Path], typer.Option(help="Write the HTML report here.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the Markdown summary here.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here.")] = None,
+) -> None:
+    """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
+
+    def body() -> int:
+        from normreg.outputs import write_outputs
+        from normreg.report import render
+        from normreg.reportfile import read_report
+
+        source = read_report(report_file)
+        typer.echo(render(source.report))
+        for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
+            typer.echo(f"Wrote {path}")
+        return 0
+
+    guarded(body)
+
+
 @app.command()
 def calibrate(
     source: Annotated[str, typer.Argument(help="A report, baseline, run directory or tidy CSV [#variant].")],
@@ -250,7 +288,9 @@ def calibrate(
             cfg.pop("stages", None)
         if min_effect is not None:
             specs = {m: MetricSpec(m, sp.goal, min_effect) for m, sp in specs.items()}
-        for m in {m for ms in rs.values.values() for m in ms} - set(specs):
+        # A report's runs hold every value the model logged; the suite's declared metrics are the ones to judge.
+        undeclared = {m for ms in rs.values.values() for m in ms} - set(specs)
+        for m in undeclared if not specs else ():
             if min_effect is None:
                 raise InputError(f"{source}: metric '{m}' has no goal or min_effect in the file; give --suite "
                                  "or --min-effect")
@@ -264,6 +304,30 @@ def calibrate(
                               reference=cfg.get("reference"), random_seed=random_seed)
         typer.echo(render_calibration(result))
         return 1 if strict and result.poor else 0
+
+    guarded(body)
+
+
+@app.command("history")
+def history_cmd(
+    paths: Annotated[list[Path], typer.Argument(metavar="DIR_OR_REPORTS...", help="Report JSON files, or folders "
+                                                "searched for them.")],
+    html: Annotated[Optional[Path], typer.Option(help="Write the history as an HTML page with plots.")] = None,
+) -> None:
+    """Each variant's metrics across a series of reports, by date, marking the nights whose checks failed."""
+
+    def body() -> int:
+        from normreg.fileio import write_text_atomic
+        from normreg.history import load_history, render_history
+
+        history = load_history(paths)
+        typer.echo(render_history(history))
+        if html is not None:
+            from normreg.html import render_history_html
+
+            write_text_atomic(html, render_history_html(history))
+            typer.echo(f"Wrote {html}")
+        return 0
 
     guarded(body)
 

@@ -28,6 +28,8 @@ def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
 def _label(rs: ResultSet, other: ResultSet, variant: str) -> str:
     """`stem:variant`, with the parent folder when both files share a name (two nights' report.json)."""
     mine, theirs = Path(rs.source.partition("#")[0]), Path(other.source.partition("#")[0])
+    if mine == theirs:
+        return variant  # two variants of one file: their names say it all
     stem = mine.stem if mine.name != theirs.name else f"{mine.parent.name}/{mine.stem}"
     return f"{stem}:{variant}"
 

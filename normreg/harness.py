@@ -314,7 +314,8 @@ def run_suites(
             seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
                        "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
             stages_run=stages_run,
-            seeds_used=used, audit=causes))
+            seeds_used=used,
+            baseline_values=b.values if b else None, audit=causes))
     return Report(created=environment["date"], environment=environment, suites=tuple(infos),
                   runs=tuple(sorted(results, key=lambda r: (r.suite, r.variant, r.seed))),
                   checks=tuple(checks), problems=tuple(problems), command="run")

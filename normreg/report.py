@@ -87,11 +87,16 @@ class SuiteInfo:
     seed_plan: Mapping[str, Any] | None = None  # {min, max, spending, stages} when seeds ran in stages
     stages_run: int | None = None
     seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
+    # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
+    baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
     audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
+        if self.baseline_values is not None:
+            d["baseline_values"] = {v: {m: {str(s): x for s, x in sorted(sv.items())} for m, sv in ms.items()}
+                                    for v, ms in self.baseline_values.items()}
         return d
 
 

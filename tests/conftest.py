@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from scripted import NIGHT_DATES, make_report
 from typer.testing import CliRunner
 
 DATA = Path(__file__).parent / "data"
@@ -63,3 +67,32 @@ SAME = {
     "merged": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
     "twin": {"acc": [0.984, 0.979, 0.988, 0.983, 0.986], "loss": [0.30, 0.31, 0.29, 0.30, 0.30]},
 }
+
+# Scripted nightly reports for the report formats and history (see tests/scripted.py).
+
+@pytest.fixture(scope="session")
+def report_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The normalised JSON of one scripted nightly report (both suites, baseline checks, failures of each kind)."""
+    return make_report(tmp_path_factory.mktemp("nightly"))
+
+
+@pytest.fixture(scope="session")
+def report_path(tmp_path_factory: pytest.TempPathFactory, report_json: dict[str, Any]) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.json"
+    path.write_text(json.dumps(report_json, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five nightly reports of the scripted suites in nested folders (written in scrambled order); the drift
+    suite's variant b regresses from the fourth night on. A baseline JSON beside them is not a report."""
+    work = tmp_path_factory.mktemp("nights-work")
+    out = tmp_path_factory.mktemp("nights")
+    for night in (3, 1, 5, 2, 4):
+        data = make_report(work, night=night, regressed_from=4, created=NIGHT_DATES[night - 1], curves=False)
+        folder = out / f"nightly-{night * 7919 % 100:02d}"  # folder names do not sort by date
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    shutil.copy(work / "baselines" / "drift.json", out / "drift-baseline.json")
+    return out

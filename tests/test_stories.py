@@ -17,6 +17,10 @@ SUITES = Path(__file__).resolve().parent.parent / "suites"
 FAST = {
     "domain_adapt": ["trainer.max_epochs=1"],
     "domain_adapt_layernorm": ["trainer.max_epochs=1"],
+    "frozen_backbone": ["trainer.max_epochs=1"],
+    "frozen_backbone_layernorm": ["trainer.max_epochs=1"],
+    "gan_discriminator": ["trainer.max_epochs=1"],
+    "gan_discriminator_layernorm": ["trainer.max_epochs=1"],
 }
 
 

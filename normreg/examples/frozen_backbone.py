@@ -13,7 +13,7 @@ the same images: is the digit odd or even?
 - ``"eval"`` (the fix): the backbone stays in eval mode for good, so BatchNorm2d normalises with the pretrained
   running statistics and never updates them.
 - ``"train"`` (the bug): the backbone follows the model into train mode, so BatchNorm2d normalises with the statistics
-  of each batch and its running statistics drift towards the new task while its weights stay frozen.
+  of each batch and keeps updating its running statistics while its weights stay frozen.
 
 Two test metrics tell the story: ``batched_acc`` evaluates the test set in batches, the way Lightning's test loop
 runs a model (eval mode); ``single_acc`` runs the same examples one at a time through the team's serving path, which
@@ -188,8 +188,8 @@ class FrozenBackboneClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
         # Batched evaluation: Lightning's test loop has put the whole model in eval mode, so BatchNorm2d uses its
-        # running statistics. In the buggy variant they drifted to the new task's batch statistics, the same ones
-        # the head was trained on, so this number still looks fine.
+        # running statistics. In the buggy variant they were updated with the very batches the head was trained on
+        # (and the images are those of pretraining), so they fit the head and this number still looks fine.
         batched = (self(images).argmax(1) == labels).float().mean()
         self.log("batched_acc", batched, on_epoch=True, batch_size=len(labels))
 

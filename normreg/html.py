@@ -1,0 +1,314 @@
+"""Self-contained HTML pages: the report of one run, and metrics across nights.
+
+One file, no network needed to view it: styles inline, figures embedded as PNG data URIs, no scripts. The report
+page shows the verdict table, then per suite every seed's value per variant beside the stored baseline's, the
+learning curves when runs recorded per-epoch values, audit findings when the report holds them, and the
+environment with its differences from the baseline's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from normreg.environment import COMPARED_KEYS
+from normreg.report import Check, Report, SuiteInfo
+from normreg.reportfile import ReportFile
+from normreg.summary import describe, group_problems, order
+
+if TYPE_CHECKING:
+    from normreg.history import History
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1d1f;margin:0 auto;
+max-width:1180px;padding:0 24px 48px}
+h1{font-size:22px;margin:20px 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:18px 0 6px}.meta{color:#555;margin:0 0 12px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #d6d6d6;padding:3px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}tr.fail td{background:#fdecea}tr.xfail td{background:#fff6e0}tr.diff td{background:#fff6e0}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
+.pass{background:#2e7d32}.fail{background:#c62828}.error{background:#6a1b9a}
+table.verdicts td:last-child{min-width:220px}.scroll{overflow-x:auto}
+.v-fail{color:#c62828;font-weight:600}.v-xfail{color:#a86400;font-weight:600}.v-ok{color:#2e7d32}
+.reason{color:#555;font-size:12px}img{max-width:100%;height:auto;display:block;margin:6px 0}
+code{background:#f3f3f3;padding:0 3px;border-radius:3px}.sev-error td{background:#fdecea}
+.sev-warning td{background:#fff6e0}ul{margin:4px 0 12px}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _g(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def _page(title: str, body: Iterable[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _badge(verdict: str) -> str:
+    return f'<span class="badge {escape(verdict)}">{escape(verdict.upper())}</span>'
+
+
+# ------------------------------------------------------------------------------------------- verdicts
+
+
+def _verdict(check: Check) -> str:
+    v = escape(check.comparison.verdict)
+    if check.failed:
+        why = f" (expected {escape(check.expected)})" if check.expected is not None else ""
+        return f'<span class="v-fail">{v} — FAIL{why}</span>'
+    if check.expected_failure:
+        return f'<span class="v-xfail">{v} (expected: known bug)</span>'
+    cls = "v-ok" if check.comparison.verdict == "equivalent" else ""
+    return f'<span class="{cls}">{v}</span>'
+
+
+def _side(mean: float | None, sd: float | None, n: int) -> str:
+    value = f"{_g(mean)} ± {_g(sd, 2)}" if sd is not None else _g(mean)
+    return f"{value}<br><small>n={n}</small>"
+
+
+def verdict_table(checks: Sequence[Check]) -> str:
+    rows = []
+    for ch in order(checks):
+        c = ch.comparison
+        cls = "fail" if ch.failed else "xfail" if ch.expected_failure else ""
+        ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
+        diff = "–" if c.diff is None else f"{c.diff:+.4g}"
+        p = "–" if c.p_value is None else (f"{c.p_value:.2g}" if c.p_value >= 1e-4 else "&lt;1e-4")
+        kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
+        rows.append(
+            f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
+            f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
+            f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
+            f"<td class=num>{ci}<br><small>{c.ci_level:.0%} CI</small></td><td class=num>{p}</td>"
+            f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
+    head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
+            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
+    return f'<div class="scroll"><table class="verdicts">{head}{"".join(rows)}</table></div>'
+
+
+# ---------------------------------------------------------------------------------------- per suite
+
+
+def _variants(report: Report, suite: SuiteInfo) -> list[str]:
+    seen = [suite.reference]
+    names = [r.variant for r in report.runs if r.suite == suite.name]
+    names += [c.comparison.b for c in report.checks if c.suite == suite.name and c.kind == "pair"]
+    names += [p.variant for p in report.problems if p.suite == suite.name and p.variant != "*"]
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def _samples(report: Report, suite: SuiteInfo, variants: Sequence[str]) -> tuple[dict, dict]:
+    from normreg.plots import Sample
+
+    runs = sorted((r for r in report.runs if r.suite == suite.name), key=lambda r: r.seed)
+    current: dict[str, dict[str, Sample]] = {}
+    baseline: dict[str, dict[str, Sample]] = {}
+    for m in suite.metrics:
+        for v in variants:
+            mine = [r for r in runs if r.variant == v]
+            if mine:
+                current.setdefault(m, {})[v] = Sample(
+                    tuple(r.metrics[m] for r in mine if r.ok and m in r.metrics),
+                    failed_runs=sum(not r.ok for r in mine))
+            stored = (suite.baseline_values or {}).get(v, {}).get(m)
+            if stored:
+                baseline.setdefault(m, {})[v] = Sample(tuple(stored[s] for s in sorted(stored)))
+    if suite.baseline_values is None:  # an older report: only the baseline checks' summaries are known
+        for c in report.checks:
+            cmp = c.comparison
+            if c.suite == suite.name and c.kind == "baseline" and cmp.mean_a is not None:
+                baseline.setdefault(cmp.metric, {})[cmp.b] = Sample((), summary=(cmp.mean_a, cmp.sd_a, cmp.n_a))
+    return current, baseline
+
+
+def _curves(report: Report, suite: SuiteInfo, variants: Sequence[str]) -> dict[str, dict[str, list]]:
+    curves: dict[str, dict[str, list]] = {}
+    runs = sorted((r for r in report.runs if r.suite == suite.name), key=lambda r: r.seed)
+    keys = sorted({k for r in runs for k in r.history if not k.endswith("_step")})
+    for k in keys:
+        for v in variants:
+            seqs = [list(r.history[k]) for r in runs if r.variant == v and r.history.get(k)]
+            if seqs:
+                curves.setdefault(k, {})[v] = seqs
+    return curves
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return escape(f"{value:.4g}")
+    if isinstance(value, (dict, list)):
+        return f"<code>{escape(json.dumps(value, sort_keys=True))}</code>"
+    return escape("" if value is None else str(value))
+
+
+_FINDING_ORDER = ("severity", "check", "mode", "module", "type", "layer", "message", "summary", "evidence", "cause",
+                  "fix")
+
+
+def audit_html(audit: Any) -> str:
+    """Audit findings as a table; tolerant of the entry's exact shape (a list, or a dict holding `findings`)."""
+    if audit is None:
+        return ""
+    extra = ""
+    findings: Any = audit
+    if isinstance(audit, Mapping):
+        findings = audit.get("findings", [])
+        rest = {k: v for k, v in audit.items() if k != "findings" and not isinstance(v, (list, dict))}
+        if rest:
+            extra = "<p class=meta>" + " · ".join(f"{escape(str(k))}: {_cell(v)}" for k, v in sorted(rest.items())) \
+                + "</p>"
+    if not isinstance(findings, list):
+        return f"<h3>Audit</h3>{extra}<p>{_cell(findings)}</p>"
+    if not findings:
+        return f"<h3>Audit</h3>{extra}<p>No findings.</p>"
+    dicts = [f for f in findings if isinstance(f, Mapping)]
+    keys = [k for k in _FINDING_ORDER if any(k in f for f in dicts)]
+    keys += sorted({k for f in dicts for k in f} - set(keys))
+    rows = []
+    for f in findings:
+        if not isinstance(f, Mapping):
+            rows.append(f"<tr><td colspan={max(len(keys), 1)}>{_cell(f)}</td></tr>")
+            continue
+        sev = str(f.get("severity", "")).lower()
+        rows.append(f'<tr class="sev-{escape(sev)}">' + "".join(f"<td>{_cell(f.get(k))}</td>" for k in keys) +
+                    "</tr>")
+    head = "".join(f"<th>{escape(k)}</th>" for k in keys)
+    return f"<h3>Audit</h3>{extra}<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def environment_html(current: Mapping[str, Any], stored: Mapping[str, Any] | None,
+                     differences: Mapping[str, Sequence[Any]]) -> str:
+    """This run's environment beside the baseline's; rows that can change results and differ are marked."""
+    values = {k: [current.get(k), (stored or {}).get(k)] for k in dict.fromkeys([*current, *(stored or {})])}
+    for k, (then, now) in differences.items():
+        values[k] = [now, then]
+    differs = set(differences) | {k for k in COMPARED_KEYS if stored is not None and k in stored and k in current
+                                  and stored[k] != current[k]}
+    beside = stored is not None or bool(differences)
+    rows = []
+    for k, (now, then) in values.items():
+        cells = f"<td>{escape(k)}{' ≠' if k in differs else ''}</td><td>{_cell(now)}</td>"
+        cells += f"<td>{_cell(then)}</td>" if beside else ""
+        rows.append(f'<tr class="{"diff" if k in differs else ""}">{cells}</tr>')
+    head = "<tr><th>key</th><th>this run</th>" + ("<th>baseline</th>" if beside else "") + "</tr>"
+    note = ""
+    if differences:
+        note = ("<p><b>The baseline was made in another environment:</b> " +
+                ", ".join(f"{escape(k)} {_cell(a)} → {_cell(b)}" for k, (a, b) in sorted(differences.items())) +
+                ". Differences in these values can move results by themselves.</p>")
+    return f"<h3>Environment</h3>{note}<table>{head}{''.join(rows)}</table>"
+
+
+def _problems(problems: Sequence[Any]) -> str:
+    if not problems:
+        return ""
+    items = []
+    for g in group_problems(problems):
+        cls = "v-xfail" if g.expected else "v-fail"
+        items.append(f'<li class="{cls}"><code>{escape(describe(g))}</code></li>')
+    return f"<h3>Problems</h3><ul>{''.join(items)}</ul>"
+
+
+def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
+    from normreg.plots import curves_figure, seeds_figure
+
+    report = source.report
+    variants = _variants(report, suite)
+    metrics = [(m, str(spec.get("goal", "max"))) for m, spec in suite.metrics.items()]
+    current, baseline = _samples(report, suite, variants)
+    failed: dict[str, set[str]] = {}
+    for c in report.checks:
+        if c.suite == suite.name and c.failed:
+            failed.setdefault(c.comparison.metric, set()).add(c.comparison.b)
+    parts = [f'<h2 id="suite-{escape(suite.name)}">{escape(suite.name)}</h2>',
+             f"<p class=meta><code>{escape(suite.path)}</code> · reference <b>{escape(suite.reference)}</b> · "
+             f"seeds {escape(', '.join(map(str, suite.seeds)))} · alpha {suite.alpha:g} · baseline "
+             f"{escape(suite.baseline or 'none stored')}" + (" (updated by this run)" if suite.baseline_updated else "")
+             + "</p>"]
+    checks = [c for c in report.checks if c.suite == suite.name]
+    parts.append(_problems([p for p in report.problems if p.suite == suite.name]))
+    if metrics and current:
+        ci = f"{1 - suite.alpha:.0%}"
+        parts.append(f"<h3>Per-seed results</h3><p class=meta>Filled dots: this run's seeds; bar: mean and {ci} "
+                     "confidence interval; hollow grey dots: the stored baseline's seeds. Variants in red failed a "
+                     "check.</p>")
+        parts.append(_img(seeds_figure(variants, metrics, current, baseline, failed, suite.alpha),
+                          f"per-seed values of {suite.name}"))
+    curves = _curves(report, suite, variants)
+    if curves:
+        parts.append("<h3>Learning curves</h3><p class=meta>Per-epoch values logged during training, one line per "
+                     "seed.</p>")
+        parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
+    parts.append(audit_html(source.audit(suite.name)))
+    diffs: dict[str, Sequence[Any]] = {}
+    for c in checks:
+        diffs.update(c.environment_differences)
+    parts.append(environment_html(report.environment, suite.baseline_environment, diffs))
+    return "\n".join(p for p in parts if p)
+
+
+def render_html(source: ReportFile | Report) -> str:
+    """The report as one self-contained HTML page."""
+    if isinstance(source, Report):
+        source = ReportFile("<report>", source)
+    report = source.report
+    n_failed = sum(c.failed for c in report.checks)
+    n_xfail = sum(c.expected_failure for c in report.checks)
+    commit = report.environment.get("git_commit")
+    body = [f"<h1>normreg report {_badge(report.verdict)}</h1>",
+            f"<p class=meta>{escape(report.command)} · {escape(report.created)}"
+            + (f" · commit <code>{escape(str(commit)[:12])}</code>" if commit else "")
+            + f" · {len(report.checks)} comparisons, {n_failed} failed, {n_xfail} known bugs caught as expected"
+            + f" · exit code {report.exit_code}</p>"]
+    if report.suites:
+        body.append("<p>" + " · ".join(f'<a href="#suite-{escape(s.name)}">{escape(s.name)}</a>'
+                                       for s in report.suites) + "</p>")
+    body.append("<h2>Verdicts</h2>")
+    body.append(verdict_table(report.checks) if report.checks else "<p>No comparisons.</p>")
+    body.append(_problems([p for p in report.problems if p.suite not in {s.name for s in report.suites}]))
+    for s in report.suites:
+        body.append(suite_html(source, s))
+    if not report.suites:
+        body.append(environment_html(report.environment, None, {}))
+    return _page(f"normreg report: {report.verdict}", body)
+
+
+# ------------------------------------------------------------------------------------------- history
+
+
+def render_history_html(history: History) -> str:
+    """Metrics across nights: one figure per suite and metric, then the table of nights."""
+    from normreg.plots import history_figure
+
+    labels = [n.label for n in history.nights]
+    body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "
+            f"{escape(history.nights[0].created)} to {escape(history.nights[-1].created)}. Red rings mark nights "
+            "on which a check of that variant failed.</p>"]
+    for (suite, metric), group in history.grouped().items():
+        body.append(f"<h2>{escape(suite)}: {escape(metric)}</h2>")
+        body.append(_img(history_figure(f"{suite}: {metric}", group[0].goal, labels,
+                                        {s.variant: s.points for s in group}), f"{suite} {metric} over nights"))
+    rows = []
+    for n in history.nights:
+        failed = ", ".join(n.failed_checks) or "–"
+        rows.append(f'<tr class="{"fail" if n.verdict != "pass" else ""}"><td>{escape(n.created)}</td>'
+                    f"<td><code>{escape(n.commit or '–')}</code></td><td>{escape(n.verdict)}</td>"
+                    f"<td>{escape(failed)}</td><td><code>{escape(n.source)}</code></td></tr>")
+    body.append("<h2>Nights</h2><table><tr><th>created</th><th>commit</th><th>verdict</th><th>failed checks</th>"
+                f"<th>report</th></tr>{''.join(rows)}</table>")
+    return _page("normreg history", body)

@@ -1,0 +1,103 @@
+"""JUnit XML, so CI systems list every comparison as a test: one `<testsuite>` per normreg suite.
+
+Each comparison is a test case named `suite.metric.a_vs_b`. A failing verdict is a `<failure>` with the numbers in
+its message; a known bug caught as declared is skipped as an expected failure (as pytest writes an xfail); a
+failed training run is an `<error>` with its message; a problem that fails the run (a known bug no longer
+reproduced, a baseline left unchanged) is a `<failure>`.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+from normreg.report import Check, Problem, Report
+from normreg.reportfile import ReportFile
+from normreg.summary import seed_of
+
+
+def _g(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def case_name(check: Check) -> str:
+    c = check.comparison
+    return f"{check.suite or 'compare'}.{c.metric}.{c.a}_vs_{c.b}"
+
+
+def numbers(check: Check) -> str:
+    """The comparison's numbers on one line, for a failure message."""
+    c = check.comparison
+    ci = "" if c.ci_low is None else f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}] ({c.ci_level:.0%} CI)"
+    diff = "n/a" if c.diff is None else f"{c.diff:+.4g}"
+    return (f"{c.a}: mean {_g(c.mean_a)} sd {_g(c.sd_a, 3)} n={c.n_a}; {c.b}: mean {_g(c.mean_b)} sd {_g(c.sd_b, 3)} "
+            f"n={c.n_b}; diff {diff}{ci}; p={_g(c.p_value, 3)}; min_effect {c.min_effect:g}; alpha {c.alpha:g}")
+
+
+def _check_case(parent: ET.Element, check: Check) -> str:
+    c = check.comparison
+    case = ET.SubElement(parent, "testcase", name=case_name(check), classname=f"normreg.{check.suite or 'compare'}",
+                         time="0")
+    detail = f"{c.reason}\n{numbers(check)}"
+    if check.environment_differences:
+        detail += "\nenvironment differs from the baseline's: " + ", ".join(
+            f"{k} {a} -> {b}" for k, (a, b) in sorted(check.environment_differences.items()))
+    if check.failed:
+        expected = f" (expected {check.expected})" if check.expected is not None else ""
+        ET.SubElement(case, "failure", message=f"{c.verdict}{expected}: {c.reason}", type=c.verdict).text = detail
+        return "failure"
+    if check.expected_failure:
+        ET.SubElement(case, "skipped", type="xfail", message=f"known bug caught as expected: {c.verdict}").text = detail
+        return "skipped"
+    ET.SubElement(case, "system-out").text = f"{c.verdict}: {detail}"
+    return "pass"
+
+
+def _problem_case(parent: ET.Element, problem: Problem, name: str) -> str:
+    case = ET.SubElement(parent, "testcase", name=name, classname=f"normreg.{problem.suite}", time="0")
+    if problem.kind == "run_failed" and problem.expected:
+        ET.SubElement(case, "skipped", type="xfail", message=f"run failed as expected: {problem.message}")
+        return "skipped"
+    if problem.kind == "run_failed":
+        first = (problem.message.strip().splitlines() or [""])[0]
+        ET.SubElement(case, "error", message=first, type="run_failed").text = problem.message
+        return "error"
+    ET.SubElement(case, "failure", message=problem.message, type=problem.kind).text = problem.message
+    return "failure"
+
+
+def render_junit(source: ReportFile | Report) -> str:
+    """The report as a JUnit XML document (UTF-8 text with an XML declaration)."""
+    report = source.report if isinstance(source, ReportFile) else source
+    suites = [s.name for s in report.suites]
+    for name in [c.suite for c in report.checks] + [p.suite for p in report.problems]:
+        if name not in suites:
+            suites.append(name)
+    root = ET.Element("testsuites", name="normreg")
+    totals: Counter[str] = Counter()
+    for name in suites:
+        checks = [c for c in report.checks if c.suite == name]
+        problems = [p for p in report.problems if p.suite == name]
+        seconds = sum(r.duration_s for r in report.runs if r.suite == name)
+        ts = ET.SubElement(root, "testsuite", name=name or "compare", timestamp=report.created,
+                           time=f"{seconds:.3f}")
+        props = ET.SubElement(ts, "properties")
+        for k, v in sorted(report.environment.items()):
+            ET.SubElement(props, "property", name=k, value="" if v is None else str(v))
+        counts: Counter[str] = Counter(_check_case(ts, c) for c in checks)
+        used: Counter[str] = Counter()
+        for p in problems:
+            seed = seed_of(p)
+            base = f"{p.suite}.{p.variant}.{p.kind}" + ("" if seed is None else f".seed{seed}")
+            used[base] += 1
+            counts[_problem_case(ts, p, base if used[base] == 1 else f"{base}.{used[base]}")] += 1
+        tests = sum(counts.values())
+        ts.attrib.update(tests=str(tests), failures=str(counts["failure"]), errors=str(counts["error"]),
+                         skipped=str(counts["skipped"]))
+        # ElementTree keeps insertion order: put the counts first for readers of the raw XML.
+        ts.attrib = {k: ts.attrib[k] for k in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp")}
+        totals.update(counts)
+    root.attrib.update(tests=str(sum(totals.values())), failures=str(totals["failure"]),
+                       errors=str(totals["error"]), skipped=str(totals["skipped"]))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,118 @@
+"""The Markdown summary: short enough for a pull-request comment or a CI job summary.
+
+One row per comparison, failures first, then known bugs caught as declared (marked "expected"), then the rest;
+failed training runs and environment differences follow the table. Made from a report alone.
+"""
+
+from __future__ import annotations
+
+from normreg.report import Check, Report
+from normreg.reportfile import ReportFile
+from normreg.summary import describe, group_problems, order
+
+_OUTCOME = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "💥 ERROR"}
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3g}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
+def _cell(text: str) -> str:
+    """Table cells cannot hold pipes or line breaks."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def verdict_cell(check: Check) -> str:
+    v = check.comparison.verdict
+    if check.failed:
+        why = f", expected {check.expected}" if check.expected is not None else ""
+        return f"❌ **{v}**{why}"
+    if check.expected_failure:
+        return f"⚠️ {v} (expected)"
+    if v == "equivalent":
+        return f"✅ {v}"
+    return f"➖ {v}" + (" (as expected)" if check.expected is not None else "")
+
+
+def _side(mean: float | None, sd: float | None, n: int) -> str:
+    if mean is None:
+        return f"– (n={n})"
+    return f"{_num(mean)} ± {_num(sd, 2)} (n={n})" if sd is not None else f"{_num(mean)} (n={n})"
+
+
+def _row(check: Check) -> str:
+    c = check.comparison
+    ci = "" if c.ci_low is None else f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]"
+    suite = check.suite or "–"
+    kind = "" if check.kind == "pair" else f" ({check.kind})"
+    cells = (suite, c.metric, f"{c.a} vs {c.b}{kind}", _side(c.mean_a, c.sd_a, c.n_a), _side(c.mean_b, c.sd_b, c.n_b),
+             f"{_signed(c.diff)}{ci}", _p(c.p_value), verdict_cell(check))
+    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+
+
+def render_markdown(source: ReportFile | Report) -> str:
+    """The summary of one report as GitHub-flavoured Markdown (ends with a newline)."""
+    report = source.report if isinstance(source, ReportFile) else source
+    checks = order(report.checks)
+    n_failed = sum(c.failed for c in checks)
+    n_expected = sum(c.expected_failure for c in checks)
+    env = report.environment
+    commit = env.get("git_commit")
+    lines = [f"## normreg: {_OUTCOME.get(report.verdict, report.verdict)} (exit {report.exit_code})", ""]
+    facts = [f"{len(checks)} comparison{'s' * (len(checks) != 1)}", f"{n_failed} failed"]
+    if n_expected:
+        facts.append(f"{n_expected} known bug{'s' * (n_expected != 1)} caught as expected")
+    if report.suites:
+        facts.append(f"suites: {', '.join(s.name for s in report.suites)}")
+    if commit:
+        facts.append(f"commit `{str(commit)[:12]}`")
+    facts.append(f"{report.created}")
+    lines += [" · ".join(facts), ""]
+    if checks:
+        levels = sorted({round(c.comparison.ci_level * 100, 6) for c in checks})
+        level = f"{levels[0]:g}% CI" if len(levels) == 1 else "CI at 1 − alpha"
+        lines += [f"| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [{level}] | p | verdict |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [_row(c) for c in checks]
+        lines.append("")
+        why = [c for c in checks if c.failed or c.expected_failure]
+        if why:
+            lines.append("**Why**")
+            lines.append("")
+            for c in why:
+                tag = " (expected)" if c.expected_failure else ""
+                lines.append(f"- {_cell(c.suite or '–')} {_cell(c.comparison.metric)} {_cell(c.comparison.a)} vs "
+                             f"{_cell(c.comparison.b)}{tag}: {_cell(c.comparison.reason)}")
+            lines.append("")
+    else:
+        lines += ["No comparisons.", ""]
+    if report.problems:
+        lines += ["**Problems**", ""]
+        for g in group_problems(report.problems):
+            first = (describe(g).strip().splitlines() or [""])[0]
+            first = first if len(first) <= 240 else first[:239] + "…"
+            lines.append(f"- {_cell(g.suite)}/{_cell(first)}")
+        lines.append("")
+    notes = []
+    seen: set[str] = set()
+    for c in checks:
+        if c.environment_differences and c.suite not in seen:
+            seen.add(c.suite)
+            diffs = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(c.environment_differences.items()))
+            notes.append(f"- {_cell(c.suite)}: the baseline was made in another environment ({_cell(diffs)})")
+    for s in report.suites:
+        if s.baseline is None and report.command == "run":
+            notes.append(f"- {_cell(s.name)}: no stored baseline; only pair checks were made")
+    if notes:
+        lines += ["**Notes**", "", *notes, ""]
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Writing a report's other formats (HTML, Markdown, JUnit XML) beside its JSON, each atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from normreg.fileio import write_text_atomic
+from normreg.reportfile import ReportFile
+
+
+def write_outputs(source: ReportFile, *, html: Path | None = None, markdown: Path | None = None,
+                  junit: Path | None = None) -> list[Path]:
+    """Render and write each requested format; returns the paths written, in the order given."""
+    written = []
+    if html is not None:
+        from normreg.html import render_html
+
+        write_text_atomic(html, render_html(source))
+        written.append(html)
+    if markdown is not None:
+        from normreg.markdown import render_markdown
+
+        write_text_atomic(markdown, render_markdown(source))
+        written.append(markdown)
+    if junit is not None:
+        from normreg.junit import render_junit
+
+        write_text_atomic(junit, render_junit(source))
+        written.append(junit)
+    return written

@@ -1,0 +1,199 @@
+"""The figures of the HTML reports, as PNG bytes: per-seed values, learning curves, metrics across nights.
+
+matplotlib is imported inside each function and used through its object API with the Agg canvas, so importing
+this module costs nothing, no display is needed and no global backend state is touched.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf")
+BASELINE_COLOR = "#9a9a9a"
+FAIL_COLOR = "#c62828"
+DPI = 96
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One group of per-seed values to draw: the run's values of a variant, or the baseline's."""
+
+    values: tuple[float, ...]
+    failed_runs: int = 0
+    # when only summary statistics are known (older reports): mean, sd and n
+    summary: tuple[float, float | None, int] | None = None
+
+
+def mean_ci(values: Sequence[float], alpha: float) -> tuple[float, float | None]:
+    """Mean and half-width of its (1 - alpha) t interval; no interval with fewer than two values."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, _half_width(sd, n, alpha)
+
+
+def _half_width(sd: float | None, n: int, alpha: float) -> float | None:
+    if sd is None or n < 2:
+        return None
+    from scipy import stats
+
+    return float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _draw_group(ax: Any, x: float, s: Sample, color: str, alpha: float, hollow: bool) -> None:
+    if s.values:
+        k = len(s.values)
+        offsets = [(i - (k - 1) / 2) * min(0.035, 0.18 / max(k - 1, 1)) for i in range(k)]
+        ax.scatter([x + o for o in offsets], s.values, s=22, zorder=3,
+                   facecolors="none" if hollow else color, edgecolors=color, linewidths=1.2)
+        mean, half = mean_ci(s.values, alpha)
+    elif s.summary is not None:
+        mean, sd, n = s.summary
+        half = _half_width(sd, n, alpha)
+    else:
+        return
+    ax.errorbar([x + 0.13], [mean], yerr=None if half is None else [[half], [half]], fmt="_", markersize=14,
+                color=color, capsize=4, elinewidth=1.6, zorder=4)
+
+
+def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
+                 current: Mapping[str, Mapping[str, Sample]], baseline: Mapping[str, Mapping[str, Sample]],
+                 failed: Mapping[str, set[str]], alpha: float) -> bytes:
+    """One panel per metric: every seed's value per variant, its mean and (1 - alpha) CI, the baseline beside it.
+
+    `metrics` holds (name, goal); `current[metric][variant]` and `baseline[metric][variant]` the samples;
+    `failed[metric]` the variants whose checks failed on that metric (their labels are drawn in red).
+    """
+    n = max(len(metrics), 1)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    width = max(3.6, 1.3 * len(variants) + 2.0)
+    fig = _figure(width * cols, 3.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, (metric, goal) in enumerate(metrics):
+        ax = axes[i // cols][i % cols]
+        for j, v in enumerate(variants):
+            color = COLORS[j % len(COLORS)]
+            if v in baseline.get(metric, {}):
+                _draw_group(ax, j - 0.22, baseline[metric][v], BASELINE_COLOR, alpha, hollow=True)
+            s = current.get(metric, {}).get(v)
+            if s is not None:
+                _draw_group(ax, j + 0.08, s, color, alpha, hollow=False)
+                if s.failed_runs:
+                    ax.annotate(f"{s.failed_runs} run{'s' * (s.failed_runs != 1)} failed", (j, 0.02),
+                                xycoords=("data", "axes fraction"), ha="center", fontsize=7, color=FAIL_COLOR)
+        ax.set_xticks(range(len(variants)), list(variants), rotation=20 if len(variants) > 4 else 0)
+        for label, v in zip(ax.get_xticklabels(), variants, strict=True):
+            if v in failed.get(metric, set()):
+                label.set_color(FAIL_COLOR)
+                label.set_fontweight("bold")
+        ax.set_xlim(-0.6, len(variants) - 0.4)
+        ax.set_title(f"{metric} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for k in range(len(metrics), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    if any(baseline.values()):
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", ls="", color=COLORS[0], label="this run (per seed)"),
+                   Line2D([], [], marker="o", ls="", mfc="none", color=BASELINE_COLOR, label="stored baseline")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
+                  max_panels: int = 6) -> bytes:
+    """Learning curves: one panel per logged metric, one thin line per seed, one colour per variant.
+
+    `curves[metric][variant]` holds one per-epoch sequence per seed.
+    """
+    from matplotlib.lines import Line2D
+
+    keys = list(curves)[:max_panels]
+    cols = min(len(keys), 3)
+    rows = math.ceil(len(keys) / cols)
+    fig = _figure(3.4 * cols, 2.5 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, key in enumerate(keys):
+        ax = axes[i // cols][i % cols]
+        for j, v in enumerate(variants):
+            for seq in curves[key].get(v, ()):
+                ax.plot(range(1, len(seq) + 1), seq, color=COLORS[j % len(COLORS)], lw=1, alpha=0.7,
+                        marker="." if len(seq) < 4 else None)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for k in range(len(keys), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    handles = [Line2D([], [], color=COLORS[j % len(COLORS)], label=v) for j, v in enumerate(variants)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(variants), 6), fontsize=8,
+               frameon=False)
+    return _png(fig)
+
+
+@dataclass(frozen=True)
+class NightPoint:
+    """One variant's values on one night, and whether a check on it failed that night."""
+
+    night: int
+    values: tuple[float, ...]
+    failed: bool
+
+
+def history_figure(title: str, goal: str, labels: Sequence[str],
+                   series: Mapping[str, Sequence[NightPoint]]) -> bytes:
+    """A metric across nights: per variant the mean with every seed's value and the min–max band.
+
+    Nights whose checks failed for a variant are ringed in red.
+    """
+    from matplotlib.lines import Line2D
+
+    fig = _figure(max(5.0, 0.55 * len(labels) + 2.5), 3.1)
+    ax = fig.subplots()
+    for j, (v, points) in enumerate(series.items()):
+        color = COLORS[j % len(COLORS)]
+        pts = [p for p in points if p.values]
+        if not pts:
+            continue
+        xs = [p.night for p in pts]
+        means = [math.fsum(p.values) / len(p.values) for p in pts]
+        ax.fill_between(xs, [min(p.values) for p in pts], [max(p.values) for p in pts], color=color, alpha=0.15,
+                        lw=0)
+        ax.plot(xs, means, color=color, marker="o", ms=4, lw=1.4, label=v)
+        for p in pts:
+            ax.scatter([p.night] * len(p.values), p.values, s=6, color=color, alpha=0.6, zorder=3)
+        bad = [(p.night, m) for p, m in zip(pts, means, strict=True) if p.failed]
+        if bad:
+            ax.scatter([b[0] for b in bad], [b[1] for b in bad], s=110, facecolors="none", edgecolors=FAIL_COLOR,
+                       linewidths=1.8, zorder=5)
+    ax.set_xticks(range(len(labels)), list(labels), rotation=35 if len(labels) > 5 else 0, ha="right"
+                  if len(labels) > 5 else "center")
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec=FAIL_COLOR, ms=9, label="check failed"))
+    ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
+    return _png(fig)

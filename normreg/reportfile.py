@@ -1,0 +1,86 @@
+"""Reading a report JSON back into `Report` objects, so every output format works from the file alone.
+
+The Markdown, JUnit, HTML and history outputs are made from a report written by `run` or `compare`, on another
+machine or another night, without re-running anything and without importing torch. Per-suite entries this
+version does not model (such as an `audit`) are kept as they are in `ReportFile.extras`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from normreg.errors import ResultsError
+from normreg.report import SCHEMA, Check, Problem, Report, SuiteInfo, check_schema
+from normreg.results import RunResult, _read_json
+from normreg.stats import Comparison
+
+_COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
+_SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A report as read from disk: the `Report`, where it came from, and per-suite extras (e.g. `audit`)."""
+
+    source: str
+    report: Report
+    extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # suite -> {key: raw JSON value}
+
+    def audit(self, suite: str) -> Any:
+        """The suite's audit findings as the report stores them, or None when the report has none."""
+        return self.extras.get(suite, {}).get("audit")
+
+
+def _comparison(d: Mapping[str, Any]) -> Comparison:
+    missing = [k for k in _COMPARISON_FIELDS if k not in d]
+    if missing:
+        raise KeyError(", ".join(missing))
+    return Comparison(**{k: d[k] for k in _COMPARISON_FIELDS})
+
+
+def _suite(d: Mapping[str, Any]) -> SuiteInfo:
+    known = {k: d[k] for k in _SUITE_FIELDS if k in d}
+    known["seeds"] = tuple(int(s) for s in d.get("seeds", ()))
+    if known.get("baseline_values") is not None:
+        known["baseline_values"] = {v: {m: {int(s): float(x) for s, x in sv.items()} for m, sv in ms.items()}
+                                    for v, ms in known["baseline_values"].items()}
+    return SuiteInfo(**known)
+
+
+def _run(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """JSON has no NaN, so reports store a non-finite value (which fails its run) as null: read it back as NaN."""
+    nan = float("nan")
+    return {**d, "metrics": {k: nan if v is None else v for k, v in (d.get("metrics") or {}).items()},
+            "history": {k: [nan if x is None else x for x in v] for k, v in (d.get("history") or {}).items()}}
+
+
+def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
+    """Rebuild a report from its JSON form (`normreg.report/1`); raises `ResultsError` naming `source`."""
+    check_schema(Path(source), data, SCHEMA)
+    try:
+        suites = tuple(_suite(s) for s in data.get("suites", []))
+        extras = {s["name"]: {k: v for k, v in s.items() if k not in _SUITE_FIELDS}
+                  for s in data.get("suites", [])}
+        runs = tuple(RunResult.from_json(_run(r)) for r in data.get("runs", []))
+        checks = tuple(Check(suite=c["suite"], kind=c["kind"], comparison=_comparison(c),
+                             expected=c.get("expected"),
+                             environment_differences=c.get("environment_differences") or {})
+                       for c in data.get("comparisons", []))
+        problems = tuple(Problem(suite=p["suite"], variant=p["variant"], kind=p["kind"], message=p["message"],
+                                 expected=bool(p.get("expected", False)))
+                         for p in data.get("problems", []))
+        report = Report(created=data["created"], environment=data.get("environment") or {}, suites=suites,
+                        runs=runs, checks=checks, problems=problems, command=data.get("command", "run"))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ResultsError(f"{source}: malformed report ({what}); regenerate it with 'normreg run' or "
+                           "'normreg compare --report'") from None
+    return ReportFile(source, report, {k: v for k, v in extras.items() if v})
+
+
+def read_report(path: Path) -> ReportFile:
+    """Read a report JSON written by `normreg run --report` or `normreg compare --report`."""
+    return report_from_json(_read_json(path), str(path))

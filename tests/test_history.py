@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+
+import pytest
+from scripted import NIGHT_DATES
+
+from normreg.errors import ResultsError
+from normreg.history import find_reports, load_history, render_history
+from normreg.html import render_history_html
+
+
+def test_nights_are_ordered_by_date_not_by_file_name(nights_dir):
+    history = load_history([nights_dir])
+    assert [n.created for n in history.nights] == NIGHT_DATES
+    assert len(find_reports([nights_dir])) == 5  # the baseline beside them is not taken for a report
+
+
+def test_failed_nights_are_marked_per_variant(nights_dir):
+    history = load_history([nights_dir])
+    series = {(s.suite, s.metric, s.variant): s for s in history.series}
+    b = series[("drift", "acc", "b")]
+    assert [p.failed for p in b.points] == [False, False, False, True, True]
+    assert [p.failed for p in series[("drift", "acc", "a")].points] == [False] * 5
+    # the known bug is caught as declared every night: not a failed night
+    assert not any(p.failed for p in series[("pairs", "acc", "twin")].points)
+    # c's run fails from night 4: its points are marked, with one value fewer
+    c = series[("drift", "acc", "c")]
+    assert [len(p.values) for p in c.points] == [4, 4, 4, 3, 3] and c.points[3].failed
+    assert b.points[3].values[0] == pytest.approx(0.802 - 0.045)
+
+
+def test_terminal_view_says_when_the_regression_came_in(nights_dir):
+    text = render_history(load_history([nights_dir]))
+    drift = text.split("\n\n")[0]
+    lines = drift.splitlines()
+    assert lines[0] == "drift: acc (higher is better)"
+    rows = lines[3:]
+    assert ["FAIL" in r for r in rows] == [False, False, False, True, True]
+    assert "5 nights, 2 not passing; first: 2025-03-04 03:00" in text
+
+
+def test_the_same_report_twice_is_counted_once(nights_dir, tmp_path):
+    one = sorted(nights_dir.glob("*/report.json"))[0]
+    shutil.copy(one, tmp_path / "copy.json")
+    history = load_history([nights_dir, tmp_path / "copy.json"])
+    assert len(history.nights) == 5
+    assert history.skipped and "Left out as duplicates" in render_history(history)
+
+
+def test_no_reports_is_an_input_error(tmp_path):
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "normreg.baseline/1"}))
+    with pytest.raises(ResultsError, match="no normreg report found in"):
+        find_reports([tmp_path])
+    with pytest.raises(ResultsError, match="missing.json: no such file or directory"):
+        find_reports([tmp_path / "missing.json"])
+
+
+def test_a_named_file_that_is_not_a_report_is_refused(nights_dir):
+    with pytest.raises(ResultsError, match="expected a file with schema 'normreg.report/1'"):
+        load_history([nights_dir / "drift-baseline.json"])
+
+
+def test_history_page_has_one_figure_per_suite_and_metric(nights_dir):
+    page = render_history_html(load_history([nights_dir]))
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3  # drift acc, pairs acc, pairs loss
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert page.count('<tr class="fail">') == 2

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from normreg.errors import ResultsError
+from normreg.reportfile import read_report, report_from_json
+
+
+def test_round_trip_is_exact(report_json):
+    rf = report_from_json(report_json)
+    again = json.loads(json.dumps(rf.report.to_json()))
+    assert again == report_json
+    assert rf.report.verdict == report_json["verdict"] == "error"
+    assert rf.report.exit_code == 3
+
+
+def test_baseline_values_come_back_with_integer_seeds(report_json):
+    rf = report_from_json(report_json)
+    drift = next(s for s in rf.report.suites if s.name == "drift")
+    assert drift.baseline_values is not None
+    assert sorted(drift.baseline_values["b"]["acc"]) == [0, 1, 2, 3]
+    assert drift.baseline_values["b"]["acc"][0] == pytest.approx(0.802)
+
+
+def test_unknown_per_suite_entries_are_kept_as_extras(report_json):
+    data = json.loads(json.dumps(report_json))
+    data["suites"][0]["audit"] = {"findings": [{"severity": "error", "module": "bn1"}]}
+    rf = report_from_json(data)
+    assert rf.audit(data["suites"][0]["name"]) == {"findings": [{"severity": "error", "module": "bn1"}]}
+    assert rf.audit("no-such-suite") is None
+
+
+def test_read_report_from_disk(report_path):
+    assert read_report(report_path).source == str(report_path)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update(schema="normreg.report/9"), "schema 'normreg.report/9' is not known"),
+    (lambda d: d.update(schema="normreg.baseline/1"), "expected a file with schema 'normreg.report/1'"),
+    (lambda d: d.pop("created"), r"malformed report \(missing key 'created'\)"),
+    (lambda d: d["comparisons"][0].pop("verdict"), r"malformed report \(missing key 'verdict'\)"),
+    (lambda d: d["suites"][0].pop("reference"), "malformed report"),
+], ids=["future-schema", "a-baseline", "no-created", "no-verdict", "suite-without-reference"])
+def test_bad_reports_are_refused_with_a_message(report_json, mutate, match):
+    data = json.loads(json.dumps(report_json))
+    mutate(data)
+    with pytest.raises(ResultsError, match=match):
+        report_from_json(data, "nightly.json")
+
+
+def test_not_json_names_the_file_and_line(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("{\n  oops\n}")
+    with pytest.raises(ResultsError, match=r"r\.json:2: not valid JSON"):
+        read_report(path)
+
+
+def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
+    """A run that logged NaN fails, and the report stores its value as null; the formats still render."""
+    from scripted import REPORT_SUITES
+
+    from normreg.fake import FakeRunner
+    from normreg.harness import run_suites
+    from normreg.markdown import render_markdown
+
+    script = {"a": {"acc": [0.8, 0.81, 0.79, 0.8]}, "b": {"acc": [0.8, float("nan"), 0.8, 0.81]},
+              "c": {"acc": [0.8, 0.8, 0.81, 0.79]}}
+    report = run_suites([REPORT_SUITES / "drift.yaml"], out=tmp_path, baselines=tmp_path / "b",
+                        runner=FakeRunner(script))
+    data = json.loads(json.dumps(report.to_json()))
+    assert [r["metrics"] for r in data["runs"] if r["status"] == "failed"] == [{"acc": None}]
+    rf = report_from_json(data)
+    assert rf.report.verdict == "error"
+    assert "NonFiniteMetric: acc=nan" in render_markdown(rf)
