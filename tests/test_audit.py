@@ -363,6 +363,12 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     assert report.to_json()["suites"][0]["audit"]["findings"][0]["module"] == "net.1"
     assert "Likely cause (normreg audit, no training):\n  audit_pair/twin: [pair_divergence] net.1 (BatchNorm1d)" \
         in render(report)
+    from normreg.html import render_html
+    from normreg.reportfile import report_from_json
+
+    back = report_from_json(json.loads(json.dumps(report.to_json())))
+    assert back.audit("audit_pair")["findings"][0]["module"] == "net.1"  # survives the JSON round trip
+    assert "<h3>Audit</h3>" in render_html(back)
 
 
 def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
