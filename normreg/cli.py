@@ -332,6 +332,33 @@ def history_cmd(
     guarded(body)
 
 
+@app.command()
+def audit(
+    suite: Annotated[Path, typer.Argument(help="A suite file.")],
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Audit only this variant (and the "
+                                                         "reference); repeatable.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Build the models with this seed (default: the "
+                                                "suite's first).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
+                                                      "data.args.batch_size=8 (repeatable).")] = None,
+) -> None:
+    """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
+
+    def body() -> int:
+        from normreg.audit import audit_suite, render_audit
+
+        result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
+        if report is not None:
+            result.write(report)
+        typer.echo(render_audit(result))
+        if report is not None:
+            typer.echo(f"Report: {report}")
+        return result.exit_code
+
+    guarded(body)
+
+
 def main() -> None:
     app()
 

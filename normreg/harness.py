@@ -213,8 +213,15 @@ def run_suites(
     runner: Runner | None = None,
     progress: Callable[[Progress], None] | None = None,
     preflight: bool = True,
+    audit: bool | None = None,
 ) -> Report:
-    """Train and judge every suite in `paths`; see the README for what each option does."""
+    """Train and judge every suite in `paths`; see the README for what each option does.
+
+    `audit`: run `normreg audit` on suites with a failing (or expected-failing) pair and attach its findings as
+    the likely cause; default: when training for real (no runner given).
+    """
+    if audit is None:
+        audit = runner is None
     suites = load_suites(paths, overrides, seeds)
     stored = {s.name: load_baseline(baselines, s.name) for s in suites}  # a bad baseline fails before training
     if runner is None:
@@ -291,6 +298,12 @@ def run_suites(
                 save_baseline(baselines, make_baseline(s, mine, environment))
                 updated = True
         b = stored[s.name]
+        causes = None
+        failing = sorted({ch.comparison.b for ch in c if ch.kind == "pair" and (ch.failed or ch.expected_failure)})
+        if audit and failing:
+            from normreg.audit import likely_causes  # never raises: an audit failure must not break a run
+
+            causes = likely_causes(s, failing)
         infos.append(SuiteInfo(
             name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
             seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
@@ -302,7 +315,7 @@ def run_suites(
                        "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
             stages_run=stages_run,
             seeds_used=used,
-            baseline_values=b.values if b else None))
+            baseline_values=b.values if b else None, audit=causes))
     return Report(created=environment["date"], environment=environment, suites=tuple(infos),
                   runs=tuple(sorted(results, key=lambda r: (r.suite, r.variant, r.seed))),
                   checks=tuple(checks), problems=tuple(problems), command="run")

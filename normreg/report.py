@@ -89,6 +89,7 @@ class SuiteInfo:
     seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
     # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
     baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
+    audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -205,6 +206,24 @@ def render_table(checks: Sequence[Check]) -> str:
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
+def _likely_causes(report: Report) -> list[str]:
+    """One line per audit error finding on a variant whose pair check failed or failed as expected."""
+    lines = []
+    for s in report.suites:
+        if not s.audit:
+            continue
+        if s.audit.get("error"):
+            lines.append(f"  {s.name}: the audit could not run: {s.audit['error']}")
+            continue
+        failing = {c.comparison.b for c in report.checks
+                   if c.suite == s.name and c.kind == "pair" and (c.failed or c.expected_failure)}
+        for f in s.audit.get("findings", []):
+            if f.get("severity") == "error" and f.get("variant") in failing:
+                lines.append(f"  {s.name}/{f['variant']}: [{f['check']}] {f['module']} ({f['module_type']}): "
+                             f"{f['message']}")
+    return lines
+
+
 def render(report: Report) -> str:
     """The terminal summary: table, reasons of failing checks, problems, environment notes, outcome."""
     parts = []
@@ -233,6 +252,9 @@ def render(report: Report) -> str:
                          "(sequential where seeds ran in stages); power and MDE (80% power) are at the seeds used.")
     else:
         parts.append("No comparisons.")
+    causes = _likely_causes(report)
+    if causes:
+        parts.append("Likely cause (normreg audit, no training):\n" + "\n".join(causes))
     if report.problems:
         parts.append("Problems:\n" + "\n".join(
             f"  {p.suite}/{p.variant}: {p.message}{' (expected)' if p.expected else ''}" for p in report.problems))

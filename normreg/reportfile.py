@@ -31,6 +31,9 @@ class ReportFile:
 
     def audit(self, suite: str) -> Any:
         """The suite's audit findings as the report stores them, or None when the report has none."""
+        for s in self.report.suites:
+            if s.name == suite and s.audit is not None:
+                return s.audit
         return self.extras.get(suite, {}).get("audit")
 
 

@@ -1,0 +1,230 @@
+"""What an audit reports: findings (severity, module, evidence, fix), pair summaries, and their JSON and text forms.
+
+Schema `normreg.audit/1`. Nothing here imports torch, so reading or rendering a report is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import normreg
+from normreg.fileio import write_json_atomic
+
+SCHEMA = "normreg.audit/1"
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+
+# The six checks, in the order the README lists them.
+CHECKS = ("pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
+          "per_source_statistics", "heterogeneous_normalisation")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the audit saw: which check, how bad, where (module qualified name and type), the numbers, the fix."""
+
+    check: str
+    severity: Severity
+    variant: str
+    module: str  # qualified name in the LightningModule; "[Type].sub" for a module built outside it
+    module_type: str
+    message: str
+    evidence: Mapping[str, Any]
+    fix: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "severity": self.severity, "variant": self.variant, "module": self.module,
+                "module_type": self.module_type, "message": self.message, "evidence": _clean(dict(self.evidence)),
+                "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    """One training step of the reference and of a variant, in one mode, on the same batch and the same weights."""
+
+    mode: str  # "train" | "eval"
+    loss_reference: float | None
+    loss_variant: float | None
+    grad_diff: float | None  # ||g_ref - g_var|| / ||g_ref|| over parameters both have
+    stats_diff: float | None  # largest relative difference of a buffer (running statistics) after the step
+    stats_worst: str | None
+    modules_compared: int
+    first_divergence: str | None  # qualified name of the first module, in forward order, whose outputs differ
+    first_divergence_type: str | None
+    cause: str | None
+    error: str | None = None  # the step could not be run
+
+    @property
+    def identical(self) -> bool:
+        return self.error is None and self.first_divergence is None and not _differs(self.loss_reference,
+                                                                                     self.loss_variant)
+
+    def to_json(self) -> dict[str, Any]:
+        return _clean({"mode": self.mode, "loss_reference": self.loss_reference, "loss_variant": self.loss_variant,
+                       "grad_diff": self.grad_diff, "stats_diff": self.stats_diff, "stats_worst": self.stats_worst,
+                       "modules_compared": self.modules_compared, "first_divergence": self.first_divergence,
+                       "first_divergence_type": self.first_divergence_type, "cause": self.cause,
+                       "identical": self.identical, "error": self.error})
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    reference: str
+    variant: str
+    modes: tuple[ModeSummary, ...]
+    state_copied: int  # tensors copied from the reference's state where names and shapes match
+    state_unmatched: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "variant": self.variant, "modes": [m.to_json() for m in self.modes],
+                "state_copied": self.state_copied, "state_unmatched": self.state_unmatched}
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    suite: str
+    path: str
+    digest: str
+    reference: str
+    variants: tuple[str, ...]
+    seed: int
+    created: str
+    duration_s: float
+    findings: tuple[Finding, ...]
+    pairs: tuple[PairSummary, ...] = ()
+    notes: tuple[str, ...] = ()  # what could not be examined, and why
+    checks: tuple[str, ...] = field(default=CHECKS)
+
+    @property
+    def verdict(self) -> str:
+        """"error" when any finding is an error, else "clean" (warnings and information do not fail)."""
+        return "error" if any(f.severity == "error" for f in self.findings) else "clean"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.verdict == "error" else 0
+
+    def errors_for(self, variant: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.variant == variant and f.severity == "error")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "normreg_version": normreg.__version__,
+            "command": "audit",
+            "created": self.created,
+            "duration_s": round(self.duration_s, 3),
+            "suite": self.suite,
+            "path": self.path,
+            "digest": self.digest,
+            "reference": self.reference,
+            "variants": list(self.variants),
+            "seed": self.seed,
+            "checks": list(self.checks),
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "counts": {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES},
+            "findings": [f.to_json() for f in self.findings],
+            "pairs": [p.to_json() for p in self.pairs],
+            "notes": list(self.notes),
+        }
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, self.to_json())
+
+
+def _differs(a: float | None, b: float | None, rtol: float = 1e-4) -> bool:
+    if a is None or b is None:
+        return a is not b
+    return abs(a - b) > rtol * max(abs(a), abs(b), 1e-8)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: store them as null; tuples become lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def sort_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """Errors first, then by variant, check order and module."""
+    return tuple(sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.variant, CHECKS.index(f.check)
+                                                 if f.check in CHECKS else len(CHECKS), f.module)))
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}"
+
+
+def _evidence(ev: Mapping[str, Any]) -> str:
+    parts = []
+    for k, v in ev.items():
+        if isinstance(v, float):
+            v = _num(v)
+        elif isinstance(v, (list, tuple)):
+            v = "[" + ", ".join(_num(x) if isinstance(x, float) else str(x) for x in v) + "]"
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def render_audit(report: AuditReport, width: int = 110) -> str:
+    """The terminal form: pair summary table, findings (errors first) with evidence and fix, notes, outcome."""
+    out = [f"normreg audit: suite {report.suite} ({report.path}), seed {report.seed}, reference "
+           f"{report.reference}, {report.duration_s:.1f}s"]
+    if report.pairs:
+        rows = []
+        for p in report.pairs:
+            for m in p.modes:
+                if m.error:
+                    what = f"not run: {m.error}"
+                elif m.first_divergence is not None:
+                    what = f"{m.first_divergence} ({m.first_divergence_type}); cause: {(m.cause or '?').split(':')[0]}"
+                elif m.identical:
+                    what = "identical"
+                else:
+                    what = "every module agrees; only the loss differs"
+                rows.append((f"{p.reference} -> {p.variant}", m.mode, _num(m.loss_reference), _num(m.loss_variant),
+                             _num(m.grad_diff), _num(m.stats_diff), what))
+        out.append("\nPair divergence (one training step, same weights, same batch):")
+        out += ["  " + r for r in _table(("pair", "mode", "loss ref", "loss var", "grad diff", "stats diff",
+                                          "first divergence"), rows)]
+    if report.findings:
+        counts = {s: sum(f.severity == s for f in report.findings) for s in SEVERITIES}
+        out.append(f"\nFindings ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}):")
+        wrap = lambda label, text: textwrap.fill(text, width=width, initial_indent=f"    {label}",  # noqa: E731
+                                                 subsequent_indent=" " * (4 + len(label)))
+        for f in report.findings:
+            out.append(f"  {f.severity.upper():7s} {f.check}  {f.variant}  {f.module} ({f.module_type})")
+            out.append(wrap("", f.message))
+            if f.evidence:
+                out.append(wrap("evidence: ", _evidence(f.evidence)))
+            out.append(wrap("fix: ", f.fix))
+    else:
+        out.append("\nNo findings.")
+    if report.notes:
+        out.append("\nNotes:")
+        out += [textwrap.fill(n, width=width, initial_indent="  ", subsequent_indent="    ") for n in report.notes]
+    out.append(f"\nOutcome: {report.verdict.upper()} (exit {report.exit_code})")
+    return "\n".join(out)
