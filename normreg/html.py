@@ -156,7 +156,7 @@ def _cell(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
-_FINDING_ORDER = ("severity", "check", "mode", "module", "type", "layer", "message", "summary", "evidence", "cause",
+_FINDING_ORDER = ("severity", "check", "mode", "module", "module_type", "type", "layer", "message", "summary", "evidence", "cause",
                   "fix")
 
 

@@ -50,7 +50,13 @@ def describe_error(exc: BaseException) -> str:
     """`Type: message (at file.py:line in function)`, naming the innermost frame of the user's code."""
     frames = traceback.extract_tb(exc.__traceback__)
     here = os.path.dirname(__file__)
-    user = [f for f in frames if not f.filename.startswith(here) and "site-packages" not in f.filename]
+    examples = os.path.join(here, "examples")  # the story models are user code, whatever package holds them
+
+    def is_user(filename: str) -> bool:
+        ours = filename.startswith(here) and not filename.startswith(examples)
+        return not ours and "site-packages" not in filename and not filename.startswith("<frozen")
+
+    user = [f for f in frames if is_user(f.filename)]
     frame = (user or frames or [None])[-1]
     where = f" (at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name})" if frame else ""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
