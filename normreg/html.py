@@ -156,8 +156,8 @@ def _cell(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
-_FINDING_ORDER = ("severity", "check", "mode", "module", "module_type", "type", "layer", "message", "summary", "evidence", "cause",
-                  "fix")
+_FINDING_ORDER = ("severity", "check", "mode", "module", "module_type", "type", "layer", "message", "summary",
+                  "evidence", "cause", "fix")
 
 
 def audit_html(audit: Any) -> str:

@@ -199,8 +199,8 @@ def render_table(checks: Sequence[Check]) -> str:
         ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "-" if c.diff is None else f"{c.diff:+.4g}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{_fmt(c.mean_a)} (n={c.n_a})",
-                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), _p(c.p_adjusted), _fmt(c.power, 2), _fmt(c.mde, 2),
-                     verdict_label(ch)))
+                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), _p(c.p_adjusted), _fmt(c.power, 2),
+                     _fmt(c.mde, 2), verdict_label(ch)))
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])

@@ -18,7 +18,8 @@ from normreg.results import load_result_set
 def test_unknown_schema_versions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"schema 'normreg.report/2' is not known to normreg .* upgrade"):
         check_schema(tmp_path / "r.json", {"schema": "normreg.report/2"}, "normreg.report/1")
-    with pytest.raises(ResultsError, match="expected a file with schema 'normreg.report/1', found 'normreg.baseline/1'"):
+    wrong_kind = "expected a file with schema 'normreg.report/1', found 'normreg.baseline/1'"
+    with pytest.raises(ResultsError, match=wrong_kind):
         check_schema(tmp_path / "r.json", {"schema": "normreg.baseline/1"}, "normreg.report/1")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from normreg.harness import run_suites
-from normreg.runner import LightningRunner, Job, default_workers, describe_error, plan_jobs, run_one
+from normreg.runner import Job, LightningRunner, default_workers, describe_error, plan_jobs, run_one
 from normreg.suite import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
