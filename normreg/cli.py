@@ -188,28 +188,14 @@ def plan(
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
 
     def body() -> int:
-        from normreg.planning import plan as make_plan
-        from normreg.planning import render_plan
-        from normreg.results import load_result_set
-        from normreg.suite import load_suite
+        from normreg.planning import plan_suite, render_plan
 
-        s = load_suite(suite, set_ or ())
-        source = pilot
-        if source is None and (baselines / f"{s.name}.json").exists():
-            source = str(baselines / f"{s.name}.json")
-        if source is None:
-            import tempfile
-
-            from normreg.harness import run_suites
-
-            out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
+        def announce(out_dir: Path) -> None:
             typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
                        err=True)
-            run_suites([suite], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=set_ or (),
-                       runner=make_runner(None), progress=_ProgressPrinter())
-            source = str(out_dir / s.name)
-        p = make_plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
-                      alpha=s.stats.alpha, design=s.stats.design)
+
+        p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
+                       runner=make_runner(None), progress=_ProgressPrinter(), on_pilot_run=announce)
         typer.echo(render_plan(p))
         return 0
 
@@ -267,41 +253,10 @@ def calibrate(
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
 
     def body() -> int:
-        from normreg.planning import calibrate as do_calibrate
-        from normreg.planning import render_calibration, settings_from
-        from normreg.results import load_result_set
-        from normreg.suite import MetricSpec, SeedPlan, load_suite
+        from normreg.planning import calibrate_source, render_calibration
 
-        rs = load_result_set(source)
-        cfg = settings_from(source)
-        specs = dict(rs.specs)
-        if suite is not None:
-            s = load_suite(suite)
-            cfg = {"alpha": s.stats.alpha, "design": s.stats.design, "reference": s.reference,
-                   "seeds": len(s.seeds), "spending": s.stats.spending,
-                   **({"stages": s.seed_plan.stages} if s.seed_plan else {})}
-            specs.update({m.name: m for m in s.metrics})
-        if seeds == "auto":
-            cfg["stages"] = SeedPlan().stages
-        elif seeds is not None:
-            cfg["seeds"] = _seeds_option(seeds)
-            cfg.pop("stages", None)
-        if min_effect is not None:
-            specs = {m: MetricSpec(m, sp.goal, min_effect) for m, sp in specs.items()}
-        # A report's runs hold every value the model logged; the suite's declared metrics are the ones to judge.
-        undeclared = {m for ms in rs.values.values() for m in ms} - set(specs)
-        for m in undeclared if not specs else ():
-            if min_effect is None:
-                raise InputError(f"{source}: metric '{m}' has no goal or min_effect in the file; give --suite "
-                                 "or --min-effect")
-            specs[m] = MetricSpec(m, "max", min_effect)
-        chosen = design or cfg.get("design", "welch")
-        if chosen not in ("welch", "paired"):
-            raise InputError(f"expected --design welch or paired, got {chosen!r}")
-        n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
-        result = do_calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
-                              stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,
-                              reference=cfg.get("reference"), random_seed=random_seed)
+        result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
+                                  min_effect=min_effect, reps=reps, random_seed=random_seed)
         typer.echo(render_calibration(result))
         return 1 if strict and result.poor else 0
 

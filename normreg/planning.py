@@ -10,16 +10,22 @@ shifted by `min_effect` estimates the power, at the suite's seeds and test. Impo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from normreg.errors import InputError
-from normreg.results import ResultSet
+from normreg.results import ResultSet, load_result_set
 from normreg.sequential import simulate
 from normreg.stats import _mean_sd, seeds_for
 from normreg.suite import MetricSpec
+
+if TYPE_CHECKING:
+    from normreg.harness import Progress
+    from normreg.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -233,3 +239,69 @@ def settings_from(path_spec: str) -> dict:
         out["stages"] = tuple(s["seed_plan"].get("stages") or ())
         out["spending"] = s["seed_plan"].get("spending")
     return {k: v for k, v in out.items() if v}
+
+
+# ------------------------------------------------------------------------------- the commands' entry points
+
+
+def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
+               pilot_seeds: int = 3, overrides: Sequence[str] = (), runner: Runner | None = None,
+               progress: Callable[[Progress], None] | None = None,
+               on_pilot_run: Callable[[Path], None] | None = None) -> Plan:
+    """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run made here."""
+    from normreg.suite import load_suite
+
+    s = load_suite(suite_path, overrides)
+    source = pilot
+    stored = baselines / f"{s.name}.json"
+    if source is None and stored.exists():
+        source = str(stored)
+    if source is None:
+        import tempfile
+
+        from normreg.harness import run_suites
+
+        out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
+        if on_pilot_run:
+            on_pilot_run(out_dir)
+        run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
+                   runner=runner, progress=progress)
+        source = str(out_dir / s.name)
+    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
+                alpha=s.stats.alpha, design=s.stats.design)
+
+
+def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str | None = None,
+                     alpha: float | None = None, design: str | None = None, min_effect: float | None = None,
+                     reps: int = 2000, random_seed: int = 0) -> Calibration:
+    """`normreg calibrate`: settings from `suite` when given, else from the file, else the defaults."""
+    from normreg.suite import SeedPlan, load_suite
+
+    rs = load_result_set(source)
+    cfg = settings_from(source)
+    specs = dict(rs.specs)
+    if suite is not None:
+        s = load_suite(suite)
+        cfg = {"alpha": s.stats.alpha, "design": s.stats.design, "reference": s.reference,
+               "seeds": len(s.seeds), "spending": s.stats.spending,
+               **({"stages": s.seed_plan.stages} if s.seed_plan else {})}
+        specs.update({m.name: m for m in s.metrics})
+    if seeds == "auto":
+        cfg["stages"] = SeedPlan().stages
+    elif seeds is not None:
+        cfg["seeds"] = int(seeds)
+        cfg.pop("stages", None)
+    if min_effect is not None:
+        specs = {m: MetricSpec(m, sp.goal, min_effect) for m, sp in specs.items()}
+    if not specs:  # a tidy CSV declares no metric: the user must say what matters
+        if min_effect is None:
+            raise InputError(f"{source}: the file declares no metric's goal or min_effect; give --suite or "
+                             "--min-effect")
+        specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
+    chosen = design or cfg.get("design", "welch")
+    if chosen not in ("welch", "paired"):
+        raise InputError(f"expected --design welch or paired, got {chosen!r}")
+    n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
+    return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
+                     stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,
+                     reference=cfg.get("reference"), random_seed=random_seed)

@@ -141,3 +141,22 @@ def test_compare_imports_neither_torch_nor_lightning_and_starts_fast(tmp_path):
         times.append(time.perf_counter() - start)
         assert "HEAVY [] SECONDS" in out.stdout, out.stdout + out.stderr
     assert statistics.median(times) < 5.0  # generous: the machine is shared; measured medians are in the README
+
+
+def test_calibrate_judges_declared_metrics_and_needs_min_effect_for_a_csv(tmp_path):
+    # A report's runs hold every value the model logged; only the suite's declared metrics are calibrated.
+    def extra(variant: str, seed: int) -> dict[str, float]:
+        return {**flagship(variant, seed), "logged_only": 0.5 + seed / 100}
+
+    report = run_suites([DATA / "staged.yaml"], seeds=10, runner=FakeRunner(extra), out=tmp_path / "run",
+                        baselines=tmp_path / "b")
+    report.write(tmp_path / "r.json")
+    res = CliRunner().invoke(cli.app, ["calibrate", str(tmp_path / "r.json"), "--reps", "200"])
+    assert res.exit_code == 0, res.output
+    assert "logged_only" not in res.output
+    csv = tmp_path / "tidy.csv"
+    csv.write_text("variant,seed,metric,value\n" + "".join(f"a,{s},acc,{0.9 + s / 100}\n" for s in range(5)))
+    res = CliRunner().invoke(cli.app, ["calibrate", str(csv), "--reps", "200"])
+    assert res.exit_code == 2 and "declares no metric's goal or min_effect; give --suite or --min-effect" in res.output
+    res = CliRunner().invoke(cli.app, ["calibrate", str(csv), "--reps", "200", "--min-effect", "0.01"])
+    assert res.exit_code == 0 and "false alarms" in res.output
