@@ -6,7 +6,7 @@ failed training runs and environment differences follow the table. Made from a r
 
 from __future__ import annotations
 
-from normreg.report import Check, Report
+from normreg.report import Check, Report, format_number, format_p
 from normreg.reportfile import ReportFile
 from normreg.summary import describe, group_problems, order
 
@@ -14,7 +14,7 @@ _OUTCOME = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "💥 ERROR"}
 
 
 def _num(x: float | None, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}g}"
+    return format_number(x, digits, missing="–")
 
 
 def _signed(x: float | None) -> str:
@@ -22,9 +22,7 @@ def _signed(x: float | None) -> str:
 
 
 def _p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+    return format_p(p, missing="–")
 
 
 def _cell(text: str) -> str:

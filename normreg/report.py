@@ -168,14 +168,16 @@ def check_schema(path: Path, data: Any, expected: str) -> None:
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}g}"
+def format_number(x: float | None, digits: int = 4, missing: str = "-") -> str:
+    return missing if x is None else f"{x:.{digits}g}"
 
 
-def _p(p: float | None) -> str:
+def format_p(p: float | None, missing: str = "-") -> str:
     if p is None:
-        return "-"
+        return missing
     return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
 
 
 def verdict_label(check: Check) -> str:
@@ -198,9 +200,10 @@ def render_table(checks: Sequence[Check]) -> str:
         c = ch.comparison
         ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "-" if c.diff is None else f"{c.diff:+.4g}"
-        rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{_fmt(c.mean_a)} (n={c.n_a})",
-                     f"{_fmt(c.mean_b)} (n={c.n_b})", diff, ci, _p(c.p_value), _p(c.p_adjusted), _fmt(c.power, 2),
-                     _fmt(c.mde, 2), verdict_label(ch)))
+        rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{format_number(c.mean_a)} (n={c.n_a})",
+                     f"{format_number(c.mean_b)} (n={c.n_b})", diff, ci, format_p(c.p_value),
+                     format_p(c.p_adjusted), format_number(c.power, 2), format_number(c.mde, 2),
+                     verdict_label(ch)))
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
