@@ -13,6 +13,7 @@ from pathlib import Path
 
 from normreg.baseline import Baseline, baseline_path, load_baseline, make_baseline, save_baseline
 from normreg.environment import differences, fingerprint
+from normreg.errors import InputError
 from normreg.fileio import write_json_atomic
 from normreg.report import Check, Problem, Report, SuiteInfo
 from normreg.results import RunLog, RunResult
@@ -224,6 +225,12 @@ def run_suites(
         audit = runner is None
     suites = load_suites(paths, overrides, seeds)
     stored = {s.name: load_baseline(baselines, s.name) for s in suites}  # a bad baseline fails before training
+    out = out or default_out_dir()
+    taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
+    if taken:
+        # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
+        raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
+                         "or move that directory away")
     if runner is None:
         from normreg.runner import device_name
         from normreg.targets import preflight as check_targets
@@ -236,7 +243,6 @@ def run_suites(
     else:
         device = "fake"
     environment = fingerprint(device, suites[0].directory)
-    out = out or default_out_dir()
     logs = {}
     for s in suites:
         d = out / s.name

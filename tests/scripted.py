@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -96,14 +97,16 @@ def make_report(tmp: Path, night: int = 2, regressed_from: int = 2, created: str
         shutil.copytree(REPORT_SUITES, suites)
     baselines = tmp / "baselines"
     if not (baselines / "drift.json").exists():
-        run_suites([suites / "drift.yaml"], out=tmp / "runs" / "night1", baselines=baselines, update_baseline=True,
+        run_suites([suites / "drift.yaml"], out=tmp / "runs" / "baseline", baselines=baselines, update_baseline=True,
                    runner=FakeRunner(drift_script(1, regressed_from)))
         stored = json.loads((baselines / "drift.json").read_text())
         stored["environment"]["device"] = "cuda:0"  # the baseline was made on a GPU, tonight's run is not
         (baselines / "drift.json").write_text(json.dumps(stored))
     script = {**PAIRS, **drift_script(night, regressed_from)}
     runner = CurvesFakeRunner(script, _curves) if curves else FakeRunner(script)
-    report = run_suites([suites], out=tmp / "runs" / f"night{night}", baselines=baselines, runner=runner)
+    (tmp / "runs").mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f"night{night}-", dir=tmp / "runs"))  # a run directory is never reused
+    report = run_suites([suites], out=out, baselines=baselines, runner=runner)
     return normalise(report.to_json(), created)
 
 

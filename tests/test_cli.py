@@ -73,17 +73,17 @@ def test_failed_run_exits_3_and_others_go_on(cli, write_suite, tmp_path: Path) -
 
 def test_expectations(cli, write_suite, tmp_path: Path) -> None:
     suite = write_suite(extra="expect: {twin: {acc: regressed}}\n")
-    args = ("run", suite, "--out", tmp_path / "run", "--baselines", tmp_path / "b")
-    caught = cli(*args, "--report", tmp_path / "r.json", script=REGRESSION)
+    args = ("run", suite, "--baselines", tmp_path / "b")
+    caught = cli(*args, "--out", tmp_path / "r1", "--report", tmp_path / "r.json", script=REGRESSION)
     assert caught.exit_code == 0, caught.output
     assert "regressed (expected)" in caught.output
     acc = next(c for c in _report(tmp_path / "r.json")["comparisons"] if c["metric"] == "acc")
     assert acc["verdict"] == "regressed" and acc["expected"] == "regressed" and acc["expected_failure"] is True
     # The bug no longer reproduces: a surprise fails the run.
-    fixed = cli(*args, script=SAME)
+    fixed = cli(*args, "--out", tmp_path / "r2", script=SAME)
     assert fixed.exit_code == 1 and "UNEXPECTED: expected regressed" in fixed.output
     # A user debugging the known bug wants it to fail.
-    ignored = cli(*args, "--ignore-expect", script=REGRESSION)
+    ignored = cli(*args, "--out", tmp_path / "r3", "--ignore-expect", script=REGRESSION)
     assert ignored.exit_code == 1 and "regressed FAIL" in ignored.output
 
 
@@ -237,3 +237,12 @@ def test_compare_unknown_variant_suggests(cli, write_suite, tmp_path: Path) -> N
     rep = tmp_path / "r" / "report.json"
     res = cli("compare", f"{rep}#twn", f"{rep}#merged")
     assert res.exit_code == 2 and "Did you mean 'twin'?" in res.output
+
+
+def test_an_earlier_run_directory_is_never_mixed_or_overwritten(cli, write_suite, tmp_path: Path) -> None:
+    suite, out = write_suite(), tmp_path / "run"
+    assert cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=SAME).exit_code == 0
+    before = (out / "pair" / "results.csv").read_text()
+    again = cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=REGRESSION)
+    assert again.exit_code == 2 and "already holds the results of an earlier run" in again.output
+    assert (out / "pair" / "results.csv").read_text() == before
