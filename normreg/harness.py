@@ -34,7 +34,13 @@ class Progress:
 
 
 def default_out_dir() -> Path:
-    return Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """`runs/<timestamp>`, with a suffix when a run started in the same second already took that name."""
+    base = Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
 
 
 def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),

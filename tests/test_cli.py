@@ -246,3 +246,13 @@ def test_an_earlier_run_directory_is_never_mixed_or_overwritten(cli, write_suite
     again = cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=REGRESSION)
     assert again.exit_code == 2 and "already holds the results of an earlier run" in again.output
     assert (out / "pair" / "results.csv").read_text() == before
+
+
+def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> None:
+    from normreg.harness import default_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    first = default_out_dir()
+    first.mkdir(parents=True)
+    second = default_out_dir()
+    assert second != first and second.parent == first.parent and second.name.startswith(first.name[:15])
