@@ -255,4 +255,4 @@ def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> N
     first = default_out_dir()
     first.mkdir(parents=True)
     second = default_out_dir()
-    assert second != first and second.parent == first.parent and second.name.startswith(first.name[:15])
+    assert second != first and not second.exists() and second.parent == first.parent
