@@ -17,6 +17,7 @@ from pathlib import Path
 from normreg.errors import ResultsError
 from normreg.plots import NightPoint
 from normreg.reportfile import ReportFile, read_report
+from normreg.stats import mean_sd
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,7 @@ def render_history(history: History) -> str:
                     cells.append("-")
                     continue
                 n = len(p.values)
-                mean = math.fsum(p.values) / n
-                sd = math.sqrt(math.fsum((v - mean) ** 2 for v in p.values) / (n - 1)) if n > 1 else None
+                mean, sd = mean_sd(p.values)
                 text = f"{mean:.4g} ± {sd:.2g}" if sd is not None else f"{mean:.4g}"
                 cells.append(f"{text} (n={n}){' FAIL' if p.failed else ''}")
             rows.append(cells)

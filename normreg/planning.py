@@ -20,7 +20,7 @@ import numpy as np
 from normreg.errors import InputError
 from normreg.results import ResultSet, load_result_set
 from normreg.sequential import simulate
-from normreg.stats import _mean_sd, seeds_for
+from normreg.stats import mean_sd, seeds_for
 from normreg.suite import MetricSpec
 
 if TYPE_CHECKING:
@@ -70,12 +70,12 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
             a = ref_values.get(m.name, {}) if v != reference else mine.get(m.name, {})
             b = mine.get(m.name, {})
             note = "" if v != reference else "the reference alone: both sides take its spread"
-            _, sd_a = _mean_sd([a[s] for s in sorted(a)])
-            _, sd_b = _mean_sd([b[s] for s in sorted(b)])
+            _, sd_a = mean_sd([a[s] for s in sorted(a)])
+            _, sd_b = mean_sd([b[s] for s in sorted(b)])
             common = sorted(set(a) & set(b))
             sd_diff = None
             if design == "paired" and v != reference:
-                _, sd_diff = _mean_sd([b[s] - a[s] for s in common])
+                _, sd_diff = mean_sd([b[s] - a[s] for s in common])
             n_pilot = min(len(a), len(b))
             if sd_a is None or sd_b is None:
                 rows.append(PlanRow(v, m.name, m.min_effect, n_pilot, sd_a, sd_b, sd_diff, None, None,

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from normreg.stats import mean_sd, t_half_width
+
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
 BASELINE_COLOR = "#9a9a9a"
@@ -31,20 +33,9 @@ class Sample:
 
 def mean_ci(values: Sequence[float], alpha: float) -> tuple[float, float | None]:
     """Mean and half-width of its (1 - alpha) t interval; no interval with fewer than two values."""
-    n = len(values)
-    mean = math.fsum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, _half_width(sd, n, alpha)
-
-
-def _half_width(sd: float | None, n: int, alpha: float) -> float | None:
-    if sd is None or n < 2:
-        return None
-    from scipy import stats
-
-    return float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+    mean, sd = mean_sd(values)
+    assert mean is not None, "mean_ci needs at least one value"
+    return mean, t_half_width(sd, len(values), alpha)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -69,7 +60,7 @@ def _draw_group(ax: Any, x: float, s: Sample, color: str, alpha: float, hollow: 
         mean, half = mean_ci(s.values, alpha)
     elif s.summary is not None:
         mean, sd, n = s.summary
-        half = _half_width(sd, n, alpha)
+        half = t_half_width(sd, n, alpha)
     else:
         return
     ax.errorbar([x + 0.13], [mean], yerr=None if half is None else [[half], [half]], fmt="_", markersize=14,

@@ -75,7 +75,8 @@ class Comparison:
         return self.p_equivalence_sequential if self.stages else self.p_equivalence
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1); None where there are too few values for either."""
     n = len(values)
     if n == 0:
         return None, None
@@ -84,6 +85,13 @@ def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
         return mean, None
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var)
+
+
+def t_half_width(sd: float | None, n: int, alpha: float) -> float | None:
+    """Half-width of the (1 - alpha) t interval of a mean of n values; None with fewer than two."""
+    if sd is None or n < 2:
+        return None
+    return float(_sp.stdtrit(n - 1, 1.0 - alpha / 2.0)) * sd / math.sqrt(n)
 
 
 
@@ -327,8 +335,8 @@ def _describe(a: Sequence[float], b: Sequence[float], spec: MetricSpec, alpha: f
     a = [float(x) for x in a]
     b = [float(x) for x in b]
     n_a, n_b = len(a), len(b)
-    mean_a, sd_a = _mean_sd(a)
-    mean_b, sd_b = _mean_sd(b)
+    mean_a, sd_a = mean_sd(a)
+    mean_b, sd_b = mean_sd(b)
     diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
     rel = diff / abs(mean_a) if diff is not None and mean_a else None
     base = dict(metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect, alpha=alpha,
@@ -362,7 +370,7 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
         return Comparison(**base, verdict="inconclusive", reason=reason)
     n = len(common)
     d = [y - x for x, y in zip(xa, xb)]
-    _, sd_d = _mean_sd(d)
+    _, sd_d = mean_sd(d)
     assert sd_d is not None
     diff = base["diff"]
     if sd_d == 0.0:
