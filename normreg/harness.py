@@ -68,25 +68,16 @@ def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, en
           ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
     """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
     checks: list[Check] = []
-    problems: list[Problem] = []
     ok: dict[str, dict[str, dict[int, float]]] = {}
     for r in sorted(runs, key=lambda r: r.seed):
         if r.ok:
             for m in suite.metrics:
                 ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
     alpha, design = suite.stats.alpha, suite.stats.design
+    problems = run_problems(suite, runs, ignore_expect)
     for v in suite.variants:
-        mine = [r for r in runs if r.variant == v.name]
-        bad = [r for r in mine if not r.ok]
-        expect_failed = not ignore_expect and suite.expected(v.name, "*") == "failed"
-        for r in bad:
-            problems.append(Problem(suite.name, v.name, "run_failed", f"seed {r.seed}: {r.error}", expect_failed))
-        if expect_failed:
-            if len(bad) < len(mine):
-                problems.append(Problem(suite.name, v.name, "expected_failure_missing",
-                                        f"expected every run to fail, but {len(mine) - len(bad)} of {len(mine)} "
-                                        "succeeded: the known bug is no longer reproduced"))
-            continue
+        if not ignore_expect and suite.expected(v.name, "*") == "failed":
+            continue  # its runs are meant to crash: nothing to compare
         for m in suite.metrics:
             values = ok.get(v.name, {}).get(m.name, {})
             if v.name != suite.reference:
@@ -105,6 +96,22 @@ def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, en
                                                    a_name=f"baseline:{v.name}", b_name=v.name),
                                     None, env_diff))
     return correct(suite, checks), problems
+
+
+def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = False) -> list[Problem]:
+    """Failed runs, and variants declared `failed` whose runs no longer all fail."""
+    problems: list[Problem] = []
+    for v in suite.variants:
+        mine = [r for r in runs if r.variant == v.name]
+        bad = [r for r in mine if not r.ok]
+        expect_failed = not ignore_expect and suite.expected(v.name, "*") == "failed"
+        for r in bad:
+            problems.append(Problem(suite.name, v.name, "run_failed", f"seed {r.seed}: {r.error}", expect_failed))
+        if expect_failed and len(bad) < len(mine):
+            problems.append(Problem(suite.name, v.name, "expected_failure_missing",
+                                    f"expected every run to fail, but {len(mine) - len(bad)} of {len(mine)} "
+                                    "succeeded: the known bug is no longer reproduced"))
+    return problems
 
 
 def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
@@ -136,7 +143,7 @@ def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | N
         if r.ok:
             for m in suite.metrics:
                 ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    _, problems = judge(suite, runs, None, environment, ignore_expect)  # only its problems are wanted
+    problems = run_problems(suite, runs, ignore_expect)
     checks: list[Check] = []
     keys: list[Key] = []
 
