@@ -20,6 +20,7 @@ from normreg.errors import InputError, NormregError
 if TYPE_CHECKING:
     from normreg.harness import Progress
     from normreg.report import Report
+    from normreg.reportfile import ReportFile
     from normreg.runner import Runner
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -127,7 +128,11 @@ def run(
         result.write(out_dir / "report.json")
         typer.echo(f"Run directory: {out_dir}")
         code = _emit(result, report)
-        _write_formats(result, html, markdown, junit)
+        if html or markdown or junit:
+            from normreg.reportfile import report_from_json
+
+            # From the JSON form, so the files are exactly what `normreg report` makes of report.json.
+            _write_formats(report_from_json(result.to_json()), html, markdown, junit)
         return code
 
     guarded(body)
@@ -202,12 +207,10 @@ def plan(
     guarded(body)
 
 
-def _write_formats(result: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
-    """Write the other formats from the report's JSON form, exactly as `normreg report` would."""
+def _write_formats(source: ReportFile, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
     from normreg.outputs import write_outputs
-    from normreg.reportfile import report_from_json
 
-    for path in write_outputs(report_from_json(result.to_json()), html=html, markdown=markdown, junit=junit):
+    for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
         typer.echo(f"Wrote {path}")
 
 
@@ -222,14 +225,12 @@ def report_cmd(
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
 
     def body() -> int:
-        from normreg.outputs import write_outputs
         from normreg.report import render
         from normreg.reportfile import read_report
 
         source = read_report(report_file)
         typer.echo(render(source.report))
-        for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
-            typer.echo(f"Wrote {path}")
+        _write_formats(source, html, markdown, junit)
         return 0
 
     guarded(body)
