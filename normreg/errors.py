@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class NormregError(Exception):
     """Base class of every error normreg reports to a user."""
@@ -41,3 +43,11 @@ class ResultsError(InputError):
 
 class RunError(NormregError):
     """Training could not be carried out (as opposed to one run failing, which is a recorded result)."""
+
+
+def did_you_mean(word: object, options: Iterable[str], prefix: str = "") -> str:
+    """` Did you mean 'x'?` for the closest of `options` to a misspelt `word`, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{prefix}{close[0]}'?" if close else ""

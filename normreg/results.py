@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from normreg.errors import ResultsError
+from normreg.errors import ResultsError, did_you_mean
 from normreg.suite import MetricSpec
 
 TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
@@ -111,10 +111,8 @@ class ResultSet:
         if len(matches) == 1:
             return ResultSet(self.source + "#" + variant, {variant: self.values[matches[0]]}, self.specs,
                              self.alpha)
-        import difflib
 
-        close = difflib.get_close_matches(variant, list(self.values), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(variant, list(self.values))
         what = "is ambiguous" if matches else "is not in it"
         raise ResultsError(f"{self.source}: variant '{variant}' {what}.{hint} "
                            f"Available: {', '.join(sorted(self.values)) or 'none'}")

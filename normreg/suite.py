@@ -6,7 +6,6 @@ did-you-mean for misspelt keys. Nothing here imports torch: loading a suite is c
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -17,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from normreg.errors import SuiteError
+from normreg.errors import SuiteError, did_you_mean
 
 Goal = Literal["max", "min"]
 VERDICTS = ("regressed", "improved", "equivalent", "inconclusive")
@@ -282,8 +281,7 @@ def _check_keys(doc: _Doc, keys: tuple[str, ...], value: Mapping[str, Any], allo
         if not isinstance(k, str):
             raise doc.error(keys, f"keys must be strings, but found {_kind(k)}")
         if k not in allowed:
-            close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(k, allowed)
             raise doc.error(keys + (k,), f"unknown key '{k}'.{hint} Allowed here: {', '.join(allowed)}")
     for k in required:
         if k not in value:
@@ -419,8 +417,7 @@ def _build_suite(doc: _Doc) -> Suite:
 
     reference = top.get("reference", names[0])
     if reference not in names:
-        close = difflib.get_close_matches(str(reference), names, n=1, cutoff=0.6)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(str(reference), names)
         raise doc.error(("reference",), f"'{reference}' is not a variant.{hint} Variants: {', '.join(names)}")
 
     stats_raw = _mapping(doc, ("stats",), top.get("stats") or {})
@@ -431,8 +428,7 @@ def _build_suite(doc: _Doc) -> Suite:
     for key, allowed in (("design", DESIGNS), ("correction", CORRECTIONS), ("spending", SPENDING)):
         choice = stats_raw.get(key, allowed[0])
         if choice not in allowed:
-            close = difflib.get_close_matches(str(choice), allowed, n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(str(choice), allowed)
             raise doc.error(("stats", key), f"expected one of {', '.join(allowed)}, but found {_kind(choice)}.{hint}")
         choices[key] = choice
 
@@ -454,8 +450,7 @@ def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
     for vname, value in raw.items():
         keys = ("expect", str(vname))
         if vname not in variants:
-            close = difflib.get_close_matches(str(vname), variants, n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(str(vname), variants)
             raise doc.error(keys, f"'{vname}' is not a variant.{hint} Variants: {', '.join(variants)}")
         per_metric = value if isinstance(value, dict) else {"*": value}
         if isinstance(value, dict):
@@ -463,8 +458,7 @@ def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
         for mname, verdict in per_metric.items():
             vkeys = keys if mname == "*" else keys + (mname,)
             if verdict not in EXPECTATIONS:
-                close = difflib.get_close_matches(str(verdict), EXPECTATIONS, n=1, cutoff=0.6)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(str(verdict), EXPECTATIONS)
                 raise doc.error(vkeys, f"expected one of {', '.join(EXPECTATIONS)}, but found "
                                        f"{_kind(verdict)}.{hint}")
             if vname == reference and verdict != "failed":

@@ -5,7 +5,6 @@ Imports torch and Lightning lazily: only commands that build models pay for them
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import sys
@@ -13,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from normreg.errors import SuiteError
+from normreg.errors import SuiteError, did_you_mean
 from normreg.suite import Suite, Target
 
 
@@ -48,8 +47,7 @@ def resolve(suite: Suite, target: Target) -> Callable[..., Any]:
     for part in target.attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
-            hint = f" Did you mean '{target.module}:{close[0]}'?" if close else ""
+            hint = did_you_mean(part, names, prefix=f"{target.module}:")
             raise _error(suite, target, f"module '{target.module}' has no attribute '{target.attr}'.{hint}")
         obj = getattr(obj, part)
     if not callable(obj):
@@ -79,8 +77,7 @@ def build(suite: Suite, target: Target, kind: str) -> Any:
         unknown = _unknown_args(factory, target.args)
         if unknown:
             name, params = unknown
-            close = difflib.get_close_matches(name, params, n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name, params)
             raise _error(suite, target, f"'{target.spec}' takes no argument '{name}'.{hint} "
                                         f"It takes: {', '.join(params) or 'none'}", f".args.{name}") from None
         raise _error(suite, target, f"calling '{target.spec}' with args {dict(target.args)} raised TypeError: {e}",

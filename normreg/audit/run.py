@@ -7,7 +7,6 @@ afterwards, so every check starts from the same freshly built (seeded) model.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
-from normreg.errors import InputError
+from normreg.errors import InputError, did_you_mean
 from normreg.suite import Suite, load_suite
 
 
@@ -202,8 +201,7 @@ def _choose(suite: Suite, variants: Sequence[str]) -> list[str]:
     names = [v.name for v in suite.variants]
     for v in variants:
         if v not in names:
-            close = difflib.get_close_matches(v, names, n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(v, names)
             raise InputError(f"{suite.path}: unknown variant '{v}'.{hint} Variants: {', '.join(names)}")
     wanted = [n for n in names if n in variants] if variants else names
     return [suite.reference] + [n for n in wanted if n != suite.reference]
