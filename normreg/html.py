@@ -15,7 +15,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from normreg.environment import COMPARED_KEYS
-from normreg.report import Check, Report, SuiteInfo
+from normreg.report import Check, Report, SuiteInfo, format_p_with_adjusted
 from normreg.reportfile import ReportFile
 from normreg.summary import describe, group_problems, order
 
@@ -85,7 +85,7 @@ def verdict_table(checks: Sequence[Check]) -> str:
         cls = "fail" if ch.failed else "xfail" if ch.expected_failure else ""
         ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "–" if c.diff is None else f"{c.diff:+.4g}"
-        p = "–" if c.p_value is None else (f"{c.p_value:.2g}" if c.p_value >= 1e-4 else "&lt;1e-4")
+        p = escape(format_p_with_adjusted(c, missing="–"))
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'

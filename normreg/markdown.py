@@ -6,7 +6,7 @@ failed training runs and environment differences follow the table. Made from a r
 
 from __future__ import annotations
 
-from normreg.report import Check, Report, format_number, format_p
+from normreg.report import Check, Report, format_number, format_p, format_p_with_adjusted
 from normreg.reportfile import ReportFile
 from normreg.summary import describe, group_problems, order
 
@@ -54,7 +54,7 @@ def _row(check: Check) -> str:
     suite = check.suite or "–"
     kind = "" if check.kind == "pair" else f" ({check.kind})"
     cells = (suite, c.metric, f"{c.a} vs {c.b}{kind}", _side(c.mean_a, c.sd_a, c.n_a), _side(c.mean_b, c.sd_b, c.n_b),
-             f"{_signed(c.diff)}{ci}", _p(c.p_value), verdict_cell(check))
+             f"{_signed(c.diff)}{ci}", format_p_with_adjusted(c, missing="–"), verdict_cell(check))
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 

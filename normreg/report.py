@@ -180,6 +180,13 @@ def format_p(p: float | None, missing: str = "-") -> str:
 
 
 
+def format_p_with_adjusted(c: Comparison, missing: str = "-") -> str:
+    """The p-value, followed by the adjusted one the verdict used when correction changed it."""
+    p = format_p(c.p_value, missing)
+    adjusted = format_p(c.p_adjusted, missing)
+    return p if c.p_adjusted is None or adjusted == p else f"{p} (adj. {adjusted})"
+
+
 def verdict_label(check: Check) -> str:
     v = check.comparison.verdict
     if check.expected_failure:
