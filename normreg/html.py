@@ -15,7 +15,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from normreg.environment import COMPARED_KEYS
-from normreg.report import Check, Report, SuiteInfo, format_p_with_adjusted
+from normreg.report import Check, Report, SuiteInfo, format_p
 from normreg.reportfile import ReportFile
 from normreg.summary import describe, group_problems, order
 
@@ -85,7 +85,10 @@ def verdict_table(checks: Sequence[Check]) -> str:
         cls = "fail" if ch.failed else "xfail" if ch.expected_failure else ""
         ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
         diff = "–" if c.diff is None else f"{c.diff:+.4g}"
-        p = escape(format_p_with_adjusted(c, missing="–"))
+        p = format_p(c.p_value, missing="–")
+        if c.p_adjusted is not None and format_p(c.p_adjusted) != p:  # the verdict used the adjusted p
+            p += f"<br><small>adj. {format_p(c.p_adjusted)}</small>"
+        p = p.replace("<1e-4", "&lt;1e-4")
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
