@@ -18,10 +18,10 @@ import typer
 from normreg.errors import InputError, NormregError
 
 if TYPE_CHECKING:
-    from normreg.harness import Progress
-    from normreg.report import Report
-    from normreg.reportfile import ReportFile
-    from normreg.runner import Runner
+    from normreg.pipeline import Progress
+    from normreg.report.file import ReportFile
+    from normreg.report.model import Report
+    from normreg.run.runner import Runner
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
@@ -86,7 +86,7 @@ class _ProgressPrinter:
 
 
 def _emit(report: Report, report_path: Path | None) -> int:
-    from normreg.report import render
+    from normreg.render.terminal import render
 
     if report_path is not None:
         report.write(report_path)
@@ -119,7 +119,7 @@ def run(
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
-        from normreg.harness import default_out_dir, run_suites
+        from normreg.pipeline import default_out_dir, run_suites
 
         out_dir = out or default_out_dir()
         result = run_suites(suites, seeds=_seeds_option(seeds), workers=workers, out=out_dir, baselines=baselines,
@@ -129,7 +129,7 @@ def run(
         typer.echo(f"Run directory: {out_dir}")
         code = _emit(result, report)
         if html or markdown or junit:
-            from normreg.reportfile import report_from_json
+            from normreg.report.file import report_from_json
 
             # From the JSON form, so the files are exactly what `normreg report` makes of report.json.
             _write_formats(report_from_json(result.to_json()), html, markdown, junit)
@@ -193,7 +193,7 @@ def plan(
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
 
     def body() -> int:
-        from normreg.planning import plan_suite, render_plan
+        from normreg.judge.planning import plan_suite, render_plan
 
         def announce(out_dir: Path) -> None:
             typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
@@ -208,7 +208,7 @@ def plan(
 
 
 def _write_formats(source: ReportFile, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
-    from normreg.outputs import write_outputs
+    from normreg.render.outputs import write_outputs
 
     for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
         typer.echo(f"Wrote {path}")
@@ -225,8 +225,8 @@ def report_cmd(
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
 
     def body() -> int:
-        from normreg.report import render
-        from normreg.reportfile import read_report
+        from normreg.render.terminal import render
+        from normreg.report.file import read_report
 
         source = read_report(report_file)
         typer.echo(render(source.report))
@@ -254,7 +254,7 @@ def calibrate(
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
 
     def body() -> int:
-        from normreg.planning import calibrate_source, render_calibration
+        from normreg.judge.planning import calibrate_source, render_calibration
 
         result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
                                   min_effect=min_effect, reps=reps, random_seed=random_seed)
@@ -274,12 +274,12 @@ def history_cmd(
 
     def body() -> int:
         from normreg.fileio import write_text_atomic
-        from normreg.history import load_history, render_history
+        from normreg.report.history import load_history, render_history
 
         history = load_history(paths)
         typer.echo(render_history(history))
         if html is not None:
-            from normreg.html import render_history_html
+            from normreg.render.html import render_history_html
 
             write_text_atomic(html, render_history_html(history))
             typer.echo(f"Wrote {html}")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from normreg.environment import fingerprint
 from normreg.errors import InputError
-from normreg.report import Check, Report
-from normreg.results import ResultSet, load_result_set
-from normreg.stats import adjust, compare_values
-from normreg.suite import MetricSpec
+from normreg.judge.checks import Check
+from normreg.judge.resultset import ResultSet, load_result_set
+from normreg.judge.stats import adjust, compare_values
+from normreg.report.model import Report
+from normreg.suite.spec import MetricSpec
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:

@@ -48,7 +48,7 @@ def write_suite(tmp_path: Path) -> Callable[..., Path]:
 def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """Invoke the CLI in-process; `script=` makes `run` use a FakeRunner with those per-seed metrics."""
     from normreg import cli as cli_module
-    from normreg.fake import FakeRunner
+    from normreg.run.fake import FakeRunner
 
     def invoke(*args: str, script: object = None) -> object:
         if script is not None:

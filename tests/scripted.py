@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from normreg.fake import FakeRunner
-from normreg.harness import run_suites
-from normreg.results import RunResult
-from normreg.runner import Job
+from normreg.pipeline import run_suites
+from normreg.run.fake import FakeRunner
+from normreg.run.results import RunResult
+from normreg.run.runner import Job
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

@@ -351,9 +351,9 @@ def test_cli_bad_input_exits_2(cli) -> None:
 
 
 def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
-    from normreg.fake import FakeRunner
-    from normreg.harness import run_suites
-    from normreg.report import render
+    from normreg.pipeline import run_suites
+    from normreg.render.terminal import render
+    from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
     report = run_suites([SUITES / "audit_pair.yaml"], runner=FakeRunner(script), out=tmp_path / "run",
@@ -363,8 +363,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     assert report.to_json()["suites"][0]["audit"]["findings"][0]["module"] == "net.1"
     assert "Likely cause (normreg audit, no training):\n  audit_pair/twin: [pair_divergence] net.1 (BatchNorm1d)" \
         in render(report)
-    from normreg.html import render_html
-    from normreg.reportfile import report_from_json
+    from normreg.render.html import render_html
+    from normreg.report.file import report_from_json
 
     back = report_from_json(json.loads(json.dumps(report.to_json())))
     assert back.audit("audit_pair")["findings"][0]["module"] == "net.1"  # survives the JSON round trip
@@ -372,8 +372,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
 
 
 def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
-    from normreg.fake import FakeRunner
-    from normreg.harness import run_suites
+    from normreg.pipeline import run_suites
+    from normreg.run.fake import FakeRunner
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\nseeds: 2\nmetrics: {acc: {}}\nvariants:\n  a: {model: no_such_module:M}\n"
@@ -385,8 +385,8 @@ def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
 
 
 def test_run_with_a_fake_runner_does_not_audit_by_default(tmp_path: Path) -> None:
-    from normreg.fake import FakeRunner
-    from normreg.harness import run_suites
+    from normreg.pipeline import run_suites
+    from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
     report = run_suites([SUITES / "audit_pair.yaml"], runner=FakeRunner(script), out=tmp_path / "run",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from normreg.html import render_html
-from normreg.reportfile import report_from_json
+from normreg.render.html import render_html
+from normreg.report.file import report_from_json
 
 # Fetches nothing: no background services, every host name unresolvable, any proxy use refused.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import REGRESSION, SAME
 
-from normreg.report import SCHEMA
+from normreg.report.model import SCHEMA
 
 
 def _report(path: Path) -> dict:
@@ -249,7 +249,7 @@ def test_an_earlier_run_directory_is_never_mixed_or_overwritten(cli, write_suite
 
 
 def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> None:
-    from normreg.harness import default_out_dir
+    from normreg.pipeline import default_out_dir
 
     monkeypatch.chdir(tmp_path)
     first = default_out_dir()

@@ -14,9 +14,9 @@ from scripted import PAIRS, REPORT_SUITES, drift_script
 from typer.testing import CliRunner
 
 from normreg import cli
-from normreg.fake import FakeRunner
-from normreg.markdown import render_markdown
-from normreg.reportfile import read_report
+from normreg.render.markdown import render_markdown
+from normreg.report.file import read_report
+from normreg.run.fake import FakeRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 

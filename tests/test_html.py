@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from scripted import make_report
 
-from normreg.html import audit_html, render_html
-from normreg.reportfile import report_from_json
+from normreg.render.html import audit_html, render_html
+from normreg.report.file import report_from_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -81,7 +81,7 @@ def test_problems_grouped_and_marked(page):
 
 
 def test_baseline_seeds_come_from_the_report_or_else_from_the_checks(report_json):
-    from normreg.html import _samples, _variants
+    from normreg.render.html import _samples, _variants
 
     rf = report_from_json(report_json)
     drift = next(s for s in rf.report.suites if s.name == "drift")
@@ -116,8 +116,8 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
     well under the 2 MB budget."""
     from scripted import CurvesFakeRunner, normalise
 
-    from normreg.fake import FakeRunner
-    from normreg.harness import run_suites
+    from normreg.pipeline import run_suites
+    from normreg.run.fake import FakeRunner
 
     for i in range(6):
         (tmp_path / f"s{i}.yaml").write_text(

@@ -6,8 +6,8 @@ import pytest
 from golden import assert_golden
 from scripted import GOLDEN
 
-from normreg.junit import render_junit
-from normreg.reportfile import report_from_json
+from normreg.render.junit import render_junit
+from normreg.report.file import report_from_json
 
 
 def test_junit_matches_golden(report_json):

@@ -5,8 +5,8 @@ from dataclasses import replace
 from golden import assert_golden
 from scripted import GOLDEN
 
-from normreg.markdown import render_markdown
-from normreg.reportfile import report_from_json
+from normreg.render.markdown import render_markdown
+from normreg.report.file import report_from_json
 
 
 def test_markdown_matches_golden(report_json):

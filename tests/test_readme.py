@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from normreg.cli import app
-from normreg.suite import load_suite
+from normreg.suite.spec import load_suite
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -53,7 +53,7 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
 
 
 def test_documented_exit_codes_are_the_clis() -> None:
-    from normreg.report import EXIT_ERROR, EXIT_FAIL, EXIT_INPUT, EXIT_PASS
+    from normreg.report.model import EXIT_ERROR, EXIT_FAIL, EXIT_INPUT, EXIT_PASS
 
     table = _section("### Exit codes")
     codes = [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)]

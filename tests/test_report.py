@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from normreg.errors import ResultsError
-from normreg.fake import FakeRunner
-from normreg.fileio import write_json_atomic
-from normreg.harness import run_suites
-from normreg.report import check_schema
-from normreg.results import load_result_set
+from normreg.fileio import check_schema, write_json_atomic
+from normreg.judge.resultset import load_result_set
+from normreg.pipeline import run_suites
+from normreg.run.fake import FakeRunner
 
 
 def test_unknown_schema_versions_are_refused(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from normreg.harness import run_suites
-from normreg.runner import Job, LightningRunner, default_workers, describe_error, plan_jobs, run_one
-from normreg.suite import load_suite
+from normreg.pipeline import run_suites
+from normreg.run.runner import Job, LightningRunner, default_workers, describe_error, plan_jobs, run_one
+from normreg.suite.spec import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normreg.sequential import boundaries, repeated_p, sequential_compare, simulate
-from normreg.stats import VERDICT_CODES
-from normreg.suite import MetricSpec, stage_sizes
+from normreg.judge.sequential import boundaries, repeated_p, sequential_compare, simulate
+from normreg.judge.stats import VERDICT_CODES
+from normreg.suite.spec import MetricSpec, stage_sizes
 
 STAGES = stage_sizes(3, 20)
 
@@ -31,7 +31,7 @@ def test_repeated_p_is_the_level_at_which_a_look_crosses():
     info = [0.25, 0.5, 1.0]
     p = repeated_p([0.3, 0.02, 0.01], info)
     assert boundaries(info, p) is not None
-    from normreg.sequential import nominal_levels
+    from normreg.judge.sequential import nominal_levels
 
     lv = nominal_levels(info, p * 1.01)
     assert 0.01 <= lv[2] * 1.02 and any(x <= y for x, y in zip([0.3, 0.02, 0.01], lv))

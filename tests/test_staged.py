@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from normreg import cli
 from normreg.errors import SuiteError
-from normreg.fake import FakeRunner
-from normreg.harness import run_suites
-from normreg.suite import load_suite
+from normreg.pipeline import run_suites
+from normreg.run.fake import FakeRunner
+from normreg.suite.spec import load_suite
 
 DATA = Path(__file__).parent / "data" / "suites"
 ROOT = Path(__file__).parent.parent

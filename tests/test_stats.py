@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from normreg.sequential import simulate
-from normreg.stats import (
+from normreg.judge.sequential import simulate
+from normreg.judge.stats import (
     VERDICT_CODES,
     Design,
     adjust,
@@ -20,7 +20,7 @@ from normreg.stats import (
     seeds_for,
     welch,
 )
-from normreg.suite import MetricSpec
+from normreg.suite.spec import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 ZERO = MetricSpec("m", "max", 0.0)

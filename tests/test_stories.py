@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from normreg.harness import run_suites
-from normreg.suite import load_suite
+from normreg.pipeline import run_suites
+from normreg.suite.spec import load_suite
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 FAST = {

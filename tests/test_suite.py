@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from normreg.errors import SuiteError
-from normreg.suite import discover, load_suite
+from normreg.suite.spec import discover, load_suite
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -136,7 +136,7 @@ def test_loading_a_suite_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from normreg.suite import load_suite; from normreg.stats import welch; "
+    code = ("import sys; from normreg.suite.spec import load_suite; from normreg.judge.stats import welch; "
             "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from normreg.errors import SuiteError
-from normreg.suite import load_suite
-from normreg.targets import build
+from normreg.suite.spec import load_suite
+from normreg.suite.targets import build
 
 SUITE = Path(__file__).parent / "data" / "suites" / "bad_targets.yaml"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from normreg.stats import welch
-from normreg.suite import MetricSpec
+from normreg.judge.stats import welch
+from normreg.suite.spec import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 LOSS = MetricSpec("loss", "min", 0.05)

@@ -5,7 +5,6 @@ Schema `normreg.audit/1`. Nothing here imports torch, so reading or rendering a 
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import normreg
-from normreg.fileio import write_json_atomic
+from normreg.fileio import clean_json, write_json_atomic
 
 SCHEMA = "normreg.audit/1"
 Severity = Literal["error", "warning", "info"]
@@ -39,7 +38,7 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "severity": self.severity, "variant": self.variant, "module": self.module,
-                "module_type": self.module_type, "message": self.message, "evidence": _clean(dict(self.evidence)),
+                "module_type": self.module_type, "message": self.message, "evidence": clean_json(dict(self.evidence)),
                 "fix": self.fix}
 
 
@@ -65,7 +64,7 @@ class ModeSummary:
                                                                                      self.loss_variant)
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({"mode": self.mode, "loss_reference": self.loss_reference, "loss_variant": self.loss_variant,
+        return clean_json({"mode": self.mode, "loss_reference": self.loss_reference, "loss_variant": self.loss_variant,
                        "grad_diff": self.grad_diff, "stats_diff": self.stats_diff, "stats_worst": self.stats_worst,
                        "modules_compared": self.modules_compared, "first_divergence": self.first_divergence,
                        "first_divergence_type": self.first_divergence_type, "cause": self.cause,
@@ -143,16 +142,6 @@ def _differs(a: float | None, b: float | None, rtol: float = 1e-4) -> bool:
         return a is not b
     return abs(a - b) > rtol * max(abs(a), abs(b), 1e-8)
 
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN or infinity: store them as null; tuples become lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def sort_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:

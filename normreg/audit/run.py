@@ -15,7 +15,7 @@ from typing import Any
 
 from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
-from normreg.suite import Suite, load_suite
+from normreg.suite.spec import Suite, load_suite
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         train_batch,
         training_step,
     )
-    from normreg.runner import describe_error
+    from normreg.run.runner import describe_error
 
     ref = subjects[0]
     findings: list[Finding] = []
@@ -215,7 +215,7 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
     import torch
 
     from normreg.audit.steps import quiet, seed_all
-    from normreg.targets import build, importable
+    from normreg.suite.targets import build, importable
 
     importable([suite.directory])
     threads = torch.get_num_threads()
@@ -250,6 +250,6 @@ def likely_causes(suite: Suite, variants: Sequence[str]) -> dict[str, Any]:
     try:
         return audit_loaded(suite, variants).to_json()
     except Exception as e:  # noqa: BLE001 - an audit failure must never break a run
-        from normreg.runner import describe_error
+        from normreg.run.runner import describe_error
 
         return {"schema": SCHEMA, "error": describe_error(e)}

@@ -1,95 +1,23 @@
-"""Run results: one (variant, seed) run, the tidy table on disk, and result sets read back for comparison.
+"""Result sets read back for comparison: a report, a baseline, a run directory or a tidy CSV, as per-seed values.
 
-A run directory holds `run.json` (what was run) and `results.csv`, the tidy table
-(suite, variant, seed, metric, value, status, duration_s, error) appended and flushed as each run finishes,
-so a crash loses nothing that finished.
+`compare` and `plan` take any of these; `PATH#variant` selects one variant.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import json
-import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from normreg.errors import ResultsError, did_you_mean
-from normreg.suite import MetricSpec
+from normreg.fileio import check_schema, read_json
+from normreg.judge.baseline import Baseline
+from normreg.run.results import RunResult, values_from_runs
+from normreg.suite.spec import MetricSpec
 
-TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of training one variant with one seed. `status` is "ok" or "failed"."""
-
-    suite: str
-    variant: str
-    seed: int
-    status: str
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    duration_s: float = 0.0
-    error: str | None = None
-    history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per-epoch values, when logged
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
-                "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
-                "history": {k: list(v) for k, v in self.history.items()}}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> RunResult:
-        return cls(suite=d["suite"], variant=d["variant"], seed=int(d["seed"]), status=d["status"],
-                   metrics={k: float(v) for k, v in (d.get("metrics") or {}).items()},
-                   duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
-                   history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()})
-
-
-def tidy_rows(run: RunResult) -> list[dict[str, Any]]:
-    """The tidy-table rows of one run: one per metric, or one row without a metric for a failed run."""
-    common = {"suite": run.suite, "variant": run.variant, "seed": run.seed, "status": run.status,
-              "duration_s": round(run.duration_s, 3), "error": run.error or ""}
-    if not run.ok or not run.metrics:
-        return [{**common, "metric": "", "value": ""}]
-    return [{**common, "metric": m, "value": repr(float(v))} for m, v in sorted(run.metrics.items())]
-
-
-class RunLog:
-    """Appends finished runs to `results.csv` (and the full record to `runs.jsonl`), flushed to disk at once."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.csv_path = directory / "results.csv"
-        self.jsonl_path = directory / "runs.jsonl"
-        if not self.csv_path.exists():
-            self._append(self.csv_path, ",".join(TIDY_COLUMNS) + "\n")
-
-    @staticmethod
-    def _append(path: Path, text: str) -> None:
-        with open(path, "a", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def add(self, run: RunResult) -> None:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
-        for row in tidy_rows(run):
-            w.writerow(row)
-        self._append(self.jsonl_path, json.dumps(run.to_json(), sort_keys=True) + "\n")
-        self._append(self.csv_path, buf.getvalue())
-
-
-# ------------------------------------------------------------------------------------------ result sets
+REPORT_SCHEMA = "normreg.report/1"
 
 
 @dataclass(frozen=True)
@@ -118,38 +46,14 @@ class ResultSet:
                            f"Available: {', '.join(sorted(self.values)) or 'none'}")
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-
 
 def _specs_from(raw: Mapping[str, Any]) -> dict[str, MetricSpec]:
     return {name: MetricSpec(name=name, goal=s.get("goal", "max"), min_effect=float(s.get("min_effect", 0.0)))
             for name, s in raw.items()}
 
 
-def values_from_runs(runs: Iterable[RunResult], qualify: bool) -> dict[str, dict[str, dict[int, float]]]:
-    out: dict[str, dict[str, dict[int, float]]] = {}
-    for r in runs:
-        if not r.ok:
-            continue
-        key = f"{r.suite}/{r.variant}" if qualify else r.variant
-        for m, v in r.metrics.items():
-            if math.isfinite(v):
-                out.setdefault(key, {}).setdefault(m, {})[r.seed] = v
-    return out
-
-
 def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
-    from normreg.report import check_schema
-
-    check_schema(path, data, "normreg.report/1")
+    check_schema(path, data, REPORT_SCHEMA)
     runs = [RunResult.from_json(r) for r in data.get("runs", [])]
     suites = data.get("suites", [])
     specs: dict[str, MetricSpec] = {}
@@ -160,8 +64,6 @@ def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
 
 
 def _from_baseline(path: Path, data: Mapping[str, Any]) -> ResultSet:
-    from normreg.baseline import Baseline
-
     b = Baseline.from_json(path, data)
     return ResultSet(str(path), {v: {m: dict(sv) for m, sv in ms.items()} for v, ms in b.values.items()},
                      {m.name: m for m in b.metrics}, None)
@@ -182,7 +84,7 @@ def _from_rundir(path: Path) -> ResultSet:
                 values[f"{p.name}/{v}" if len(sets) > 1 else v] = dict(ms)
             specs.update(s.specs)
         return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None)
-    meta = _read_json(meta_path) if meta_path.exists() else {}
+    meta = read_json(meta_path) if meta_path.exists() else {}
     rs = _from_csv(csv_path)
     return ResultSet(str(path), rs.values, _specs_from(meta.get("metrics", {})) or rs.specs, meta.get("alpha"))
 
@@ -228,7 +130,7 @@ def load_result_set(spec: str) -> ResultSet:
     elif path.suffix.lower() == ".csv":
         rs = _from_csv(path)
     else:
-        data = _read_json(path)
+        data = read_json(path)
         schema = data.get("schema") if isinstance(data, dict) else None
         if isinstance(schema, str) and schema.startswith("normreg.baseline/"):
             rs = _from_baseline(path, data)

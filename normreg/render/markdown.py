@@ -6,9 +6,11 @@ failed training runs and environment differences follow the table. Made from a r
 
 from __future__ import annotations
 
-from normreg.report import Check, Report, format_number, format_p, format_p_with_adjusted
-from normreg.reportfile import ReportFile
-from normreg.summary import describe, group_problems, order
+from normreg.judge.checks import Check
+from normreg.render.summary import describe, group_problems, order
+from normreg.render.terminal import format_number, format_p, format_p_with_adjusted
+from normreg.report.file import ReportFile
+from normreg.report.model import Report
 
 _OUTCOME = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "💥 ERROR"}
 

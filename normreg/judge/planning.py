@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from normreg.errors import InputError
-from normreg.results import ResultSet, load_result_set
-from normreg.sequential import simulate
-from normreg.stats import mean_sd, seeds_for
-from normreg.suite import MetricSpec
+from normreg.judge.resultset import ResultSet, load_result_set
+from normreg.judge.sequential import simulate
+from normreg.judge.stats import mean_sd, seeds_for
+from normreg.suite.spec import MetricSpec
 
 if TYPE_CHECKING:
-    from normreg.harness import Progress
-    from normreg.runner import Runner
+    from normreg.pipeline import Progress
+    from normreg.run.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
                progress: Callable[[Progress], None] | None = None,
                on_pilot_run: Callable[[Path], None] | None = None) -> Plan:
     """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run made here."""
-    from normreg.suite import load_suite
+    from normreg.suite.spec import load_suite
 
     s = load_suite(suite_path, overrides)
     source = pilot
@@ -259,7 +259,7 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
     if source is None:
         import tempfile
 
-        from normreg.harness import run_suites
+        from normreg.pipeline import run_suites
 
         out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
         if on_pilot_run:
@@ -275,7 +275,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str
                      alpha: float | None = None, design: str | None = None, min_effect: float | None = None,
                      reps: int = 2000, random_seed: int = 0) -> Calibration:
     """`normreg calibrate`: settings from `suite` when given, else from the file, else the defaults."""
-    from normreg.suite import SeedPlan, load_suite
+    from normreg.suite.spec import SeedPlan, load_suite
 
     rs = load_result_set(source)
     cfg = settings_from(source)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from normreg.stats import mean_sd, t_half_width
+from normreg.judge.stats import mean_sd, t_half_width
+from normreg.report.history import NightPoint
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
@@ -142,15 +143,6 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(variants), 6), fontsize=8,
                frameon=False)
     return _png(fig)
-
-
-@dataclass(frozen=True)
-class NightPoint:
-    """One variant's values on one night, and whether a check on it failed that night."""
-
-    night: int
-    values: tuple[float, ...]
-    failed: bool
 
 
 def history_figure(title: str, goal: str, labels: Sequence[str],

@@ -15,12 +15,14 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from normreg.environment import COMPARED_KEYS
-from normreg.report import Check, Report, SuiteInfo, format_p
-from normreg.reportfile import ReportFile
-from normreg.summary import describe, group_problems, order
+from normreg.judge.checks import Check
+from normreg.render.summary import describe, group_problems, order
+from normreg.render.terminal import format_p
+from normreg.report.file import ReportFile
+from normreg.report.model import Report, SuiteInfo
 
 if TYPE_CHECKING:
-    from normreg.history import History
+    from normreg.report.history import History
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1d1f;margin:0 auto;
@@ -116,7 +118,7 @@ def _variants(report: Report, suite: SuiteInfo) -> list[str]:
 
 
 def _samples(report: Report, suite: SuiteInfo, variants: Sequence[str]) -> tuple[dict, dict]:
-    from normreg.plots import Sample
+    from normreg.render.plots import Sample
 
     runs = sorted((r for r in report.runs if r.suite == suite.name), key=lambda r: r.seed)
     current: dict[str, dict[str, Sample]] = {}
@@ -228,7 +230,7 @@ def _problems(problems: Sequence[Any]) -> str:
 
 
 def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
-    from normreg.plots import curves_figure, seeds_figure
+    from normreg.render.plots import curves_figure, seeds_figure
 
     report = source.report
     variants = _variants(report, suite)
@@ -296,7 +298,7 @@ def render_html(source: ReportFile | Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
-    from normreg.plots import history_figure
+    from normreg.render.plots import history_figure
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "

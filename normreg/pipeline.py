@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from normreg.baseline import Baseline, baseline_path, load_baseline, make_baseline, save_baseline
-from normreg.environment import differences, fingerprint
+from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.fileio import write_json_atomic
-from normreg.report import Check, Problem, Report, SuiteInfo
-from normreg.results import RunLog, RunResult
-from normreg.runner import Job, LightningRunner, Runner, plan_jobs
-from normreg.stats import Comparison, adjust, compare_values
-from normreg.suite import MetricSpec, SeedPlan, Suite, discover, load_suite
+from normreg.judge.baseline import Baseline, baseline_path, load_baseline, make_baseline, save_baseline
+from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
+from normreg.report.model import Report, SuiteInfo
+from normreg.run.results import RunLog, RunResult
+from normreg.run.runner import Job, LightningRunner, Runner, plan_jobs
+from normreg.suite.spec import SeedPlan, Suite, discover, load_suite
 
 
 @dataclass(frozen=True)
@@ -62,120 +62,6 @@ def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
 
         raise SuiteError(f"two suites share the name {', '.join(dupes)}; give each a distinct 'name'")
     return suites
-
-
-def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
-          ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
-    """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
-    checks: list[Check] = []
-    ok: dict[str, dict[str, dict[int, float]]] = {}
-    for r in sorted(runs, key=lambda r: r.seed):
-        if r.ok:
-            for m in suite.metrics:
-                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    alpha, design = suite.stats.alpha, suite.stats.design
-    problems = run_problems(suite, runs, ignore_expect)
-    for v in suite.variants:
-        if not ignore_expect and suite.expected(v.name, "*") == "failed":
-            continue  # its runs are meant to crash: nothing to compare
-        for m in suite.metrics:
-            values = ok.get(v.name, {}).get(m.name, {})
-            if v.name != suite.reference:
-                ref = ok.get(suite.reference, {}).get(m.name, {})
-                expected = None if ignore_expect else suite.expected(v.name, m.name)
-                checks.append(Check(suite.name, "pair", compare_values(ref, values, m, alpha=alpha, design=design,
-                                                                       a_name=suite.reference, b_name=v.name),
-                                    expected))
-            if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
-                stored = baseline.values[v.name][m.name]
-                env_diff = differences(baseline.environment, environment)
-                if baseline.suite_digest and baseline.suite_digest != suite.digest:
-                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                checks.append(Check(suite.name, "baseline",
-                                    compare_values(stored, values, m, alpha=alpha, design=design,
-                                                   a_name=f"baseline:{v.name}", b_name=v.name),
-                                    None, env_diff))
-    return correct(suite, checks), problems
-
-
-def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = False) -> list[Problem]:
-    """Failed runs, and variants declared `failed` whose runs no longer all fail."""
-    problems: list[Problem] = []
-    for v in suite.variants:
-        mine = [r for r in runs if r.variant == v.name]
-        bad = [r for r in mine if not r.ok]
-        expect_failed = not ignore_expect and suite.expected(v.name, "*") == "failed"
-        for r in bad:
-            problems.append(Problem(suite.name, v.name, "run_failed", f"seed {r.seed}: {r.error}", expect_failed))
-        if expect_failed and len(bad) < len(mine):
-            problems.append(Problem(suite.name, v.name, "expected_failure_missing",
-                                    f"expected every run to fail, but {len(mine) - len(bad)} of {len(mine)} "
-                                    "succeeded: the known bug is no longer reproduced"))
-    return problems
-
-
-def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
-    """Apply the suite's multiple-comparison correction across all of its checks (pair and baseline)."""
-    from dataclasses import replace
-
-    adjusted = adjust([c.comparison for c in checks], suite.stats.correction)
-    return [replace(c, comparison=a) for c, a in zip(checks, adjusted)]
-
-
-Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
-
-
-def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
-                 looks: Mapping[str, Sequence[int]], decided: Mapping[Key, int],
-                 ignore_expect: bool = False) -> tuple[list[Check], list[Problem], list[Key]]:
-    """The checks of a suite whose seeds run in stages, after the looks taken so far.
-
-    `looks[variant]` holds the seeds per side after each stage that variant ran; look k uses seeds below that
-    count. A check already decided at look j (`decided[key] = j`) is judged on its first j looks only, so a
-    verdict, once reached, stands. Returns checks in the order `judge` gives them, problems, and their keys.
-    """
-    from normreg.sequential import sequential_compare
-
-    assert suite.seed_plan is not None
-    plan, stats = suite.seed_plan, suite.stats
-    ok: dict[str, dict[str, dict[int, float]]] = {}
-    for r in runs:
-        if r.ok:
-            for m in suite.metrics:
-                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    problems = run_problems(suite, runs, ignore_expect)
-    checks: list[Check] = []
-    keys: list[Key] = []
-
-    def staged(kind: str, v: str, m: MetricSpec, a_values: Callable[[int], Mapping[int, float]],
-               a_max: int, a_name: str) -> Comparison:
-        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))]
-        mine = mine or (0,)
-        b = ok.get(v, {}).get(m.name, {})
-        return sequential_compare([a_values(n) for n in mine], [{s: x for s, x in b.items() if s < n} for n in mine],
-                                  m, n_max=(a_max, plan.max), final=mine[-1] >= plan.max, alpha=stats.alpha,
-                                  design=stats.design, spending=stats.spending, a_name=a_name, b_name=v)
-
-    for v in suite.variants:
-        if not ignore_expect and suite.expected(v.name, "*") == "failed":
-            continue
-        for m in suite.metrics:
-            if v.name != suite.reference:
-                ref = ok.get(suite.reference, {}).get(m.name, {})
-                c = staged("pair", v.name, m, lambda n, ref=ref: {s: x for s, x in ref.items() if s < n},
-                           plan.max, suite.reference)
-                checks.append(Check(suite.name, "pair", c, None if ignore_expect else suite.expected(v.name, m.name)))
-                keys.append(("pair", v.name, m.name))
-            if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
-                stored = dict(baseline.values[v.name][m.name])
-                env_diff = differences(baseline.environment, environment)
-                if baseline.suite_digest and baseline.suite_digest != suite.digest:
-                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                c = staged("baseline", v.name, m, lambda n, stored=stored: stored, len(stored),
-                           f"baseline:{v.name}")
-                checks.append(Check(suite.name, "baseline", c, None, env_diff))
-                keys.append(("baseline", v.name, m.name))
-    return correct(suite, checks), problems, keys
 
 
 def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | None, environment: dict,
@@ -245,8 +131,8 @@ def run_suites(
         raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
                          "or move that directory away")
     if runner is None:
-        from normreg.runner import device_name
-        from normreg.targets import preflight as check_targets
+        from normreg.run.runner import device_name
+        from normreg.suite.targets import preflight as check_targets
 
         if preflight:
             for s in suites:

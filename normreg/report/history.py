@@ -15,9 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from normreg.errors import ResultsError
-from normreg.plots import NightPoint
-from normreg.reportfile import ReportFile, read_report
-from normreg.stats import mean_sd
+from normreg.judge.stats import mean_sd
+from normreg.report.file import ReportFile, read_report
+
+
+@dataclass(frozen=True)
+class NightPoint:
+    """One variant's values on one night, and whether a check on it failed that night."""
+
+    night: int
+    values: tuple[float, ...]
+    failed: bool
 
 
 @dataclass(frozen=True)

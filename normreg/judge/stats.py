@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
-from normreg.suite import MetricSpec
+from normreg.suite.spec import MetricSpec
 
 
 @dataclass(frozen=True)

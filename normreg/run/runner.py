@@ -1,6 +1,6 @@
 """Training runs: each (variant, seed) is seeded, built, fitted and tested by Lightning in a worker process.
 
-The `Runner` protocol is what the harness needs; `LightningRunner` does real training, `normreg.fake.FakeRunner`
+The `Runner` protocol is what the harness needs; `LightningRunner` does real training, `normreg.run.fake.FakeRunner`
 returns scripted metrics for tests. Results are handed to `on_result` as each run finishes, so the caller can
 put them on disk before the next one ends.
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from normreg.results import RunResult
-from normreg.suite import Suite
+from normreg.run.results import RunResult
+from normreg.suite.spec import Suite
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def plan_jobs(suite: Suite, run_dir: Path | None = None, seeds: Sequence[int] | 
 def describe_error(exc: BaseException) -> str:
     """`Type: message (at file.py:line in function)`, naming the innermost frame of the user's code."""
     frames = traceback.extract_tb(exc.__traceback__)
-    here = os.path.dirname(__file__)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the normreg package
     examples = os.path.join(here, "examples")  # the story models are user code, whatever package holds them
 
     def is_user(filename: str) -> bool:
@@ -115,7 +115,7 @@ def run_one(job: Job) -> RunResult:
     """Seed, build, fit and test one variant; any exception or NaN becomes a failed RunResult."""
     import pytorch_lightning
 
-    from normreg.targets import build, importable
+    from normreg.suite.targets import build, importable
 
     _quiet_lightning()
     start = time.perf_counter()

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import ResultsError
-from normreg.report import SCHEMA, Check, Problem, Report, SuiteInfo, check_schema
-from normreg.results import RunResult, _read_json
-from normreg.stats import Comparison
+from normreg.fileio import check_schema, read_json
+from normreg.judge.checks import Check, Problem
+from normreg.judge.stats import Comparison
+from normreg.report.model import SCHEMA, Report, SuiteInfo
+from normreg.run.results import RunResult
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
 _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
@@ -86,4 +88,4 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
 
 def read_report(path: Path) -> ReportFile:
     """Read a report JSON written by `normreg run --report` or `normreg compare --report`."""
-    return report_from_json(_read_json(path), str(path))
+    return report_from_json(read_json(path), str(path))

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import ResultsError
-from normreg.fileio import write_json_atomic
-from normreg.results import RunResult, values_from_runs
-from normreg.suite import MetricSpec, Suite
+from normreg.fileio import check_schema, read_json, write_json_atomic
+from normreg.run.results import RunResult, values_from_runs
+from normreg.suite.spec import MetricSpec, Suite
 
 SCHEMA = "normreg.baseline/1"
 
@@ -41,8 +41,6 @@ class Baseline:
 
     @classmethod
     def from_json(cls, path: Path, data: Any) -> Baseline:
-        from normreg.report import check_schema
-
         check_schema(path, data, SCHEMA)
         try:
             values: dict[str, dict[str, dict[int, float]]] = {}
@@ -70,9 +68,7 @@ def load_baseline(directory: Path, suite: str) -> Baseline | None:
     path = baseline_path(directory, suite)
     if not path.exists():
         return None
-    from normreg.results import _read_json
-
-    return Baseline.from_json(path, _read_json(path))
+    return Baseline.from_json(path, read_json(path))
 
 
 def make_baseline(suite: Suite, runs: Iterable[RunResult], environment: Mapping[str, Any]) -> Baseline:

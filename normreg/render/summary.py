@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from normreg.report import Check, Problem
+from normreg.judge.checks import Check, Problem
 
 _SEED = re.compile(r"^seed (\d+): ")
 

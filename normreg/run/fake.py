@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from normreg.results import RunResult
-from normreg.runner import Job, OnResult, OnStart, describe_error, result_from_metrics
+from normreg.run.results import RunResult
+from normreg.run.runner import Job, OnResult, OnStart, describe_error, result_from_metrics
 
 Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | BaseException]
 

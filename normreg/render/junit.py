@@ -11,9 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from normreg.report import Check, Problem, Report
-from normreg.reportfile import ReportFile
-from normreg.summary import seed_of
+from normreg.judge.checks import Check, Problem
+from normreg.render.summary import seed_of
+from normreg.report.file import ReportFile
+from normreg.report.model import Report
 
 
 def _g(x: float | None, digits: int = 4) -> str:

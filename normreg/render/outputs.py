@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from normreg.fileio import write_text_atomic
-from normreg.reportfile import ReportFile
+from normreg.report.file import ReportFile
 
 
 def write_outputs(source: ReportFile, *, html: Path | None = None, markdown: Path | None = None,
@@ -13,17 +13,17 @@ def write_outputs(source: ReportFile, *, html: Path | None = None, markdown: Pat
     """Render and write each requested format; returns the paths written, in the order given."""
     written = []
     if html is not None:
-        from normreg.html import render_html
+        from normreg.render.html import render_html
 
         write_text_atomic(html, render_html(source))
         written.append(html)
     if markdown is not None:
-        from normreg.markdown import render_markdown
+        from normreg.render.markdown import render_markdown
 
         write_text_atomic(markdown, render_markdown(source))
         written.append(markdown)
     if junit is not None:
-        from normreg.junit import render_junit
+        from normreg.render.junit import render_junit
 
         write_text_atomic(junit, render_junit(source))
         written.append(junit)

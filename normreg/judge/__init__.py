@@ -1,0 +1,1 @@
+"""Judging: statistical tests, sequential seeds, planning, baselines and comparisons."""

@@ -1,0 +1,92 @@
+"""The report: what ran, every per-seed value, every comparison with its verdict, and the overall outcome.
+
+Schema `normreg.report/1` (documented in the README) is what a nightly CI job reads. The outcome and exit code
+are derived from the checks, never stored twice in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import normreg
+from normreg.fileio import clean_json, write_json_atomic
+from normreg.judge.checks import Check, Problem
+from normreg.run.results import RunResult
+
+SCHEMA = "normreg.report/1"
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    name: str
+    path: str
+    digest: str
+    reference: str
+    alpha: float
+    seeds: tuple[int, ...]
+    metrics: Mapping[str, Mapping[str, Any]]
+    run_dir: str | None
+    baseline: str | None  # path of the stored baseline compared against, None when there is none
+    baseline_environment: Mapping[str, Any] | None = None
+    baseline_updated: bool = False
+    design: str = "welch"
+    correction: str = "none"
+    seed_plan: Mapping[str, Any] | None = None  # {min, max, spending, stages} when seeds ran in stages
+    stages_run: int | None = None
+    seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
+    # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
+    baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
+    audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        if self.baseline_values is not None:
+            d["baseline_values"] = {v: {m: {str(s): x for s, x in sorted(sv.items())} for m, sv in ms.items()}
+                                    for v, ms in self.baseline_values.items()}
+        return d
+
+
+@dataclass(frozen=True)
+class Report:
+    created: str
+    environment: Mapping[str, Any]
+    suites: tuple[SuiteInfo, ...]
+    runs: tuple[RunResult, ...]
+    checks: tuple[Check, ...]
+    problems: tuple[Problem, ...] = ()
+    command: str = "run"
+
+    @property
+    def verdict(self) -> str:
+        if any(p.kind == "run_failed" and not p.expected for p in self.problems):
+            return "error"
+        if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems):
+            return "fail"
+        return "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_ERROR}[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "normreg_version": normreg.__version__,
+            "command": self.command,
+            "created": self.created,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "environment": dict(self.environment),
+            "suites": [s.to_json() for s in self.suites],
+            "runs": [clean_json(r.to_json()) for r in self.runs],
+            "comparisons": [c.to_json() for c in self.checks],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, self.to_json())

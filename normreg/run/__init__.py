@@ -1,0 +1,1 @@
+"""Running: jobs, the runners that train them, and the run directory they fill."""

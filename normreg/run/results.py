@@ -1,0 +1,103 @@
+"""Run results: one (variant, seed) run, the tidy table on disk, and result sets read back for comparison.
+
+A run directory holds `run.json` (what was run) and `results.csv`, the tidy table
+(suite, variant, seed, metric, value, status, duration_s, error) appended and flushed as each run finishes,
+so a crash loses nothing that finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of training one variant with one seed. `status` is "ok" or "failed"."""
+
+    suite: str
+    variant: str
+    seed: int
+    status: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error: str | None = None
+    history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per-epoch values, when logged
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
+                "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
+                "history": {k: list(v) for k, v in self.history.items()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RunResult:
+        return cls(suite=d["suite"], variant=d["variant"], seed=int(d["seed"]), status=d["status"],
+                   metrics={k: float(v) for k, v in (d.get("metrics") or {}).items()},
+                   duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
+                   history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()})
+
+
+def tidy_rows(run: RunResult) -> list[dict[str, Any]]:
+    """The tidy-table rows of one run: one per metric, or one row without a metric for a failed run."""
+    common = {"suite": run.suite, "variant": run.variant, "seed": run.seed, "status": run.status,
+              "duration_s": round(run.duration_s, 3), "error": run.error or ""}
+    if not run.ok or not run.metrics:
+        return [{**common, "metric": "", "value": ""}]
+    return [{**common, "metric": m, "value": repr(float(v))} for m, v in sorted(run.metrics.items())]
+
+
+class RunLog:
+    """Appends finished runs to `results.csv` (and the full record to `runs.jsonl`), flushed to disk at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.csv_path = directory / "results.csv"
+        self.jsonl_path = directory / "runs.jsonl"
+        if not self.csv_path.exists():
+            self._append(self.csv_path, ",".join(TIDY_COLUMNS) + "\n")
+
+    @staticmethod
+    def _append(path: Path, text: str) -> None:
+        with open(path, "a", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def add(self, run: RunResult) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
+        for row in tidy_rows(run):
+            w.writerow(row)
+        self._append(self.jsonl_path, json.dumps(run.to_json(), sort_keys=True) + "\n")
+        self._append(self.csv_path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------------ result sets
+
+
+def values_from_runs(runs: Iterable[RunResult], qualify: bool) -> dict[str, dict[str, dict[int, float]]]:
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for r in runs:
+        if not r.ok:
+            continue
+        key = f"{r.suite}/{r.variant}" if qualify else r.variant
+        for m, v in r.metrics.items():
+            if math.isfinite(v):
+                out.setdefault(key, {}).setdefault(m, {})[r.seed] = v
+    return out
+
+

@@ -1,0 +1,1 @@
+"""The suite: its schema and loader, and the targets it names."""
