@@ -269,8 +269,11 @@ def history_cmd(
     paths: Annotated[list[Path], typer.Argument(metavar="DIR_OR_REPORTS...", help="Report JSON files, or folders "
                                                 "searched for them.")],
     html: Annotated[Optional[Path], typer.Option(help="Write the history as an HTML page with plots.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the changes found as Markdown.")] = None,
+    fail_on_change: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Exit 1 when a series' newest "
+                                                          "change is a regression within the last N nights.")] = None,
 ) -> None:
-    """Each variant's metrics across a series of reports, by date, marking the nights whose checks failed."""
+    """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
 
     def body() -> int:
         from normreg.fileio import write_text_atomic
@@ -283,6 +286,17 @@ def history_cmd(
 
             write_text_atomic(html, render_history_html(history))
             typer.echo(f"Wrote {html}")
+        if markdown is not None:
+            from normreg.render.markdown import render_history_markdown
+
+            write_text_atomic(markdown, render_history_markdown(history))
+            typer.echo(f"Wrote {markdown}")
+        if fail_on_change is not None:
+            recent = history.recent_regressions(fail_on_change)
+            for s, c in recent:
+                typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
+                           f"from {history.nights[c.night].label}")
+            return 1 if recent else 0
         return 0
 
     guarded(body)

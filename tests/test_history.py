@@ -38,7 +38,7 @@ def test_terminal_view_says_when_the_regression_came_in(nights_dir):
     drift = text.split("\n\n")[0]
     lines = drift.splitlines()
     assert lines[0] == "drift: acc (higher is better)"
-    rows = lines[3:]
+    rows = lines[3:8]
     assert ["FAIL" in r for r in rows] == [False, False, False, True, True]
     assert "5 nights, 2 not passing; first: 2025-03-04 03:00" in text
 

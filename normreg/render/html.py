@@ -299,15 +299,20 @@ def render_html(source: ReportFile | Report) -> str:
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
     from normreg.render.plots import history_figure
+    from normreg.report.history import change_summary
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "
             f"{escape(history.nights[0].created)} to {escape(history.nights[-1].created)}. Red rings mark nights "
-            "on which a check of that variant failed.</p>"]
+            "on which a check of that variant failed; dashed lines the changes found (ruptures PELT on the per-seed "
+            "values, each confirmed by Welch's test on the values before and after).</p>"]
     for (suite, metric), group in history.grouped().items():
         body.append(f"<h2>{escape(suite)}: {escape(metric)}</h2>")
+        marks = [(s.variant, c.night, c.verdict) for s in group for c in s.changes]
         body.append(_img(history_figure(f"{suite}: {metric}", group[0].goal, labels,
-                                        {s.variant: s.points for s in group}), f"{suite} {metric} over nights"))
+                                        {s.variant: s.points for s in group}, marks), f"{suite} {metric} over nights"))
+        body += [f"<p class=change>{escape(s.variant)}: {escape(change_summary(history, c))}</p>"
+                 for s in group for c in s.changes]
     rows = []
     for n in history.nights:
         failed = ", ".join(n.failed_checks) or "–"

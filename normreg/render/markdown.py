@@ -10,6 +10,7 @@ from normreg.judge.checks import Check
 from normreg.render.summary import describe, group_problems, order
 from normreg.render.terminal import format_number, format_p, format_p_with_adjusted
 from normreg.report.file import ReportFile
+from normreg.report.history import History, short_commit
 from normreg.report.model import Report
 
 _OUTCOME = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "💥 ERROR"}
@@ -116,3 +117,37 @@ def render_markdown(source: ReportFile | Report) -> str:
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- history
+
+_CHANGE_MARK = {"regressed": "❌ **regressed**", "improved": "⬆️ improved"}
+
+
+def render_history_markdown(history: History) -> str:
+    """The changes `normreg history` found, one row each, oldest first, for a CI job summary."""
+    nights = history.nights
+    lines = [f"## normreg history: {len(nights)} nights, {_cell(nights[0].label)} to {_cell(nights[-1].label)}", ""]
+    changes = history.changes()
+    if not changes:
+        lines.append("No change found in any series.")
+    else:
+        lines += ["| suite | metric | variant | from night | commit | last night before | before → after | "
+                  "diff [CI] | p | verdict |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for s, c in changes:
+            k = c.comparison
+            new, old = nights[c.night], nights[c.last_before]
+            ci = f" [{_signed(k.ci_low)}, {_signed(k.ci_high)}]" if k.ci_low is not None else ""
+            lines.append("| " + " | ".join(_cell(x) for x in (
+                s.suite, s.metric, s.variant, new.label, f"`{short_commit(new.commit)}`",
+                f"{old.label} (`{short_commit(old.commit)}`)",
+                f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}", _p(k.p_value),
+                _CHANGE_MARK.get(k.verdict, k.verdict))) + " |")
+    outliers = [f"{s.suite} {s.metric} {s.variant}: {', '.join(nights[i].label for i in s.outliers)}"
+                for s in history.series if s.outliers]
+    if outliers:
+        lines += ["", "One-night outliers (not changes): " + "; ".join(_cell(o) for o in outliers)]
+    lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
+              "on the values before and after it."]
+    return "\n".join(lines) + "\n"

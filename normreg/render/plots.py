@@ -19,6 +19,7 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#17becf")
 BASELINE_COLOR = "#9a9a9a"
 FAIL_COLOR = "#c62828"
+CHANGE_UP_COLOR = "#2e7d32"
 DPI = 96
 
 
@@ -146,10 +147,13 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
 
 
 def history_figure(title: str, goal: str, labels: Sequence[str],
-                   series: Mapping[str, Sequence[NightPoint]]) -> bytes:
+                   series: Mapping[str, Sequence[NightPoint]],
+                   changes: Sequence[tuple[str, int, str]] = ()) -> bytes:
     """A metric across nights: per variant the mean with every seed's value and the min–max band.
 
-    Nights whose checks failed for a variant are ringed in red.
+    Nights whose checks failed for a variant are ringed in red. `changes` holds (variant, night, verdict) of
+    each confirmed change: a dashed line just before that night, red for a regression, green for an improvement,
+    labelled with the variant.
     """
     from matplotlib.lines import Line2D
 
@@ -171,6 +175,11 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
         if bad:
             ax.scatter([b[0] for b in bad], [b[1] for b in bad], s=110, facecolors="none", edgecolors=FAIL_COLOR,
                        linewidths=1.8, zorder=5)
+    for variant, night, verdict in changes:
+        color = FAIL_COLOR if verdict == "regressed" else CHANGE_UP_COLOR
+        ax.axvline(night - 0.5, color=color, ls="--", lw=1.4, zorder=2)
+        ax.annotate(f"{variant} {'↓' if verdict == 'regressed' else '↑'}", (night - 0.45, 0.97),
+                    xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=7, color=color)
     ax.set_xticks(range(len(labels)), list(labels), rotation=35 if len(labels) > 5 else 0, ha="right"
                   if len(labels) > 5 else "center")
     ax.tick_params(labelsize=7)
@@ -178,5 +187,9 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
     ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec=FAIL_COLOR, ms=9, label="check failed"))
+    if changes:
+        handles.append(Line2D([], [], ls="--", color=FAIL_COLOR, label="change: regressed"))
+        if any(v != "regressed" for _, _, v in changes):
+            handles.append(Line2D([], [], ls="--", color=CHANGE_UP_COLOR, label="change: improved"))
     ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
     return _png(fig)

@@ -2,7 +2,9 @@
 
 `normreg history DIR_OR_REPORTS...` reads the reports (folders are searched for report JSON files), and shows
 per suite, metric and variant the mean and spread of the seeds night by night, marking the nights on which a
-check of that variant failed. That tells a team *when* a regression came in.
+check of that variant failed, and the nights where its values changed (`judge.changepoints`: found by ruptures,
+confirmed by Welch's test on the per-seed values before and after). That tells a team *when* a regression came
+in, and between which two commits.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from normreg.errors import ResultsError
-from normreg.judge.stats import mean_sd
+from normreg.judge.changepoints import detect_changes
+from normreg.judge.stats import Comparison, mean_sd
 from normreg.report.file import ReportFile, read_report
+from normreg.suite.spec import MetricSpec
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,38 @@ class Night:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A confirmed change in one series: from night `night` on (an index into `History.nights`) its values moved.
+
+    `comparison` tests the per-seed values of the nights `before` against those of the nights `after`
+    ([start, end) night indices; one-night outliers left out); `last_before` is the last night before the change
+    with values, so the commits of `last_before` and `night` bound the change (`normreg bisect --good --bad`).
+    """
+
+    night: int
+    last_before: int
+    before: tuple[int, int]
+    after: tuple[int, int]
+    comparison: Comparison
+
+    @property
+    def verdict(self) -> str:
+        return self.comparison.verdict
+
+
+@dataclass(frozen=True)
 class Series:
-    """One variant's values of one metric of one suite, night by night (`points[i].night` indexes the nights)."""
+    """One variant's values of one metric of one suite, night by night (`points[i].night` indexes the nights),
+    with the changes found in it and the nights left out as one-night outliers."""
 
     suite: str
     metric: str
     variant: str
     goal: str
     points: tuple[NightPoint, ...]
+    changes: tuple[Change, ...] = ()
+    outliers: tuple[int, ...] = ()
+    no_changes_reason: str | None = None  # why no change could be looked for, when that is the case
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,19 @@ class History:
         out: dict[tuple[str, str], list[Series]] = {}
         for s in self.series:
             out.setdefault((s.suite, s.metric), []).append(s)
+        return out
+
+    def changes(self) -> list[tuple[Series, Change]]:
+        """Every confirmed change, oldest first."""
+        return sorted(((s, c) for s in self.series for c in s.changes), key=lambda sc: sc[1].night)
+
+    def recent_regressions(self, within: int) -> list[tuple[Series, Change]]:
+        """Series whose newest change is a regression on one of the last `within` nights (for CI)."""
+        first = len(self.nights) - within
+        out = []
+        for s in self.series:
+            if s.changes and s.changes[-1].verdict == "regressed" and s.changes[-1].night >= first:
+                out.append((s, s.changes[-1]))
         return out
 
 
@@ -117,6 +158,7 @@ def build_history(reports: Sequence[ReportFile]) -> History:
     nights = []
     series: dict[tuple[str, str, str], list[NightPoint]] = {}
     goals: dict[tuple[str, str], str] = {}
+    specs: dict[tuple[str, str], tuple[MetricSpec, float]] = {}  # the newest report's spec and alpha
     for i, rf in enumerate(kept):
         rep = rf.report
         failing = [c for c in rep.checks if c.failed]
@@ -128,6 +170,8 @@ def build_history(reports: Sequence[ReportFile]) -> History:
         for s in rep.suites:
             for m, spec in s.metrics.items():
                 goals[(s.name, m)] = str(spec.get("goal", "max"))
+                specs[(s.name, m)] = (MetricSpec(m, goals[(s.name, m)], float(spec.get("min_effect", 0.0))),
+                                      float(s.alpha))
         values: dict[tuple[str, str, str], list[float]] = {}
         for run in sorted(rep.runs, key=lambda r: r.seed):
             if run.ok:
@@ -137,9 +181,22 @@ def build_history(reports: Sequence[ReportFile]) -> History:
         for key, vals in values.items():
             failed = key in bad or (key[0], key[2]) in broken
             series.setdefault(key, []).append(NightPoint(i, tuple(vals), failed))
-    out = tuple(Series(suite, metric, variant, goals[(suite, metric)], tuple(points))
+    out = tuple(_with_changes(Series(suite, metric, variant, goals[(suite, metric)], tuple(points)),
+                              *specs[(suite, metric)], len(nights))
                 for (suite, metric, variant), points in sorted(series.items(), key=lambda kv: kv[0][:2]))
     return History(tuple(nights), out, tuple(skipped))
+
+
+def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int) -> Series:
+    """The series with the changes `detect_changes` confirms in its per-seed values."""
+    per_night: list[tuple[float, ...]] = [()] * n_nights
+    for p in series.points:
+        per_night[p.night] = p.values
+    found = detect_changes(per_night, spec, alpha)
+    changes = tuple(Change(c.night, max(i for i in range(c.before[0], c.night) if per_night[i]
+                                        and i not in found.outliers),
+                           c.before, c.after, c.comparison) for c in found.changes)
+    return replace(series, changes=changes, outliers=found.outliers, no_changes_reason=found.reason)
 
 
 def load_history(paths: Sequence[str | Path]) -> History:
@@ -170,12 +227,50 @@ def render_history(history: History) -> str:
         table = [head, ["-" * w for w in widths], *rows]
         parts.append("\n".join([f"{suite}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)",
                                 *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                                  for r in table)]))
+                                  for r in table), *_change_lines(history, group)]))
     if not parts:
         parts.append("No run results in these reports.")
     fails = [n for n in history.nights if n.verdict != "pass"]
+    changes = history.changes()
     parts.append(f"{len(history.nights)} nights, {len(fails)} not passing"
-                 + (f"; first: {fails[0].label} ({fails[0].source})" if fails else ""))
+                 + (f"; first: {fails[0].label} ({fails[0].source})" if fails else "")
+                 + f"; {len(changes)} change{'s' * (len(changes) != 1)} found")
     if history.skipped:
         parts.append(f"Left out as duplicates of another report: {', '.join(history.skipped)}")
     return "\n\n".join(parts)
+
+
+def short_commit(commit: str | None) -> str:
+    """The first 10 characters of a commit, keeping a `+dirty` mark; "-" when the report has none."""
+    if not commit:
+        return "-"
+    return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
+def change_summary(history: History, change: Change) -> str:
+    """One change in words: where, between which commits, before -> after with the interval, p and verdict."""
+    c = change.comparison
+    new, old = history.nights[change.night], history.nights[change.last_before]
+    ci = f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}]" if c.ci_low is not None and c.ci_high is not None else ""
+    p = f", p={c.p_value:.2g}" if c.p_value is not None else ""
+    return (f"from {new.label} (commit {short_commit(new.commit)}; last night before: {old.label}, commit "
+            f"{short_commit(old.commit)}): {c.mean_a:.4g} (n={c.n_a}) -> {c.mean_b:.4g} (n={c.n_b}), "
+            f"diff {c.diff:+.4g}{ci}{p}: {c.verdict}")
+
+
+def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
+    lines = []
+    for s in group:
+        lines += [f"  {s.variant}: {change_summary(history, c)}" for c in s.changes]
+        if s.outliers:
+            lines.append(f"  {s.variant}: one-night outlier{'s' * (len(s.outliers) > 1)} (not a change): "
+                         + ", ".join(history.nights[i].label for i in s.outliers))
+    if not lines:
+        return ["No change found."]
+    return [f"Changes (ruptures PELT, each confirmed by Welch's test at alpha {_alpha(group)} on the per-seed "
+            "values before and after):", *lines]
+
+
+def _alpha(group: Sequence[Series]) -> str:
+    alphas = {c.comparison.alpha for s in group for c in s.changes}
+    return f"{alphas.pop():g}" if len(alphas) == 1 else "the suite's"
