@@ -108,6 +108,10 @@ def run(
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
                                                   "suites' baselines.")] = False,
+    baseline_key: Annotated[Optional[str], typer.Option(help="Keep one baseline per device class: 'device' "
+                                                        "reads and writes baselines/<suite>@<device-class>.json "
+                                                        "('none': the plain one; default: the suite's "
+                                                        "baseline_key).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
                                                       "trainer.max_epochs=2 (repeatable).")] = None,
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
@@ -124,6 +128,7 @@ def run(
         out_dir = out or default_out_dir()
         result = run_suites(suites, seeds=_seeds_option(seeds), workers=workers, out=out_dir, baselines=baselines,
                             update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
+                            baseline_key=baseline_key,
                             runner=make_runner(workers), progress=_ProgressPrinter())
         result.write(out_dir / "report.json")
         typer.echo(f"Run directory: {out_dir}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,18 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
     """Keys that can change results and differ: {key: [stored, current]}."""
     return {k: [stored.get(k), current.get(k)] for k in COMPARED_KEYS
             if k in stored and k in current and stored.get(k) != current.get(k)}
+
+
+def device_class(device: str | None) -> str:
+    """The class of a device as it names a baseline file: `cpu`, or the GPU model without the count,
+    e.g. `cuda:NVIDIA H200 x8` -> `cuda-NVIDIA-H200`. Only letters, digits, `.`, `_` and `-` remain."""
+    if not device:
+        return "unknown"
+    text = re.sub(r"\s+x\d+$", "", device.strip())
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
+
+
+# The keys a baseline can be kept per: name -> the file-name part it takes from the run's environment.
+BASELINE_KEYS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "device": lambda environment: device_class(environment.get("device")),
+}

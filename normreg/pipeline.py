@@ -14,7 +14,7 @@ from pathlib import Path
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.fileio import write_json_atomic
-from normreg.judge.baseline import Baseline, baseline_path, load_baseline, make_baseline, save_baseline
+from normreg.judge.baseline import Baseline, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.results import RunLog, RunResult
@@ -114,16 +114,27 @@ def run_suites(
     progress: Callable[[Progress], None] | None = None,
     preflight: bool = True,
     audit: bool | None = None,
+    baseline_key: str | None = None,
 ) -> Report:
     """Train and judge every suite in `paths`; see the README for what each option does.
 
     `audit`: run `normreg audit` on suites with a failing (or expected-failing) pair and attach its findings as
-    the likely cause; default: when training for real (no runner given).
+    the likely cause; default: when training for real (no runner given). `baseline_key`: keep baselines per
+    this key (`device`), `none` for one plain baseline per suite; default: each suite's `baseline_key`.
     """
     if audit is None:
         audit = runner is None
     suites = load_suites(paths, overrides, seeds)
-    stored = {s.name: load_baseline(baselines, s.name) for s in suites}  # a bad baseline fails before training
+    if runner is None:
+        from normreg.run.runner import device_name
+
+        device = device_name()
+    else:
+        device = str(getattr(runner, "device", "fake"))  # a scripted runner says which device it plays
+    # a bad baseline fails before training
+    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key, {"device": device})
+              for s in suites}
+    stored = {name: c.baseline for name, c in chosen.items()}
     out = out or default_out_dir()
     taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
     if taken:
@@ -131,16 +142,12 @@ def run_suites(
         raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
                          "or move that directory away")
     if runner is None:
-        from normreg.run.runner import device_name
         from normreg.suite.targets import preflight as check_targets
 
         if preflight:
             for s in suites:
                 check_targets(s)
         runner = LightningRunner(workers)
-        device = device_name()
-    else:
-        device = "fake"
     environment = fingerprint(device, suites[0].directory)
     logs = {}
     for s in suites:
@@ -200,7 +207,7 @@ def run_suites(
                 problems.append(Problem(s.name, "*", "baseline_not_updated",
                                         "runs failed, so the baseline was left unchanged; fix them and rerun"))
             else:
-                save_baseline(baselines, make_baseline(s, mine, environment))
+                save_baseline(baselines, make_baseline(s, mine, environment), chosen[s.name].write_path)
                 updated = True
         b = stored[s.name]
         causes = None
@@ -213,7 +220,9 @@ def run_suites(
             name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
             seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
             metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
-            run_dir=str(out / s.name), baseline=str(baseline_path(baselines, s.name)) if b else None,
+            run_dir=str(out / s.name), baseline=str(chosen[s.name].path) if b else None,
+            baseline_note=(f"baseline written to {chosen[s.name].write_path}" if updated and chosen[s.name].keyed
+                           else chosen[s.name].note),
             baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
             design=s.stats.design, correction=s.stats.correction,
             seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,

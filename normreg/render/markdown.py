@@ -114,6 +114,8 @@ def render_markdown(source: ReportFile | Report) -> str:
     for s in report.suites:
         if s.baseline is None and report.command == "run":
             notes.append(f"- {_cell(s.name)}: no stored baseline; only pair checks were made")
+        if s.baseline_note:
+            notes.append(f"- {_cell(s.name)}: {_cell(s.baseline_note)}")
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)

@@ -114,6 +114,8 @@ def render(report: Report) -> str:
         if s.baseline is None and report.command == "run":
             notes.append(f"  {s.name}: no stored baseline; only the pair checks were made "
                          "(store one with --update-baseline)")
+        if s.baseline_note:
+            notes.append(f"  {s.name}: {s.baseline_note}")
         if s.baseline_updated:
             notes.append(f"  {s.name}: baseline written")
         if s.seed_plan is not None and s.seeds_used is not None:

@@ -41,6 +41,7 @@ class SuiteInfo:
     # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
     baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
     audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
+    baseline_note: str | None = None  # e.g. a keyed baseline was missing and the plain one was used instead
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

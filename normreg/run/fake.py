@@ -17,8 +17,12 @@ Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | Base
 
 
 class FakeRunner:
-    def __init__(self, script: Script | Callable[[str, int], Mapping[str, float]]) -> None:
+    """Scripted metrics instead of training. `device` is the device the runs claim to be on (it keys per-device
+    baselines); "fake" unless a test plays another machine."""
+
+    def __init__(self, script: Script | Callable[[str, int], Mapping[str, float]], device: str = "fake") -> None:
         self.script = script
+        self.device = device
         self.jobs: list[Job] = []  # every job it was asked to run, in order, for assertions
 
     def _metrics(self, job: Job) -> Mapping[str, float]:

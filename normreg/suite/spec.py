@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from normreg.environment import BASELINE_KEYS
 from normreg.errors import SuiteError, did_you_mean
 
 Goal = Literal["max", "min"]
@@ -129,6 +130,7 @@ class Suite:
     expect: Mapping[str, Mapping[str, str]]  # variant -> metric -> expected verdict ("*" = every metric)
     digest: str  # sha256 of the validated content: comments and key order do not change it
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
+    baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
 
     @property
     def directory(self) -> Path:
@@ -371,7 +373,7 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 def _build_suite(doc: _Doc) -> Suite:
     top = doc.data
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
-                               "variants", "stats", "expect"), required=("metrics", "variants"))
+                               "variants", "stats", "expect", "baseline_key"), required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
     if not isinstance(name, str) or not name or any(c in name for c in "/\\#") or name.startswith("."):
         raise doc.error(("name",), f"expected a plain name (no '/', '\\' or '#'), but found {_kind(name)}")
@@ -433,11 +435,19 @@ def _build_suite(doc: _Doc) -> Suite:
         choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
-    canonical = json.dumps(doc.data, sort_keys=True, default=str, separators=(",", ":"))
+    baseline_key = top.get("baseline_key", "none")
+    if baseline_key not in ("none", *BASELINE_KEYS):
+        allowed = ("none", *BASELINE_KEYS)
+        raise doc.error(("baseline_key",), f"expected one of {', '.join(allowed)}, but found {_kind(baseline_key)}."
+                        f"{did_you_mean(str(baseline_key), allowed)}")
+    # where baselines are kept does not change results: left out of the digest
+    content = {k: v for k, v in doc.data.items() if k != "baseline_key"}
+    canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan,
+        baseline_key=None if baseline_key == "none" else baseline_key,
     )
 
 

@@ -1,0 +1,103 @@
+"""Baselines per environment: `--baseline-key device` (or `baseline_key: device`) keeps one per device class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REGRESSION, SAME
+from typer.testing import CliRunner
+
+from normreg import cli
+from normreg.environment import device_class
+from normreg.errors import InputError, SuiteError
+from normreg.judge.baseline import choose_baseline
+from normreg.run.fake import FakeRunner
+from normreg.suite.spec import load_suite
+
+H200 = "cuda:NVIDIA H200 x8"
+
+
+def _run(monkeypatch, *args, script=SAME, device="cpu"):
+    monkeypatch.setattr(cli, "make_runner", lambda workers: FakeRunner(script, device=device))
+    return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(("device", "cls"), [("cpu", "cpu"), (H200, "cuda-NVIDIA-H200"),
+                                              ("cuda:Tesla T4 x1", "cuda-Tesla-T4"), (None, "unknown")])
+def test_device_class_names_a_file(device, cls):
+    assert device_class(device) == cls
+
+
+def test_update_writes_the_device_baseline_and_not_the_plain_one(monkeypatch, write_suite, tmp_path):
+    b = tmp_path / "b"
+    r = _run(monkeypatch, "run", write_suite(), "--out", tmp_path / "r1", "--baselines", b, "--update-baseline",
+             "--baseline-key", "device", device=H200)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in b.iterdir()) == ["pair@cuda-NVIDIA-H200.json"]
+    assert f"baseline written to {b / 'pair@cuda-NVIDIA-H200.json'}" in r.output
+    stored = json.loads((b / "pair@cuda-NVIDIA-H200.json").read_text())
+    assert stored["environment"]["device"] == H200
+
+
+def test_each_device_class_is_judged_against_its_own_baseline(monkeypatch, write_suite, tmp_path):
+    suite, b = write_suite(), tmp_path / "b"
+    # the GPU gives the REGRESSION values, the CPU the SAME ones: each is its own normal
+    _run(monkeypatch, "run", suite, "--out", tmp_path / "g", "--baselines", b, "--update-baseline",
+         "--baseline-key", "device", script=REGRESSION, device=H200)
+    _run(monkeypatch, "run", suite, "--out", tmp_path / "c", "--baselines", b, "--update-baseline",
+         "--baseline-key", "device", script=SAME, device="cpu")
+    assert sorted(p.name for p in b.iterdir()) == ["pair@cpu.json", "pair@cuda-NVIDIA-H200.json"]
+    for device, script in ((H200, REGRESSION), ("cpu", SAME)):
+        report = tmp_path / f"{device_class(device)}.json"
+        r = _run(monkeypatch, "run", suite, "--out", tmp_path / f"again-{device_class(device)}", "--baselines", b,
+                 "--baseline-key", "device", "--report", report, script=script, device=device)
+        data = json.loads(report.read_text())
+        assert data["suites"][0]["baseline"] == str(b / f"pair@{device_class(device)}.json")
+        assert data["suites"][0]["baseline_note"] is None
+        twin = [c for c in data["comparisons"] if c["kind"] == "baseline" and c["b"] == "twin" and c["metric"] == "acc"]
+        assert twin[0]["verdict"] != "regressed" and twin[0]["diff"] == 0  # the same values as its baseline
+        assert not twin[0]["environment_differences"]
+    # and across classes the values do differ: the GPU's twin is 5 points worse than the CPU baseline's
+    r = _run(monkeypatch, "run", suite, "--out", tmp_path / "cross", "--baselines", b, "--baseline-key", "none",
+             script=REGRESSION, device=H200)
+    assert "no stored baseline" in r.output
+
+
+def test_without_a_device_baseline_the_plain_one_is_used_and_said(monkeypatch, write_suite, tmp_path):
+    suite, b = write_suite(), tmp_path / "b"
+    _run(monkeypatch, "run", suite, "--out", tmp_path / "plain", "--baselines", b, "--update-baseline", device="cpu")
+    assert (b / "pair.json").exists()
+    report = tmp_path / "r.json"
+    r = _run(monkeypatch, "run", suite, "--out", tmp_path / "gpu", "--baselines", b, "--baseline-key", "device",
+             "--report", report, script=REGRESSION, device=H200)
+    assert r.exit_code == 1, r.output  # judged against the plain baseline: twin regressed
+    assert (f"pair: no baseline for device cuda-NVIDIA-H200 ({b / 'pair@cuda-NVIDIA-H200.json'}); compared with "
+            f"the plain baseline {b / 'pair.json'} instead") in r.output
+    data = json.loads(report.read_text())
+    assert data["suites"][0]["baseline"] == str(b / "pair.json")
+    assert "compared with the plain baseline" in data["suites"][0]["baseline_note"]
+    assert any(c["kind"] == "baseline" and c["verdict"] == "regressed" for c in data["comparisons"])
+
+
+def test_the_suite_key_does_the_same_and_the_option_overrides_it(monkeypatch, write_suite, tmp_path):
+    suite, b = write_suite(extra="baseline_key: device"), tmp_path / "b"
+    _run(monkeypatch, "run", suite, "--out", tmp_path / "one", "--baselines", b, "--update-baseline", device="cpu")
+    assert sorted(p.name for p in b.iterdir()) == ["pair@cpu.json"]
+    _run(monkeypatch, "run", suite, "--out", tmp_path / "two", "--baselines", b, "--update-baseline",
+         "--baseline-key", "none", device="cpu")
+    assert sorted(p.name for p in b.iterdir()) == ["pair.json", "pair@cpu.json"]
+    # where baselines live does not change results, so it does not change the suite's digest
+    assert load_suite(suite).digest == load_suite(write_suite(name="pair", filename="other.yaml")).digest
+
+
+def test_an_unknown_key_is_refused_with_a_suggestion(monkeypatch, write_suite, tmp_path):
+    with pytest.raises(SuiteError, match=r"baseline_key: expected one of none, device, but found a string "
+                                         r"\('devce'\)\. Did you mean 'device'\?"):
+        load_suite(write_suite(extra="baseline_key: devce"))
+    r = _run(monkeypatch, "run", write_suite(), "--out", tmp_path / "x", "--baselines", tmp_path / "b",
+             "--baseline-key", "gpu")
+    assert r.exit_code == 2 and "InputError: unknown baseline key 'gpu'; expected one of none, device" in r.output
+    with pytest.raises(InputError, match="unknown baseline key"):
+        choose_baseline(Path("b"), "s", "platfrom", {})
