@@ -42,14 +42,15 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
     table = _section("## Suite format")
     keys = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
     assert set(keys) == {"name", "description", "data", "trainer", "seeds", "metrics", "reference", "variants",
-                         "expect", "stats"}
+                         "expect", "stats", "baseline_key"}
     (tmp_path / "s.yaml").write_text(
         "name: s\ndescription: every key\ndata: m:D\ntrainer: {max_epochs: 1}\nseeds: 2\n"
         "metrics: {acc: {goal: max, min_effect: 0.01}}\nreference: a\n"
         "variants: {a: {model: m:A}, b: {model: m:B}}\nexpect: {b: regressed}\n"
-        "stats: {alpha: 0.05, design: paired, correction: holm, spending: pocock}\n")
+        "stats: {alpha: 0.05, design: paired, correction: holm, spending: pocock}\nbaseline_key: device\n")
     suite = load_suite(tmp_path / "s.yaml")
     assert suite.expected("b", "acc") == "regressed" and suite.stats.design == "paired"
+    assert suite.baseline_key == "device"
 
 
 def test_documented_exit_codes_are_the_clis() -> None:
