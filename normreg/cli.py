@@ -307,6 +307,40 @@ def history_cmd(
     guarded(body)
 
 
+@app.command("bisect")
+def bisect_cmd(
+    suite: Annotated[Path, typer.Argument(help="A suite file inside a git repository.")],
+    good: Annotated[str, typer.Option(help="A commit where the variant was fine.")],
+    bad: Annotated[str, typer.Option(help="A later commit where it regressed.")],
+    variant: Annotated[Optional[str], typer.Option(help="The variant to follow (default: the suite's "
+                                                   "reference).")] = None,
+    metric: Annotated[Optional[str], typer.Option(help="The metric to judge (default: the suite's first).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds per commit, or 'auto': in stages until decisive "
+                                                 "(default: the suite's).")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Folder of cached runs (default: "
+                                                  "~/.cache/normreg/bisect).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the bisect report JSON here.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes per commit (default: one per "
+                                                   "GPU, else one per core; 0: in the commit's process).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key at every commit "
+                                                      "(repeatable).")] = None,
+) -> None:
+    """Binary-search git history for the first commit where a variant regressed; 0 found, 1 not worse, 3 undecided."""
+
+    def body() -> int:
+        from normreg.bisect import bisect, render_bisect, render_step
+
+        result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
+                        overrides=set_ or (), workers=workers, on_step=lambda s: typer.echo(render_step(s)))
+        typer.echo(render_bisect(result))
+        if report is not None:
+            result.write(report)
+            typer.echo(f"Report: {report}")
+        return result.exit_code
+
+    guarded(body)
+
+
 @app.command()
 def audit(
     suite: Annotated[Path, typer.Argument(help="A suite file.")],
