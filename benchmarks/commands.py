@@ -35,7 +35,7 @@ def _fixture_reports(tmp: Path) -> tuple[Path, Path]:
     paths = []
     for name, shift in (("one", 0.0), ("two", 0.05)):
         script = {v: {"acc": [0.9 - shift + i / 1000 for i in range(5)]} for v in ("a", "b")}
-        report = run_suites([suite], out=tmp / name, baselines=tmp / "none", runner=FakeRunner(script))
+        report = run_suites([suite], out=tmp / name, baselines=tmp / "none", executor=FakeRunner(script))
         report.write(tmp / f"{name}.json")
         paths.append(tmp / f"{name}.json")
     return paths[0], paths[1]

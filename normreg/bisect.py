@@ -161,7 +161,8 @@ def execute_in_subprocess(worktree: Path, suite_path: Path, variant: str, seeds:
 
 def run_child(args: Mapping[str, Any]) -> None:
     """The body of the training process: load the suite as it is at this commit and run the variant's seeds."""
-    from normreg.run.runner import Job, LightningRunner
+    from normreg.run.executor import ExecutorOptions, Job
+    from normreg.run.executors.local import LocalExecutor
 
     out = Path(args["out"])
 
@@ -180,7 +181,8 @@ def run_child(args: Mapping[str, Any]) -> None:
         return
     suite = replace(suite, seeds=tuple(args["seeds"]), seed_plan=None)
     jobs = [Job(suite, args["variant"], s) for s in args["seeds"]]
-    LightningRunner(args["workers"]).run(jobs, lambda r: write(r.to_json()))
+    with LocalExecutor(ExecutorOptions(workers=args["workers"])) as executor:
+        executor.run(jobs, lambda r: write(r.to_json()))
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -348,9 +350,9 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
         raise InputError(f"--metric {metric}: the suite at {bad_sha[:10]} declares no such metric; it declares "
                          f"{', '.join(m.name for m in spec_suite.metrics)}") from None
     if device is None:
-        from normreg.run.runner import device_name
+        from normreg.run.executors.local import LocalExecutor
 
-        device = device_name()
+        device = LocalExecutor().device
     environment = fingerprint(device, top)
     environment.pop("git_commit", None)  # the commit is part of each cache entry, not of the environment
     folder = cache or default_cache()

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from normreg.errors import InputError, NormregError
+from normreg.run.executor import executor_names
 
 if TYPE_CHECKING:
     from normreg.pipeline import Progress
     from normreg.report.file import ReportFile
     from normreg.report.model import Report
-    from normreg.run.runner import Runner
+    from normreg.run.executor import Executor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
@@ -48,10 +49,17 @@ def _fail(exc: BaseException) -> None:
 
 def guarded(fn: Callable[[], int]) -> None:
     """Run a command body; map its outcome and its errors to exit codes."""
+    from normreg.run.executor import Interrupted
+
     try:
         code = fn()
     except typer.Exit:
         raise
+    except Interrupted as e:
+        typer.echo(f"Interrupted: {e}", err=True)
+        if e.run_dir is not None:
+            typer.echo(f"Continue with: {resume_command(e.run_dir)}", err=True)
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("Interrupted; finished runs are in the run directory.", err=True)
         raise typer.Exit(130) from None
@@ -61,9 +69,43 @@ def guarded(fn: Callable[[], int]) -> None:
         raise typer.Exit(code)
 
 
-def make_runner(workers: int | None) -> Runner | None:
-    """The runner `run` uses; None means real Lightning training. Tests replace this with a fake runner."""
-    return None
+def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
+    """This command line with `--resume RUN_DIR` in place of `--out`/`--resume`, ready to paste."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--resume"):
+            skip = True
+            continue
+        if a.startswith(("--out=", "--resume=")):
+            continue
+        kept.append(a)
+    return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
+
+
+def make_executor(name: str, options: Any) -> Executor:
+    """The executor `run` and `plan` use, from the registry. Tests replace this with a fake."""
+    from normreg.run.executor import make_executor as build
+
+    return build(name, options)
+
+
+def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        devices = tuple(int(d) for d in text.split(",") if d.strip())
+    except ValueError:
+        devices = ()
+    if not devices or any(d < 0 for d in devices):
+        raise InputError(f"expected --devices as GPU indices separated by commas (e.g. 0,2), got {text!r}")
+    return devices
 
 
 class _ProgressPrinter:
@@ -101,8 +143,16 @@ def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
     seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
                                                  "seeds in stages until each verdict is decisive.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per GPU, "
-                                                   "else one per core; 0: in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per core, at "
+                                                   "most one per run; 0: in this process).")] = None,
+    executor: Annotated[str, typer.Option(help=f"What runs the training jobs: {' or '.join(executor_names())} "
+                                          "(local: worker processes on this machine).")] = "local",
+    runs_per_gpu: Annotated[Optional[int], typer.Option(min=1, help="Runs sharing one GPU (default: cores / "
+                                                        "GPUs, so every core drives a run).")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="GPUs to use, by index, e.g. 0,2 (default: all "
+                                                   "visible).")] = None,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto, for every variant whose trainer does not "
+                                             "set its own accelerator.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
@@ -124,13 +174,15 @@ def run(
 
     def body() -> int:
         from normreg.pipeline import default_out_dir, run_suites
+        from normreg.run.executor import ExecutorOptions
 
         out_dir = out or default_out_dir()
-        result = run_suites(suites, seeds=_seeds_option(seeds), workers=workers, out=out_dir, baselines=baselines,
-                            update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
-                            baseline_key=baseline_key,
-                            runner=make_runner(workers), progress=_ProgressPrinter())
-        result.write(out_dir / "report.json")
+        options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
+                                  accelerator=accelerator)
+        with make_executor(executor, options) as ex:
+            result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out_dir, baselines=baselines,
+                                update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
+                                baseline_key=baseline_key, progress=_ProgressPrinter())
         typer.echo(f"Run directory: {out_dir}")
         code = _emit(result, report)
         if html or markdown or junit:
@@ -204,8 +256,11 @@ def plan(
             typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
                        err=True)
 
-        p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
-                       runner=make_runner(None), progress=_ProgressPrinter(), on_pilot_run=announce)
+        from normreg.run.executor import ExecutorOptions
+
+        with make_executor("local", ExecutorOptions()) as ex:
+            p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
+                           executor=ex, progress=_ProgressPrinter(), on_pilot_run=announce)
         typer.echo(render_plan(p))
         return 0
 

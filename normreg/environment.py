@@ -39,7 +39,7 @@ def git_commit(where: Path) -> str | None:
 
 
 def fingerprint(device: str | None = None, where: Path | None = None) -> dict[str, Any]:
-    """Versions, device, commit and date; `device` comes from the runner (reading it needs torch)."""
+    """Versions, device, commit and date; `device` is filled in from the runs once they have finished."""
     return {
         "normreg": normreg.__version__,
         "python": platform.python_version(),

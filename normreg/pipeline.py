@@ -1,24 +1,29 @@
-"""`run`: load suites, train every (variant, seed), judge pairs and baselines, return a Report.
+"""`run`: plan (load suites, check everything up front), execute (train every (variant, seed) with the executor
+given), judge (pairs, baselines, the attached audit) and write (`report.json` in the run directory).
 
 Finished runs reach the run directory as they finish; the baseline is written only when asked, atomically.
+An interrupt (SIGINT, SIGTERM) during execution ends the runs in flight and raises `Interrupted`, leaving every
+finished run on disk.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from normreg.environment import fingerprint
-from normreg.errors import InputError
+from normreg.errors import InputError, SuiteError
 from normreg.fileio import write_json_atomic
-from normreg.judge.baseline import Baseline, choose_baseline, make_baseline, save_baseline
+from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
+from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunLog, RunResult
-from normreg.run.runner import Job, LightningRunner, Runner, plan_jobs
 from normreg.suite.spec import SeedPlan, Suite, discover, load_suite
 
 
@@ -47,8 +52,6 @@ def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
                 seeds: int | str | None = None) -> list[Suite]:
     """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
     or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
-    from dataclasses import replace
-
     suites = [load_suite(p, overrides) for p in discover(paths)]
     if seeds == "auto":
         suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
@@ -58,13 +61,113 @@ def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        from normreg.errors import SuiteError
-
         raise SuiteError(f"two suites share the name {', '.join(dupes)}; give each a distinct 'name'")
     return suites
 
 
-def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | None, environment: dict,
+@dataclass(frozen=True)
+class RunPlan:
+    """What `run` will do, checked before anything trains."""
+
+    suites: tuple[Suite, ...]
+    chosen: Mapping[str, BaselineChoice]  # suite name -> the baseline it is judged against, and where to store one
+    baseline_dir: Path
+    out: Path
+    environment: Mapping[str, Any]  # without the devices, known once runs have finished
+
+    def run_dir(self, suite: Suite) -> Path:
+        return self.out / suite.name
+
+    def baseline(self, suite: Suite) -> Baseline | None:
+        return self.chosen[suite.name].baseline
+
+
+@dataclass
+class Execution:
+    """The finished runs, and for staged suites what their stages decided."""
+
+    results: list[RunResult] = field(default_factory=list)
+    staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
+
+
+def plan_run(paths: Sequence[str | Path], *, device: str, seeds: int | str | None = None, out: Path | None = None,
+             baselines: Path = Path("baselines"), overrides: Sequence[str] = (), baseline_key: str | None = None,
+             check_targets: bool = True) -> RunPlan:
+    """Load suites and baselines, refuse a used run directory, and (`check_targets`) import and build every model
+    and data target once: every mistake found here costs a second, not a night of training. `device`: where the
+    runs will train (the executor says), which keys per-device baselines."""
+    suites = load_suites(paths, overrides, seeds)
+    # a bad baseline fails before training
+    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key, {"device": device})
+              for s in suites}
+    out = out or default_out_dir()
+    taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
+    if taken:
+        # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
+        raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
+                         "or move that directory away")
+    if check_targets:
+        from normreg.suite.targets import preflight
+
+        for s in suites:
+            preflight(s)
+    return RunPlan(tuple(suites), chosen, baselines, out, fingerprint(device, suites[0].directory))
+
+
+def _write_run_json(plan: RunPlan, s: Suite) -> None:
+    write_json_atomic(plan.run_dir(s) / "run.json", {
+        "suite": s.name, "path": str(s.path), "digest": s.digest, "reference": s.reference,
+        "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
+        "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
+        "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
+        "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+        "environment": dict(plan.environment),
+    })
+
+
+def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
+            progress: Callable[[Progress], None] | None = None) -> Execution:
+    """Train every job of the plan with `executor`, each result on disk as it arrives; staged suites stage by
+    stage. SIGINT/SIGTERM cancel the executor; then `Interrupted` is raised once it has stopped."""
+    logs = {}
+    for s in plan.suites:
+        logs[s.name] = RunLog(plan.run_dir(s))
+        _write_run_json(plan, s)
+    jobs = [j for s in plan.suites if s.seed_plan is None for j in plan_jobs(s, plan.run_dir(s))]
+    done = Execution()
+    running: dict[tuple[str, str, int], Job] = {}
+    start = time.perf_counter()
+
+    def on_start(job: Job) -> None:
+        running[job.key] = job
+
+    def on_result(r: RunResult) -> None:
+        logs[r.suite].add(r)  # on disk before anything else happens
+        done.results.append(r)
+        running.pop((r.suite, r.variant, r.seed), None)
+        if progress:
+            progress(Progress(r, len(done.results), len(jobs), time.perf_counter() - start,
+                              tuple(running.values())))
+
+    def run(batch: list[Job]) -> None:
+        with cancel_on_signals(executor) as signals:
+            executor.run(batch, on_result, on_start)
+        if signals:
+            raise Interrupted(signals[0], plan.out)
+
+    run(jobs)
+    for s in plan.suites:
+        if s.seed_plan is not None:
+            def run_stage(stage_jobs: list[Job]) -> None:
+                jobs.extend(stage_jobs)
+                run(stage_jobs)
+
+            done.staged[s.name] = _run_staged(s, plan.run_dir(s), plan.baseline(s), plan.environment,
+                                              ignore_expect, run_stage, done.results)
+    return done
+
+
+def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment: Mapping[str, Any],
                 ignore_expect: bool, run: Callable[[list[Job]], None],
                 results: list[RunResult]) -> tuple[list[Check], list[Problem], dict[str, int], int]:
     """Run a suite's seeds stage by stage; after each stage stop every variant whose checks are all decisive."""
@@ -84,7 +187,8 @@ def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | No
             looks[v].append(n)
         done = n
         mine = [r for r in results if r.suite == suite.name]
-        checks, problems, keys = judge_staged(suite, mine, baseline, environment, looks, decided, ignore_expect)
+        env = with_devices(environment, results)
+        checks, problems, keys = judge_staged(suite, mine, baseline, env, looks, decided, ignore_expect)
         for key, c in zip(keys, checks):
             if key not in decided and c.comparison.verdict != "inconclusive":
                 decided[key] = len(looks[key[1]])
@@ -100,136 +204,111 @@ def _run_staged(suite: Suite, out: Path, runner: Runner, baseline: Baseline | No
     return checks, problems, used, max(len(x) for x in looks.values())
 
 
+def device_kind(device: str) -> str:
+    """A run's device without its index and host: what can change results (`cuda:1 (NVIDIA H200) on n2` ->
+    `cuda (NVIDIA H200)`)."""
+    return re.sub(r"^cuda:\d+", "cuda", device.split(" on ")[0])
+
+
+def with_devices(environment: Mapping[str, Any], results: Iterable[RunResult]) -> dict[str, Any]:
+    """The environment with the devices the runs used: `devices` lists each, `device` their kinds."""
+    devices = sorted({r.device for r in results if r.device})
+    kinds = sorted({device_kind(d) for d in devices})
+    return {**environment, "device": ", ".join(kinds) if kinds else environment.get("device"), "devices": devices}
+
+
+def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment: Mapping[str, Any],
+                     problems: list[Problem]) -> bool:
+    """Store this run's values as the suite's baseline, unless an unexpected run failed (then say so)."""
+    if any(not r.ok for r in mine if not (s.expected(r.variant, "*") == "failed")):
+        problems.append(Problem(s.name, "*", "baseline_not_updated",
+                                "runs failed, so the baseline was left unchanged; fix them and rerun"))
+        return False
+    save_baseline(plan.baseline_dir, make_baseline(s, mine, dict(environment)), plan.chosen[s.name].write_path)
+    return True
+
+
+def _suite_info(plan: RunPlan, s: Suite, used: dict[str, int] | None, stages_run: int | None, updated: bool,
+                causes: dict[str, Any] | None) -> SuiteInfo:
+    chosen = plan.chosen[s.name]
+    b = chosen.baseline
+    return SuiteInfo(
+        name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
+        seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
+        metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+        run_dir=str(plan.run_dir(s)), baseline=str(chosen.path) if b else None,
+        baseline_note=f"baseline written to {chosen.write_path}" if updated and chosen.keyed else chosen.note,
+        baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
+        design=s.stats.design, correction=s.stats.correction,
+        seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
+                   "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
+        stages_run=stages_run, seeds_used=used, baseline_values=b.values if b else None, audit=causes)
+
+
+def judge_run(plan: RunPlan, execution: Execution, *, ignore_expect: bool = False, update_baseline: bool = False,
+              audit: bool = True) -> Report:
+    """Judge every suite's runs (pairs, baselines), store baselines when asked, attach the audit of failing pairs."""
+    environment = with_devices(plan.environment, execution.results)
+    checks: list[Check] = []
+    problems: list[Problem] = []
+    infos: list[SuiteInfo] = []
+    for s in plan.suites:
+        mine = [r for r in execution.results if r.suite == s.name]
+        if s.name in execution.staged:
+            c, p, used, stages_run = execution.staged[s.name]
+        else:
+            c, p = judge(s, mine, plan.baseline(s), environment, ignore_expect)
+            used, stages_run = None, None
+        p = list(p)
+        updated = _update_baseline(plan, s, mine, environment, p) if update_baseline else False
+        failing = sorted({ch.comparison.b for ch in c if ch.kind == "pair" and (ch.failed or ch.expected_failure)})
+        causes = None
+        if audit and failing:
+            from normreg.audit import likely_causes  # never raises: an audit failure must not break a run
+
+            causes = likely_causes(s, failing)
+        checks += c
+        problems += p
+        infos.append(_suite_info(plan, s, used, stages_run, updated, causes))
+    return Report(created=environment["date"], environment=environment, suites=tuple(infos),
+                  runs=tuple(sorted(execution.results, key=lambda r: (r.suite, r.variant, r.seed))),
+                  checks=tuple(checks), problems=tuple(problems), command="run")
+
+
+def write_report(report: Report, plan: RunPlan) -> Path:
+    """`report.json` in the run directory, atomically; returns its path."""
+    path = plan.out / "report.json"
+    report.write(path)
+    return path
+
+
 def run_suites(
     paths: Sequence[str | Path],
     *,
-    seeds: int | None = None,
-    workers: int | None = None,
+    executor: Executor,
+    seeds: int | str | None = None,
     out: Path | None = None,
     baselines: Path = Path("baselines"),
     update_baseline: bool = False,
     overrides: Sequence[str] = (),
     ignore_expect: bool = False,
-    runner: Runner | None = None,
     progress: Callable[[Progress], None] | None = None,
     preflight: bool = True,
     audit: bool | None = None,
     baseline_key: str | None = None,
 ) -> Report:
-    """Train and judge every suite in `paths`; see the README for what each option does.
+    """Train and judge every suite in `paths` with `executor`; see the README for what each option does.
 
-    `audit`: run `normreg audit` on suites with a failing (or expected-failing) pair and attach its findings as
-    the likely cause; default: when training for real (no runner given). `baseline_key`: keep baselines per
-    this key (`device`), `none` for one plain baseline per suite; default: each suite's `baseline_key`.
+    `preflight`: import and build every target before training (skipped when the executor trains nothing).
+    `audit`: attach `normreg audit`'s findings to suites with a failing (or expected-failing) pair as the likely
+    cause; default: when the executor trains. `baseline_key`: keep baselines per this key (`device`), `none` for
+    one plain baseline per suite; default: each suite's `baseline_key`. Writes `report.json` into the run directory
+    and returns the report.
     """
-    if audit is None:
-        audit = runner is None
-    suites = load_suites(paths, overrides, seeds)
-    if runner is None:
-        from normreg.run.runner import device_name
-
-        device = device_name()
-    else:
-        device = str(getattr(runner, "device", "fake"))  # a scripted runner says which device it plays
-    # a bad baseline fails before training
-    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key, {"device": device})
-              for s in suites}
-    stored = {name: c.baseline for name, c in chosen.items()}
-    out = out or default_out_dir()
-    taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
-    if taken:
-        # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
-        raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
-                         "or move that directory away")
-    if runner is None:
-        from normreg.suite.targets import preflight as check_targets
-
-        if preflight:
-            for s in suites:
-                check_targets(s)
-        runner = LightningRunner(workers)
-    environment = fingerprint(device, suites[0].directory)
-    logs = {}
-    for s in suites:
-        d = out / s.name
-        logs[s.name] = RunLog(d)
-        write_json_atomic(d / "run.json", {
-            "suite": s.name, "path": str(s.path), "digest": s.digest, "reference": s.reference,
-            "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
-            "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
-            "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
-            "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
-            "environment": environment,
-        })
-    jobs = [j for s in suites if s.seed_plan is None for j in plan_jobs(s, out / s.name)]
-    results: list[RunResult] = []
-    running: list[Job] = []
-    start = time.perf_counter()
-
-    def on_start(job: Job) -> None:
-        running.append(job)
-
-    def on_result(r: RunResult) -> None:
-        logs[r.suite].add(r)  # on disk before anything else happens
-        results.append(r)
-        for j in running:
-            if (j.suite.name, j.variant, j.seed) == (r.suite, r.variant, r.seed):
-                running.remove(j)
-                break
-        if progress:
-            progress(Progress(r, len(results), len(jobs), time.perf_counter() - start, tuple(running)))
-
-    if jobs:
-        runner.run(jobs, on_result, on_start)
-
-    def run_stage(stage_jobs: list[Job]) -> None:
-        jobs.extend(stage_jobs)
-        runner.run(stage_jobs, on_result, on_start)
-
-    staged = {s.name: _run_staged(s, out / s.name, runner, stored[s.name], environment, ignore_expect, run_stage,
-                                  results) for s in suites if s.seed_plan is not None}
-
-    checks: list[Check] = []
-    problems: list[Problem] = []
-    infos: list[SuiteInfo] = []
-    for s in suites:
-        mine = [r for r in results if r.suite == s.name]
-        if s.name in staged:
-            c, p, used, stages_run = staged[s.name]
-        else:
-            c, p = judge(s, mine, stored[s.name], environment, ignore_expect)
-            used, stages_run = None, None
-        checks += c
-        problems += p
-        updated = False
-        if update_baseline:
-            if any(not r.ok for r in mine if not (s.expected(r.variant, "*") == "failed")):
-                problems.append(Problem(s.name, "*", "baseline_not_updated",
-                                        "runs failed, so the baseline was left unchanged; fix them and rerun"))
-            else:
-                save_baseline(baselines, make_baseline(s, mine, environment), chosen[s.name].write_path)
-                updated = True
-        b = stored[s.name]
-        causes = None
-        failing = sorted({ch.comparison.b for ch in c if ch.kind == "pair" and (ch.failed or ch.expected_failure)})
-        if audit and failing:
-            from normreg.audit import likely_causes  # never raises: an audit failure must not break a run
-
-            causes = likely_causes(s, failing)
-        infos.append(SuiteInfo(
-            name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
-            seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
-            metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
-            run_dir=str(out / s.name), baseline=str(chosen[s.name].path) if b else None,
-            baseline_note=(f"baseline written to {chosen[s.name].write_path}" if updated and chosen[s.name].keyed
-                           else chosen[s.name].note),
-            baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
-            design=s.stats.design, correction=s.stats.correction,
-            seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
-                       "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
-            stages_run=stages_run,
-            seeds_used=used,
-            baseline_values=b.values if b else None, audit=causes))
-    return Report(created=environment["date"], environment=environment, suites=tuple(infos),
-                  runs=tuple(sorted(results, key=lambda r: (r.suite, r.variant, r.seed))),
-                  checks=tuple(checks), problems=tuple(problems), command="run")
+    plan = plan_run(paths, device=executor.device, seeds=seeds, out=out, baselines=baselines, overrides=overrides,
+                    baseline_key=baseline_key, check_targets=preflight and executor.trains)
+    execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress)
+    report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
+                       audit=executor.trains if audit is None else audit)
+    write_report(report, plan)
+    return report

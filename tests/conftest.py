@@ -52,10 +52,27 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
 
     def invoke(*args: str, script: object = None) -> object:
         if script is not None:
-            monkeypatch.setattr(cli_module, "make_runner", lambda workers: FakeRunner(script))  # type: ignore[arg-type]
+            monkeypatch.setattr(cli_module, "make_executor", lambda *a, **k: FakeRunner(script))  # type: ignore[arg-type]
         return CliRunner().invoke(cli_module.app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def local_executor() -> Any:
+    """Make local executors (`local_executor(workers=0)`) that are closed, their workers ended, after the test."""
+    from normreg.run.executor import ExecutorOptions
+    from normreg.run.executors.local import LocalExecutor
+
+    made: list[LocalExecutor] = []
+
+    def make(**options: Any) -> LocalExecutor:
+        made.append(LocalExecutor(ExecutorOptions(**options)))
+        return made[-1]
+
+    yield make
+    for ex in made:
+        ex.close()
 
 
 # Scripted values: twin is clearly worse on acc, equal on loss.

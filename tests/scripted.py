@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from normreg.pipeline import run_suites
+from normreg.run.executor import Job
 from normreg.run.fake import FakeRunner
 from normreg.run.results import RunResult
-from normreg.run.runner import Job
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"
@@ -98,7 +98,7 @@ def make_report(tmp: Path, night: int = 2, regressed_from: int = 2, created: str
     baselines = tmp / "baselines"
     if not (baselines / "drift.json").exists():
         run_suites([suites / "drift.yaml"], out=tmp / "runs" / "baseline", baselines=baselines, update_baseline=True,
-                   runner=FakeRunner(drift_script(1, regressed_from)))
+                   executor=FakeRunner(drift_script(1, regressed_from)))
         stored = json.loads((baselines / "drift.json").read_text())
         stored["environment"]["device"] = "cuda:0"  # the baseline was made on a GPU, tonight's run is not
         (baselines / "drift.json").write_text(json.dumps(stored))
@@ -106,7 +106,7 @@ def make_report(tmp: Path, night: int = 2, regressed_from: int = 2, created: str
     runner = CurvesFakeRunner(script, _curves) if curves else FakeRunner(script)
     (tmp / "runs").mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f"night{night}-", dir=tmp / "runs"))  # a run directory is never reused
-    report = run_suites([suites], out=out, baselines=baselines, runner=runner)
+    report = run_suites([suites], out=out, baselines=baselines, executor=runner)
     return normalise(report.to_json(), created)
 
 

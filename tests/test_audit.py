@@ -356,7 +356,7 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
-    report = run_suites([SUITES / "audit_pair.yaml"], runner=FakeRunner(script), out=tmp_path / "run",
+    report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",
                         baselines=tmp_path / "b", audit=True)
     (info,) = report.suites
     assert info.audit["schema"] == SCHEMA and info.audit["variants"] == ["merged", "twin"]
@@ -378,7 +378,7 @@ def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\nseeds: 2\nmetrics: {acc: {}}\nvariants:\n  a: {model: no_such_module:M}\n"
                      "  b: {model: no_such_module:M}\n")
-    report = run_suites([suite], runner=FakeRunner({"a": {"acc": [0.9, 0.91]}, "b": {"acc": [0.5, 0.51]}}),
+    report = run_suites([suite], executor=FakeRunner({"a": {"acc": [0.9, 0.91]}, "b": {"acc": [0.5, 0.51]}}),
                         out=tmp_path / "run", baselines=tmp_path / "b", audit=True)
     assert "cannot import module 'no_such_module'" in report.suites[0].audit["error"]
     assert report.verdict == "fail"
@@ -389,6 +389,6 @@ def test_run_with_a_fake_runner_does_not_audit_by_default(tmp_path: Path) -> Non
     from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
-    report = run_suites([SUITES / "audit_pair.yaml"], runner=FakeRunner(script), out=tmp_path / "run",
+    report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",
                         baselines=tmp_path / "b")
     assert report.suites[0].audit is None

@@ -44,7 +44,7 @@ def test_report_on_a_bad_file_exits_2(tmp_path):
 
 
 def test_run_writes_the_formats_from_its_own_report(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "make_runner", lambda workers: FakeRunner({**PAIRS, **drift_script(2)}))
+    monkeypatch.setattr(cli, "make_executor", lambda *a, **k: FakeRunner({**PAIRS, **drift_script(2)}))
     shutil.copytree(REPORT_SUITES, tmp_path / "suites")
     monkeypatch.chdir(tmp_path)
     r = invoke("run", "suites", "--out", "runs/n", "--report", "reports/report.json", "--html", "reports/report.html",

@@ -133,10 +133,10 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
 
     assert isinstance(CurvesFakeRunner(metrics, curves), FakeRunner)
     first = run_suites([tmp_path], out=tmp_path / "r1", baselines=tmp_path / "b", update_baseline=True,
-                       runner=FakeRunner(metrics))
+                       executor=FakeRunner(metrics))
     assert first.verdict == "pass"
     report = run_suites([tmp_path], out=tmp_path / "r2", baselines=tmp_path / "b",
-                        runner=CurvesFakeRunner(metrics, curves))
+                        executor=CurvesFakeRunner(metrics, curves))
     start = time.perf_counter()
     page = render_html(report_from_json(normalise(report.to_json())))
     seconds = time.perf_counter() - start

@@ -41,7 +41,7 @@ def test_each_run_is_on_disk_before_the_next_starts(tmp_path: Path, write_suite)
         rows_seen.append(len(csv_path.read_text().splitlines()) - 1)
         return {"acc": 0.9 + seed / 100, "loss": 0.3}
 
-    run_suites([suite], out=tmp_path / "run", baselines=tmp_path / "b", runner=FakeRunner(script))
+    run_suites([suite], out=tmp_path / "run", baselines=tmp_path / "b", executor=FakeRunner(script))
     assert rows_seen == [0, 2, 4, 6, 8, 10]  # two metric rows per finished run, written before the next began
 
 
@@ -49,7 +49,7 @@ def test_report_round_trips_through_compare(tmp_path: Path, write_suite) -> None
     from conftest import REGRESSION
 
     report = run_suites([write_suite()], out=tmp_path / "run", baselines=tmp_path / "b",
-                        runner=FakeRunner(REGRESSION))
+                        executor=FakeRunner(REGRESSION))
     report.write(tmp_path / "r.json")
     rs = load_result_set(str(tmp_path / "r.json"))
     assert rs.values["twin"]["acc"] == dict(enumerate(REGRESSION["twin"]["acc"]))

@@ -68,7 +68,7 @@ def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
     script = {"a": {"acc": [0.8, 0.81, 0.79, 0.8]}, "b": {"acc": [0.8, float("nan"), 0.8, 0.81]},
               "c": {"acc": [0.8, 0.8, 0.81, 0.79]}}
     report = run_suites([REPORT_SUITES / "drift.yaml"], out=tmp_path, baselines=tmp_path / "b",
-                        runner=FakeRunner(script))
+                        executor=FakeRunner(script))
     data = json.loads(json.dumps(report.to_json()))
     assert [r["metrics"] for r in data["runs"] if r["status"] == "failed"] == [{"acc": None}]
     rf = report_from_json(data)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from normreg.pipeline import run_suites
-from normreg.run.runner import Job, LightningRunner, default_workers, describe_error, plan_jobs, run_one
+from normreg.run.executor import Job, plan_jobs
+from normreg.run.worker import describe_error, run_one
 from normreg.suite.spec import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
 
 
-def test_real_end_to_end_run(tmp_path: Path) -> None:
+def test_real_end_to_end_run(tmp_path: Path, local_executor: Any) -> None:
     """Two copies of one implementation give identical per-seed values; the broken variant fails alone."""
     seen = []
-    report = run_suites([TINY], out=tmp_path / "run", baselines=tmp_path / "b", workers=2,
+    report = run_suites([TINY], out=tmp_path / "run", baselines=tmp_path / "b", executor=local_executor(workers=2),
                         progress=lambda p: seen.append((p.done, p.total)))
     by = {(r.variant, r.seed): r for r in report.runs}
     assert by[("a", 0)].ok and by[("b", 0)].ok
@@ -32,6 +34,8 @@ def test_real_end_to_end_run(tmp_path: Path) -> None:
     assert len(lines) == 6 and all(json.loads(x)["suite"] == "tiny" for x in lines)
     assert not list(tmp_path.rglob("*.ckpt")) and not list(Path.cwd().glob("lightning_logs"))
     assert len(by[("a", 0)].history["train_loss"]) == 2  # per-epoch values, one per epoch
+    assert {r.device for r in report.runs} == {"cpu"} and report.environment["devices"] == ["cpu"]
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["runs"][0]["device"] == "cpu"
 
 
 def test_missing_metric_and_nan_fail_the_run(tmp_path: Path) -> None:
@@ -46,12 +50,6 @@ def test_runs_reproduce_exactly() -> None:
     suite = load_suite(TINY, ["variants={a: {model: tiny_models:Classifier}}", "seeds=1"])
     first, second = run_one(Job(suite, "a", 0)), run_one(Job(suite, "a", 0))
     assert first.ok and first.metrics == second.metrics
-
-
-def test_worker_default() -> None:
-    assert default_workers(n_jobs=10, gpus=0, cores=2) == 2
-    assert default_workers(n_jobs=1, gpus=0, cores=8) == 1
-    assert default_workers(n_jobs=10, gpus=4, cores=64) == 4
 
 
 def test_describe_error_names_the_user_frame() -> None:
@@ -73,9 +71,37 @@ def test_plan_is_seed_major() -> None:
 
 
 @pytest.mark.gpu
-def test_gpu_runner_uses_the_device(tmp_path: Path) -> None:
+def test_gpu_runner_uses_the_device(tmp_path: Path, local_executor: Any) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    report = run_suites([TINY], out=tmp_path, baselines=tmp_path / "b", runner=LightningRunner())
-    assert report.environment["device"].startswith("cuda")
+    report = run_suites([TINY], out=tmp_path, baselines=tmp_path / "b", executor=local_executor())
+    name = torch.cuda.get_device_name(0)
+    assert {r.device for r in report.runs} == {f"cuda:0 ({name})"}
+    assert report.environment["device"] == f"cuda ({name})"
+    # the values are those of the same runs on the GPU in this process
+    (a0,) = [r for r in report.runs if (r.variant, r.seed) == ("a", 0)]
+    assert a0.metrics == run_one(Job(load_suite(TINY), "a", 0), "gpu").metrics
+
+
+@pytest.mark.gpu
+def test_gpu_out_of_memory_fails_only_its_run(tmp_path: Path, local_executor: Any) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    report = run_suites([TINY], out=tmp_path, baselines=tmp_path / "b", executor=local_executor(runs_per_gpu=2),
+                        overrides=["variants.broken.model.args={broken: false, hog_gib: 100000}"])
+    by = {(r.variant, r.seed): r for r in report.runs}
+    assert all(by[("a", s)].ok and by[("b", s)].ok for s in (0, 1))
+    assert "OutOfMemoryError" in by[("broken", 0)].error and "OutOfMemoryError" in by[("broken", 1)].error
+
+
+@pytest.mark.gpu
+def test_cpu_variant_stays_on_the_cpu_beside_a_gpu(tmp_path: Path, local_executor: Any) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    report = run_suites([TINY], out=tmp_path, baselines=tmp_path / "b", executor=local_executor(),
+                        overrides=["variants.b.trainer={accelerator: cpu}"])
+    devices = {r.variant: r.device for r in report.runs}
+    assert devices["a"].startswith("cuda:0") and devices["b"] == "cpu"

@@ -55,7 +55,7 @@ def flagship(variant: str, seed: int) -> dict[str, float]:
 
 def test_staged_run_stops_each_comparison_when_decisive(tmp_path):
     runner = FakeRunner(flagship)
-    report = run_suites([DATA / "staged.yaml"], runner=runner, out=tmp_path / "run", baselines=tmp_path / "b")
+    report = run_suites([DATA / "staged.yaml"], executor=runner, out=tmp_path / "run", baselines=tmp_path / "b")
     verdicts = {(c.comparison.b, c.comparison.metric): c.comparison.verdict for c in report.checks}
     assert verdicts[("twin", "acc")] == "regressed"
     assert verdicts[("same", "acc")] == "equivalent"
@@ -77,7 +77,7 @@ def test_staged_run_stops_each_comparison_when_decisive(tmp_path):
 def test_run_seeds_auto_on_a_fixed_suite(tmp_path, monkeypatch):
     suite = tmp_path / "fixed.yaml"
     suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 4"))
-    monkeypatch.setattr(cli, "make_runner", lambda workers: FakeRunner(flagship))
+    monkeypatch.setattr(cli, "make_executor", lambda *a, **k: FakeRunner(flagship))
     res = CliRunner().invoke(cli.app, ["run", str(suite), "--seeds", "auto", "--out", str(tmp_path / "o"),
                                        "--baselines", str(tmp_path / "b"), "--report", str(tmp_path / "r.json")])
     assert res.exit_code == 1, res.output
@@ -89,13 +89,13 @@ def test_run_seeds_auto_on_a_fixed_suite(tmp_path, monkeypatch):
 
 
 def test_plan_and_calibrate_commands(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "make_runner", lambda workers: FakeRunner(flagship))
+    monkeypatch.setattr(cli, "make_executor", lambda *a, **k: FakeRunner(flagship))
     suite = DATA / "staged.yaml"
     res = CliRunner().invoke(cli.app, ["plan", str(suite), "--baselines", str(tmp_path / "none"),
                                        "--pilot-seeds", "5"])
     assert res.exit_code == 0, res.output
     assert "seeds 80%" in res.output and "twin" in res.output
-    report = run_suites([suite], seeds=10, runner=FakeRunner(flagship), out=tmp_path / "run",
+    report = run_suites([suite], seeds=10, executor=FakeRunner(flagship), out=tmp_path / "run",
                         baselines=tmp_path / "b")
     report.write(tmp_path / "r.json")
     res = CliRunner().invoke(cli.app, ["plan", str(suite), "--pilot", str(tmp_path / "r.json")])
@@ -148,7 +148,7 @@ def test_calibrate_judges_declared_metrics_and_needs_min_effect_for_a_csv(tmp_pa
     def extra(variant: str, seed: int) -> dict[str, float]:
         return {**flagship(variant, seed), "logged_only": 0.5 + seed / 100}
 
-    report = run_suites([DATA / "staged.yaml"], seeds=10, runner=FakeRunner(extra), out=tmp_path / "run",
+    report = run_suites([DATA / "staged.yaml"], seeds=10, executor=FakeRunner(extra), out=tmp_path / "run",
                         baselines=tmp_path / "b")
     report.write(tmp_path / "r.json")
     res = CliRunner().invoke(cli.app, ["calibrate", str(tmp_path / "r.json"), "--reps", "200"])

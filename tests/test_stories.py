@@ -7,6 +7,7 @@ Slow: the suite at its defaults must give its declared verdicts (the project's o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,10 +32,10 @@ def _present(names: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("name", _present(sorted(FAST)))
-def test_story_runs_in_fast_setting(name: str, tmp_path: Path) -> None:
+def test_story_runs_in_fast_setting(name: str, tmp_path: Path, local_executor: Any) -> None:
     suite = load_suite(SUITES / f"{name}.yaml", FAST[name])
-    report = run_suites([SUITES / f"{name}.yaml"], seeds=2, overrides=FAST[name], out=tmp_path, workers=0,
-                        baselines=tmp_path / "none", ignore_expect=True)
+    report = run_suites([SUITES / f"{name}.yaml"], seeds=2, overrides=FAST[name], out=tmp_path,
+                        executor=local_executor(workers=0), baselines=tmp_path / "none", ignore_expect=True)
     expect_crash = {v.name for v in suite.variants if suite.expected(v.name, "*") == "failed"}
     for r in report.runs:
         if r.variant in expect_crash:
@@ -49,8 +50,9 @@ def test_every_suite_has_a_fast_setting() -> None:
 
 
 @pytest.mark.slow
-def test_flagship_reproduces_the_twin_tower_gap(tmp_path: Path) -> None:
-    report = run_suites([SUITES / "domain_adapt.yaml"], out=tmp_path, baselines=tmp_path / "none")
+def test_flagship_reproduces_the_twin_tower_gap(tmp_path: Path, local_executor: Any) -> None:
+    report = run_suites([SUITES / "domain_adapt.yaml"], out=tmp_path, baselines=tmp_path / "none",
+                        executor=local_executor())
     (check,) = [c for c in report.checks if c.kind == "pair"]
     c = check.comparison
     assert c.verdict == "regressed" and c.p_value < 0.01
@@ -60,10 +62,11 @@ def test_flagship_reproduces_the_twin_tower_gap(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_full_story_suites_give_their_declared_verdicts(tmp_path: Path) -> None:
-    report = run_suites([SUITES], out=tmp_path, baselines=SUITES.parent / "baselines")
+def test_full_story_suites_give_their_declared_verdicts(tmp_path: Path, local_executor: Any) -> None:
+    report = run_suites([SUITES], out=tmp_path, baselines=SUITES.parent / "baselines", executor=local_executor())
     assert report.exit_code == 0, [c.comparison.reason for c in report.checks if c.failed]
-    ignored = run_suites([SUITES], out=tmp_path / "ignored", baselines=tmp_path / "none", ignore_expect=True)
+    ignored = run_suites([SUITES], out=tmp_path / "ignored", baselines=tmp_path / "none", ignore_expect=True,
+                         executor=local_executor())
     # Every known bug now fails, and the batch-of-one crashes are unexpected failed runs: exit 3.
     assert ignored.exit_code == 3
     failing = {(c.suite, c.comparison.b) for c in ignored.checks if c.failed}
@@ -73,14 +76,15 @@ def test_full_story_suites_give_their_declared_verdicts(tmp_path: Path) -> None:
     assert crashed == {("rl_acting", "batch_of_one")}
 
 
-def test_fixing_a_known_bug_fails_its_suite_by_surprise(tmp_path: Path) -> None:
+def test_fixing_a_known_bug_fails_its_suite_by_surprise(tmp_path: Path, local_executor: Any) -> None:
     """The frozen-backbone bug, caught as declared; corrected to eval mode, the same suite fails: not caught."""
     path = SUITES / "frozen_backbone.yaml"
     fast = ["trainer.max_epochs=1", "seeds=3"]
     fixed = [*fast, "variants.backbone_train.model.args.backbone_mode=eval"]
 
     def single_acc(overrides: list[str], out: str):
-        report = run_suites([path], overrides=overrides, out=tmp_path / out, baselines=tmp_path / "none", workers=0)
+        report = run_suites([path], overrides=overrides, out=tmp_path / out, baselines=tmp_path / "none",
+                             executor=local_executor(workers=0))
         return next(c for c in report.checks if c.kind == "pair" and c.comparison.metric == "single_acc")
 
     buggy = single_acc(fast, "buggy")

@@ -25,7 +25,7 @@ from normreg.suite.spec import MetricSpec
 
 if TYPE_CHECKING:
     from normreg.pipeline import Progress
-    from normreg.run.runner import Runner
+    from normreg.run.executor import Executor
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def settings_from(path_spec: str) -> dict:
 
 
 def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
-               pilot_seeds: int = 3, overrides: Sequence[str] = (), runner: Runner | None = None,
+               pilot_seeds: int = 3, overrides: Sequence[str] = (), executor: Executor | None = None,
                progress: Callable[[Progress], None] | None = None,
                on_pilot_run: Callable[[Path], None] | None = None) -> Plan:
     """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run made here."""
@@ -260,12 +260,14 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
         import tempfile
 
         from normreg.pipeline import run_suites
+        from normreg.run.executor import make_executor
 
         out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
         if on_pilot_run:
             on_pilot_run(out_dir)
-        run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
-                   runner=runner, progress=progress)
+        with executor or make_executor("local") as ex:
+            run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
+                       executor=ex, progress=progress)
         source = str(out_dir / s.name)
     return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
                 alpha=s.stats.alpha, design=s.stats.design)

@@ -1,1 +1,1 @@
-"""Running: jobs, the runners that train them, and the run directory they fill."""
+"""Running: jobs, the executors that train them (executor.py, executors/), the worker code, and the run directory."""

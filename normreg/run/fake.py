@@ -1,6 +1,8 @@
-"""A runner that trains nothing: scripted per-seed metrics, for testing the CLI, statistics and reports.
+"""An executor that trains nothing: scripted per-seed metrics, for testing the CLI, statistics and reports.
 
-Like a mock transport, it stands where `LightningRunner` stands. Script values per variant and metric as a list
+Like a mock transport, it stands where the local or Ray executor stands, and says what it is: its results carry
+`device="fake"` (so the report's environment does too) and `trains` is False (no model is imported, so the
+up-front checks and the attached audit have nothing to look at). Script values per variant and metric as a list
 indexed by seed position, a {seed: value} mapping, or a callable(variant, seed) -> {metric: value}; a value that is
 an Exception instance makes that run fail with its message.
 """
@@ -8,22 +10,30 @@ an Exception instance makes that run fail with its message.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
 from typing import Any
 
+from normreg.run.executor import Job, OnResult, OnStart
 from normreg.run.results import RunResult
-from normreg.run.runner import Job, OnResult, OnStart, describe_error, result_from_metrics
+from normreg.run.worker import describe_error, result_from_metrics
 
 Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | BaseException]
 
 
 class FakeRunner:
-    """Scripted metrics instead of training. `device` is the device the runs claim to be on (it keys per-device
-    baselines); "fake" unless a test plays another machine."""
+    """Scripted results, one job after another in this process. `device` is the device the runs claim to be on
+    (it keys per-device baselines): "fake" unless a test plays another machine."""
+
+    name = "fake"
+    trains = False
 
     def __init__(self, script: Script | Callable[[str, int], Mapping[str, float]], device: str = "fake") -> None:
         self.script = script
         self.device = device
         self.jobs: list[Job] = []  # every job it was asked to run, in order, for assertions
+        self.cancelled = False
+        self.closed = False
 
     def _metrics(self, job: Job) -> Mapping[str, float]:
         if callable(self.script):
@@ -42,12 +52,30 @@ class FakeRunner:
 
     def run(self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None) -> None:
         for job in jobs:
+            if self.cancelled:
+                return
             self.jobs.append(job)
             if on_start:
                 on_start(job)
-            try:
-                metrics = dict(self._metrics(job))
-            except Exception as e:
-                on_result(RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, describe_error(e)))
-                continue
-            on_result(result_from_metrics(job, metrics, 0.0))
+            on_result(self._result(job))
+
+    def _result(self, job: Job) -> RunResult:
+        try:
+            metrics = dict(self._metrics(job))
+        except Exception as e:
+            return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, describe_error(e),
+                             device=self.device)
+        return replace(result_from_metrics(job, metrics, 0.0), device=self.device)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> FakeRunner:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -32,6 +32,7 @@ class RunResult:
     duration_s: float = 0.0
     error: str | None = None
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per-epoch values, when logged
+    device: str = ""  # where it ran: "cpu", "cuda:0 (NVIDIA H200)", "... on host" for a cluster; "fake" for scripted
 
     @property
     def ok(self) -> bool:
@@ -40,14 +41,15 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
                 "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
-                "history": {k: list(v) for k, v in self.history.items()}}
+                "history": {k: list(v) for k, v in self.history.items()}, "device": self.device}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunResult:
         return cls(suite=d["suite"], variant=d["variant"], seed=int(d["seed"]), status=d["status"],
                    metrics={k: float(v) for k, v in (d.get("metrics") or {}).items()},
                    duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
-                   history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()})
+                   history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()},
+                   device=str(d.get("device") or ""))
 
 
 def tidy_rows(run: RunResult) -> list[dict[str, Any]]:

@@ -26,15 +26,17 @@ class Blobs(pl.LightningDataModule):
 
 
 class Classifier(pl.LightningModule):
-    def __init__(self, hidden: int = 8, lr: float = 0.05, broken: bool = False) -> None:
+    def __init__(self, hidden: int = 8, lr: float = 0.05, broken: bool = False, hog_gib: float = 0.0) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 2))
-        self.lr, self.broken = lr, broken
+        self.lr, self.broken, self.hog_gib = lr, broken, hog_gib
 
     def training_step(self, batch, batch_idx):
         x, y = batch
         if self.broken:
             raise RuntimeError("this variant is broken on purpose")
+        if self.hog_gib:  # more memory than the device has: a CUDA out-of-memory inside the run
+            torch.empty(int(self.hog_gib * 2**30), dtype=torch.uint8, device=self.device)
         loss = nn.functional.cross_entropy(self.net(x), y)
         self.log("train_loss", loss, on_epoch=True, on_step=False, batch_size=len(x))
         return loss

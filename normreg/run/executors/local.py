@@ -1,0 +1,272 @@
+"""`--executor local`: long-lived worker processes on this machine, placed on its GPUs and cores.
+
+Workers are forked from a server process that has already imported torch and Lightning (Linux), so each pays
+no import; they live until `close()`, across the stages of staged suites. Each worker runs one job at a time
+and sends its result back over its own pipe; the parent waits on every pipe and every worker's death at once,
+so a worker that dies (killed, out of memory, a crash in native code) fails only its own run and is replaced.
+`cancel()` (SIGINT, SIGTERM) ends the running workers within seconds; a result already sent is still reported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from types import TracebackType
+from typing import Any
+
+from normreg.errors import InputError
+from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
+from normreg.run.placement import Placement, Slot, plan_placement
+from normreg.run.results import RunResult
+from normreg.run.worker import run_one, worker_main
+
+PRELOAD = ["torch", "pytorch_lightning", "normreg.run.worker"]
+_POLL_S = 0.2  # how often the parent looks at the cancel flag while waiting on workers
+
+
+def _context() -> Any:
+    """Forkserver where there is one (Linux, macOS): workers fork from a process that imported torch once."""
+    if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (so a worker can be pinned to one)."""
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:
+        return []
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
+def job_accelerator(job: Job, default: str, have_gpus: bool) -> str:
+    """"gpu" or "cpu": what the job will train on. The variant's own `trainer.accelerator` wins over `default`."""
+    wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", default)).lower()
+    if wanted in ("gpu", "cuda"):
+        return "gpu"
+    if wanted == "auto":
+        return "gpu" if have_gpus else "cpu"
+    return "cpu"
+
+
+@dataclass
+class _Worker:
+    slot: Slot
+    process: Any
+    conn: Connection
+    lifeline: Connection  # the parent's end; the worker ends itself when this closes
+    job: Job | None = None
+
+
+@register("local")
+class LocalExecutor:
+    """Trains jobs in worker processes on this machine (`workers=0`: one after another in this process)."""
+
+    name = "local"
+    trains = True
+
+    def __init__(self, options: ExecutorOptions | None = None) -> None:
+        self.options = options or ExecutorOptions()
+        if self.options.accelerator not in ("auto", "cpu", "gpu"):
+            raise InputError(f"expected --accelerator cpu, gpu or auto, got {self.options.accelerator!r}")
+        self._workers: list[_Worker] = []
+        self._cancelled = False
+        self._ctx: Any = None
+
+    # -- the Executor protocol
+
+    def run(self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None) -> None:
+        if not jobs:
+            return
+        gpus = self._gpus()
+        accel = {job.key: job_accelerator(job, self.options.accelerator, bool(gpus)) for job in jobs}
+        if self.options.workers == 0:
+            self._run_here(jobs, accel, on_result, on_start)
+            return
+        placement = plan_placement(len(jobs), os.cpu_count() or 1, range(len(gpus)),
+                                   gpu_jobs=sum(a == "gpu" for a in accel.values()), workers=self.options.workers,
+                                   runs_per_gpu=self.options.runs_per_gpu)
+        self._ensure_workers(placement, gpus)
+        queue = list(jobs)
+        while (queue and not self._cancelled) or self._busy():
+            if not self._cancelled:
+                self._dispatch(queue, accel, on_start)
+            self._collect(on_result)
+        if self._cancelled:
+            self._stop_busy(on_result)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def close(self) -> None:
+        for w in self._workers:
+            if w.job is None:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        self._end([w for w in self._workers], grace_s=2.0)
+        self._workers = []
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def device(self) -> str:
+        """`cpu`, or `cuda (<name of the first GPU used>)`: the device kind runs train on unless they ask for CPU."""
+        gpus = self._gpus()
+        if not gpus:
+            return "cpu"
+        import torch
+
+        index = self.options.devices[0] if self.options.devices else 0
+        return f"cuda ({torch.cuda.get_device_name(index)})"
+
+    # -- placement and workers
+
+    def _gpus(self) -> list[str]:
+        if self.options.accelerator == "cpu":
+            return []
+        gpus = visible_gpus()
+        if self.options.devices is None:
+            return gpus
+        bad = [d for d in self.options.devices if not 0 <= d < len(gpus)]
+        if bad:
+            raise InputError(f"--devices {','.join(map(str, self.options.devices))}: this machine has "
+                             f"{len(gpus)} GPU(s) visible, numbered 0..{len(gpus) - 1}" if gpus else
+                             "--devices was given but no GPU is visible here (torch.cuda.is_available() is False)")
+        return [gpus[d] for d in self.options.devices]
+
+    def _ensure_workers(self, placement: Placement, gpus: list[str]) -> None:
+        """Keep the workers already running when they fit the new placement; start the ones missing."""
+        if [w.slot for w in self._workers] == list(placement.slots):
+            return
+        self.close()
+        self._gpu_names = gpus
+        self._workers = [self._start(slot) for slot in placement.slots]
+
+    def _start(self, slot: Slot) -> _Worker:
+        if self._ctx is None:
+            self._ctx = _context()
+        env = dict(os.environ)
+        env["CUDA_VISIBLE_DEVICES"] = self._gpu_names[slot.gpu] if slot.gpu is not None else ""
+        env["OMP_NUM_THREADS"] = str(slot.threads)
+        parent, child = self._ctx.Pipe()
+        keep, lifeline = self._ctx.Pipe(duplex=False)  # (reader, writer): the worker reads, the parent holds
+        process = self._ctx.Process(target=worker_main, args=(child, keep, env, os.getcwd(), slot.threads),
+                                    name="normreg-worker", daemon=True)
+        process.start()
+        child.close()
+        keep.close()
+        return _Worker(slot, process, parent, lifeline)
+
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self._workers if w.job is not None]
+
+    def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None) -> None:
+        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU."""
+        idle = sorted((w for w in self._workers if w.job is None), key=lambda w: w.slot.gpu is not None)
+        for w in idle:
+            for i, job in enumerate(queue):
+                gpu_job = accel[job.key] == "gpu"
+                if gpu_job and w.slot.gpu is None and any(x.slot.gpu is not None for x in self._workers):
+                    continue
+                queue.pop(i)
+                w.job = job
+                if on_start:
+                    on_start(job)
+                try:
+                    w.conn.send((job, accel[job.key]))
+                except OSError:
+                    pass  # the worker died: _collect sees its end and fails this job alone
+                break
+
+    def _collect(self, on_result: OnResult, timeout: float = _POLL_S) -> None:
+        busy = self._busy()
+        if not busy:
+            return
+        ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+        for w in busy:
+            if w.conn in ready or w.process.sentinel in ready:
+                self._receive(w, on_result)
+
+    def _receive(self, w: _Worker, on_result: OnResult) -> None:
+        job = w.job
+        assert job is not None
+        try:
+            if not w.conn.poll():
+                if w.process.is_alive():
+                    return
+                raise EOFError
+            result: RunResult = w.conn.recv()
+        except (EOFError, OSError):
+            result = self._died(w, job)
+            self._replace(w)
+        else:
+            w.job = None
+        on_result(result)
+
+    def _died(self, w: _Worker, job: Job) -> RunResult:
+        w.process.join(1.0)
+        code = w.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0,
+                         f"WorkerDied: the worker process running this run ended abruptly ({how}: killed, out of "
+                         "memory, or a crash in native code); the other runs went on",
+                         device="cpu" if w.slot.gpu is None else f"cuda:{self._gpu_names[w.slot.gpu]}")
+
+    def _replace(self, w: _Worker) -> None:
+        self._end([w], grace_s=0.0)
+        fresh = self._start(w.slot)
+        self._workers[self._workers.index(w)] = fresh
+
+    def _stop_busy(self, on_result: OnResult) -> None:
+        """After cancel: report what already finished, end the workers still training."""
+        busy = self._busy()
+        for w in busy:
+            if w.conn.poll():
+                self._receive(w, on_result)
+        self._end(self._busy(), grace_s=1.0)
+        self._workers = [w for w in self._workers if w.job is None]
+
+    @staticmethod
+    def _end(workers: list[_Worker], grace_s: float) -> None:
+        """Terminate, wait up to `grace_s`, then kill; close the pipes (which also ends any worker we missed)."""
+        for w in workers:
+            if w.process.is_alive() and (w.job is not None or grace_s == 0.0):
+                w.process.terminate()
+        deadline = time.monotonic() + grace_s
+        for w in workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(1.0)
+            for c in (w.conn, w.lifeline):
+                c.close()
+
+    # -- in this process
+
+    def _run_here(self, jobs: Sequence[Job], accel: dict[tuple[str, str, int], str], on_result: OnResult,
+                  on_start: OnStart | None) -> None:
+        """`--workers 0`: one job after another in this process; a cancel takes effect after the current run."""
+        for job in jobs:
+            if self._cancelled:
+                return
+            if on_start:
+                on_start(job)
+            on_result(run_one(job, accel[job.key]))
