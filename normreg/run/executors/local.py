@@ -99,9 +99,8 @@ class LocalExecutor:
                                    runs_per_gpu=self.options.runs_per_gpu)
         self._ensure_workers(placement, gpus)
         queue = list(jobs)
-        while (queue and not self._cancelled) or self._busy():
-            if not self._cancelled:
-                self._dispatch(queue, accel, on_start)
+        while not self._cancelled and (queue or self._busy()):
+            self._dispatch(queue, accel, on_start)
             self._collect(on_result)
         if self._cancelled:
             self._stop_busy(on_result)

@@ -1,0 +1,147 @@
+"""Faults on a real run with real worker processes: signals to the parent, `kill -9` of the parent or of a worker.
+
+Each test starts `normreg run` in its own session with a tag in its environment, which every process it starts
+inherits; `ps` and each process's environment then find them all, so a process left behind is seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
+# Two identical variants, runs long enough (a second or more each) to be caught in flight.
+SLOW = ["--set", "variants={a: {model: tiny_models:Classifier}, b: {model: tiny_models:Classifier}}",
+        "--set", "trainer.max_epochs=15", "--set", "data.args.n=1024", "--seeds", "4"]
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses ps and Linux signals")
+
+
+def _tagged(tag: str) -> list[tuple[int, int, str]]:
+    """(pid, ppid, command) of every live process (as `ps` lists them) whose environment holds the tag."""
+    out = subprocess.run(["ps", "-A", "ww", "-o", "pid=,ppid=,stat=,command="], capture_output=True, text=True,
+                         check=True).stdout
+    found = []
+    for line in out.splitlines():
+        pid, ppid, stat, command = (line.split(None, 3) + ["", "", "", ""])[:4]
+        if stat.startswith("Z"):
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if tag.encode() in environ.split(b"\0"):
+            found.append((int(pid), int(ppid), command[:120]))
+    return found
+
+
+def _start(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen[str], str, Path]:
+    tag = f"NORMREG_TEST_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), tag.split("=")[0]: tag.split("=")[1]}
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "normreg.cli", "run", str(TINY), "--workers", str(workers),
+                             "--out", str(out), *SLOW], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return proc, tag, out
+
+
+def _wait_for(condition, what: str, timeout: float = 240.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _workers(proc: subprocess.Popen[str], tag: str) -> list[int]:
+    """The worker processes: children of the fork server, itself a child of the normreg process."""
+    procs = _tagged(tag)
+    servers = {pid for pid, ppid, cmd in procs if ppid == proc.pid and "forkserver" in cmd}
+    return [pid for pid, ppid, _ in procs if ppid in servers]
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    path = out / "tiny" / "results.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _training(proc: subprocess.Popen[str], tag: str, out: Path, finished: int) -> None:
+    """Wait until both workers are up and `finished` runs are on disk (the next ones then in flight)."""
+
+    def state() -> str:
+        return f"exit code {proc.poll()}, {len(_rows(out))} rows, processes {_tagged(tag)}"
+
+    _wait_for(lambda: len(_workers(proc, tag)) == 2 or proc.poll() is not None, "two workers")
+    _wait_for(lambda: len(_rows(out)) >= finished or proc.poll() is not None, f"{finished} runs")
+    assert proc.poll() is None and len(_workers(proc, tag)) == 2, state()
+
+
+def _none_left(tag: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while _tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _tagged(tag) == [], "processes left behind"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_parent_stops_everything_and_keeps_what_finished(tmp_path: Path, sig: int,
+                                                                         code: int) -> None:
+    proc, tag, out = _start(tmp_path)
+    try:
+        _training(proc, tag, out, finished=1)
+        os.kill(proc.pid, sig)  # the parent alone, as `kill` or a job scheduler would
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("Continue with: normreg run ") and last.endswith(f"--resume {out}"), output
+    rows = _rows(out)
+    jsonl = (out / "tiny" / "runs.jsonl").read_text().splitlines()
+    assert 1 <= len(rows) == len(jsonl) < 8 and all(r["status"] == "ok" for r in rows)
+    assert len({(r["variant"], r["seed"]) for r in rows}) == len(rows)  # each finished run recorded once
+    _none_left(tag)
+
+
+def test_kill_9_of_the_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
+    proc, tag, out = _start(tmp_path)
+    try:
+        _training(proc, tag, out, finished=0)
+        assert len(_tagged(tag)) >= 4  # the parent, the fork server, two workers (and the resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        _none_left(tag)
+    finally:
+        for pid, _, _ in _tagged(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_worker_fails_only_its_own_run(tmp_path: Path) -> None:
+    proc, tag, out = _start(tmp_path)
+    try:
+        _training(proc, tag, out, finished=0)
+        os.kill(_workers(proc, tag)[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 3, output  # a failed run
+    rows = _rows(out)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(rows) == 8 and len(failed) == 1, rows  # every run reported once; the neighbour's run went on
+    assert failed[0]["error"].startswith("WorkerDied: the worker process running this run ended abruptly "
+                                         "(killed by signal 9")
+    _none_left(tag)
