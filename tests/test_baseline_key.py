@@ -20,7 +20,7 @@ H200 = "cuda:NVIDIA H200 x8"
 
 
 def _run(monkeypatch, *args, script=SAME, device="cpu"):
-    monkeypatch.setattr(cli, "make_runner", lambda workers: FakeRunner(script, device=device))
+    monkeypatch.setattr(cli, "make_executor", lambda *a, **k: FakeRunner(script, device=device))
     return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=False)
 
 

@@ -108,7 +108,7 @@ def thirty_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for night in range(30):
         values = list(0.95 + rng.normal(0, 0.01, 5) - (0.03 if night >= 20 else 0.0))
         rep = run_suites([suite], out=work / "runs" / f"n{night}", baselines=work / "baselines",
-                         runner=FakeRunner({"model": {"acc": values}}))
+                         executor=FakeRunner({"model": {"acc": values}}))
         data = rep.to_json()
         data["created"] = f"2026-10-{night + 1:02d}T03:17:00+00:00"
         data["environment"]["git_commit"] = _commit(night)

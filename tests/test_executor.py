@@ -126,6 +126,7 @@ class _Recorder:
 
     name = "recorder"
     trains = False
+    device = "fake"
 
     def __init__(self) -> None:
         self.batches: list[int] = []
