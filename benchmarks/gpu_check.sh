@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# GPU check: times `normreg run` on the flagship and on every story suite, with the defaults (GPUs visible) and
+# with the GPUs hidden (CUDA_VISIBLE_DEVICES=), compares per-run durations by suite and device, and runs
+# `pytest -m gpu`. Writes a summary to $OUT/gpu_summary.txt (OUT defaults to /tmp) and the reports beside it.
+#
+#   OUT=/somewhere bash benchmarks/gpu_check.sh
+#
+# Needs torch, Lightning, scipy, pandas, typer, pyyaml and scikit-learn; normreg itself comes from this checkout
+# through PYTHONPATH (nothing is installed). Suites whose modules cannot be imported here (the RL stories need
+# gymnasium) are left out and the summary says so. Without a CUDA device the GPU timings are skipped and only a
+# short smoke run and the (skipping) GPU tests run. About 5 minutes on a 16-core H200 machine.
+set -u
+OUT=${OUT:-/tmp}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/normreg-gpu-check.XXXXXX")
+SUMMARY="$OUT/gpu_summary.txt"
+mkdir -p "$OUT"
+: >"$SUMMARY"
+cd "$ROOT" || exit 1
+
+log() { echo "$*" | tee -a "$SUMMARY"; }
+
+# timed LABEL COMMAND...: run, log exit code, wall time and the outcome line; output kept in $OUT/LABEL.log
+timed() {
+    local label=$1
+    shift
+    local start end rc
+    start=$(date +%s.%N)
+    "$@" >"$OUT/$label.log" 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    log "$(printf '%-22s exit %-3s wall %6.1fs  %s' "$label" "$rc" "$(awk "BEGIN {print $end - $start}")" \
+        "$(grep -E '^Outcome:' "$OUT/$label.log" | tail -1)")"
+}
+
+log "normreg GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null)"
+$PY - <<'EOF' 2>&1 | tee -a "$SUMMARY"
+import torch
+n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+print(f"python torch {torch.__version__}, CUDA available: {n > 0}, GPUs: "
+      f"{[torch.cuda.get_device_name(i) for i in range(n)]}")
+EOF
+GPUS=$($PY -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
+
+# The story suites whose targets import here.
+mkdir -p "$WORK/suites"
+for s in suites/*.yaml; do
+    if grep -q "normreg.examples.rl" "$s" && ! $PY -c "import gymnasium" 2>/dev/null; then
+        log "left out: $s (gymnasium is not installed here)"
+        continue
+    fi
+    cp "$s" "$WORK/suites/"
+done
+
+run() { $PY -m normreg.cli run "$@"; }
+
+if [ "$GPUS" -gt 0 ]; then
+    log ""
+    log "== wall time (defaults: GPUs visible; cpu-only: CUDA_VISIBLE_DEVICES= hidden) =="
+    timed flagship-default run suites/domain_adapt.yaml --out "$WORK/f-gpu" --report "$OUT/flagship-default.json"
+    timed flagship-cpu-only env CUDA_VISIBLE_DEVICES= \
+        "$PY" -m normreg.cli run suites/domain_adapt.yaml --out "$WORK/f-cpu" --report "$OUT/flagship-cpu-only.json"
+    timed suites-default run "$WORK/suites" --out "$WORK/a-gpu" --report "$OUT/suites-default.json"
+    timed suites-cpu-only env CUDA_VISIBLE_DEVICES= \
+        "$PY" -m normreg.cli run "$WORK/suites" --out "$WORK/a-cpu" --report "$OUT/suites-cpu-only.json"
+    timed suites-all-on-gpu run "$WORK/suites" --set trainer.accelerator=gpu --out "$WORK/a-allgpu" \
+        --report "$OUT/suites-all-on-gpu.json"
+    log ""
+    log "== per-run duration by suite and device (median s; runs) =="
+    $PY - "$OUT" <<'EOF' 2>&1 | tee -a "$SUMMARY"
+import json, statistics, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+for name in ("flagship-default", "flagship-cpu-only", "suites-default", "suites-cpu-only", "suites-all-on-gpu"):
+    path = out / f"{name}.json"
+    if not path.exists():
+        print(f"{name}: no report")
+        continue
+    data = json.loads(path.read_text())
+    groups = {}
+    for r in data["runs"]:
+        groups.setdefault((r["suite"], r.get("device", "?")), []).append(r["duration_s"])
+    print(f"{name}: verdict {data['verdict']}, devices {data['environment'].get('devices')}")
+    for (suite, device), d in sorted(groups.items()):
+        print(f"  {suite:28s} {device:32s} {statistics.median(d):7.2f}  ({len(d)})")
+EOF
+else
+    log ""
+    log "no CUDA device here: the GPU timings are skipped; a short smoke run instead"
+    timed smoke-cpu run tests/data/suites/tiny.yaml --seeds 2 --out "$WORK/smoke" --report "$OUT/smoke.json"
+fi
+
+log ""
+log "== pytest -m gpu =="
+if $PY -c "import pytest" 2>/dev/null; then
+    $PY -m pytest -q -m gpu tests/test_runner.py -p no:cacheprovider >"$OUT/pytest-gpu.log" 2>&1
+    log "pytest -m gpu: exit $?, $(tail -1 "$OUT/pytest-gpu.log")"
+else
+    log "pytest is not installed here: skipped"
+fi
+rm -rf "$WORK"
+log "done: $(date -u +%H:%M:%SZ)"
