@@ -17,6 +17,11 @@ from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
 
+def satisfies(verdict: str, expected: str) -> bool:
+    """Whether a verdict meets an expectation: `identical` passes wherever `equivalent` does."""
+    return verdict == expected or (verdict == "identical" and expected == "equivalent")
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison in context: which suite, pair or baseline, what was expected, whether it fails the run."""
@@ -31,7 +36,7 @@ class Check:
     def failed(self) -> bool:
         verdict = self.comparison.verdict
         if self.expected is not None:
-            return verdict != self.expected
+            return not satisfies(verdict, self.expected)
         if self.kind == "baseline":
             return verdict == "regressed"
         return verdict in ("regressed", "improved")
@@ -114,10 +119,24 @@ def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = 
     return problems
 
 
+FAMILIES = ("pair", "baseline")
+
+
 def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
-    """Apply the suite's multiple-comparison correction across all of its checks (pair and baseline)."""
-    adjusted = adjust([c.comparison for c in checks], suite.stats.correction)
-    return [replace(c, comparison=a) for c, a in zip(checks, adjusted)]
+    """Apply the suite's multiple-comparison correction within each family, each at the suite's alpha.
+
+    Pair checks (does each variant match the reference?) and baseline checks (has anything changed since the
+    baseline?) answer different questions, so they are corrected in separate families: storing a baseline
+    never weakens a pair check. Comparisons without a test (identical values, an exact difference) are in
+    neither family.
+    """
+    out = list(checks)
+    for family in FAMILIES:
+        idx = [i for i, c in enumerate(checks) if c.kind == family]
+        adjusted = adjust([checks[i].comparison for i in idx], suite.stats.correction)
+        for i, a in zip(idx, adjusted):
+            out[i] = replace(checks[i], comparison=a)
+    return out
 
 
 Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite

@@ -196,7 +196,7 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
                   p_sequential=repeated_p(p_diff, info, spending, two_sided=True),
                   p_equivalence_sequential=repeated_p(p_eq, info, spending, two_sided=False)
                   if spec.min_effect > 0 else None)
-    return _decide(seq, seq.p_sequential)
+    return _decide(seq)
 
 
 def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0.05, design: str = "welch",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
 from normreg.render.summary import describe, group_problems, order
-from normreg.render.terminal import format_p
+from normreg.render.terminal import format_level, format_p
 from normreg.report.file import ReportFile
 from normreg.report.model import Report, SuiteInfo
 
@@ -71,7 +71,7 @@ def _verdict(check: Check) -> str:
         return f'<span class="v-fail">{v} — FAIL{why}</span>'
     if check.expected_failure:
         return f'<span class="v-xfail">{v} (expected: known bug)</span>'
-    cls = "v-ok" if check.comparison.verdict == "equivalent" else ""
+    cls = "v-ok" if check.comparison.verdict in ("equivalent", "identical") else ""
     return f'<span class="{cls}">{v}</span>'
 
 
@@ -96,7 +96,7 @@ def verdict_table(checks: Sequence[Check]) -> str:
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}<br><small>{c.ci_level:.0%} CI</small></td><td class=num>{p}</td>"
+            f"<td class=num>{ci}<br><small>{format_level(c.ci_level)} CI</small></td><td class=num>{p}</td>"
             f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
             "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")

@@ -13,6 +13,7 @@ from collections import Counter
 
 from normreg.judge.checks import Check, Problem
 from normreg.render.summary import seed_of
+from normreg.render.terminal import format_level
 from normreg.report.file import ReportFile
 from normreg.report.model import Report
 
@@ -29,7 +30,7 @@ def case_name(check: Check) -> str:
 def numbers(check: Check) -> str:
     """The comparison's numbers on one line, for a failure message."""
     c = check.comparison
-    ci = "" if c.ci_low is None else f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}] ({c.ci_level:.0%} CI)"
+    ci = "" if c.ci_low is None else f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}] ({format_level(c.ci_level)} CI)"
     diff = "n/a" if c.diff is None else f"{c.diff:+.4g}"
     return (f"{c.a}: mean {_g(c.mean_a)} sd {_g(c.sd_a, 3)} n={c.n_a}; {c.b}: mean {_g(c.mean_b)} sd {_g(c.sd_b, 3)} "
             f"n={c.n_b}; diff {diff}{ci}; p={_g(c.p_value, 3)}; min_effect {c.min_effect:g}; alpha {c.alpha:g}")

@@ -7,8 +7,9 @@ failed training runs and environment differences follow the table. Made from a r
 from __future__ import annotations
 
 from normreg.judge.checks import Check
+from normreg.judge.stats import Comparison
 from normreg.render.summary import describe, group_problems, order
-from normreg.render.terminal import format_number, format_p, format_p_with_adjusted
+from normreg.render.terminal import format_level, format_number, format_p, format_p_with_adjusted
 from normreg.report.file import ReportFile
 from normreg.report.history import History, short_commit
 from normreg.report.model import Report
@@ -40,7 +41,7 @@ def verdict_cell(check: Check) -> str:
         return f"❌ **{v}**{why}"
     if check.expected_failure:
         return f"⚠️ {v} (expected)"
-    if v == "equivalent":
+    if v in ("equivalent", "identical"):
         return f"✅ {v}"
     return f"➖ {v}" + (" (as expected)" if check.expected is not None else "")
 
@@ -51,9 +52,13 @@ def _side(mean: float | None, sd: float | None, n: int) -> str:
     return f"{_num(mean)} ± {_num(sd, 2)} (n={n})" if sd is not None else f"{_num(mean)} (n={n})"
 
 
+def _level(c: Comparison) -> str:
+    return "" if c.ci_level is None else f" ({format_level(c.ci_level)})"
+
+
 def _row(check: Check) -> str:
     c = check.comparison
-    ci = "" if c.ci_low is None else f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]"
+    ci = "" if c.ci_low is None else f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{_level(c)}"
     suite = check.suite or "–"
     kind = "" if check.kind == "pair" else f" ({check.kind})"
     cells = (suite, c.metric, f"{c.a} vs {c.b}{kind}", _side(c.mean_a, c.sd_a, c.n_a), _side(c.mean_b, c.sd_b, c.n_b),
@@ -80,8 +85,7 @@ def render_markdown(source: ReportFile | Report) -> str:
     facts.append(f"{report.created}")
     lines += [" · ".join(facts), ""]
     if checks:
-        levels = sorted({round(c.comparison.ci_level * 100, 6) for c in checks})
-        level = f"{levels[0]:g}% CI" if len(levels) == 1 else "CI at 1 − alpha"
+        level = "CI the verdict used"
         lines += [f"| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [{level}] | p | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [_row(c) for c in checks]

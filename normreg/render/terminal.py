@@ -21,6 +21,11 @@ def format_p(p: float | None, missing: str = "-") -> str:
 
 
 
+def format_level(level: float | None, missing: str = "-") -> str:
+    """A confidence level as a percentage: 95%, 90%, 98.3%; an exact difference is 100%."""
+    return missing if level is None else f"{level * 100:.3g}%"
+
+
 def format_p_with_adjusted(c: Comparison, missing: str = "-") -> str:
     """The p-value, followed by the adjusted one the verdict used when correction changed it."""
     p = format_p(c.p_value, missing)
@@ -46,7 +51,7 @@ def render_table(checks: Sequence[Check]) -> str:
     rows = []
     for ch in sorted(checks, key=lambda c: (not c.failed, c.suite, c.kind != "pair", c.comparison.metric)):
         c = ch.comparison
-        ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
+        ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}] {format_level(c.ci_level)}"
         diff = "-" if c.diff is None else f"{c.diff:+.4g}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{format_number(c.mean_a)} (n={c.n_a})",
                      f"{format_number(c.mean_b)} (n={c.n_b})", diff, ci, format_p(c.p_value),

@@ -8,7 +8,7 @@ version does not model (such as an `audit`) are kept as they are in `ReportFile.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from normreg.report.model import SCHEMA, Report, SuiteInfo
 from normreg.run.results import RunResult
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
+_COMPARISON_REQUIRED = tuple(f.name for f in fields(Comparison) if f.default is MISSING)
 _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
 
 
@@ -40,10 +41,10 @@ class ReportFile:
 
 
 def _comparison(d: Mapping[str, Any]) -> Comparison:
-    missing = [k for k in _COMPARISON_FIELDS if k not in d]
+    missing = [k for k in _COMPARISON_REQUIRED if k not in d]
     if missing:
         raise KeyError(", ".join(missing))
-    return Comparison(**{k: d[k] for k in _COMPARISON_FIELDS})
+    return Comparison(**{k: d[k] for k in _COMPARISON_FIELDS if k in d})
 
 
 def _suite(d: Mapping[str, Any]) -> SuiteInfo:

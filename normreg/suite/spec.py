@@ -20,7 +20,7 @@ from normreg.environment import BASELINE_KEYS
 from normreg.errors import SuiteError, did_you_mean
 
 Goal = Literal["max", "min"]
-VERDICTS = ("regressed", "improved", "equivalent", "inconclusive")
+VERDICTS = ("regressed", "improved", "equivalent", "identical", "inconclusive")
 EXPECTATIONS = (*VERDICTS, "failed")
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
