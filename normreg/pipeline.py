@@ -192,10 +192,11 @@ def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment:
         for key, c in zip(keys, checks):
             if key not in decided and c.comparison.verdict != "inconclusive":
                 decided[key] = len(looks[key[1]])
-        undecided = {key[1] for key, c in zip(keys, checks) if key not in decided}
+        # a check more seeds cannot decide (`stopped`) keeps no variant running, but sees every seed it ran
+        undecided = {key[1] for key, c in zip(keys, checks) if key not in decided and not c.comparison.stopped}
         all_failed = {v for v in open_ if not any(r.ok for r in mine if r.variant == v)}
         open_ = (undecided - all_failed - skip) & open_
-        if any(key[0] == "pair" and key[1] in open_ for key in keys):
+        if any(key[0] == "pair" and key[1] in open_ and key not in decided for key in keys):
             open_.add(suite.reference)
         if not open_:
             break

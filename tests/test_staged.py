@@ -160,3 +160,28 @@ def test_calibrate_judges_declared_metrics_and_needs_min_effect_for_a_csv(tmp_pa
     assert res.exit_code == 2 and "declares no metric's goal or min_effect; give --suite or --min-effect" in res.output
     res = CliRunner().invoke(cli.app, ["calibrate", str(csv), "--reps", "200", "--min-effect", "0.01"])
     assert res.exit_code == 0 and "false alarms" in res.output
+
+
+def test_staged_seeds_stop_for_baseline_checks_more_seeds_cannot_decide(tmp_path):
+    """A 5-seed baseline bounds the standard error of its checks however many seeds the candidate runs: a
+    variant whose pair checks are decided stops, and its undecidable baseline check says why."""
+    night = [0]
+
+    def script(variant: str, seed: int) -> dict[str, float]:
+        rng = np.random.default_rng([seed, {"merged": 1, "twin": 2, "same": 3}[variant], night[0]])
+        mean, sd = {"merged": (0.984, 0.005), "twin": (0.937, 0.018), "same": (0.984, 0.005)}[variant]
+        return {"acc": float(rng.normal(mean, sd)), "loss": float(rng.normal(1.0, 0.01))}
+
+    suite = tmp_path / "fixed.yaml"
+    suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 5"))
+    run_suites([suite], runner=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
+               update_baseline=True)
+    night[0] = 1
+    runner = FakeRunner(script)
+    report = run_suites([suite], seeds="auto", runner=runner, out=tmp_path / "r2", baselines=tmp_path / "b")
+    twin = next(c.comparison for c in report.checks if c.kind == "baseline" and c.comparison.b == "twin"
+                and c.comparison.metric == "acc")
+    assert twin.verdict == "inconclusive" and twin.stopped and "more seeds cannot decide it" in twin.reason
+    assert twin.seeds_needed is None and twin.n_b == report.suites[0].seeds_used["twin"]
+    assert report.suites[0].seeds_used["twin"] <= 8 and report.suites[0].seeds_used["merged"] <= 8
+    assert len(runner.jobs) < 40  # 48 before: the reference and the undecidable checks kept running

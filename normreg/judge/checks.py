@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from scipy import special as _sp
+
 from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
-from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, adjust, compare_values
+from normreg.judge.sequential import final_levels, sequential_compare
+from normreg.judge.stats import Comparison, adjust, compare_values, welch_se_df
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
@@ -190,4 +192,39 @@ def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | N
                            f"baseline:{v.name}")
                 checks.append(Check(suite.name, "baseline", c, None, env_diff))
                 keys.append(("baseline", v.name, m.name))
-    return correct(suite, checks), problems, keys
+    checks = correct(suite, checks)
+    if baseline is not None:
+        checks = [_stop_if_undecidable(c, plan.max, stats.design) if k[0] == "baseline" else c
+                  for c, k in zip(checks, keys)]
+    return checks, problems, keys
+
+
+def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
+    """A baseline check whose verdict more seeds of this run cannot reach, marked so staging stops for it.
+
+    The baseline's side is fixed, so its spread bounds the standard error however many seeds the candidate
+    runs. Taking the observed difference and spreads as they are, at the plan's maximum the check would still
+    be inconclusive: neither beyond min_effect with the interval clear of zero, nor with the interval inside
+    ±min_effect. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing more helps.)
+    """
+    c = check.comparison
+    if c.verdict != "inconclusive" or c.diff is None or c.sd_a is None or c.sd_b is None or c.n_b >= n_max:
+        return check
+    if design == "paired":
+        if c.n_b < c.n_a:
+            return check
+        why = f"all {c.n_a} seeds the baseline holds are paired; more seeds cannot pair"
+    else:
+        se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
+        lv2, lv1 = final_levels(c.n_a, c.stages[0] if c.stages else c.n_b, n_max, c.alpha, design,
+                                c.spending or "pocock")
+        t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
+        delta = c.min_effect
+        if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
+            return check
+        why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
+               f"(standard error at least {se:.3g})")
+    stopped = f"more seeds cannot decide it: {why}"
+    reason = c.reason.split("; about ")[0]  # per-side seed advice does not apply with one side fixed
+    return replace(check, comparison=replace(c, stopped=stopped, reason=f"{reason}; {stopped}", seeds_needed=None,
+                                             seeds_needed_for=None))

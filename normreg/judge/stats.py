@@ -63,6 +63,7 @@ class Comparison:
     se: float | None = None  # standard error of `diff` (None where there is no test)
     ci_level: float | None = None  # level of [ci_low, ci_high]: the interval the verdict used (see `_interval`)
     p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
+    stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
 
     @property
     def p_decision(self) -> float | None:

@@ -93,6 +93,8 @@ def render(report: Report) -> str:
                      f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
                      f"{c.comparison.seeds_needed_for}" for c in report.checks
                      if c.comparison.verdict == "inconclusive" and c.comparison.seeds_needed is not None]
+        undecided += [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
+                      f"{c.comparison.stopped}" for c in report.checks if c.comparison.stopped]
         if undecided:
             parts.append("Inconclusive (from the observed difference and spread, a rough guide):\n"
                          + "\n".join(undecided))
@@ -101,11 +103,13 @@ def render(report: Report) -> str:
                   for c in report.checks if c.comparison.power is not None
                   and c.comparison.power_unpaired is not None]
         if paired:
-            parts.append("Pairing by seed (power to find min_effect):\n" + "\n".join(paired))
+            parts.append("Pairing by seed (power at 2 x min_effect):\n" + "\n".join(paired))
         fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
         if fam:
-            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted across each suite's checks "
-                         "(sequential where seeds ran in stages); power and MDE (80% power) are at the seeds used.")
+            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted within each suite's pair checks "
+                         "and, apart, its baseline checks (sequential where seeds ran in stages). CI: the interval the "
+                         "verdict used, at the level shown. power: the chance of the verdict if the true difference "
+                         "is 2 x min_effect; MDE: the true difference reported 80% of the time; both at the seeds used.")
     else:
         parts.append("No comparisons.")
     causes = _likely_causes(report)

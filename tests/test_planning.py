@@ -1,0 +1,71 @@
+"""plan and calibrate: their promises checked by simulation (seeded, vectorised)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normreg.judge.planning import (
+    MIN_CALIBRATION_VALUES,
+    calibrate,
+    plan,
+    render_calibration,
+    render_plan,
+    resampled_rates,
+    smoothed_draws,
+)
+from normreg.judge.resultset import ResultSet
+from normreg.judge.stats import Design, array_p, array_stats
+from normreg.suite.spec import MetricSpec
+
+ACC = MetricSpec("acc", "max", 0.01)
+
+
+def test_smoothed_draws_keep_the_sample_variance():
+    rng = np.random.default_rng(20)
+    x = rng.normal(0.9, 0.01, 5)
+    draws = smoothed_draws(x, (20000, 5), rng)
+    assert float(draws.mean()) == pytest.approx(float(x.mean()), abs=1e-4)
+    assert float(np.var(draws)) == pytest.approx(float(np.var(x, ddof=1)), rel=0.02)  # a plain bootstrap: 0.8
+    assert float(np.mean(draws.std(axis=1) == 0)) == 0.0  # no ties: no spreads of zero
+
+
+def test_calibrated_power_from_five_values_is_nearly_unbiased():
+    """Across 400 pilots of 5 values each, the mean power estimate lies within 0.04 of the true power of the
+    verdict (a plain bootstrap overstates it by about 0.08 here); standard error of the mean 0.009."""
+    rng = np.random.default_rng(21)
+    est = np.array([resampled_rates(rng.normal(0.9, 0.01, 5), ACC, n_max=5, reps=400, rng=rng)
+                    for _ in range(400)])
+    true_power = Design(0.01, 0.01, 5, 5).verdict_power(0.02, 0.01, 0.05)
+    a, b = rng.normal(0, 0.01, (40000, 5)), rng.normal(0, 0.01, (40000, 5))
+    diff, se, df = array_stats(a, b)
+    p, _ = array_p(diff, se, df, 0.01)
+    true_false_alarm = float(np.mean((p < 0.05) & (np.abs(diff) > 0.01)))
+    assert float(est[:, 1].mean()) == pytest.approx(true_power, abs=0.04)
+    assert float(est[:, 0].mean()) == pytest.approx(true_false_alarm, abs=0.01)
+
+
+def test_calibration_prints_uncertainty_and_refuses_too_few_values():
+    rng = np.random.default_rng(22)
+    values = {"ref": {"acc": {s: float(x) for s, x in enumerate(rng.normal(0.9, 0.01, 6))}},
+              "few": {"acc": {s: float(x) for s, x in enumerate(rng.normal(0.9, 0.01, 3))}}}
+    c = calibrate(ResultSet("pilot.csv", values, {"acc": ACC}), {"acc": ACC}, seeds=5, reps=400)
+    rows = {r.variant: r for r in c.rows}
+    assert rows["ref"].false_alarm_se > 0 and rows["ref"].power_se > 0
+    assert rows["few"].false_alarm != rows["few"].false_alarm  # NaN: no estimate
+    assert f"too few to calibrate (at least {MIN_CALIBRATION_VALUES})" in rows["few"].warnings[0]
+    text = render_calibration(c)
+    assert f"{rows['ref'].power:.2f} ± {rows['ref'].power_se:.2f}" in text
+    assert "power at 2 x min_effect" in text
+
+
+def test_plan_states_the_true_difference_it_powers_for():
+    rng = np.random.default_rng(23)
+    pilot = ResultSet("pilot.csv", {v: {"acc": {s: float(x) for s, x in enumerate(rng.normal(0.9, 0.01, 5))}}
+                                    for v in ("ref", "new")}, {})
+    p = plan("s", "ref", ["ref", "new"], [ACC], pilot)
+    (row,) = p.rows
+    d = Design(row.sd_a, row.sd_b, row.seeds_80, row.seeds_80)
+    assert d.verdict_power(0.02, 0.01, 0.05) >= 0.8
+    assert Design(row.sd_a, row.sd_b, row.seeds_80 - 1, row.seeds_80 - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
+    assert "a true difference of 2 x min_effect is reported regressed" in render_plan(p)
