@@ -106,10 +106,11 @@ def render(report: Report) -> str:
             parts.append("Pairing by seed (power at 2 x min_effect):\n" + "\n".join(paired))
         fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
         if fam:
-            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted within each suite's pair checks "
-                         "and, apart, its baseline checks (sequential where seeds ran in stages). CI: the interval the "
-                         "verdict used, at the level shown. power: the chance of the verdict if the true difference "
-                         "is 2 x min_effect; MDE: the true difference reported 80% of the time; both at the seeds used.")
+            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted within each suite's pair "
+                         "checks and, apart, its baseline checks (sequential where seeds ran in stages). CI: the "
+                         "interval the verdict used, at the level shown. power: the chance of the verdict if the true "
+                         "difference is 2 x min_effect; MDE: the true difference reported 80% of the time; both at "
+                         "the seeds used.")
     else:
         parts.append("No comparisons.")
     causes = _likely_causes(report)
