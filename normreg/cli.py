@@ -17,6 +17,7 @@ import typer
 
 from normreg.errors import InputError, NormregError
 from normreg.run.executor import executor_names
+from normreg.suite.spec import DESIGNS
 
 if TYPE_CHECKING:
     from normreg.pipeline import Progress
@@ -208,7 +209,7 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
-    design: Annotated[str, typer.Option(help="welch, or paired: pair values by seed.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
     """Welch verdicts between two existing result sets; trains nothing."""
@@ -304,7 +305,7 @@ def calibrate(
                                                  "default: the suite's or the report's.")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: the suite's, else "
                                                    "0.05).")] = None,
-    design: Annotated[Optional[str], typer.Option(help="welch or paired (default: the suite's).")] = None,
+    design: Annotated[Optional[str], typer.Option(help=f"{', '.join(DESIGNS)} (default: the suite's).")] = None,
     min_effect: Annotated[Optional[float], typer.Option(help="Shift used for power (default: the files' "
                                                         "min_effect).")] = None,
     reps: Annotated[int, typer.Option(min=100, help="Resampled comparisons per metric.")] = 2000,

@@ -6,10 +6,11 @@ import datetime as _dt
 from pathlib import Path
 
 from normreg.environment import fingerprint
-from normreg.errors import InputError
+from normreg.errors import InputError, did_you_mean
 from normreg.judge.checks import Check
+from normreg.judge.designs import compare_values, names
 from normreg.judge.resultset import ResultSet, load_result_set
-from normreg.judge.stats import adjust, compare_values
+from normreg.judge.stats import adjust
 from normreg.report.model import Report
 from normreg.suite.spec import MetricSpec
 
@@ -53,8 +54,8 @@ def compare(
     Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
     `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
     """
-    if design not in ("welch", "paired"):
-        raise InputError(f"expected design 'welch' or 'paired', got {design!r}")
+    if design not in names():
+        raise InputError(f"expected design one of {', '.join(names())}, got {design!r}.{did_you_mean(design, names())}")
     if correction not in ("holm", "bonferroni", "none"):
         raise InputError(f"expected correction 'holm', 'bonferroni' or 'none', got {correction!r}")
     if mode not in ("pair", "baseline"):

@@ -37,8 +37,8 @@ def test_seed_plan_and_stats_keys_load():
     ("seeds_typo", r"seeds_typo.yaml:2: seeds.maxx: unknown key 'maxx'. Did you mean 'max'\?"),
     ("seeds_min_above_max", r"seeds_min_above_max.yaml:3: seeds.min: min \(8\) is above max \(5\)"),
     ("seeds_plan_one", r"seeds_plan_one.yaml:2: seeds.min: expected at least 2 seeds"),
-    ("stats_design", r"stats_design.yaml:4: stats.design: expected one of welch, paired, but found a string "
-                     r"\('pared'\). Did you mean 'paired'\?"),
+    ("stats_design", r"stats_design.yaml:4: stats.design: expected one of welch, paired, permutation, but found a "
+                     r"string \('pared'\). Did you mean 'paired'\?"),
     ("stats_correction", r"stats_correction.yaml:3: stats.correction: .*Did you mean 'holm'\?"),
 ])
 def test_bad_seed_and_stats_keys_name_file_line_and_key(name, match):

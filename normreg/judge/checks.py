@@ -13,8 +13,9 @@ from scipy import special as _sp
 from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
+from normreg.judge.designs import compare_values
 from normreg.judge.sequential import final_levels, sequential_compare
-from normreg.judge.stats import Comparison, adjust, compare_values, welch_se_df
+from normreg.judge.stats import Comparison, adjust, welch_se_df
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from normreg.errors import InputError
+from normreg.errors import InputError, did_you_mean
+from normreg.judge.designs import get, names
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
-from normreg.judge.stats import DESIGN_EFFECT, design_effect, mean_sd, seeds_for
+from normreg.judge.stats import DESIGN_EFFECT, design_effect, mean_sd, smoothed_draws
 from normreg.suite.spec import MetricSpec
 
 if TYPE_CHECKING:
@@ -91,8 +92,10 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
             use = design
             if design == "paired" and sd_diff is None:
                 use, note = "welch", "too few paired seeds in the pilot: planned as Welch"
-            found = tuple(seeds_for(design_effect(m.min_effect), sd_a, sd_b, alpha, target, design=use,
-                                    sd_diff=sd_diff, delta=m.min_effect, limit=limit) for target in (0.8, 0.9))
+            pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
+            found = tuple(get(use).seeds_for(design_effect(m.min_effect), sd_a, sd_b, alpha, target,
+                                             sd_diff=sd_diff if use == "paired" else None, delta=m.min_effect,
+                                             limit=limit, pilot=pilot_values) for target in (0.8, 0.9))
             rows.append(PlanRow(v, m.name, m.min_effect, n_pilot, sd_a, sd_b, sd_diff, found[0], found[1], note))
     if not rows:
         raise InputError(f"{pilot.source}: holds none of the suite's variants ({', '.join(variants)})")
@@ -154,17 +157,6 @@ class Calibration:
 
 MIN_CALIBRATION_VALUES = 5  # below this the resampled rates say more about the pilot than about the test
 PILOTS = 40  # bootstrap pilots behind each estimate's uncertainty
-
-
-def smoothed_draws(x: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """A smoothed, variance-corrected bootstrap of `x`: resampled values plus Gaussian kernel noise (Silverman's
-    bandwidth), rescaled to the sample's mean and variance. A plain bootstrap's variance is only (n - 1)/n of
-    the sample's, which overstates power, and with a handful of values it draws ties: spreads of zero."""
-    n = len(x)
-    mean, sd = float(x.mean()), float(x.std(ddof=1))
-    h = 1.06 * n ** -0.2
-    dev = x[rng.integers(0, n, size)] - mean + h * sd * rng.standard_normal(size)
-    return mean + dev / math.sqrt((n - 1) / n + h * h)
 
 
 def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, rng: np.random.Generator,
@@ -360,8 +352,9 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
     chosen = design or cfg.get("design", "welch")
-    if chosen not in ("welch", "paired"):
-        raise InputError(f"expected --design welch or paired, got {chosen!r}")
+    if chosen not in names():
+        raise InputError(f"expected --design one of {', '.join(names())}, got {chosen!r}."
+                         f"{did_you_mean(chosen, names())}")
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
                      stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,

@@ -23,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp
 
-from normreg.judge.stats import Comparison, _decide, array_p, array_stats, array_verdicts, bisect, compare_values
+from normreg.judge.designs import compare_values, get
+from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect
 from normreg.suite.spec import SPENDING, MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -186,7 +187,8 @@ def t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: str
     seeds, at every spread ratio in `SD_RATIOS` (one for the paired design, whose t is pivotal), and r is
     chosen so that the worst of them is alpha. Cached: one simulation per plan.
     """
-    return _t_correction(tuple(sizes_a), tuple(sizes_b), design, spending, round(float(alpha), 12), two_sided)
+    kind = "paired" if get(design).pairs_by_seed else "welch"  # other tests: calibrated as Welch's
+    return _t_correction(tuple(sizes_a), tuple(sizes_b), kind, spending, round(float(alpha), 12), two_sided)
 
 
 @lru_cache(maxsize=256)
@@ -330,12 +332,12 @@ def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0
         r1 = t_correction(stages, stages, design, spending, alpha, two_sided=False)
         levels2 = nominal_levels(info, alpha * r2, spending, two_sided=True)
         levels1 = nominal_levels(info, alpha * r1, spending, two_sided=False)
+    test = get(design)
     codes = np.full(reps, 3, dtype=np.int8)
     used = np.full(reps, n_max, dtype=np.int16)
     open_ = np.ones(reps, dtype=bool)
     for k, n in enumerate(stages):
-        diff, se, df = array_stats(a[open_, :n], b[open_, :n], design)
-        p, p_eq = array_p(diff, se, df, spec.min_effect)
+        diff, p, p_eq = test.array_test(a[open_, :n], b[open_, :n], spec.min_effect)
         # `<=` at the boundary, `<` for a single look: the same rule as the repeated p-value and as welch().
         eps = 0.0 if len(stages) == 1 else 1e-12
         v = array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, levels2[k] + eps, levels1[k] + eps)
