@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from normreg.judge.designs import compare_values
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import (
     VERDICT_CODES,
@@ -14,7 +15,6 @@ from normreg.judge.stats import (
     array_p,
     array_stats,
     array_verdicts,
-    compare_values,
     paired,
     power,
     seeds_for,

@@ -17,13 +17,13 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
 from normreg.judge.checks import Check, satisfies
+from normreg.judge.designs import compare_values
 from normreg.judge.stats import (
     Design,
     adjust,
     array_adjust,
     array_p,
     array_stats,
-    compare_values,
     design_effect,
     paired,
     seeds_for,

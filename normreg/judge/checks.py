@@ -72,38 +72,58 @@ class Problem:
         return asdict(self)
 
 
-def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
-          ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
-    """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
-    checks: list[Check] = []
+def _values(suite: Suite, runs: Sequence[RunResult]) -> dict[str, dict[str, dict[int, float]]]:
+    """variant -> metric -> seed -> value, over the successful runs."""
     ok: dict[str, dict[str, dict[int, float]]] = {}
     for r in sorted(runs, key=lambda r: r.seed):
         if r.ok:
             for m in suite.metrics:
                 ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    alpha, design = suite.stats.alpha, suite.stats.design
-    problems = run_problems(suite, runs, ignore_expect)
+    return ok
+
+
+Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
+Compare = Callable[[str, str, MetricSpec, Mapping[int, float], str], Comparison]  # kind, variant, metric, a, a name
+
+
+def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]], baseline: Baseline | None,
+                environment: dict, ignore_expect: bool, compare: Compare) -> tuple[list[Check], list[Key]]:
+    """The one loop over variants, metrics and kinds (pair, then baseline) that fixed and staged seeds share;
+    `compare` makes each comparison from the reference's (or the baseline's) values."""
+    checks: list[Check] = []
+    keys: list[Key] = []
     for v in suite.variants:
         if not ignore_expect and suite.expected(v.name, "*") == "failed":
             continue  # its runs are meant to crash: nothing to compare
         for m in suite.metrics:
-            values = ok.get(v.name, {}).get(m.name, {})
             if v.name != suite.reference:
                 ref = ok.get(suite.reference, {}).get(m.name, {})
                 expected = None if ignore_expect else suite.expected(v.name, m.name)
-                checks.append(Check(suite.name, "pair", compare_values(ref, values, m, alpha=alpha, design=design,
-                                                                       a_name=suite.reference, b_name=v.name),
-                                    expected))
+                checks.append(Check(suite.name, "pair", compare("pair", v.name, m, ref, suite.reference), expected))
+                keys.append(("pair", v.name, m.name))
             if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
                 stored = baseline.values[v.name][m.name]
                 env_diff = differences(baseline.environment, environment)
                 if baseline.suite_digest and baseline.suite_digest != suite.digest:
                     env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                checks.append(Check(suite.name, "baseline",
-                                    compare_values(stored, values, m, alpha=alpha, design=design,
-                                                   a_name=f"baseline:{v.name}", b_name=v.name),
-                                    None, env_diff))
-    return correct(suite, checks), problems
+                checks.append(Check(suite.name, "baseline", compare("baseline", v.name, m, stored,
+                                                                    f"baseline:{v.name}"), None, env_diff))
+                keys.append(("baseline", v.name, m.name))
+    return checks, keys
+
+
+def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
+          ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
+    """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
+    ok = _values(suite, runs)
+    stats = suite.stats
+
+    def compare(kind: str, v: str, m: MetricSpec, a: Mapping[int, float], a_name: str) -> Comparison:
+        return compare_values(a, ok.get(v, {}).get(m.name, {}), m, alpha=stats.alpha, design=stats.design,
+                              a_name=a_name, b_name=v)
+
+    checks, _ = _each_check(suite, ok, baseline, environment, ignore_expect, compare)
+    return correct(suite, checks), run_problems(suite, runs, ignore_expect)
 
 
 def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = False) -> list[Problem]:
@@ -142,9 +162,6 @@ def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
     return out
 
 
-Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
-
-
 def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
                  looks: Mapping[str, Sequence[int]], decided: Mapping[Key, int],
                  ignore_expect: bool = False) -> tuple[list[Check], list[Problem], list[Key]]:
@@ -156,43 +173,20 @@ def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | N
     """
     assert suite.seed_plan is not None
     plan, stats = suite.seed_plan, suite.stats
-    ok: dict[str, dict[str, dict[int, float]]] = {}
-    for r in runs:
-        if r.ok:
-            for m in suite.metrics:
-                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    problems = run_problems(suite, runs, ignore_expect)
-    checks: list[Check] = []
-    keys: list[Key] = []
+    ok = _values(suite, runs)
 
-    def staged(kind: str, v: str, m: MetricSpec, a_values: Callable[[int], Mapping[int, float]],
-               a_max: int, a_name: str) -> Comparison:
-        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))]
-        mine = mine or (0,)
+    def compare(kind: str, v: str, m: MetricSpec, a: Mapping[int, float], a_name: str) -> Comparison:
+        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))] or (0,)
         b = ok.get(v, {}).get(m.name, {})
-        return sequential_compare([a_values(n) for n in mine], [{s: x for s, x in b.items() if s < n} for n in mine],
-                                  m, n_max=(a_max, plan.max), final=mine[-1] >= plan.max, alpha=stats.alpha,
-                                  design=stats.design, spending=stats.spending, a_name=a_name, b_name=v)
+        grows = kind == "pair"  # the reference grows with the candidate; a stored baseline is fixed
+        a_looks = [{s: x for s, x in a.items() if s < n} if grows else dict(a) for n in mine]
+        return sequential_compare(a_looks, [{s: x for s, x in b.items() if s < n} for n in mine], m,
+                                  n_max=(plan.max if grows else len(a), plan.max), final=mine[-1] >= plan.max,
+                                  alpha=stats.alpha, design=stats.design, spending=stats.spending, a_name=a_name,
+                                  b_name=v)
 
-    for v in suite.variants:
-        if not ignore_expect and suite.expected(v.name, "*") == "failed":
-            continue
-        for m in suite.metrics:
-            if v.name != suite.reference:
-                ref = ok.get(suite.reference, {}).get(m.name, {})
-                c = staged("pair", v.name, m, lambda n, ref=ref: {s: x for s, x in ref.items() if s < n},
-                           plan.max, suite.reference)
-                checks.append(Check(suite.name, "pair", c, None if ignore_expect else suite.expected(v.name, m.name)))
-                keys.append(("pair", v.name, m.name))
-            if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
-                stored = dict(baseline.values[v.name][m.name])
-                env_diff = differences(baseline.environment, environment)
-                if baseline.suite_digest and baseline.suite_digest != suite.digest:
-                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                c = staged("baseline", v.name, m, lambda n, stored=stored: stored, len(stored),
-                           f"baseline:{v.name}")
-                checks.append(Check(suite.name, "baseline", c, None, env_diff))
-                keys.append(("baseline", v.name, m.name))
+    checks, keys = _each_check(suite, ok, baseline, environment, ignore_expect, compare)
+    problems = run_problems(suite, runs, ignore_expect)
     checks = correct(suite, checks)
     if baseline is not None:
         checks = [_stop_if_undecidable(c, plan.max, stats.design) if k[0] == "baseline" else c
