@@ -30,8 +30,9 @@ from typing import Any
 from normreg.environment import COMPARED_KEYS, fingerprint
 from normreg.errors import InputError, NormregError
 from normreg.fileio import write_json_atomic
+from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, compare_values, mean_sd
+from normreg.judge.stats import Comparison, mean_sd
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
 
@@ -471,7 +472,7 @@ def _judge_commit(commit: str, role: str, title: str, good: str, suite: Suite, s
     verdict = comparison.verdict
     if verdict == "regressed":
         status = "bad"
-    elif verdict in ("improved", "equivalent") or role == "bad":
+    elif verdict in ("improved", "equivalent", "identical") or role == "bad":
         status = "good"
     else:
         status = "skip"
