@@ -90,15 +90,17 @@ class Execution:
     staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
 
 
-def plan_run(paths: Sequence[str | Path], *, device: str, seeds: int | str | None = None, out: Path | None = None,
-             baselines: Path = Path("baselines"), overrides: Sequence[str] = (), baseline_key: str | None = None,
-             check_targets: bool = True) -> RunPlan:
+def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
+             out: Path | None = None, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
+             baseline_key: str | None = None, check_targets: bool = True) -> RunPlan:
     """Load suites and baselines, refuse a used run directory, and (`check_targets`) import and build every model
-    and data target once: every mistake found here costs a second, not a night of training. `device`: where the
-    runs will train (the executor says), which keys per-device baselines."""
+    and data target once: every mistake found here costs a second, not a night of training. `device()`: where the
+    executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device."""
     suites = load_suites(paths, overrides, seeds)
     # a bad baseline fails before training
-    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key, {"device": device})
+    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key,
+                                      {"device": _planned_device(s, device)}
+                                      if (baseline_key or s.baseline_key) == "device" else {})
               for s in suites}
     out = out or default_out_dir()
     taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
@@ -111,7 +113,14 @@ def plan_run(paths: Sequence[str | Path], *, device: str, seeds: int | str | Non
 
         for s in suites:
             preflight(s)
-    return RunPlan(tuple(suites), chosen, baselines, out, fingerprint(device, suites[0].directory))
+    return RunPlan(tuple(suites), chosen, baselines, out, fingerprint(None, suites[0].directory))
+
+
+def _planned_device(suite: Suite, device: Callable[[], str]) -> str:
+    """`cpu` for a suite whose every variant asks for the CPU, else the executor's device."""
+    if all(str(v.trainer.get("accelerator", "")).lower() == "cpu" for v in suite.variants):
+        return "cpu"
+    return device()
 
 
 def _write_run_json(plan: RunPlan, s: Suite) -> None:
@@ -306,8 +315,8 @@ def run_suites(
     one plain baseline per suite; default: each suite's `baseline_key`. Writes `report.json` into the run directory
     and returns the report.
     """
-    plan = plan_run(paths, device=executor.device, seeds=seeds, out=out, baselines=baselines, overrides=overrides,
-                    baseline_key=baseline_key, check_targets=preflight and executor.trains)
+    plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, baselines=baselines,
+                    overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains)
     execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress)
     report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
                        audit=executor.trains if audit is None else audit)
