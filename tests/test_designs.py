@@ -119,6 +119,6 @@ def test_a_suite_with_design_permutation_runs_end_to_end(tmp_path):
         r = np.random.default_rng([seed, len(variant)])
         return {"acc": float(r.normal({"twin": 0.85}.get(variant, 0.95), 0.01)), "loss": float(r.normal(1, 0.01))}
 
-    report = run_suites([suite], runner=FakeRunner(script), out=tmp_path / "r", baselines=tmp_path / "b")
+    report = run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r", baselines=tmp_path / "b")
     twin = next(c.comparison for c in report.checks if c.comparison.b == "twin" and c.comparison.metric == "acc")
     assert twin.verdict == "regressed" and twin.design == "permutation" and "exact over all 924 splits" in twin.reason

@@ -174,11 +174,11 @@ def test_staged_seeds_stop_for_baseline_checks_more_seeds_cannot_decide(tmp_path
 
     suite = tmp_path / "fixed.yaml"
     suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 5"))
-    run_suites([suite], runner=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
+    run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
                update_baseline=True)
     night[0] = 1
     runner = FakeRunner(script)
-    report = run_suites([suite], seeds="auto", runner=runner, out=tmp_path / "r2", baselines=tmp_path / "b")
+    report = run_suites([suite], seeds="auto", executor=runner, out=tmp_path / "r2", baselines=tmp_path / "b")
     twin = next(c.comparison for c in report.checks if c.kind == "baseline" and c.comparison.b == "twin"
                 and c.comparison.metric == "acc")
     assert twin.verdict == "inconclusive" and twin.stopped and "more seeds cannot decide it" in twin.reason

@@ -260,9 +260,9 @@ def test_storing_a_baseline_leaves_every_pair_verdict_unchanged(tmp_path):
         shift = {"merged": 0.0, "twin": -0.02, "same": 0.0}[variant]
         return {"acc": float(rng.normal(0.95 + shift, 0.01)), "loss": float(rng.normal(1.0, 0.02))}
 
-    first = run_suites([suite], runner=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
+    first = run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
                        update_baseline=True)
-    second = run_suites([suite], runner=FakeRunner(script), out=tmp_path / "r2", baselines=tmp_path / "b")
+    second = run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r2", baselines=tmp_path / "b")
     pairs = lambda r: [(c.comparison.b, c.comparison.metric, c.comparison.verdict, c.comparison.p_adjusted)  # noqa: E731
                        for c in r.checks if c.kind == "pair"]
     assert pairs(first) == pairs(second) and len(pairs(first)) == 4
