@@ -24,7 +24,7 @@ from normreg.judge.stats import mean_sd, seeds_for
 from normreg.suite.spec import MetricSpec
 
 if TYPE_CHECKING:
-    from normreg.pipeline import Progress
+    from normreg.run.events import Progress
     from normreg.run.executor import Executor
 
 
