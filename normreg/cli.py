@@ -20,7 +20,7 @@ from normreg.run.executor import executor_names
 from normreg.suite.spec import DESIGNS
 
 if TYPE_CHECKING:
-    from normreg.pipeline import Progress
+    from normreg.render.progress import Display
     from normreg.report.file import ReportFile
     from normreg.report.model import Report
     from normreg.run.executor import Executor
@@ -109,23 +109,10 @@ def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
     return devices
 
 
-class _ProgressPrinter:
-    """One line per finished run; on a terminal also a live status line."""
+def _progress() -> Display:
+    from normreg.render.progress import progress_display
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def __call__(self, p: Progress) -> None:
-        r = p.result
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3]) if r.ok else r.error
-        clear = "\r\033[K" if self.tty else ""
-        self.stream.write(f"{clear}[{p.done}/{p.total}] {r.suite}/{r.variant} seed {r.seed}: "
-                          f"{'ok' if r.ok else 'FAILED'} {shown} ({r.duration_s:.1f}s; elapsed {p.elapsed_s:.0f}s)\n")
-        if self.tty and p.done < p.total:
-            now = ", ".join(f"{j.variant}/s{j.seed}" for j in p.running) or "-"
-            self.stream.write(f"  running: {now}")
-        self.stream.flush()
+    return progress_display()
 
 
 def _emit(report: Report, report_path: Path | None) -> int:
@@ -154,7 +141,13 @@ def run(
                                                    "visible).")] = None,
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto, for every variant whose trainer does not "
                                              "set its own accelerator.")] = "auto",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: the cluster to join, e.g. "
+                                                       "10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray "
+                                                       "instance started for the run).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
+                                                   "directory: reuse its finished runs, run the failed and "
+                                                   "missing ones, judge all together.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
@@ -174,17 +167,22 @@ def run(
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
-        from normreg.pipeline import default_out_dir, run_suites
+        from normreg.pipeline import run_suites
         from normreg.run.executor import ExecutorOptions
 
-        out_dir = out or default_out_dir()
+        held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
-                                  accelerator=accelerator)
-        with make_executor(executor, options) as ex:
-            result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out_dir, baselines=baselines,
-                                update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
-                                baseline_key=baseline_key, progress=_ProgressPrinter())
-        typer.echo(f"Run directory: {out_dir}")
+                                  accelerator=accelerator, address=ray_address)
+        display = _progress()
+        try:
+            with make_executor(executor, options) as ex:
+                result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out, resume=resume,
+                                    baselines=baselines, update_baseline=update_baseline, overrides=set_ or (),
+                                    ignore_expect=ignore_expect, baseline_key=baseline_key, progress=display,
+                                    on_run_dir=held.append, on_note=display.note)
+        finally:
+            display.close()
+        typer.echo(f"Run directory: {held[0]}")
         code = _emit(result, report)
         if html or markdown or junit:
             from normreg.report.file import report_from_json
@@ -253,15 +251,19 @@ def plan(
     def body() -> int:
         from normreg.judge.planning import plan_suite, render_plan
 
-        def announce(out_dir: Path) -> None:
-            typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
-                       err=True)
+        display = _progress()
 
         from normreg.run.executor import ExecutorOptions
 
-        with make_executor("local", ExecutorOptions()) as ex:
-            p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
-                           executor=ex, progress=_ProgressPrinter(), on_pilot_run=announce)
+        def announce(out_dir: Path) -> None:
+            display.note(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}")
+
+        try:
+            with make_executor("local", ExecutorOptions()) as ex:
+                p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
+                               overrides=set_ or (), executor=ex, progress=display, on_pilot_run=announce)
+        finally:
+            display.close()
         typer.echo(render_plan(p))
         return 0
 

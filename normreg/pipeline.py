@@ -8,7 +8,6 @@ finished run on disk.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,34 +17,19 @@ from typing import Any
 
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
-from normreg.fileio import write_json_atomic
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
+from normreg.run.events import Progress
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
-from normreg.run.results import RunLog, RunResult
+from normreg.run.results import RunResult
+from normreg.run.rundir import RunDir, new_run_dir
 from normreg.suite.spec import SeedPlan, Suite, discover, load_suite
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What a progress display needs after each finished run."""
-
-    result: RunResult
-    done: int
-    total: int
-    elapsed_s: float
-    running: tuple[Job, ...]
-
-
 def default_out_dir() -> Path:
-    """`runs/<timestamp>`, with a suffix when a run started in the same second already took that name."""
-    base = Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    """A new, empty `runs/<timestamp>` (with a suffix when another run took that name), made exclusively."""
+    return new_run_dir()
 
 
 def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
@@ -72,8 +56,12 @@ class RunPlan:
     suites: tuple[Suite, ...]
     chosen: Mapping[str, BaselineChoice]  # suite name -> the baseline it is judged against, and where to store one
     baseline_dir: Path
-    out: Path
+    rundir: RunDir  # held (locked) by this process from planning until the report is written
     environment: Mapping[str, Any]  # without the devices, known once runs have finished
+
+    @property
+    def out(self) -> Path:
+        return self.rundir.path
 
     def run_dir(self, suite: Suite) -> Path:
         return self.out / suite.name
@@ -91,29 +79,35 @@ class Execution:
 
 
 def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
-             out: Path | None = None, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
+             out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
              baseline_key: str | None = None, check_targets: bool = True) -> RunPlan:
-    """Load suites and baselines, refuse a used run directory, and (`check_targets`) import and build every model
-    and data target once: every mistake found here costs a second, not a night of training. `device()`: where the
-    executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device."""
+    """Load suites and baselines, take the run directory (locked; one holding an earlier run is refused unless
+    resumed, and a resumed one must hold the same, unchanged suites), and (`check_targets`) import and build every
+    model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
+    the executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device.
+    The caller closes `plan.rundir`."""
+    if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise InputError(f"--out {out} and --resume {resume} name two directories; a resumed run writes into the "
+                         "directory it resumes, so give only --resume")
     suites = load_suites(paths, overrides, seeds)
     # a bad baseline fails before training
     chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key,
                                       {"device": _planned_device(s, device)}
                                       if (baseline_key or s.baseline_key) == "device" else {})
               for s in suites}
-    out = out or default_out_dir()
-    taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
-    if taken:
-        # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
-        raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
-                         "or move that directory away")
-    if check_targets:
-        from normreg.suite.targets import preflight
+    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None)
+    try:
+        if rundir.resume:
+            rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
+        if check_targets:
+            from normreg.suite.targets import preflight
 
-        for s in suites:
-            preflight(s)
-    return RunPlan(tuple(suites), chosen, baselines, out, fingerprint(None, suites[0].directory))
+            for s in suites:
+                preflight(s)
+    except BaseException:
+        rundir.close()
+        raise
+    return RunPlan(tuple(suites), chosen, baselines, rundir, fingerprint(None, suites[0].directory))
 
 
 def _planned_device(suite: Suite, device: Callable[[], str]) -> str:
@@ -123,25 +117,23 @@ def _planned_device(suite: Suite, device: Callable[[], str]) -> str:
     return device()
 
 
-def _write_run_json(plan: RunPlan, s: Suite) -> None:
-    write_json_atomic(plan.run_dir(s) / "run.json", {
-        "suite": s.name, "path": str(s.path), "digest": s.digest, "reference": s.reference,
-        "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
-        "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
-        "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
-        "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
-        "environment": dict(plan.environment),
-    })
-
-
 def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
-            progress: Callable[[Progress], None] | None = None) -> Execution:
+            progress: Callable[[Progress], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> Execution:
     """Train every job of the plan with `executor`, each result on disk as it arrives; staged suites stage by
-    stage. SIGINT/SIGTERM cancel the executor; then `Interrupted` is raised once it has stopped."""
+    stage; a resumed run reuses the runs the interrupted one finished. SIGINT/SIGTERM cancel the executor; then
+    `Interrupted` is raised once it has stopped."""
     logs = {}
+    reused: dict[tuple[str, str, int], RunResult] = {}
     for s in plan.suites:
-        logs[s.name] = RunLog(plan.run_dir(s))
-        _write_run_json(plan, s)
+        logs[s.name], resumed = plan.rundir.start_suite(s, plan.environment)
+        reused.update({(r.suite, r.variant, r.seed): r for r in resumed.kept})
+        if resumed.environment_changes and on_note:
+            changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(resumed.environment_changes.items()))
+            on_note(f"Note: {s.name}: the environment changed since the interrupted run ({changed}); its "
+                    f"{len(resumed.kept)} finished runs are judged together with the new ones")
+    if plan.rundir.resume and on_note:
+        on_note(f"Resuming {plan.out}: {len(reused)} finished runs reused, the failed and missing ones run now")
     jobs = [j for s in plan.suites if s.seed_plan is None for j in plan_jobs(s, plan.run_dir(s))]
     done = Execution()
     running: dict[tuple[str, str, int], Job] = {}
@@ -149,6 +141,9 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
 
     def on_start(job: Job) -> None:
         running[job.key] = job
+        if progress:
+            progress(Progress(None, len(done.results), len(jobs), time.perf_counter() - start,
+                              tuple(running.values()), job))
 
     def on_result(r: RunResult) -> None:
         logs[r.suite].add(r)  # on disk before anything else happens
@@ -159,8 +154,12 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
                               tuple(running.values())))
 
     def run(batch: list[Job]) -> None:
+        fresh = [j for j in batch if j.key not in reused]
+        done.results.extend(reused[j.key] for j in batch if j.key in reused)  # finished before: never trained twice
+        if not fresh:
+            return
         with cancel_on_signals(executor) as signals:
-            executor.run(batch, on_result, on_start)
+            executor.run(fresh, on_result, on_start)
         if signals:
             raise Interrupted(signals[0], plan.out)
 
@@ -298,6 +297,7 @@ def run_suites(
     executor: Executor,
     seeds: int | str | None = None,
     out: Path | None = None,
+    resume: Path | None = None,
     baselines: Path = Path("baselines"),
     update_baseline: bool = False,
     overrides: Sequence[str] = (),
@@ -306,6 +306,8 @@ def run_suites(
     preflight: bool = True,
     audit: bool | None = None,
     baseline_key: str | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> Report:
     """Train and judge every suite in `paths` with `executor`; see the README for what each option does.
 
@@ -314,11 +316,19 @@ def run_suites(
     cause; default: when the executor trains. `baseline_key`: keep baselines per this key (`device`), `none` for
     one plain baseline per suite; default: each suite's `baseline_key`. Writes `report.json` into the run directory
     and returns the report.
+
+    `out`: the run directory (default: a new `runs/<timestamp>`); `resume`: an interrupted run's directory, whose
+    finished ok runs are reused (`out` must then be None or the same). The directory is locked from planning until
+    the report is written: a second process writing into it is refused. `on_run_dir` hears the directory as soon
+    as it is held; `on_note` anything worth telling that is not a verdict (runs reused, a changed environment).
     """
-    plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, baselines=baselines,
+    plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, resume=resume, baselines=baselines,
                     overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains)
-    execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress)
-    report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
-                       audit=executor.trains if audit is None else audit)
-    write_report(report, plan)
+    with plan.rundir:
+        if on_run_dir:
+            on_run_dir(plan.out)
+        execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
+        report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
+                           audit=executor.trains if audit is None else audit)
+        write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
     return report

@@ -253,6 +253,5 @@ def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> N
 
     monkeypatch.chdir(tmp_path)
     first = default_out_dir()
-    first.mkdir(parents=True)
     second = default_out_dir()
-    assert second != first and not second.exists() and second.parent == first.parent
+    assert second != first and first.is_dir() and second.is_dir() and second.parent == first.parent

@@ -20,7 +20,7 @@ def test_real_end_to_end_run(tmp_path: Path, local_executor: Any) -> None:
     """Two copies of one implementation give identical per-seed values; the broken variant fails alone."""
     seen = []
     report = run_suites([TINY], out=tmp_path / "run", baselines=tmp_path / "b", executor=local_executor(workers=2),
-                        progress=lambda p: seen.append((p.done, p.total)))
+                        progress=lambda p: p.finished and seen.append((p.done, p.total)))
     by = {(r.variant, r.seed): r for r in report.runs}
     assert by[("a", 0)].ok and by[("b", 0)].ok
     assert by[("a", 0)].metrics["acc"] == by[("b", 0)].metrics["acc"]  # same seed -> same weights, same order

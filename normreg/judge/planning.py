@@ -27,7 +27,7 @@ from normreg.judge.stats import DESIGN_EFFECT, design_effect, mean_sd, smoothed_
 from normreg.suite.spec import MetricSpec
 
 if TYPE_CHECKING:
-    from normreg.pipeline import Progress
+    from normreg.run.events import Progress
     from normreg.run.executor import Executor
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from normreg.fileio import write_text_atomic
+
 TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
 
 
@@ -79,13 +81,24 @@ class RunLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def add(self, run: RunResult) -> None:
+    @staticmethod
+    def _csv_text(runs: Iterable[RunResult]) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
-        for row in tidy_rows(run):
-            w.writerow(row)
+        for run in runs:
+            for row in tidy_rows(run):
+                w.writerow(row)
+        return buf.getvalue()
+
+    def add(self, run: RunResult) -> None:
         self._append(self.jsonl_path, json.dumps(run.to_json(), sort_keys=True) + "\n")
-        self._append(self.csv_path, buf.getvalue())
+        self._append(self.csv_path, self._csv_text([run]))
+
+    def restart(self, kept: Sequence[RunResult]) -> None:
+        """Rewrite both tables (atomically) with exactly `kept`: a resumed run drops the failed and torn records,
+        so each (variant, seed) appears once however often it was retried."""
+        write_text_atomic(self.jsonl_path, "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in kept))
+        write_text_atomic(self.csv_path, ",".join(TIDY_COLUMNS) + "\n" + self._csv_text(kept))
 
 
 # ------------------------------------------------------------------------------------------ result sets
