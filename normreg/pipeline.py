@@ -79,8 +79,8 @@ class Execution:
 
 
 def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
-             out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
-             baseline_key: str | None = None, check_targets: bool = True) -> RunPlan:
+             out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
+             overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True) -> RunPlan:
     """Load suites and baselines, take the run directory (locked; one holding an earlier run is refused unless
     resumed, and a resumed one must hold the same, unchanged suites), and (`check_targets`) import and build every
     model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
