@@ -186,3 +186,111 @@ def test_the_command_prints_each_step_and_writes_the_report(tmp_path, monkeypatc
     bad = CliRunner().invoke(cli.app, ["bisect", str(repo / "suites" / "tiny.yaml"), "--good", "v9", "--bad", "main",
                                        "--cache", str(tmp_path / "cache")])
     assert bad.exit_code == 2 and bad.output.startswith("InputError: --good v9: unknown revision")
+
+
+# -------------------------------------------------------------------------- real training (slow)
+
+TINY_SUITE = """\
+trainer: {max_epochs: 2}
+seeds: 3
+metrics: {test_acc: {goal: max, min_effect: 0.02}}
+variants:
+  model: {model: "tinymodel:Model"}
+"""
+
+TINY_MODEL = '''\
+"""A tiny classifier learning from two sources, negatives and positives, one batch of each per step."""
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+W = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]) / 8**0.5  # the direction that tells them apart
+
+
+def sources(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 8, generator=g) - 1.5 * W, torch.randn(n, 8, generator=g) + 1.5 * W
+
+
+class Model(pl.LightningModule):
+    def __init__(self, lr=0.1, hidden=256):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Sequential(nn.Linear(8, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        neg, pos = batch
+        logits = self(torch.cat([neg, pos]))
+        labels = torch.cat([torch.zeros(len(neg)), torch.ones(len(pos))]).long()
+        return nn.functional.cross_entropy(logits, labels)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(1) == y).float().mean(), batch_size=len(x))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(*sources(256, 0)), batch_size=32, shuffle=True)
+
+    def test_dataloader(self):
+        neg, pos = sources(256, 1)
+        y = torch.cat([torch.zeros(256), torch.ones(256)]).long()
+        return DataLoader(TensorDataset(torch.cat([neg, pos]), y), batch_size=256)
+'''
+
+# What each commit changes; commit 5 feeds the two sources through the network separately, so BatchNorm
+# normalises the negatives and the positives each with their own statistics in training.
+TINY_HISTORY = [
+    ("Add a tiny two-source classifier", lambda m: m),
+    ("Document the data", lambda m: m.replace("def sources(n, seed):\n",
+                                              "def sources(n, seed):\n    \"\"\"n negatives and n positives.\"\"\"\n")),
+    ("Notes on the suite", lambda m: m),
+    ("Name the hidden width", lambda m: m.replace("hidden=256", "hidden: int = 256")),
+    ("Run both sources through the network separately",
+     lambda m: m.replace("logits = self(torch.cat([neg, pos]))", "logits = torch.cat([self(neg), self(pos)])")),
+    ("Larger test batches", lambda m: m.replace("batch_size=256)", "batch_size=512)")),
+    ("More notes", lambda m: m),
+    ("Tidy the optimizer line", lambda m: m.replace("momentum=0.9)", "momentum=0.9)  # plain SGD with momentum")),
+]
+
+
+def make_tiny_repo(root: Path) -> tuple[Path, list[str]]:
+    """A git repository of 8 commits of a tiny Lightning model; commit 5 brings the BatchNorm bug."""
+    repo = root / "tiny-repo"
+    (repo / "suites").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "dev@example.com")
+    _git(repo, "config", "user.name", "Dev")
+    model, commits = TINY_MODEL, []
+    for n, (title, change) in enumerate(TINY_HISTORY, start=1):
+        model = change(model)
+        (repo / "tinymodel.py").write_text(model)
+        (repo / "suites" / "tiny.yaml").write_text(TINY_SUITE)
+        (repo / "NOTES.md").write_text("".join(f"- {t}\n" for t, _ in TINY_HISTORY[:n]))
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", title)
+        commits.append(_git(repo, "rev-parse", "HEAD").strip())
+    return repo, commits
+
+
+@pytest.mark.slow
+def test_bisect_finds_the_batchnorm_bug_by_training_each_commit(tmp_path):
+    """Real Lightning training at each commit, in a fresh process from a temporary worktree."""
+    repo, commits = make_tiny_repo(tmp_path)
+    (repo / "suites" / "tiny.yaml").write_text("this: [is the user's uncommitted edit\n")  # never looked at
+    cache = tmp_path / "cache"
+    result = bisect(repo / "suites" / "tiny.yaml", commits[0], commits[7], cache=cache, workers=0)
+    assert result.outcome == "found", [(s.commit[:8], s.status, s.reason) for s in result.steps]
+    assert result.culprit == commits[4] and result.search_steps <= 4
+    assert result.steps[1].comparison.verdict == "regressed"
+    assert result.trained == 3 * (2 + result.search_steps)
+    assert _git(repo, "status", "--porcelain") == " M suites/tiny.yaml\n"
+    rerun = bisect(repo / "suites" / "tiny.yaml", commits[0], commits[7], cache=cache, workers=0)
+    assert rerun.culprit == commits[4] and rerun.trained == 0
