@@ -45,8 +45,8 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), crash_at: Sequence[int] = ()) -> \
-        tuple[Path, list[str]]:
+def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), crash_at: Sequence[int] = (),
+              model_text: str = GOOD_MODEL) -> tuple[Path, list[str]]:
     """8 commits; commit `bug_at` introduces the bug, later commits touch other things. Returns the commit ids."""
     repo = root / "repo"
     (repo / "suites").mkdir(parents=True)
@@ -55,7 +55,7 @@ def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), 
     _git(repo, "config", "user.name", "Dev")
     commits = []
     for n in range(1, 9):
-        model = GOOD_MODEL.replace("BUG = False", f"BUG = {n >= bug_at}")
+        model = model_text.replace("BUG = False", f"BUG = {n >= bug_at}")
         if n in crash_at:
             model += "\nraise_at_import = 1 / 0\n"
         (repo / "model.py").write_text(model + f"\n# revision {n}\n")
@@ -118,6 +118,34 @@ def test_bisect_names_the_commit_that_brought_the_bug_and_the_rerun_trains_nothi
     assert rerun.culprit == commits[4] and rerun.trained == 0 and again.calls == []
     assert [s.cached for s in rerun.steps] == [3] * len(rerun.steps)
     assert [s.commit for s in rerun.steps] == [s.commit for s in result.steps]
+
+
+def test_staged_seeds_stop_at_the_first_decisive_stage(tmp_path):
+    repo, commits = make_repo(tmp_path)
+    ex = ScoreExecutor()
+    result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ex, seeds="auto")
+    assert result.culprit == commits[4]
+    assert all(c.stages == (3,) for c in (s.comparison for s in result.steps) if c is not None)
+    assert {seeds for _, seeds in ex.calls} == {(0, 1, 2)}  # decisive at 3 seeds: no commit ran a second stage
+
+
+NOISY_MODEL = """\
+import math
+
+BUG = False
+
+
+def score(seed):
+    return (0.85 if BUG else 0.90) + 0.03 * math.sin(2.4 * seed + 1.0)
+"""
+
+
+def test_staged_seeds_add_stages_until_the_verdict_is_decisive(tmp_path):
+    repo, commits = make_repo(tmp_path, model_text=NOISY_MODEL)
+    result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ScoreExecutor(), seeds="auto")
+    assert result.culprit == commits[4], [(s.commit[:8], s.status, s.reason) for s in result.steps]
+    bad = result.steps[1].comparison
+    assert len(bad.stages) > 1 and bad.verdict == "regressed"  # the first stage alone did not decide
 
 
 def test_a_commit_whose_runs_fail_is_skipped_and_said(tmp_path):
