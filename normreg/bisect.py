@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from normreg.environment import COMPARED_KEYS, fingerprint
-from normreg.errors import InputError, NormregError
-from normreg.fileio import write_json_atomic
+from normreg.errors import InputError, NormregError, did_you_mean
+from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison, compare_values, mean_sd
 from normreg.run.results import RunResult
@@ -206,10 +206,6 @@ class Step:
     cached: int
 
     def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        from normreg.fileio import clean_json
-
         return {"role": self.role, "commit": self.commit, "subject": self.subject, "status": self.status,
                 "values": {str(s): v for s, v in sorted(self.values.items())}, "reason": self.reason,
                 "trained": self.trained, "cached": self.cached,
@@ -339,8 +335,6 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
     variant = variant or spec_suite.reference
     names = [v.name for v in spec_suite.variants]
     if variant not in names:
-        from normreg.errors import did_you_mean
-
         raise InputError(f"--variant {variant}: the suite at {bad_sha[:10]} has no such variant."
                          f"{did_you_mean(variant, names)} Variants: {', '.join(names)}")
     metric = metric or spec_suite.metrics[0].name
