@@ -515,7 +515,8 @@ def render_bisect(result: BisectResult) -> str:
     if result.outcome == "found":
         lines += [f"First bad commit: {result.culprit} {result.culprit_subject!r}",
                   f"({result.search_steps} search steps over {len(result.candidates)} commits; "
-                  f"{result.trained} runs trained, the rest from the cache {result.cache})", result.culprit_stat]
+                  f"{result.trained} runs trained, {sum(s.cached for s in result.steps)} read from the cache "
+                  f"{result.cache})", result.culprit_stat]
     elif result.outcome == "not_worse":
         lines.append(f"The bad commit {result.bad[:10]} is not worse than the good commit {result.good[:10]} on "
                      f"{result.variant} {result.metric}: nothing to search (exit 1)")
