@@ -305,6 +305,9 @@ class _Commits:
             self.cache.put(commit, run)
             have[run.seed] = run
             counts[0] += 1
+        lost = [s for s in missing if s not in have]
+        if lost:  # the process died before these finished: not cached, tried again next time
+            return have, f"the training process ended before seed(s) {', '.join(map(str, lost))} finished"
         return have, None
 
 

@@ -166,6 +166,22 @@ def test_a_skip_next_to_the_culprit_leaves_it_undecided(tmp_path):
     assert step.status == "skip" and "SuiteError" in step.reason
 
 
+def test_the_training_process_reports_a_suite_that_does_not_load(tmp_path):
+    """The real subprocess path, up to the point where it would train: a broken suite, an unknown variant."""
+    from normreg.bisect import execute_in_subprocess
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "tiny.yaml").write_text(SUITE + "  broken: [\n")
+    out = tmp_path / "broken.jsonl"
+    execute_in_subprocess(tmp_path, tmp_path / "suites" / "tiny.yaml", "model", [0, 1], [], out)
+    (record,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record["load_error"].startswith("SuiteError: ") and "tiny.yaml" in record["load_error"]
+    (tmp_path / "suites" / "tiny.yaml").write_text(SUITE)
+    out = tmp_path / "variant.jsonl"
+    execute_in_subprocess(tmp_path, tmp_path / "suites" / "tiny.yaml", "other", [0], [], out)
+    assert json.loads(out.read_text()) == {"load_error": "the suite has no variant 'other' at this commit"}
+
+
 def test_a_bad_commit_that_is_not_worse_exits_1(tmp_path):
     repo, commits = make_repo(tmp_path)
     result = _bisect(repo, commits[0], commits[3], tmp_path / "cache", ScoreExecutor())
