@@ -1,7 +1,7 @@
 """`normreg bisect`: binary search through git history for the first commit where a variant regressed.
 
 Each commit it needs is checked out into a temporary `git worktree` (the user's working tree and index are never
-touched), and the variant's seeds are trained there by normreg's own runner in a fresh Python process, so the
+touched), and the variant's seeds are trained there by normreg's local executor in a fresh Python process, so the
 suite and the models are exactly those of that commit. Every commit is compared with the good commit's runs by
 normreg's verdict rules (`judge.stats`, or staged seeds with `judge.sequential` for `--seeds auto`): `regressed`
 makes a commit bad, `improved`/`equivalent`/`inconclusive`-after-the-last-stage good or undecided. A commit
