@@ -15,6 +15,7 @@ from typing import Any
 
 from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
+from normreg.run.failure import describe_error
 from normreg.suite.spec import Suite, load_suite
 
 
@@ -52,7 +53,6 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         train_batch,
         training_step,
     )
-    from normreg.run.worker import describe_error
 
     ref = subjects[0]
     findings: list[Finding] = []
@@ -250,6 +250,5 @@ def likely_causes(suite: Suite, variants: Sequence[str]) -> dict[str, Any]:
     try:
         return audit_loaded(suite, variants).to_json()
     except Exception as e:  # noqa: BLE001 - an audit failure must never break a run
-        from normreg.run.worker import describe_error
 
         return {"schema": SCHEMA, "error": describe_error(e)}
