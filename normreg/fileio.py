@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import normreg
-from normreg.errors import ResultsError
+from normreg.errors import InputError, ResultsError
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -74,3 +74,54 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_json(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------------------ output paths, checked up front
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """None when a file can be created in `folder`, else why not (tried for real: permissions lie to root)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".normreg-probe-", dir=folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work is done, an output file that is a folder or could not be written."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+    found = _nearest_existing(path.parent)
+    if not found.is_dir():
+        raise InputError(f"{option} {path}: {found} is a file, so the file cannot be created under it")
+    why = _probe_writable(found)
+    if why is None and path.exists() and not os.access(path, os.W_OK):
+        why = "the file is read-only"
+    if why:
+        raise InputError(f"{option} {path}: cannot write there ({why}); give another path")
+
+
+def check_output_dir(path: Path, option: str, *, write: bool = True) -> None:
+    """Refuse, before any work is done, a folder option that names a file or (when `write`) cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: is a file, not a folder; give a folder")
+    found = _nearest_existing(path)
+    if not found.is_dir():
+        raise InputError(f"{option} {path}: {found} is a file, so the folder cannot be created under it")
+    why = _probe_writable(found) if write else None
+    if why:
+        raise InputError(f"{option} {path}: cannot write there ({why}); give another folder")
+
+
+def _suffix(option: str) -> str:
+    return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")

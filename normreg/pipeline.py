@@ -17,6 +17,7 @@ from typing import Any
 
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
+from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
@@ -80,7 +81,8 @@ class Execution:
 
 def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
              out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
-             overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True) -> RunPlan:
+             overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True,
+             update_baseline: bool = False) -> RunPlan:
     """Load suites and baselines, take the run directory (locked; one holding an earlier run is refused unless
     resumed, and a resumed one must hold the same, unchanged suites), and (`check_targets`) import and build every
     model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
@@ -95,12 +97,15 @@ def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: i
                                       {"device": _planned_device(s, device)}
                                       if (baseline_key or s.baseline_key) == "device" else {})
               for s in suites}
+    if out is not None:
+        check_output_dir(Path(out), "--out")
+    check_output_dir(baselines, "--baselines", write=update_baseline)
     rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None)
     try:
         if rundir.resume:
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
         if check_targets:
-            from normreg.suite.targets import preflight
+            from normreg.audit.preflight import preflight  # also trainer options and logged metric names
 
             for s in suites:
                 preflight(s)
@@ -323,7 +328,8 @@ def run_suites(
     as it is held; `on_note` anything worth telling that is not a verdict (runs reused, a changed environment).
     """
     plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, resume=resume, baselines=baselines,
-                    overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains)
+                    overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains,
+                    update_baseline=update_baseline)
     with plan.rundir:
         if on_run_dir:
             on_run_dir(plan.out)

@@ -240,11 +240,21 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return keys, parsed
 
 
+# Mappings that --set may create on the way to its key: sections of the schema, never a user's entry (a variant or
+# a metric), so that a typo like `variants.sequantial.model=...` fails instead of adding a variant.
+_CREATABLE = ("trainer", "stats", "args", "expect", "data")
+
+
 def _apply_override(doc: _Doc, keys: tuple[str, ...], value: Any) -> None:
     node = doc.data
     for i, k in enumerate(keys[:-1]):
         nxt = node.get(k) if isinstance(node, dict) else None
+        if isinstance(nxt, str) and k in ("model", "data") and keys[i + 1] in ("target", "args"):
+            nxt = {"target": nxt}  # `model: mod:Class` written short; --set model.args.x=1 extends it
+            node[k] = nxt
         if nxt is None:
+            if k not in _CREATABLE and not (i > 0 and keys[i - 1] == "expect"):
+                raise _unknown_path(doc, keys, i, node)
             nxt = {}
             node[k] = nxt
         if not isinstance(nxt, dict):
@@ -253,6 +263,31 @@ def _apply_override(doc: _Doc, keys: tuple[str, ...], value: Any) -> None:
         node = nxt
     node[keys[-1]] = value
     doc.overridden.add(keys)
+
+
+def _unknown_path(doc: _Doc, keys: tuple[str, ...], i: int, node: Any) -> SuiteError:
+    """--set through a key the suite does not have, where setting it would invent an entry."""
+    here = list(node) if isinstance(node, dict) else []
+    where = f"under '{'.'.join(keys[:i])}'" if i else "at the top level"
+    hint = did_you_mean(keys[i], [str(k) for k in here])
+    whole = ""
+    if i == 1 and keys[0] in ("variants", "metrics"):
+        whole = f" To add one, set it whole: --set {'.'.join(keys[:2])}={{...}}."
+    return SuiteError(f"--set {'.'.join(keys)}: there is no '{keys[i]}' {where}.{hint}{whole}",
+                      path=str(doc.path), key=".".join(keys[: i + 1]))
+
+
+def suite_error(suite: Suite, keys: Sequence[Sequence[str]], message: str) -> SuiteError:
+    """An error about a validated suite that names the line of the first of `keys` found in its file."""
+    try:
+        _, lines = _parse_yaml(suite.path)
+    except SuiteError:
+        lines = {}
+    for k in keys:
+        if tuple(k) in lines:
+            return SuiteError(message, path=str(suite.path), line=lines[tuple(k)], key=".".join(k))
+    return SuiteError(f"{message} (set on the command line with --set)", path=str(suite.path),
+                      key=".".join(keys[0]) if keys else None)
 
 
 def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
