@@ -308,19 +308,25 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
     if source is None and stored.exists():
         source = str(stored)
     if source is None:
+        import shutil
         import tempfile
 
         from normreg.pipeline import run_suites
         from normreg.run.executor import make_executor
 
         out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
-        if on_pilot_run:
-            on_pilot_run(out_dir)
-        with executor or make_executor("local") as ex:
-            run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
-                       executor=ex, progress=progress)
-        source = str(out_dir / s.name)
-    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
+        try:  # the pilot's values are read at once; its run directory is not left in the temporary folder
+            if on_pilot_run:
+                on_pilot_run(out_dir)
+            with executor or make_executor("local") as ex:
+                run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
+                           executor=ex, progress=progress)
+            values = load_result_set(str(out_dir / s.name))
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+    else:
+        values = load_result_set(source)
+    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, values,
                 alpha=s.stats.alpha, design=s.stats.design)
 
 

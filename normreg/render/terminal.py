@@ -121,13 +121,14 @@ def render(report: Report) -> str:
             f"  {p.suite}/{p.variant}: {p.message}{' (expected)' if p.expected else ''}" for p in report.problems))
     notes = []
     for s in report.suites:
-        if s.baseline is None and report.command == "run":
+        if s.baseline is None and report.command == "run" and not s.baseline_updated:
             notes.append(f"  {s.name}: no stored baseline; only the pair checks were made "
                          "(store one with --update-baseline)")
         if s.baseline_note:
             notes.append(f"  {s.name}: {s.baseline_note}")
         if s.baseline_updated:
-            notes.append(f"  {s.name}: baseline written")
+            first = " (the first: none was stored, so only the pair checks were made)" if s.baseline is None else ""
+            notes.append(f"  {s.name}: baseline written{first}")
         if s.seed_plan is not None and s.seeds_used is not None:
             used = ", ".join(f"{v} {n}" for v, n in s.seeds_used.items())
             total, fixed = sum(s.seeds_used.values()), s.seed_plan["max"] * len(s.seeds_used)

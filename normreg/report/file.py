@@ -88,5 +88,11 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
 
 
 def read_report(path: Path) -> ReportFile:
-    """Read a report JSON written by `normreg run --report` or `normreg compare --report`."""
+    """Read a report JSON written by `normreg run --report` or `normreg compare --report`, or the `report.json`
+    of a run directory given as the directory."""
+    if path.is_dir():
+        if not (path / "report.json").is_file():
+            raise ResultsError(f"{path}: a folder without report.json; give a report file or a run directory that "
+                               "'normreg run' finished")
+        path = path / "report.json"
     return report_from_json(read_json(path), str(path))
