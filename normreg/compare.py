@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from normreg._callable import make_callable
 from normreg.environment import fingerprint
 from normreg.errors import InputError, did_you_mean
 from normreg.judge.checks import Check
@@ -88,3 +89,6 @@ def compare(
     env = fingerprint(None)
     return Report(created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
                   suites=(), runs=(), checks=tuple(checks), command="compare")
+
+
+make_callable(__name__, "compare")  # `normreg.compare(a, b)` is the public API's normreg.api.compare

@@ -12,8 +12,11 @@ train mode where nothing trains, frozen drift, per-source statistics, heterogene
     run.py         audit_suite / audit_models: build as the runner does, run every check
 """
 
+from normreg._callable import make_callable
 from normreg.audit.findings import CHECKS, SCHEMA, AuditReport, Finding, ModeSummary, PairSummary, render_audit
 from normreg.audit.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
 
 __all__ = ["CHECKS", "SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
            "audit_models", "audit_suite", "likely_causes", "render_audit"]
+
+make_callable(__name__, "audit")  # `normreg.audit(...)` is the public API's normreg.api.audit
