@@ -25,13 +25,23 @@ if TYPE_CHECKING:
     from normreg.report.model import Report
     from normreg.run.executor import Executor
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
 _state = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        import normreg
+
+        typer.echo(f"normreg {normreg.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print normreg's version and exit.")] = False) -> None:
     _state["debug"] = debug
 
 
@@ -167,8 +177,13 @@ def run(
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
+        from normreg.fileio import check_output_file
         from normreg.pipeline import run_suites
         from normreg.run.executor import ExecutorOptions
+
+        for option, path in (("--report", report), ("--html", html), ("--markdown", markdown), ("--junit", junit)):
+            if path is not None:
+                check_output_file(path, option)
 
         held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
@@ -183,6 +198,9 @@ def run(
         finally:
             display.close()
         typer.echo(f"Run directory: {held[0]}")
+        kept = sorted({r.suite for r in result.runs if r.traceback})
+        if kept:
+            typer.echo("Tracebacks of the failed runs: " + ", ".join(str(held[0] / k / "failures") for k in kept))
         code = _emit(result, report)
         if html or markdown or junit:
             from normreg.report.file import report_from_json
@@ -422,6 +440,37 @@ def audit(
         if report is not None:
             typer.echo(f"Report: {report}")
         return result.exit_code
+
+    guarded(body)
+
+
+@app.command()
+def repro(
+    suite: Annotated[Path, typer.Argument(help="A suite file.")],
+    variant: Annotated[Optional[str], typer.Option(help="The variant to reproduce (default: the "
+                                                   "reference).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="The seed (default: the suite's first).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the script here (default: "
+                                                   "print it).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
+) -> None:
+    """Write one (variant, seed) run as a standalone Python script, without normreg, printing the same values."""
+
+    def body() -> int:
+        from normreg.fileio import check_output_file, write_text_atomic
+        from normreg.run.repro import repro_script
+        from normreg.suite.spec import load_suite
+
+        if output is not None:
+            check_output_file(output, "--output")
+        loaded = load_suite(suite, set_ or ())
+        text = repro_script(loaded, variant or loaded.reference, loaded.seeds[0] if seed is None else seed)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_text_atomic(output, text)
+            typer.echo(f"Wrote {output}; run it with: python {output}", err=True)
+        return 0
 
     guarded(body)
 
