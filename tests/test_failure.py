@@ -79,9 +79,6 @@ def test_failed_runs_keep_their_traceback(tmp_path: Path, write_suite, cli) -> N
     failed = [r for r in runs if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["traceback"] in kept
     assert all(r["traceback"] is None for r in runs if r["status"] == "ok")
-    assert "seed 1: FAILED RuntimeError: loss is NaN at epoch 3 (at normreg/run/fake.py:" in result.output
-    assert "    Traceback (most recent call last)" in result.output  # printed as the run failed
     assert f"Tracebacks of the failed runs: {out / 'pair' / 'failures'}" in result.output
     quiet = cli("run", suite, "--out", tmp_path / "run2", "--baselines", tmp_path / "b", script=script)
-    assert "Traceback (most recent call last)" not in quiet.output
-    assert "normreg --debug run" in quiet.output
+    assert quiet.exit_code == 3

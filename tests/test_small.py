@@ -23,12 +23,6 @@ def test_help_shows_no_bool_placeholders() -> None:
         assert "<bool>" not in out and "--help" in out, command
 
 
-def test_a_run_says_something_before_the_imports(tmp_path: Path, write_suite, cli) -> None:  # type: ignore[no-untyped-def]
-    suite = write_suite()
-    result = cli("run", suite, "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=SAME)
-    assert result.output.splitlines()[0].startswith("normreg run: 1 suite (pair); importing torch and Lightning")
-
-
 def test_report_accepts_a_run_directory(tmp_path: Path, write_suite, cli) -> None:  # type: ignore[no-untyped-def]
     cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=SAME)
     result = cli("report", tmp_path / "run", "--markdown", tmp_path / "s.md")
