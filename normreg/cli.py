@@ -243,14 +243,16 @@ def compare(
 
 
 def _seeds_option(text: Optional[str]) -> int | str | None:
+    from normreg.suite.spec import MAX_SEEDS
+
     if text is None or text == "auto":
         return text
     try:
         n = int(text)
     except ValueError:
         n = 0
-    if n < 1:
-        raise InputError(f"expected --seeds N (a whole number, at least 1) or --seeds auto, got {text!r}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise InputError(f"expected --seeds N (a whole number from 1 to {MAX_SEEDS}) or --seeds auto, got {text!r}")
     return n
 
 

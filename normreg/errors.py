@@ -33,7 +33,7 @@ class SuiteError(InputError):
         if path is not None:
             where = path if line is None else f"{path}:{line}"
         if key:
-            where = f"{where}: {key}" if where else key
+            where = f"{where}: {printable(key)}" if where else printable(key)
         super().__init__(f"{where}: {message}" if where else message)
 
 
@@ -43,6 +43,11 @@ class ResultsError(InputError):
 
 class RunError(NormregError):
     """Training could not be carried out (as opposed to one run failing, which is a recorded result)."""
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes, so an error stays one readable line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: object, options: Iterable[str], prefix: str = "") -> str:

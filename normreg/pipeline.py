@@ -25,7 +25,7 @@ from normreg.run.events import Progress
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
-from normreg.suite.spec import SeedPlan, Suite, discover, load_suite
+from normreg.suite.spec import MAX_SEEDS, SeedPlan, Suite, discover, load_suite
 
 
 def default_out_dir() -> Path:
@@ -37,6 +37,8 @@ def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
                 seeds: int | str | None = None) -> list[Suite]:
     """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
     or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
+    if seeds not in (None, "auto") and not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS):
+        raise InputError(f"expected a seed count from 1 to {MAX_SEEDS} or 'auto', got {seeds!r}")
     suites = [load_suite(p, overrides) for p in discover(paths)]
     if seeds == "auto":
         suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
