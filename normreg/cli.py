@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer vendors click from 0.2x on; older versions use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from normreg.errors import InputError, NormregError
 from normreg.run.executor import executor_names
@@ -25,7 +31,35 @@ if TYPE_CHECKING:
     from normreg.report.model import Report
     from normreg.run.executor import Executor
 
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a bad option value) as one line with the help hint, like every other
+    error, instead of click's boxed multi-line panel."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as e:
+            typer.echo(e.format_message())
+            code = 2
+        except click_errors.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "normreg"
+            message = " ".join(e.format_message().split())
+            typer.echo(f"UsageError: {message} (see '{where} --help')", err=True)
+            code = e.exit_code
+        except click_errors.ClickException as e:
+            typer.echo(f"{type(e).__name__}: {' '.join(e.format_message().split())}", err=True)
+            code = e.exit_code
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  cls=_OneLineErrors,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
 _state = {"debug": False}
 
