@@ -108,6 +108,13 @@ def guarded(fn: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         typer.echo("Interrupted; finished runs are in the run directory.", err=True)
         raise typer.Exit(130) from None
+    except SystemExit as e:
+        # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
+        if _state["debug"]:
+            traceback.print_exception(e)
+        typer.echo(f"RunError: code outside a training run called sys.exit({e.code!r}); normreg did not finish",
+                   err=True)
+        raise typer.Exit(3) from None
     except Exception as e:
         _fail(e)
     else:

@@ -249,6 +249,5 @@ def likely_causes(suite: Suite, variants: Sequence[str]) -> dict[str, Any]:
     """For `normreg run`: the audit of the reference and the variants of failing pairs, as JSON. Never raises."""
     try:
         return audit_loaded(suite, variants).to_json()
-    except Exception as e:  # noqa: BLE001 - an audit failure must never break a run
-
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - an audit failure must never break a run
         return {"schema": SCHEMA, "error": describe_error(e)}

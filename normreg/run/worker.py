@@ -13,7 +13,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from normreg.run.executor import Job
@@ -98,6 +99,32 @@ def _history_callback(pl: Any) -> Any:
     return History()
 
 
+@contextmanager
+def noting_sigint() -> Iterator[list[int]]:
+    """Note a real SIGINT (Ctrl-C) in a list while the block runs, and restore the SIGINT handler afterwards:
+    Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user code must
+    be told apart from one the user asked for."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+    if previous != signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def run_one(job: Job, accelerator: str = "auto") -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise."""
@@ -116,28 +143,37 @@ def run_one(job: Job, accelerator: str = "auto") -> RunResult:
         return RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start, message,
                          history, device_label(trainer, options["accelerator"]), trace)
 
-    try:
-        importable([suite.directory])
-        _seeding_module(suite, variant).seed_everything(job.seed, workers=True, verbose=False)
-        dm = build(suite, variant.data, "data") if variant.data is not None else None
-        model = build(suite, variant.model, "model")
-        pl = _trainer_module(model)
-        _quiet_lightning()
-        pl.seed_everything(job.seed, workers=True, verbose=False)
-        hist = _history_callback(pl)
-        options["callbacks"] = [*(options.get("callbacks") or []), hist]
-        if job.run_dir is not None:
-            options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
-        trainer = pl.Trainer(**options)
-        trainer.fit(model, datamodule=dm)
-        history = hist.values
-        is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
-        evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
-        outputs = evaluate(model, datamodule=dm, verbose=False)
-    except Exception as e:
-        _release_gpu_memory()
-        failure = describe_failure(e, suite.directory)
-        return failed(failure.description, failure.traceback)
+    with noting_sigint() as interrupted:
+        try:
+            importable([suite.directory])
+            _seeding_module(suite, variant).seed_everything(job.seed, workers=True, verbose=False)
+            dm = build(suite, variant.data, "data") if variant.data is not None else None
+            model = build(suite, variant.model, "model")
+            pl = _trainer_module(model)
+            _quiet_lightning()
+            pl.seed_everything(job.seed, workers=True, verbose=False)
+            hist = _history_callback(pl)
+            options["callbacks"] = [*(options.get("callbacks") or []), hist]
+            if job.run_dir is not None:
+                options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
+            trainer = pl.Trainer(**options)
+            trainer.fit(model, datamodule=dm)
+            history = hist.values
+            is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
+            evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
+            outputs = evaluate(model, datamodule=dm, verbose=False)
+        except Exception as e:
+            _release_gpu_memory()
+            failure = describe_failure(e, suite.directory)
+            return failed(failure.description, failure.traceback)
+        except (SystemExit, KeyboardInterrupt) as e:
+            # User code that calls sys.exit() or raises KeyboardInterrupt fails its run, never the whole process
+            # (Lightning turns a KeyboardInterrupt into sys.exit(1)). A real Ctrl-C still stops everything.
+            if interrupted:
+                raise KeyboardInterrupt from None
+            _release_gpu_memory()
+            failure = describe_failure(e, suite.directory)
+            return failed(failure.description, failure.traceback)
     metrics: dict[str, float] = {}
     for out in outputs or []:
         for k, v in out.items():

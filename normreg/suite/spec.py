@@ -482,7 +482,8 @@ def _target(doc: _Doc, keys: tuple[str, ...], value: Any) -> Target:
     for k in args:
         if not isinstance(k, str) or not k.isidentifier():
             raise doc.error(keys + ("args",), f"argument names must be identifiers, but found {k!r}")
-    return Target(spec=spec, args=args, key=".".join(keys), line=doc.lines.get(keys + ("target",)))
+    return Target(spec=spec, args=args, key=".".join(keys),
+                  line=doc.lines.get(keys + ("target",), doc.lines.get(keys)))
 
 
 def _seed_plan(doc: _Doc, keys: tuple[str, ...], value: dict[str, Any]) -> SeedPlan:
