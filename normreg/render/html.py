@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
+from normreg.render.escape import html_text as escape
 from normreg.render.summary import describe, group_problems, order
 from normreg.render.terminal import format_level, format_p
 from normreg.report.file import ReportFile

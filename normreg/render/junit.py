@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 from normreg.judge.checks import Check, Problem
+from normreg.render.escape import xml_text
 from normreg.render.summary import seed_of
 from normreg.render.terminal import format_level
 from normreg.report.file import ReportFile
@@ -101,5 +102,8 @@ def render_junit(source: ReportFile | Report) -> str:
         totals.update(counts)
     root.attrib.update(tests=str(sum(totals.values())), failures=str(totals["failure"]),
                        errors=str(totals["error"]), skipped=str(totals["skipped"]))
+    for el in root.iter():  # names and messages come from files: keep the document well-formed XML
+        el.text = None if el.text is None else xml_text(el.text)
+        el.attrib = {k: xml_text(v) for k, v in el.attrib.items()}
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
+from normreg.render.escape import markdown_text, plain
 from normreg.render.summary import describe, group_problems, order
 from normreg.render.terminal import format_level, format_number, format_p, format_p_with_adjusted
 from normreg.report.file import ReportFile
@@ -30,8 +31,13 @@ def _p(p: float | None) -> str:
 
 
 def _cell(text: str) -> str:
-    """Table cells cannot hold pipes or line breaks."""
+    """Table cells cannot hold pipes or line breaks (for text normreg makes itself)."""
     return " ".join(text.replace("|", "\\|").split())
+
+
+def _md(text: str) -> str:
+    """Text normreg does not control (names, reasons, messages): escaped, on one line."""
+    return " ".join(markdown_text(text).split())
 
 
 def verdict_cell(check: Check) -> str:
@@ -59,11 +65,12 @@ def _level(c: Comparison) -> str:
 def _row(check: Check) -> str:
     c = check.comparison
     ci = "" if c.ci_low is None else f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{_level(c)}"
-    suite = check.suite or "–"
+    suite = _md(check.suite) if check.suite else "–"
     kind = "" if check.kind == "pair" else f" ({check.kind})"
-    cells = (suite, c.metric, f"{c.a} vs {c.b}{kind}", _side(c.mean_a, c.sd_a, c.n_a), _side(c.mean_b, c.sd_b, c.n_b),
-             f"{_signed(c.diff)}{ci}", format_p_with_adjusted(c, missing="–"), verdict_cell(check))
-    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+    cells = (suite, _md(c.metric), f"{_md(c.a)} vs {_md(c.b)}{kind}", _side(c.mean_a, c.sd_a, c.n_a),
+             _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", format_p_with_adjusted(c, missing="–"),
+             verdict_cell(check))
+    return "| " + " | ".join(" ".join(x.split()) for x in cells) + " |"
 
 
 def render_markdown(source: ReportFile | Report) -> str:
@@ -79,10 +86,10 @@ def render_markdown(source: ReportFile | Report) -> str:
     if n_expected:
         facts.append(f"{n_expected} known bug{'s' * (n_expected != 1)} caught as expected")
     if report.suites:
-        facts.append(f"suites: {', '.join(s.name for s in report.suites)}")
+        facts.append(f"suites: {', '.join(_md(s.name) for s in report.suites)}")
     if commit:
-        facts.append(f"commit `{str(commit)[:12]}`")
-    facts.append(f"{report.created}")
+        facts.append(f"commit `{plain(str(commit)[:12]).replace('`', '')}`")
+    facts.append(_md(str(report.created)))
     lines += [" · ".join(facts), ""]
     if checks:
         level = "CI the verdict used"
@@ -96,8 +103,8 @@ def render_markdown(source: ReportFile | Report) -> str:
             lines.append("")
             for c in why:
                 tag = " (expected)" if c.expected_failure else ""
-                lines.append(f"- {_cell(c.suite or '–')} {_cell(c.comparison.metric)} {_cell(c.comparison.a)} vs "
-                             f"{_cell(c.comparison.b)}{tag}: {_cell(c.comparison.reason)}")
+                lines.append(f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
+                             f"{_md(c.comparison.b)}{tag}: {_md(c.comparison.reason)}")
             lines.append("")
     else:
         lines += ["No comparisons.", ""]
@@ -106,7 +113,7 @@ def render_markdown(source: ReportFile | Report) -> str:
         for g in group_problems(report.problems):
             first = (describe(g).strip().splitlines() or [""])[0]
             first = first if len(first) <= 240 else first[:239] + "…"
-            lines.append(f"- {_cell(g.suite)}/{_cell(first)}")
+            lines.append(f"- {_md(g.suite)}/{_md(first)}")
         lines.append("")
     notes = []
     seen: set[str] = set()
@@ -114,12 +121,12 @@ def render_markdown(source: ReportFile | Report) -> str:
         if c.environment_differences and c.suite not in seen:
             seen.add(c.suite)
             diffs = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(c.environment_differences.items()))
-            notes.append(f"- {_cell(c.suite)}: the baseline was made in another environment ({_cell(diffs)})")
+            notes.append(f"- {_md(c.suite)}: the baseline was made in another environment ({_md(diffs)})")
     for s in report.suites:
         if s.baseline is None and report.command == "run":
-            notes.append(f"- {_cell(s.name)}: no stored baseline; only pair checks were made")
+            notes.append(f"- {_md(s.name)}: no stored baseline; only pair checks were made")
         if s.baseline_note:
-            notes.append(f"- {_cell(s.name)}: {_cell(s.baseline_note)}")
+            notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)
@@ -145,15 +152,15 @@ def render_history_markdown(history: History) -> str:
             k = c.comparison
             new, old = nights[c.night], nights[c.last_before]
             ci = f" [{_signed(k.ci_low)}, {_signed(k.ci_high)}]" if k.ci_low is not None else ""
-            lines.append("| " + " | ".join(_cell(x) for x in (
-                s.suite, s.metric, s.variant, new.label, f"`{short_commit(new.commit)}`",
+            lines.append("| " + " | ".join([_md(s.suite), _md(s.metric), _md(s.variant)] + [_cell(x) for x in (
+                new.label, f"`{short_commit(new.commit)}`",
                 f"{old.label} (`{short_commit(old.commit)}`)",
                 f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}", _p(k.p_value),
-                _CHANGE_MARK.get(k.verdict, k.verdict))) + " |")
-    outliers = [f"{s.suite} {s.metric} {s.variant}: {', '.join(nights[i].label for i in s.outliers)}"
+                _CHANGE_MARK.get(k.verdict, k.verdict))]) + " |")
+    outliers = [f"{_md(s.suite)} {_md(s.metric)} {_md(s.variant)}: {', '.join(nights[i].label for i in s.outliers)}"
                 for s in history.series if s.outliers]
     if outliers:
-        lines += ["", "One-night outliers (not changes): " + "; ".join(_cell(o) for o in outliers)]
+        lines += ["", "One-night outliers (not changes): " + "; ".join(outliers)]
     lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
               "on the values before and after it."]
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
+from normreg.render.escape import plain
 from normreg.report.model import Report
 
 
@@ -57,6 +58,7 @@ def render_table(checks: Sequence[Check]) -> str:
                      f"{format_number(c.mean_b)} (n={c.n_b})", diff, ci, format_p(c.p_value),
                      format_p(c.p_adjusted), format_number(c.power, 2), format_number(c.mde, 2),
                      verdict_label(ch)))
+    rows = [tuple(plain(str(x)) for x in r) for r in rows]  # names from files: no terminal escape sequences
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
@@ -144,4 +146,4 @@ def render(report: Report) -> str:
     if notes:
         parts.append("Notes:\n" + "\n".join(notes))
     parts.append(f"Outcome: {report.verdict.upper()} (exit {report.exit_code})")
-    return "\n\n".join(parts)
+    return plain("\n\n".join(parts))
