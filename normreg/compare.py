@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 
 from normreg._callable import make_callable
 from normreg.environment import fingerprint
 from normreg.errors import InputError, did_you_mean
+from normreg.fileio import read_json
 from normreg.judge.checks import Check
 from normreg.judge.designs import compare_values, names
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.stats import adjust
-from normreg.report.model import Report
+from normreg.report.file import check_report
+from normreg.report.model import SCHEMA, Report
 from normreg.suite.spec import MetricSpec
+
+
+def _check_if_report(path: Path) -> None:
+    """A report is checked in full, as `report` and `history` check it, though compare reads only its runs."""
+    if path.is_file() and path.suffix.lower() == ".json":
+        data = read_json(path)
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            check_report(data, str(path))
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
@@ -63,6 +74,11 @@ def compare(
         raise InputError(f"expected mode 'pair' or 'baseline', got {mode!r}")
     if alpha is not None and not 0 < alpha < 0.5:
         raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
+    if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
+        raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
+                         f"matters), got {min_effect}")
+    for spec in (a_spec, b_spec):
+        _check_if_report(Path(spec.partition("#")[0]))
     a, b = load_result_set(a_spec), load_result_set(b_spec)
     pairs = _pairs(a, b)
     checks: list[Check] = []
@@ -76,6 +92,11 @@ def compare(
                 have = sorted(set(a.values[va]) & set(b.values[vb]))
                 raise InputError(f"metric '{m}' is not in both {a.source} ({va}) and {b.source} ({vb}); "
                                  f"shared metrics: {', '.join(have) or 'none'}")
+            for rs, v in ((a, va), (b, vb)):
+                bad = rs.left_out.get(v, {}).get(m)
+                if bad:
+                    raise InputError(f"{rs.source.partition('#')[0]}: variant {v}, metric {m}: non-finite values "
+                                     f"({'; '.join(bad)}); remove those rows or mark them status failed")
             spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
             spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
             xa, xb = a.values[va][m], b.values[vb][m]

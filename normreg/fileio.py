@@ -125,3 +125,121 @@ def check_output_dir(path: Path, option: str, *, write: bool = True) -> None:
 
 def _suffix(option: str) -> str:
     return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")
+
+
+# Numbers normreg reads from files must be finite and small enough that squares and sums of them stay finite
+# (a variance of values near 1e308 overflows).
+MAX_ABS_VALUE = 1e100
+
+
+def describe_value(value: Any) -> str:
+    """`a string ('0.01')`, `null`, `a list`: what was found, for an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) that is finite and within ±`MAX_ABS_VALUE`."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and abs(value) <= MAX_ABS_VALUE)
+
+
+def _expected(hint: Any, value: Any = None) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_expected(a, value) for a in args)
+    if hint is type(None):
+        return "null"
+    if hint is float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return f"a finite number within ±{MAX_ABS_VALUE:g}" if number else "a number"
+    if hint is int:
+        return "a whole number"
+    if hint is str:
+        return "a string"
+    if hint is bool:
+        return "true or false"
+    if origin in (tuple, list) or hint in (tuple, list):
+        return "a list"
+    return "an object"
+
+
+def _mismatch(value: Any, hint: Any, path: str) -> tuple[str, Any, Any] | None:
+    """None when `value` fits `hint`; else (path, hint, value) of the innermost part that does not."""
+    import collections.abc
+    import types
+    import typing
+
+    if hint is Any:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if any(_mismatch(value, a, path) is None for a in args):
+            return None
+        containers = [a for a in args if a is not type(None)]
+        if len(containers) == 1 and isinstance(value, (list, dict)):
+            return _mismatch(value, containers[0], path)  # name the element inside, not the container
+        return path, hint, value
+    if hint is type(None):
+        return None if value is None else (path, hint, value)
+    if hint is float:
+        return None if finite_number(value) else (path, hint, value)
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else (path, hint, value)
+    if hint in (str, bool):
+        return None if isinstance(value, hint) else (path, hint, value)
+    if origin in (tuple, list, collections.abc.Sequence) or hint in (tuple, list):
+        if not isinstance(value, list):
+            return path, hint, value
+        inner = args[0] if args else Any
+        for i, v in enumerate(value):
+            found = _mismatch(v, inner, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if origin in (dict, collections.abc.Mapping) or hint is dict:
+        if not isinstance(value, dict):
+            return path, hint, value
+        inner = args[1] if len(args) == 2 else Any
+        for k, v in value.items():
+            found = _mismatch(v, inner, f"{path}.{k}")
+            if found:
+                return found
+        return None
+    return None
+
+
+def check_fields(source: str, where: str, data: Any, cls: type, required: bool = True) -> None:
+    """Check a JSON object against the annotations of dataclass `cls`: every field present (unless it has a
+    default or `required` is false) and of the annotated type. Raises `ResultsError` naming file and field."""
+    import dataclasses
+    import typing
+
+    if not isinstance(data, dict):
+        raise ResultsError(f"{source}: {where}: expected an object, found {describe_value(data)}")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if required and not has_default:
+                raise ResultsError(f"{source}: {where}.{f.name}: missing; regenerate the file with this normreg")
+            continue
+        found = _mismatch(data[f.name], hints[f.name], f"{where}.{f.name}")
+        if found:
+            path, hint, value = found
+            raise ResultsError(f"{source}: {path}: expected {_expected(hint, value)}, found {describe_value(value)}; "
+                               "regenerate the file with this normreg")

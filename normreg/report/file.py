@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import ResultsError
-from normreg.fileio import check_schema, read_json
+from normreg.fileio import check_fields, check_schema, describe_value, read_json
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
 from normreg.report.model import SCHEMA, Report, SuiteInfo
-from normreg.run.results import RunResult
+from normreg.run.results import RunResult, check_run_json
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
 _COMPARISON_REQUIRED = tuple(f.name for f in fields(Comparison) if f.default is MISSING)
@@ -63,9 +63,31 @@ def _run(d: Mapping[str, Any]) -> Mapping[str, Any]:
             "history": {k: [nan if x is None else x for x in v] for k, v in (d.get("history") or {}).items()}}
 
 
+def check_report(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a report whose fields have the wrong type, naming the file and the field (after the schema check)."""
+    for key, kind in (("created", str), ("command", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise ResultsError(f"{source}: {key}: expected a string, found {describe_value(data[key])}")
+    for key in ("suites", "runs", "comparisons", "problems"):
+        if not isinstance(data.get(key, []), list):
+            raise ResultsError(f"{source}: {key}: expected a list, found {describe_value(data[key])}")
+    if not isinstance(data.get("environment") or {}, dict):
+        raise ResultsError(f"{source}: environment: expected an object, found {describe_value(data['environment'])}")
+    for i, s in enumerate(data.get("suites", [])):
+        check_fields(source, f"suites[{i}]", s, SuiteInfo)
+    for i, r in enumerate(data.get("runs", [])):
+        check_run_json(source, f"runs[{i}]", r)
+    for i, c in enumerate(data.get("comparisons", [])):
+        check_fields(source, f"comparisons[{i}]", c, Check, required=False)
+        check_fields(source, f"comparisons[{i}]", c, Comparison)
+    for i, p in enumerate(data.get("problems", [])):
+        check_fields(source, f"problems[{i}]", p, Problem)
+
+
 def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
     """Rebuild a report from its JSON form (`normreg.report/1`); raises `ResultsError` naming `source`."""
     check_schema(Path(source), data, SCHEMA)
+    check_report(data, source)
     try:
         suites = tuple(_suite(s) for s in data.get("suites", []))
         extras = {s["name"]: {k: v for k, v in s.items() if k not in _SUITE_FIELDS}

@@ -114,6 +114,22 @@ class RunLog:
         write_text_atomic(self.csv_path, ",".join(TIDY_COLUMNS) + "\n" + self._csv_text(kept))
 
 
+def check_run_json(source: str, where: str, run: Any) -> None:
+    """Refuse a run record (from a report or runs.jsonl) whose fields have the wrong type, naming file and field.
+    Metrics and history may hold null: JSON's stand-in for a non-finite value, which fails its run."""
+    from normreg.fileio import check_fields
+
+    fixed = run
+    if isinstance(run, dict):
+        fixed = dict(run)
+        for key in ("metrics", "history"):
+            value = run.get(key)
+            if isinstance(value, dict):
+                fixed[key] = {k: ([0.0 if x is None else x for x in v] if isinstance(v, list)
+                                  else 0.0 if v is None else v) for k, v in value.items()}
+    check_fields(source, where, fixed, RunResult)
+
+
 # ------------------------------------------------------------------------------------------ result sets
 
 
