@@ -238,17 +238,34 @@ def run(
                                     on_run_dir=held.append, on_note=display.note)
         finally:
             display.close()
+        from normreg.render.terminal import render
+
         typer.echo(f"Run directory: {held[0]}")
         kept = sorted({r.suite for r in result.runs if r.traceback})
         if kept:
             typer.echo("Tracebacks of the failed runs: " + ", ".join(str(held[0] / k / "failures") for k in kept))
-        code = _emit(result, report)
+        # Everything trained: a file that cannot be written (a full disk) must not lose the verdicts.
+        failed = [p.message for p in result.problems if p.kind == "write_failed"]
+        if report is not None:
+            try:
+                result.write(report)
+            except OSError as e:
+                failed.append(f"could not write {report}: {e.strerror or e}")
+        typer.echo(render(result))
+        if report is not None and not any(str(report) in f for f in failed):
+            typer.echo(f"Report: {report}")
         if html or markdown or junit:
             from normreg.report.file import report_from_json
 
             # From the JSON form, so the files are exactly what `normreg report` makes of report.json.
-            _write_formats(report_from_json(result.to_json()), html, markdown, junit)
-        return code
+            try:
+                _write_formats(report_from_json(result.to_json()), html, markdown, junit)
+            except OSError as e:
+                failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
+        if failed:
+            typer.echo(f"RunError: {'; '.join(failed)}; the verdicts above are complete", err=True)
+            return 3
+        return result.exit_code
 
     guarded(body)
 

@@ -34,6 +34,32 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def check_writable_dir(path: Path, what: str) -> None:
+    """Refuse, before anything trains, a folder normreg could not write into: a file in its place, a read-only or
+    full disk. Writes and removes a small probe file; folders it had to create are removed again."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path}: is a file, not a folder; give the path of a folder")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".normreg-probe-", dir=path)
+        try:
+            os.write(fd, b"\0" * 65536)  # a full disk often still has room for an empty file, not for data
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot write there ({e.strerror or e}); free some space, fix the "
+                         "permissions or give another folder") from None
+    finally:
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

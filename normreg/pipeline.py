@@ -17,7 +17,7 @@ from typing import Any
 
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
-from normreg.fileio import check_output_dir
+from normreg.fileio import check_output_dir, check_writable_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
@@ -106,6 +106,7 @@ def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: i
     try:
         if rundir.resume:
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
+        check_writable_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
             from normreg.audit.preflight import preflight  # also trainer options and logged metric names
 
@@ -240,7 +241,12 @@ def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment
         problems.append(Problem(s.name, "*", "baseline_not_updated",
                                 "runs failed, so the baseline was left unchanged; fix them and rerun"))
         return False
-    save_baseline(plan.baseline_dir, make_baseline(s, mine, dict(environment)), plan.chosen[s.name].write_path)
+    try:
+        save_baseline(plan.baseline_dir, make_baseline(s, mine, dict(environment)), plan.chosen[s.name].write_path)
+    except OSError as e:  # e.g. the disk filled up while training: keep the verdicts, say so
+        problems.append(Problem(s.name, "*", "write_failed", f"could not write the baseline "
+                                f"{plan.chosen[s.name].write_path}: {e.strerror or e}"))
+        return False
     return True
 
 
@@ -333,10 +339,17 @@ def run_suites(
                     overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains,
                     update_baseline=update_baseline)
     with plan.rundir:
+        if update_baseline:
+            check_writable_dir(baselines, "the baselines folder")
         if on_run_dir:
             on_run_dir(plan.out)
         execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
         report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
                            audit=executor.trains if audit is None else audit)
-        write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
+        try:
+            write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
+        except OSError as e:  # everything trained: the verdicts are returned all the same, with what failed
+            problem = Problem(plan.suites[0].name, "*", "write_failed",
+                              f"could not write {plan.out / 'report.json'}: {e.strerror or e}")
+            report = replace(report, problems=(*report.problems, problem))
     return report

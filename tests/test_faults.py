@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -12,6 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import REGRESSION, SAME
+from typer.testing import CliRunner
 
 SUITES = Path(__file__).parent / "data" / "suites"
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,3 +96,107 @@ def test_a_module_that_exits_on_import_is_refused_before_training(cli, tmp_path:
     assert res.output.strip().splitlines() == [
         f"SuiteError: {suite}:8: variants.b.model.target: importing 'quits_on_import' raised SystemExit: 0"]
     assert not (tmp_path / "run" / "quit" / "results.csv").exists()
+
+
+# ------------------------------------------------------------------------------------- the disk
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def test_out_naming_a_file_is_refused_before_training(cli, write_suite, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder\n")
+    res = cli("run", write_suite(), "--out", tmp_path / "taken", "--baselines", tmp_path / "b", script=SAME)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [
+        f"InputError: the run directory {tmp_path / 'taken'}: is a file, not a folder; give the path of a folder"]
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EACCES])
+@pytest.mark.parametrize("where", ["out", "baselines"])
+def test_unwritable_run_directory_or_baselines_is_found_before_training(cli, write_suite, tmp_path: Path,
+                                                                        monkeypatch, code: int, where: str) -> None:
+    import normreg.fileio
+
+    target = tmp_path / where
+    real = normreg.fileio.tempfile.mkstemp
+    ran: list[str] = []
+
+    def mkstemp(*args: object, dir: object = None, **kwargs: object) -> object:
+        if Path(str(dir)) == target:
+            raise _oserror(code)
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(normreg.fileio.tempfile, "mkstemp", mkstemp)
+    script = {v: {m: [_Counting(ran, x) for x in xs] for m, xs in ms.items()} for v, ms in SAME.items()}
+    res = cli("run", write_suite(), "--out", tmp_path / "out", "--baselines", tmp_path / "baselines",
+              "--update-baseline", script=script)
+    assert res.exit_code == 2, res.output
+    what = "the run directory" if where == "out" else "the baselines folder"
+    assert res.output.strip().splitlines() == [
+        f"InputError: {what} {target}: cannot write there ({os.strerror(code)}); free some space, fix the "
+        "permissions or give another folder"]
+    assert not ran and not (tmp_path / "out" / "pair" / "results.csv").exists()
+
+
+class _Counting(float):
+    """A scripted value that notes when it is used: nothing may train before the up-front checks pass."""
+
+    def __new__(cls, ran: list[str], value: float) -> _Counting:
+        x = super().__new__(cls, value)
+        x.ran = ran  # type: ignore[attr-defined]
+        return x
+
+    def __float__(self) -> float:
+        self.ran.append("trained")  # type: ignore[attr-defined]
+        return super().__float__()
+
+
+def test_a_report_that_cannot_be_written_at_the_end_keeps_the_verdicts(cli, write_suite, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    import normreg.report.model
+
+    def full(path: Path, data: object) -> None:
+        raise _oserror(errno.ENOSPC)
+
+    monkeypatch.setattr(normreg.report.model, "write_json_atomic", full)
+    res = cli("run", write_suite(), "--out", tmp_path / "run", "--report", tmp_path / "r.json",
+              "--baselines", tmp_path / "b", script=REGRESSION)
+    assert res.exit_code == 3, res.output
+    assert "regressed FAIL" in res.output and "Outcome: FAIL (exit 1)" in res.output  # the table, as it was
+    assert (f"RunError: could not write {tmp_path / 'run' / 'report.json'} (No space left on device), "
+            f"{tmp_path / 'r.json'} (No space left on device); the verdicts above are complete") in res.output
+    assert (tmp_path / "run" / "pair" / "results.csv").read_text().count("\n") == 21  # every run is on disk
+
+
+def test_a_baseline_that_cannot_be_written_at_the_end_is_a_failure_with_its_path(cli, write_suite, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    import normreg.judge.baseline
+
+    def full(path: Path, data: object) -> None:
+        raise _oserror(errno.ENOSPC)
+
+    monkeypatch.setattr(normreg.judge.baseline, "write_json_atomic", full)
+    res = cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", "--update-baseline",
+              script=SAME)
+    assert res.exit_code == 3, res.output
+    assert f"could not write the baseline {tmp_path / 'b' / 'pair.json'}: No space left on device" in res.output
+    assert "Outcome: ERROR (exit 3)" in res.output
+
+
+def test_a_start_that_failed_does_not_block_the_rerun(cli, write_suite, tmp_path: Path, monkeypatch) -> None:
+    from normreg import cli as cli_module
+    from normreg.errors import RunError
+    from normreg.run.fake import FakeRunner
+
+    class Broken(FakeRunner):
+        def run(self, *args: object, **kwargs: object) -> None:
+            raise RunError("no worker could start")
+
+    monkeypatch.setattr(cli_module, "make_runner", lambda workers: Broken(SAME))
+    suite, out = write_suite(), tmp_path / "run"
+    res = CliRunner().invoke(cli_module.app, ["run", str(suite), "--out", str(out), "--baselines",
+                                              str(tmp_path / "b")])
+    assert res.exit_code == 3 and "no worker could start" in res.output
+    assert cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=SAME).exit_code == 0

@@ -64,7 +64,7 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        if any(p.kind == "run_failed" and not p.expected for p in self.problems):
+        if any(p.kind in ("run_failed", "write_failed") and not p.expected for p in self.problems):
             return "error"
         if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems):
             return "fail"
