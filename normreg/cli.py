@@ -321,7 +321,7 @@ def plan(
                                                  "run directory or tidy CSV (default: the stored baseline, else "
                                                  "a short pilot run).")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
-    pilot_seeds: Annotated[int, typer.Option(min=2, help="Seeds of the pilot run, when one is needed.")] = 3,
+    pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
@@ -483,8 +483,8 @@ def audit(
     variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Audit only this variant (and the "
                                                          "reference); repeatable.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Build the models with this seed (default: the "
-                                                "suite's first).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="Build the models with this seed "
+                                                "(default: the suite's first).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
                                                       "data.args.batch_size=8 (repeatable).")] = None,
 ) -> None:

@@ -19,12 +19,15 @@ from normreg.report.model import SCHEMA, Report
 from normreg.suite.spec import MetricSpec
 
 
-def _check_if_report(path: Path) -> None:
-    """A report is checked in full, as `report` and `history` check it, though compare reads only its runs."""
+def _load(spec: str) -> ResultSet:
+    """A result set; a report is checked in full first, as `report` and `history` check it, though compare reads
+    only its runs and suites."""
+    path = Path(spec.partition("#")[0])
     if path.is_file() and path.suffix.lower() == ".json":
         data = read_json(path)
         if isinstance(data, dict) and data.get("schema") == SCHEMA:
             check_report(data, str(path))
+    return load_result_set(spec)
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
@@ -77,9 +80,7 @@ def compare(
     if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
         raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
                          f"matters), got {min_effect}")
-    for spec in (a_spec, b_spec):
-        _check_if_report(Path(spec.partition("#")[0]))
-    a, b = load_result_set(a_spec), load_result_set(b_spec)
+    a, b = _load(a_spec), _load(b_spec)
     pairs = _pairs(a, b)
     checks: list[Check] = []
     level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)
