@@ -164,9 +164,9 @@ def test_a_report_that_cannot_be_written_at_the_end_keeps_the_verdicts(cli, writ
     res = cli("run", write_suite(), "--out", tmp_path / "run", "--report", tmp_path / "r.json",
               "--baselines", tmp_path / "b", script=REGRESSION)
     assert res.exit_code == 3, res.output
-    assert "regressed FAIL" in res.output and "Outcome: FAIL (exit 1)" in res.output  # the table, as it was
-    assert (f"RunError: could not write {tmp_path / 'run' / 'report.json'} (No space left on device), "
-            f"{tmp_path / 'r.json'} (No space left on device); the verdicts above are complete") in res.output
+    assert "regressed FAIL" in res.output and "Outcome: ERROR (exit 3)" in res.output  # the table, all the same
+    assert (f"RunError: could not write {tmp_path / 'run' / 'report.json'}: No space left on device; could not write "
+            f"{tmp_path / 'r.json'}: No space left on device; the verdicts above are complete") in res.output
     assert (tmp_path / "run" / "pair" / "results.csv").read_text().count("\n") == 21  # every run is on disk
 
 
@@ -194,7 +194,7 @@ def test_a_start_that_failed_does_not_block_the_rerun(cli, write_suite, tmp_path
         def run(self, *args: object, **kwargs: object) -> None:
             raise RunError("no worker could start")
 
-    monkeypatch.setattr(cli_module, "make_runner", lambda workers: Broken(SAME))
+    monkeypatch.setattr(cli_module, "make_executor", lambda *a, **k: Broken(SAME))
     suite, out = write_suite(), tmp_path / "run"
     res = CliRunner().invoke(cli_module.app, ["run", str(suite), "--out", str(out), "--baselines",
                                               str(tmp_path / "b")])
