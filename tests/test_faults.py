@@ -110,7 +110,7 @@ def test_out_naming_a_file_is_refused_before_training(cli, write_suite, tmp_path
     res = cli("run", write_suite(), "--out", tmp_path / "taken", "--baselines", tmp_path / "b", script=SAME)
     assert res.exit_code == 2, res.output
     assert res.output.strip().splitlines() == [
-        f"InputError: the run directory {tmp_path / 'taken'}: is a file, not a folder; give the path of a folder"]
+        f"InputError: --out {tmp_path / 'taken'} is a file; give a directory (new or empty) for the run"]
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EACCES])
