@@ -109,8 +109,9 @@ def test_out_naming_a_file_is_refused_before_training(cli, write_suite, tmp_path
     (tmp_path / "taken").write_text("not a folder\n")
     res = cli("run", write_suite(), "--out", tmp_path / "taken", "--baselines", tmp_path / "b", script=SAME)
     assert res.exit_code == 2, res.output
-    assert res.output.strip().splitlines() == [
-        f"InputError: --out {tmp_path / 'taken'} is a file; give a directory (new or empty) for the run"]
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "is a file" in lines[0]
+    assert lines[0].startswith(f"InputError: --out {tmp_path / 'taken'}")
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EACCES])
