@@ -61,6 +61,17 @@ def _suite(tmp_path: Path, variants: str, module: str = QUITTERS, name: str = "q
     return path
 
 
+@pytest.fixture(autouse=True)
+def _forget_modules_imported_from_tmp(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """In-process runs import the suite's copies of the test models; forget them, so that a later test's suite of
+    the same module name imports its own copy rather than this test's, long deleted."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_user_code_that_exits_fails_its_run_not_the_whole_process(cli, tmp_path: Path, workers: str) -> None:
     suite = _suite(tmp_path, """

@@ -116,7 +116,7 @@ def test_an_out_that_is_a_file_is_one_line(cli, write_suite, tmp_path: Path) -> 
     (tmp_path / "f").write_text("x")
     res = cli("run", write_suite(), "--out", tmp_path / "f", "--baselines", tmp_path / "b", script=SAME)
     assert res.exit_code == 2 and res.output.strip().splitlines() == [
-        f"InputError: --out {tmp_path / 'f'} is a file; give a directory (new or empty) for the run"]
+        f"InputError: --out {tmp_path / 'f'}: is a file, not a folder; give a folder"]
 
 
 def test_an_empty_directory_or_a_failed_start_does_not_block_a_run(cli, write_suite, tmp_path: Path) -> None:
