@@ -63,10 +63,11 @@ def _suite(tmp_path: Path, variants: str, module: str = QUITTERS, name: str = "q
 
 @pytest.fixture(autouse=True)
 def _forget_modules_imported_from_tmp(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """In-process runs import the suite's copies of the test models; forget them, so that a later test's suite of
-    the same module name imports its own copy rather than this test's, long deleted."""
-    before = set(sys.modules)
+    """In-process runs put the suite's folder on the path and import its copies of the test models; forget both, so
+    that a later test's suite with a module of the same name imports its own copy rather than this test's."""
+    before, path = set(sys.modules), list(sys.path)
     yield
+    sys.path[:] = path  # the suite's folder was put on the path to import its models
     for name in set(sys.modules) - before:
         if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
             del sys.modules[name]
