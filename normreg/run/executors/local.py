@@ -128,13 +128,8 @@ class LocalExecutor:
         self._workers = []
 
     def __enter__(self) -> Executor:
-        """Start the fork server now, so its imports overlap with the caller's own work (loading, checks)."""
-        if self.options.workers != 0:
-            self._ctx = _context()
-            if self._ctx.get_start_method() == "forkserver":
-                from multiprocessing import forkserver
-
-                forkserver.ensure_running()
+        """Nothing starts here: the fork server (which imports torch and Lightning) starts with the first run, so
+        a suite refused while loading or checking costs no import in a process left behind."""
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
