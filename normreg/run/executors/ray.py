@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import sysconfig
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,8 @@ from normreg.run.results import RunResult
 EXCLUDES = ["runs/", ".git/", "**/__pycache__/", "**/*.pyc", "lightning_logs/", "**/*.ckpt", ".venv/",
             "baselines/", "reports/"]
 POLL_S = 0.2  # how often the wait for results wakes to look at the cancel flag
+CANCEL_RETRY_S = 1.0  # how long a cancelled task gets to end before its cancel is sent again
+CANCEL_WAIT_S = 30.0  # how long cancelling waits, at most, for the tasks in flight to end
 
 Worker = Callable[[Job, str], RunResult]
 
@@ -284,8 +287,18 @@ class RayExecutor:
                 for ref in done:
                     on_result(self._result(ray, ref, in_flight.pop(ref)))
         finally:
-            for ref in in_flight:  # nothing this run asked for goes on running on the cluster
+            self._end(ray, list(in_flight))
+
+    @staticmethod
+    def _end(ray: Any, refs: list[Any]) -> None:
+        """Cancel the tasks still in flight, so that nothing this run asked for goes on running on the cluster.
+        A cancel that reaches a task while its worker is still starting can be lost (Ray then runs the task
+        anyway), so each cancel is repeated until the task has ended, for at most CANCEL_WAIT_S."""
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while refs and time.monotonic() < deadline:
+            for ref in refs:
                 ray.cancel(ref, force=True)
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_RETRY_S, fetch_local=False)
 
     @staticmethod
     def _result(ray: Any, ref: Any, job: Job) -> RunResult:
