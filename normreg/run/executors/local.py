@@ -25,7 +25,7 @@ from normreg.run.placement import Placement, Slot, plan_placement
 from normreg.run.results import RunResult
 from normreg.run.worker import run_one, worker_main
 
-PRELOAD = ["torch", "pytorch_lightning", "normreg.run.worker"]
+PRELOAD = ["normreg.run.forkserver_exit", "torch", "pytorch_lightning", "normreg.run.worker"]
 _POLL_S = 0.2  # how often the parent looks at the cancel flag while waiting on workers
 
 
