@@ -84,12 +84,13 @@ class Execution:
 def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
              out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
              overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True,
-             update_baseline: bool = False) -> RunPlan:
+             update_baseline: bool = False, warm_up: Callable[[], None] | None = None) -> RunPlan:
     """Load suites and baselines, take the run directory (locked; one holding an earlier run is refused unless
     resumed, and a resumed one must hold the same, unchanged suites), and (`check_targets`) import and build every
     model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
     the executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device.
-    The caller closes `plan.rundir`."""
+    `warm_up()` is called once the suites are loaded, before the targets are built (the executor's own start then
+    overlaps it). The caller closes `plan.rundir`."""
     if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
         raise InputError(f"--out {out} and --resume {resume} name two directories; a resumed run writes into the "
                          "directory it resumes, so give only --resume")
@@ -108,6 +109,8 @@ def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: i
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
         check_writable_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
+            if warm_up is not None:
+                warm_up()
             from normreg.audit.preflight import preflight  # also trainer options and logged metric names
 
             for s in suites:
@@ -337,7 +340,7 @@ def run_suites(
     """
     plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, resume=resume, baselines=baselines,
                     overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains,
-                    update_baseline=update_baseline)
+                    update_baseline=update_baseline, warm_up=executor.warm_up)
     with plan.rundir:
         if update_baseline:
             check_writable_dir(baselines, "the baselines folder")

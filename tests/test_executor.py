@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,9 @@ class _Recorder:
         self.batches.append(len(jobs))
         self.fake.run(jobs, on_result, on_start)
 
+    def warm_up(self) -> None:
+        pass
+
     def cancel(self) -> None:
         self.fake.cancel()
 
@@ -163,3 +168,41 @@ def test_a_suite_that_asks_for_the_cpu_keeps_the_cpu_baseline_whatever_the_execu
     gpu = FakeRunner(REGRESSION, device="cuda (NVIDIA H200)")
     report = run_suites([suite], executor=gpu, out=tmp_path / "run", baselines=tmp_path / "b")
     assert "pair@cpu.json" in (report.suites[0].baseline_note or "")
+
+
+def test_the_executor_warms_up_once_the_suites_load_and_before_the_targets_are_built(
+        tmp_path: Path, write_suite: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr("normreg.audit.preflight.preflight", lambda suite: calls.append(f"preflight {suite.name}"))
+
+    class Warming(_Recorder):
+        trains = True  # so the pipeline builds the targets first
+
+        def warm_up(self) -> None:
+            calls.append("warm_up")
+
+    run_suites([write_suite(), write_suite(name="other")], executor=Warming(), out=tmp_path / "run",
+               baselines=tmp_path / "b", audit=False)
+    assert calls == ["warm_up", "preflight pair", "preflight other"]
+
+
+def test_warm_up_starts_the_fork_server_and_close_ends_it_unused() -> None:
+    """In a fresh interpreter (this one may hold a fork server already): the server warm_up started is gone as soon
+    as close() returns, even while it is still importing torch, so a refused suite leaves nothing behind."""
+    script = (
+        "import os, time\n"
+        "from normreg.run.executor import ExecutorOptions\n"
+        "from normreg.run.executors.local import LocalExecutor, _forkserver_pid\n"
+        "ex = LocalExecutor(ExecutorOptions(workers=2))\n"
+        "ex.warm_up()\n"
+        "pid = _forkserver_pid()\n"
+        "os.kill(pid, 0)  # running\n"
+        "ex.close()\n"
+        "try:\n"
+        "    os.kill(pid, 0)\n"
+        "except ProcessLookupError:\n"
+        "    print('stopped', pid)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0 and out.stdout.startswith("stopped "), out.stdout + out.stderr

@@ -79,6 +79,10 @@ class Executor(Protocol):
     def run(self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None) -> None:
         """Run every job; `on_result` once per started job, in completion order. Never raises for a failed run."""
 
+    def warm_up(self) -> None:
+        """Start what is slow to start (worker processes importing torch), so that it overlaps the caller's
+        up-front checks; called once the suites are loaded, before those checks. May do nothing."""
+
     def cancel(self) -> None:
         """Drop queued jobs and end running ones; safe to call from a signal handler."""
 

@@ -69,6 +69,9 @@ class FakeRunner:
                              device=self.device, traceback=failure.traceback)
         return replace(result_from_metrics(job, metrics, 0.0), device=self.device)
 
+    def warm_up(self) -> None:
+        """Nothing to start."""
+
     def cancel(self) -> None:
         self.cancelled = True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +37,29 @@ def _context() -> Any:
         ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return mp.get_context("spawn")
+
+
+def _forkserver_pid() -> int | None:
+    """The running fork server's process id, or None. multiprocessing has no public accessor; a version without
+    this attribute gives None, and warm_up then leaves the server to end with this process."""
+    from multiprocessing import forkserver
+
+    return getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+
+
+def _stop_forkserver() -> None:
+    """End the fork server at once, even in the middle of its imports: multiprocessing's own (test) method closes
+    the server's pipe and waits, which would wait out the imports, so the server is killed first."""
+    from multiprocessing import forkserver
+
+    pid = _forkserver_pid()
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    forkserver._forkserver._stop()
 
 
 def visible_gpus() -> list[str]:
@@ -92,6 +116,7 @@ class LocalExecutor:
         self._workers: list[_Worker] = []
         self._cancelled = False
         self._ctx: Any = None
+        self._warm_unused = False  # the fork server was started by warm_up and no worker came from it yet
 
     # -- the Executor protocol
 
@@ -114,10 +139,30 @@ class LocalExecutor:
         if self._cancelled:
             self._stop_busy(on_result)
 
+    def warm_up(self) -> None:
+        """Start the fork server, so that its imports of torch and Lightning overlap the up-front checks (which
+        import them in this process): about 4 s of a run's start on 2 cores. `close` stops it again if no run
+        came, so a suite refused by the checks leaves no process importing torch behind."""
+        if self.options.workers == 0 or self._ctx is not None:
+            return
+        self._ctx = _context()
+        if self._ctx.get_start_method() == "forkserver" and _forkserver_pid() is None:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+            # ours to stop if unused; a server that was already running may be serving another executor
+            self._warm_unused = _forkserver_pid() is not None
+
     def cancel(self) -> None:
         self._cancelled = True
 
     def close(self) -> None:
+        if self._warm_unused:
+            _stop_forkserver()
+            self._warm_unused = False
+        self._release_workers()
+
+    def _release_workers(self) -> None:
         for w in self._workers:
             if w.job is None:
                 try:
@@ -166,7 +211,7 @@ class LocalExecutor:
         """Keep the workers already running when they fit the new placement; start the ones missing."""
         if [w.slot for w in self._workers] == list(placement.slots):
             return
-        self.close()
+        self._release_workers()
         self._gpu_names = gpus
         self._workers = [self._start(slot) for slot in placement.slots]
 
@@ -181,6 +226,7 @@ class LocalExecutor:
         process = self._ctx.Process(target=worker_main, args=(child, keep, env, os.getcwd(), slot.threads),
                                     name="normreg-worker", daemon=True)
         process.start()
+        self._warm_unused = False
         child.close()
         keep.close()
         return _Worker(slot, process, parent, lifeline)

@@ -153,6 +153,9 @@ class RayExecutor:
         self._connect(env)
         self._run(ray, list(jobs), self._upload(ray, env), on_result, on_start)
 
+    def warm_up(self) -> None:
+        """Nothing: the connection needs the jobs (a Ray Client connection ships their modules on connecting)."""
+
     def cancel(self) -> None:
         self._cancelled = True
 
