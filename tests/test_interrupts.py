@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import new_tag, none_left, tagged, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
@@ -27,27 +26,10 @@ SLOW = ["--set", "variants={a: {model: tiny_models:Classifier}, b: {model: tiny_
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses ps and Linux signals")
 
 
-def _tagged(tag: str) -> list[tuple[int, int, str]]:
-    """(pid, ppid, command) of every live process (as `ps` lists them) whose environment holds the tag."""
-    out = subprocess.run(["ps", "-A", "ww", "-o", "pid=,ppid=,stat=,command="], capture_output=True, text=True,
-                         check=True).stdout
-    found = []
-    for line in out.splitlines():
-        pid, ppid, stat, command = (line.split(None, 3) + ["", "", "", ""])[:4]
-        if stat.startswith("Z"):
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if tag.encode() in environ.split(b"\0"):
-            found.append((int(pid), int(ppid), command[:120]))
-    return found
-
-
 def _start(tmp_path: Path, workers: int = 2, output: Any = subprocess.PIPE) -> tuple[subprocess.Popen[str], str, Path]:
-    tag = f"NORMREG_TEST_TAG={uuid.uuid4().hex}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), tag.split("=")[0]: tag.split("=")[1]}
+    name, value = new_tag()
+    tag = f"{name}={value}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), name: value}
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "normreg.cli", "run", str(TINY), "--workers", str(workers),
                              "--out", str(out), *SLOW], env=env, cwd=tmp_path, stdout=output,
@@ -55,17 +37,9 @@ def _start(tmp_path: Path, workers: int = 2, output: Any = subprocess.PIPE) -> t
     return proc, tag, out
 
 
-def _wait_for(condition, what: str, timeout: float = 240.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _workers(proc: subprocess.Popen[str], tag: str) -> list[int]:
     """The worker processes: children of the fork server, itself a child of the normreg process."""
-    procs = _tagged(tag)
+    procs = tagged(tag)
     servers = {pid for pid, ppid, cmd in procs if ppid == proc.pid and "forkserver" in cmd}
     return [pid for pid, ppid, _ in procs if ppid in servers]
 
@@ -82,18 +56,11 @@ def _training(proc: subprocess.Popen[str], tag: str, out: Path, finished: int) -
     """Wait until both workers are up and `finished` runs are on disk (the next ones then in flight)."""
 
     def state() -> str:
-        return f"exit code {proc.poll()}, {len(_rows(out))} rows, processes {_tagged(tag)}"
+        return f"exit code {proc.poll()}, {len(_rows(out))} rows, processes {tagged(tag)}"
 
-    _wait_for(lambda: len(_workers(proc, tag)) == 2 or proc.poll() is not None, "two workers")
-    _wait_for(lambda: len(_rows(out)) >= finished or proc.poll() is not None, f"{finished} runs")
+    wait_for(lambda: len(_workers(proc, tag)) == 2 or proc.poll() is not None, "two workers")
+    wait_for(lambda: len(_rows(out)) >= finished or proc.poll() is not None, f"{finished} runs")
     assert proc.poll() is None and len(_workers(proc, tag)) == 2, state()
-
-
-def _none_left(tag: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while _tagged(tag) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _tagged(tag) == [], "processes left behind"
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
@@ -114,19 +81,19 @@ def test_a_signal_to_the_parent_stops_everything_and_keeps_what_finished(tmp_pat
     jsonl = (out / "tiny" / "runs.jsonl").read_text().splitlines()
     assert 1 <= len(rows) == len(jsonl) < 8 and all(r["status"] == "ok" for r in rows)
     assert len({(r["variant"], r["seed"]) for r in rows}) == len(rows)  # each finished run recorded once
-    _none_left(tag)
+    none_left(tag)
 
 
 def test_kill_9_of_the_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
     proc, tag, out = _start(tmp_path)
     try:
         _training(proc, tag, out, finished=0)
-        assert len(_tagged(tag)) >= 4  # the parent, the fork server, two workers (and the resource tracker)
+        assert len(tagged(tag)) >= 4  # the parent, the fork server, two workers (and the resource tracker)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
-        _none_left(tag)
+        none_left(tag)
     finally:
-        for pid, _, _ in _tagged(tag):
+        for pid, _, _ in tagged(tag):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -139,7 +106,7 @@ def test_a_killed_worker_fails_only_its_own_run_and_nothing_outlives_normreg(tmp
             proc.wait(timeout=300)
             # Nothing normreg started lingers after it (the fork server, which has torch to tear down, used to
             # hold normreg's stdout open for 2 to 3 s more, and every reader of the output waited for it).
-            _none_left(tag, within=1.0)
+            none_left(tag, within=1.0)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

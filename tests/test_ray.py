@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from processes import new_tag, none_left, wait_for
 
 from normreg.pipeline import run_suites
 from normreg.run.executor import ExecutorOptions, executor_names, plan_jobs
@@ -135,3 +138,34 @@ def test_modules_outside_the_suite_folder_are_shipped(tmp_path: Path) -> None:
         for name in ("mypkg", "single"):
             sys.modules.pop(name, None)
     assert modules == {"s": [str(tmp_path / "mypkg"), str(tmp_path / "single.py")]}
+
+
+@pytest.mark.slow  # about 45 s on 2 cores: a Ray instance of its own, whose fresh workers import torch per task
+@pytest.mark.skipif(sys.platform != "linux", reason="uses ps and Linux signals")
+def test_sigint_ends_the_ray_tasks_and_the_local_instance_and_keeps_what_finished(tmp_path: Path) -> None:
+    """The real signal to a real `normreg run --executor ray`: exit 130 with the --resume line, the finished runs
+    on disk, and no process left of the Ray instance it started (raylet, GCS, workers: all carry the tag)."""
+    name, value = new_tag()
+    out = tmp_path / "run"
+    slow = ["--set", "variants={a: {model: tiny_models:Classifier}, b: {model: tiny_models:Classifier}}",
+            "--set", "trainer.max_epochs=15", "--set", "data.args.n=1024", "--seeds", "6"]
+    env = {**os.environ, name: value, "RAY_raylet_start_wait_time_s": "300"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "normreg.cli", "run", str(TINY), "--executor", "ray", "--out",
+                             str(out), *slow], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    results = out / "tiny" / "results.csv"
+    try:
+        wait_for(lambda: proc.poll() is not None or (results.exists() and len(results.read_text().splitlines()) > 1),
+                 "a finished run")
+        assert proc.poll() is None
+        os.kill(proc.pid, signal.SIGINT)  # the parent alone
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1].endswith(f"--resume {out}"), output
+    rows = results.read_text().splitlines()[1:]
+    assert 1 <= len(rows) < 12 and all(",ok," in r for r in rows), rows
+    none_left(f"{name}={value}")
