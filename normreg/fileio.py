@@ -34,32 +34,6 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def check_writable_dir(path: Path, what: str) -> None:
-    """Refuse, before anything trains, a folder normreg could not write into: a file in its place, a read-only or
-    full disk. Writes and removes a small probe file; folders it had to create are removed again."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{what} {path}: is a file, not a folder; give the path of a folder")
-    created = [p for p in (path, *path.parents) if not p.exists()]
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".normreg-probe-", dir=path)
-        try:
-            os.write(fd, b"\0" * 65536)  # a full disk often still has room for an empty file, not for data
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            os.unlink(probe)
-    except OSError as e:
-        raise InputError(f"{what} {path}: cannot write there ({e.strerror or e}); free some space, fix the "
-                         "permissions or give another folder") from None
-    finally:
-        for p in created:
-            try:
-                p.rmdir()
-            except OSError:
-                break
-
-
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -113,13 +87,20 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _probe_writable(folder: Path) -> str | None:
-    """None when a file can be created in `folder`, else why not (tried for real: permissions lie to root)."""
+    """None when data can be written in `folder`, else why not. Tried for real (permissions lie to root), with 64 KiB
+    synced to disk: a full disk often still has room for an empty file, not for data."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=".normreg-probe-", dir=folder)
     except OSError as e:
         return e.strerror or str(e)
-    os.close(fd)
-    os.unlink(tmp)
+    try:
+        os.write(fd, b"\0" * 65536)
+        os.fsync(fd)
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
     return None
 
 
@@ -137,16 +118,19 @@ def check_output_file(path: Path, option: str) -> None:
         raise InputError(f"{option} {path}: cannot write there ({why}); give another path")
 
 
-def check_output_dir(path: Path, option: str, *, write: bool = True) -> None:
-    """Refuse, before any work is done, a folder option that names a file or (when `write`) cannot be written."""
+def check_output_dir(path: Path, what: str, *, write: bool = True) -> None:
+    """Refuse, before anything trains, a folder (`what`: the option or its role) that names a file or (when
+    `write`) could not be written: read-only, or a full disk. Creates nothing: the probe is written into the folder,
+    or into its nearest existing parent when the folder is still to be made."""
     if path.exists() and not path.is_dir():
-        raise InputError(f"{option} {path}: is a file, not a folder; give a folder")
+        raise InputError(f"{what} {path}: is a file, not a folder; give a folder")
     found = _nearest_existing(path)
     if not found.is_dir():
-        raise InputError(f"{option} {path}: {found} is a file, so the folder cannot be created under it")
+        raise InputError(f"{what} {path}: {found} is a file, so the folder cannot be created under it")
     why = _probe_writable(found) if write else None
     if why:
-        raise InputError(f"{option} {path}: cannot write there ({why}); give another folder")
+        raise InputError(f"{what} {path}: cannot write there ({why}); free some space, fix the permissions or give "
+                         "another folder")
 
 
 def _suffix(option: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
-from normreg.fileio import check_output_dir, check_writable_dir
+from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
@@ -107,7 +107,7 @@ def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: i
     try:
         if rundir.resume:
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
-        check_writable_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
+        check_output_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
             if warm_up is not None:
                 warm_up()
@@ -342,8 +342,6 @@ def run_suites(
                     overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains,
                     update_baseline=update_baseline, warm_up=executor.warm_up)
     with plan.rundir:
-        if update_baseline:
-            check_writable_dir(baselines, "the baselines folder")
         if on_run_dir:
             on_run_dir(plan.out)
         execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)

@@ -16,6 +16,10 @@ import pytest
 from conftest import REGRESSION, SAME
 from typer.testing import CliRunner
 
+import normreg.fileio
+from normreg.errors import InputError
+from normreg.fileio import check_output_dir
+
 SUITES = Path(__file__).parent / "data" / "suites"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,11 +146,13 @@ def test_unwritable_run_directory_or_baselines_is_found_before_training(cli, wri
         return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(normreg.fileio.tempfile, "mkstemp", mkstemp)
+    if where == "baselines":
+        target.mkdir()  # an existing folder, read-only or on a full disk (a missing one is probed in its parent)
     script = {v: {m: [_Counting(ran, x) for x in xs] for m, xs in ms.items()} for v, ms in SAME.items()}
     res = cli("run", write_suite(), "--out", tmp_path / "out", "--baselines", tmp_path / "baselines",
               "--update-baseline", script=script)
     assert res.exit_code == 2, res.output
-    what = "the run directory" if where == "out" else "the baselines folder"
+    what = "the run directory" if where == "out" else "--baselines"
     assert res.output.strip().splitlines() == [
         f"InputError: {what} {target}: cannot write there ({os.strerror(code)}); free some space, fix the "
         "permissions or give another folder"]
@@ -213,3 +219,13 @@ def test_a_start_that_failed_does_not_block_the_rerun(cli, write_suite, tmp_path
                                               str(tmp_path / "b")])
     assert res.exit_code == 3 and "no worker could start" in res.output
     assert cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=SAME).exit_code == 0
+
+
+def test_a_disk_with_room_for_an_empty_file_but_not_for_data_counts_as_full(tmp_path: Path, monkeypatch) -> None:
+    def write(fd: int, data: bytes) -> int:
+        raise _oserror(errno.ENOSPC)
+
+    monkeypatch.setattr(normreg.fileio.os, "write", write)
+    with pytest.raises(InputError, match=r"^--out .*: cannot write there \(No space left on device\)"):
+        check_output_dir(tmp_path / "run", "--out")
+    assert list(tmp_path.iterdir()) == []  # neither the probe nor the folder is left behind
