@@ -16,7 +16,7 @@ import pytest
 from conftest import REGRESSION, SAME
 from typer.testing import CliRunner
 
-import normreg.fileio
+from normreg import fileio
 from normreg.errors import InputError
 from normreg.fileio import check_output_dir
 
@@ -225,7 +225,7 @@ def test_a_disk_with_room_for_an_empty_file_but_not_for_data_counts_as_full(tmp_
     def write(fd: int, data: bytes) -> int:
         raise _oserror(errno.ENOSPC)
 
-    monkeypatch.setattr(normreg.fileio.os, "write", write)
+    monkeypatch.setattr(fileio.os, "write", write)
     with pytest.raises(InputError, match=r"^--out .*: cannot write there \(No space left on device\)"):
         check_output_dir(tmp_path / "run", "--out")
     assert list(tmp_path.iterdir()) == []  # neither the probe nor the folder is left behind
