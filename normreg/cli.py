@@ -413,6 +413,9 @@ def history_cmd(
     markdown: Annotated[Optional[Path], typer.Option(help="Write the changes found as Markdown.")] = None,
     fail_on_change: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Exit 1 when a series' newest "
                                                           "change is a regression within the last N nights.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all-runs", help="Keep reports whose suite differs from its newest "
+                                           "report's (ad-hoc runs, or the suite before an edit), marked; by "
+                                           "default they are left out and listed.")] = False,
 ) -> None:
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
 
@@ -420,7 +423,7 @@ def history_cmd(
         from normreg.fileio import write_text_atomic
         from normreg.report.history import load_history, render_history
 
-        history = load_history(paths)
+        history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
         if html is not None:
             from normreg.render.html import render_history_html

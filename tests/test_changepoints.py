@@ -122,8 +122,8 @@ def test_the_history_command_names_the_night_and_the_commits(thirty_nights, tmp_
                                      "--html", str(tmp_path / "h.html")])
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("  model: from "))
-    assert line.startswith(f"  model: from 2026-10-21 03:17 (commit {_commit(20)[:10]}; last night before: "
-                           f"2026-10-20 03:17, commit {_commit(19)[:10]}): 0.9")
+    assert line.startswith(f"  model: from 2026-10-21 03:17:00 (commit {_commit(20)[:10]}; last night before: "
+                           f"2026-10-20 03:17:00, commit {_commit(19)[:10]}): 0.9")
     assert re.search(r"\(n=100\) -> 0\.9[12]\d* \(n=50\), diff -0\.0[23]\d* \[-0\.0\d+, -0\.0\d+\], p=.*: regressed$",
                      line), line
     assert "1 change found" in r.output

@@ -70,3 +70,39 @@ def test_history_page_has_one_figure_per_suite_and_metric(nights_dir):
     assert len(images) == 3  # drift acc, pairs acc, pairs loss
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert page.count('<tr class="fail">') == 2
+
+
+def _variant_of(nights_dir, tmp_path, created: str, change) -> None:  # noqa: ANN001
+    """A copy of the first night's report, created at `created` and changed by `change(data)`, into tmp_path."""
+    data = json.loads(sorted(nights_dir.glob("*/report.json"))[0].read_text())
+    data["created"] = created
+    change(data)
+    (tmp_path / f"{created[:19].replace(':', '')}.json").write_text(json.dumps(data))
+
+
+def test_an_ad_hoc_run_is_not_a_night_unless_asked_and_then_marked(nights_dir, tmp_path):
+    def other_seeds(data: dict) -> None:  # what --set or --seeds changes: the suite's digest
+        next(s for s in data["suites"] if s["name"] == "drift")["digest"] = "f" * 64
+
+    _variant_of(nights_dir, tmp_path, "2025-03-03T15:20:07+00:00", other_seeds)
+    history = load_history([nights_dir, tmp_path])
+    assert [n.created for n in history.nights] == NIGHT_DATES
+    assert len(history.ad_hoc) == 1 and history.ad_hoc[0].endswith("2025-03-03T152007.json")
+    assert "Left out, a suite differing from its newest report" in render_history(history)
+
+    kept = load_history([nights_dir, tmp_path], include_other_suites=True)
+    assert len(kept.nights) == 6 and kept.ad_hoc == ()
+    marked = [n for n in kept.nights if n.other_suite]
+    assert [n.label + n.marks for n in marked] == ["2025-03-03 15:20:07 (other suite: drift)"]
+    assert "2025-03-03 15:20:07 (other suite: drift)" in render_history(kept)
+
+
+def test_a_night_on_which_every_run_failed_is_marked(nights_dir, tmp_path):
+    def all_fail(data: dict) -> None:
+        for r in data["runs"]:
+            r.update(status="failed", metrics={}, error="RuntimeError: CUDA error")
+
+    _variant_of(nights_dir, tmp_path, "2025-03-09T03:00:00+00:00", all_fail)
+    history = load_history([nights_dir, tmp_path])
+    assert [n.all_failed for n in history.nights] == [False] * 5 + [True]
+    assert "2025-03-09 03:00:00 (all runs failed)" in render_history(history)

@@ -41,11 +41,20 @@ class Night:
     commit: str | None
     verdict: str
     failed_checks: tuple[str, ...]  # "suite metric a vs b" of every failing check
+    other_suite: tuple[str, ...] = ()  # suites whose content differs from their newest report's (an ad-hoc run)
+    all_failed: bool = False  # not one run finished: the night has no values
 
     @property
     def label(self) -> str:
-        """A short axis label: the date, and the time when two nights share a date."""
-        return self.created[:16].replace("T", " ")
+        """The date and time, to the second (two runs of one night stay apart)."""
+        return self.created[:19].replace("T", " ")
+
+    @property
+    def marks(self) -> str:
+        """What sets this night apart from a plain nightly run, for the tables; "" for a plain one."""
+        parts = ([f"other suite: {', '.join(self.other_suite)}"] if self.other_suite else []) + \
+            (["all runs failed"] if self.all_failed else [])
+        return f" ({'; '.join(parts)})" if parts else ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class History:
     series: tuple[Series, ...]
     skipped: tuple[str, ...] = ()  # duplicate reports left out (the same run written twice)
     unreadable: tuple[str, ...] = ()  # JSON files in the folders searched that could not be read (e.g. truncated)
+    ad_hoc: tuple[str, ...] = ()  # reports left out: a suite's content differed from its newest report's
 
     def grouped(self) -> dict[tuple[str, str], list[Series]]:
         out: dict[tuple[str, str], list[Series]] = {}
@@ -148,8 +158,22 @@ def _when(created: str, source: str) -> _dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
 
 
-def build_history(reports: Sequence[ReportFile]) -> History:
-    """Order reports by creation date and gather each (suite, metric, variant) series."""
+def _other_suites(reports: Sequence[ReportFile]) -> list[tuple[str, ...]]:
+    """Per report (in date order), the suites whose digest differs from that suite's newest report: a run with
+    `--set` or other seeds, or of the suite before an edit. The newest report of each suite defines it."""
+    newest: dict[str, str] = {}
+    for r in reversed(reports):
+        for s in r.report.suites:
+            newest.setdefault(s.name, s.digest)
+    return [tuple(s.name for s in r.report.suites if s.digest != newest[s.name]) for r in reports]
+
+
+def build_history(reports: Sequence[ReportFile], *, include_other_suites: bool = False) -> History:
+    """Order reports by creation date and gather each (suite, metric, variant) series.
+
+    A report in which a suite's content (its digest) differs from that suite's newest report is an ad-hoc run
+    (`--set`, other seeds) or one of the suite before an edit: its values are not comparable night to night, so
+    it is left out and listed in `ad_hoc`, unless `include_other_suites`, which keeps it as a marked night."""
     ordered = sorted(reports, key=lambda r: _when(r.report.created, r.source))
     kept: list[ReportFile] = []
     skipped: list[str] = []
@@ -161,6 +185,10 @@ def build_history(reports: Sequence[ReportFile]) -> History:
             continue
         seen.add(key)
         kept.append(r)
+    others = _other_suites(kept)
+    ad_hoc = [] if include_other_suites else [r.source for r, o in zip(kept, others, strict=True) if o]
+    others = [o for r, o in zip(kept, others, strict=True) if r.source not in ad_hoc]
+    kept = [r for r in kept if r.source not in ad_hoc]
     nights = []
     series: dict[tuple[str, str, str], list[NightPoint]] = {}
     goals: dict[tuple[str, str], str] = {}
@@ -170,7 +198,7 @@ def build_history(reports: Sequence[ReportFile]) -> History:
         failing = [c for c in rep.checks if c.failed]
         nights.append(Night(rf.source, rep.created, rep.environment.get("git_commit"), rep.verdict,
                             tuple(f"{c.suite} {c.comparison.metric} {c.comparison.a} vs {c.comparison.b}"
-                                  for c in failing)))
+                                  for c in failing), others[i], not any(r.ok for r in rep.runs)))
         bad = {(c.suite, c.comparison.metric, c.comparison.b) for c in failing}
         broken = {(p.suite, p.variant) for p in rep.problems if not p.expected}
         for s in rep.suites:
@@ -190,7 +218,7 @@ def build_history(reports: Sequence[ReportFile]) -> History:
     out = tuple(_with_changes(Series(suite, metric, variant, goals[(suite, metric)], tuple(points)),
                               *specs[(suite, metric)], len(nights))
                 for (suite, metric, variant), points in sorted(series.items(), key=lambda kv: kv[0][:2]))
-    return History(tuple(nights), out, tuple(skipped))
+    return History(tuple(nights), out, tuple(skipped), ad_hoc=tuple(ad_hoc))
 
 
 def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int) -> Series:
@@ -205,12 +233,11 @@ def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int)
     return replace(series, changes=changes, outliers=found.outliers, no_changes_reason=found.reason)
 
 
-def load_history(paths: Sequence[str | Path]) -> History:
-    """Read every report in `paths` (files or folders) into a history."""
-    from dataclasses import replace
-
+def load_history(paths: Sequence[str | Path], *, include_other_suites: bool = False) -> History:
+    """Read every report in `paths` (files or folders) into a history (see `build_history`)."""
     unreadable: list[str] = []
-    history = build_history([read_report(p) for p in find_reports(paths, unreadable)])
+    history = build_history([read_report(p) for p in find_reports(paths, unreadable)],
+                            include_other_suites=include_other_suites)
     return replace(history, unreadable=tuple(unreadable))
 
 
@@ -221,7 +248,7 @@ def render_history(history: History) -> str:
         head = ["night", "commit", *[s.variant for s in group]]
         rows = []
         for i, night in enumerate(history.nights):
-            cells = [night.label, (night.commit or "-")[:10]]
+            cells = [night.label + night.marks, (night.commit or "-")[:10]]
             for s in group:
                 p = next((p for p in s.points if p.night == i), None)
                 if p is None:
@@ -249,6 +276,9 @@ def render_history(history: History) -> str:
         parts.append(f"Left out as duplicates of another report: {', '.join(history.skipped)}")
     if history.unreadable:
         parts.append(f"Left out, not valid JSON (cut short while being written?): {', '.join(history.unreadable)}")
+    if history.ad_hoc:
+        parts.append(f"Left out, a suite differing from its newest report (ad-hoc runs with --set or other seeds, or "
+                     f"the suite before an edit; --all-runs keeps them, marked): {', '.join(history.ad_hoc)}")
     return "\n\n".join(parts)
 
 
