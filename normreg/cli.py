@@ -20,7 +20,6 @@ from normreg.run.executor import executor_names
 
 if TYPE_CHECKING:
     from normreg.pipeline import Progress
-    from normreg.report.file import ReportFile
     from normreg.report.model import Report
     from normreg.run.executor import Executor
 
@@ -185,11 +184,7 @@ def run(
                                 baseline_key=baseline_key, progress=_ProgressPrinter())
         typer.echo(f"Run directory: {out_dir}")
         code = _emit(result, report)
-        if html or markdown or junit:
-            from normreg.report.file import report_from_json
-
-            # From the JSON form, so the files are exactly what `normreg report` makes of report.json.
-            _write_formats(report_from_json(result.to_json()), html, markdown, junit)
+        _write_formats(result, html, markdown, junit)
         return code
 
     guarded(body)
@@ -250,7 +245,8 @@ def plan(
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
 
     def body() -> int:
-        from normreg.judge.planning import plan_suite, render_plan
+        from normreg.judge.planning import plan_suite
+        from normreg.render.planning import render_plan
 
         def announce(out_dir: Path) -> None:
             typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
@@ -267,10 +263,10 @@ def plan(
     guarded(body)
 
 
-def _write_formats(source: ReportFile, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
+def _write_formats(report: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
     from normreg.render.outputs import write_outputs
 
-    for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
+    for path in write_outputs(report, html=html, markdown=markdown, junit=junit):
         typer.echo(f"Wrote {path}")
 
 
@@ -290,7 +286,7 @@ def report_cmd(
 
         source = read_report(report_file)
         typer.echo(render(source.report))
-        _write_formats(source, html, markdown, junit)
+        _write_formats(source.report, html, markdown, junit)
         return 0
 
     guarded(body)
@@ -314,7 +310,8 @@ def calibrate(
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
 
     def body() -> int:
-        from normreg.judge.planning import calibrate_source, render_calibration
+        from normreg.judge.planning import calibrate_source
+        from normreg.render.planning import render_calibration
 
         result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
                                   min_effect=min_effect, reps=reps, random_seed=random_seed)
@@ -337,7 +334,8 @@ def history_cmd(
 
     def body() -> int:
         from normreg.fileio import write_text_atomic
-        from normreg.report.history import load_history, render_history
+        from normreg.render.history import render_history
+        from normreg.report.history import load_history
 
         history = load_history(paths)
         typer.echo(render_history(history))
@@ -410,7 +408,8 @@ def audit(
     """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
 
     def body() -> int:
-        from normreg.audit import audit_suite, render_audit
+        from normreg.audit import audit_suite
+        from normreg.render.audit import render_audit
 
         result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
         if report is not None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from normreg.audit import SCHEMA, AuditReport, audit_suite, render_audit
+from normreg.audit import SCHEMA, AuditReport, audit_suite
 from normreg.audit.checks import (
     batch_independence,
     frozen_modules,
@@ -23,6 +23,7 @@ from normreg.audit.checks import (
 from normreg.audit.divergence import first_divergence, match_rows
 from normreg.audit.record import Recorder, module_names
 from normreg.errors import InputError, SuiteError
+from normreg.render.audit import render_audit
 
 SUITES = Path(__file__).parent / "data" / "suites"
 
@@ -368,7 +369,7 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
 
     back = report_from_json(json.loads(json.dumps(report.to_json())))
     assert back.audit("audit_pair")["findings"][0]["module"] == "net.1"  # survives the JSON round trip
-    assert "<h3>Audit</h3>" in render_html(back)
+    assert "<h3>Audit</h3>" in render_html(back.report)
 
 
 def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:

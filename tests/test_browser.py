@@ -53,7 +53,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def html_file(report_json, tmp_path_factory) -> tuple[Path, int]:
-    page = render_html(report_from_json(report_json))
+    page = render_html(report_from_json(report_json).report)
     path = tmp_path_factory.mktemp("html") / "report.html"
     path.write_text(page, encoding="utf-8")
     return path, len(report_json["comparisons"])

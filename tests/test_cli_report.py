@@ -33,7 +33,7 @@ def test_report_writes_every_format(report_path, tmp_path):
     for name in ("r.html", "r.md", "j.xml"):
         assert (out / name).stat().st_size > 500
         assert f"Wrote {out / name}" in r.output
-    assert (out / "r.md").read_text(encoding="utf-8") == render_markdown(read_report(report_path))
+    assert (out / "r.md").read_text(encoding="utf-8") == render_markdown(read_report(report_path).report)
 
 
 def test_report_on_a_bad_file_exits_2(tmp_path):
@@ -53,7 +53,7 @@ def test_run_writes_the_formats_from_its_own_report(tmp_path, monkeypatch):
     reports = tmp_path / "reports"
     assert sorted(p.name for p in reports.iterdir()) == ["junit.xml", "report.html", "report.json", "summary.md"]
     summary = (reports / "summary.md").read_text(encoding="utf-8")
-    assert summary == render_markdown(read_report(reports / "report.json"))
+    assert summary == render_markdown(read_report(reports / "report.json").report)
     assert summary.startswith("## normreg: 💥 ERROR (exit 3)")
 
 

@@ -36,7 +36,7 @@ def page(report_json) -> str:
     """The scripted report, with audit findings attached to the pairs suite only (as `run` may attach them)."""
     data = json.loads(json.dumps(report_json))
     next(s for s in data["suites"] if s["name"] == "pairs")["audit"] = AUDIT
-    return render_html(report_from_json(data))
+    return render_html(report_from_json(data).report)
 
 
 def test_page_is_self_contained(page):
@@ -63,7 +63,7 @@ def test_each_suite_has_seed_plot_and_curves_as_decodable_pngs(page):
 
 
 def test_no_learning_curves_without_history(tmp_path):
-    page = render_html(report_from_json(make_report(tmp_path, curves=False)))
+    page = render_html(report_from_json(make_report(tmp_path, curves=False)).report)
     assert "Learning curves" not in page and len(images(page)) == 2
 
 
@@ -138,7 +138,7 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
     report = run_suites([tmp_path], out=tmp_path / "r2", baselines=tmp_path / "b",
                         executor=CurvesFakeRunner(metrics, curves))
     start = time.perf_counter()
-    page = render_html(report_from_json(normalise(report.to_json())))
+    page = render_html(report_from_json(normalise(report.to_json())).report)
     seconds = time.perf_counter() - start
     size = len(page.encode("utf-8"))
     print(f"6-suite HTML report: {size / 1e6:.2f} MB in {seconds:.1f} s")

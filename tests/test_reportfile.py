@@ -73,4 +73,4 @@ def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
     assert [r["metrics"] for r in data["runs"] if r["status"] == "failed"] == [{"acc": None}]
     rf = report_from_json(data)
     assert rf.report.verdict == "error"
-    assert "NonFiniteMetric: acc=nan" in render_markdown(rf)
+    assert "NonFiniteMetric: acc=nan" in render_markdown(rf.report)

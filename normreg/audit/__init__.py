@@ -3,7 +3,8 @@
 Six checks on a suite's own models and data (README, "normreg audit"): pair divergence, batch independence,
 train mode where nothing trains, frozen drift, per-source statistics, heterogeneous normalisation.
 
-    findings.py    Finding / AuditReport, JSON (schema normreg.audit/1) and terminal rendering; no torch
+    findings.py    Finding / AuditReport and their JSON (schema normreg.audit/1); no torch (render/audit.py
+                   draws them)
     record.py      global forward hooks recording every module call
     steps.py       driving a LightningModule without a Trainer: batches, steps, optimizers, state
     divergence.py  joining calls, matching rows, the first module whose outputs differ
@@ -12,8 +13,8 @@ train mode where nothing trains, frozen drift, per-source statistics, heterogene
     run.py         audit_suite / audit_models: build as the runner does, run every check
 """
 
-from normreg.audit.findings import CHECKS, SCHEMA, AuditReport, Finding, ModeSummary, PairSummary, render_audit
+from normreg.audit.findings import CHECKS, SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
 from normreg.audit.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
 
 __all__ = ["CHECKS", "SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
-           "audit_models", "audit_suite", "likely_causes", "render_audit"]
+           "audit_models", "audit_suite", "likely_causes"]

@@ -16,9 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
-from normreg.render.summary import describe, group_problems, order
-from normreg.render.terminal import format_p
-from normreg.report.file import ReportFile
+from normreg.render.labels import (
+    EN_DASH,
+    HTML,
+    HTML_CLASS,
+    HTML_ROW_CLASS,
+    OTHER_ENVIRONMENT,
+    adjusted_p,
+    environment_changes,
+    interval,
+    number,
+    order,
+    p_value,
+    signed,
+    status,
+)
+from normreg.render.summary import describe, group_problems
 from normreg.report.model import Report, SuiteInfo
 
 if TYPE_CHECKING:
@@ -48,7 +61,7 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _g(x: float | None, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}g}"
+    return number(x, digits, missing=EN_DASH)
 
 
 def _page(title: str, body: Iterable[str]) -> str:
@@ -65,14 +78,10 @@ def _badge(verdict: str) -> str:
 
 
 def _verdict(check: Check) -> str:
-    v = escape(check.comparison.verdict)
-    if check.failed:
-        why = f" (expected {escape(check.expected)})" if check.expected is not None else ""
-        return f'<span class="v-fail">{v} — FAIL{why}</span>'
-    if check.expected_failure:
-        return f'<span class="v-xfail">{v} (expected: known bug)</span>'
-    cls = "v-ok" if check.comparison.verdict == "equivalent" else ""
-    return f'<span class="{cls}">{v}</span>'
+    cls = HTML_CLASS[status(check)]
+    if not cls and check.comparison.verdict == "equivalent":
+        cls = "v-ok"
+    return f'<span class="{cls}">{HTML.label(check, escape)}</span>'
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
@@ -84,13 +93,13 @@ def verdict_table(checks: Sequence[Check]) -> str:
     rows = []
     for ch in order(checks):
         c = ch.comparison
-        cls = "fail" if ch.failed else "xfail" if ch.expected_failure else ""
-        ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
-        diff = "–" if c.diff is None else f"{c.diff:+.4g}"
-        p = format_p(c.p_value, missing="–")
-        if c.p_adjusted is not None and format_p(c.p_adjusted) != p:  # the verdict used the adjusted p
-            p += f"<br><small>adj. {format_p(c.p_adjusted)}</small>"
-        p = p.replace("<1e-4", "&lt;1e-4")
+        cls = HTML_ROW_CLASS[status(ch)]
+        ci = interval(c, missing=EN_DASH)
+        diff = signed(c.diff, 4, missing=EN_DASH)
+        p = escape(p_value(c.p_value, missing=EN_DASH))
+        adjusted = adjusted_p(c, missing=EN_DASH)
+        if adjusted is not None:  # the verdict used the adjusted p
+            p += f"<br><small>adj. {escape(adjusted)}</small>"
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
@@ -213,8 +222,8 @@ def environment_html(current: Mapping[str, Any], stored: Mapping[str, Any] | Non
     head = "<tr><th>key</th><th>this run</th>" + ("<th>baseline</th>" if beside else "") + "</tr>"
     note = ""
     if differences:
-        note = ("<p><b>The baseline was made in another environment:</b> " +
-                ", ".join(f"{escape(k)} {_cell(a)} → {_cell(b)}" for k, (a, b) in sorted(differences.items())) +
+        note = (f"<p><b>{OTHER_ENVIRONMENT.capitalize()}:</b> "
+                f"{environment_changes({escape(k): v for k, v in differences.items()}, '→', _cell)}"
                 ". Differences in these values can move results by themselves.</p>")
     return f"<h3>Environment</h3>{note}<table>{head}{''.join(rows)}</table>"
 
@@ -229,10 +238,9 @@ def _problems(problems: Sequence[Any]) -> str:
     return f"<h3>Problems</h3><ul>{''.join(items)}</ul>"
 
 
-def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
+def suite_html(report: Report, suite: SuiteInfo) -> str:
     from normreg.render.plots import curves_figure, seeds_figure
 
-    report = source.report
     variants = _variants(report, suite)
     metrics = [(m, str(spec.get("goal", "max"))) for m, spec in suite.metrics.items()]
     current, baseline = _samples(report, suite, variants)
@@ -259,7 +267,7 @@ def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
         parts.append("<h3>Learning curves</h3><p class=meta>Per-epoch values logged during training, one line per "
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
-    parts.append(audit_html(source.audit(suite.name)))
+    parts.append(audit_html(suite.audit))
     diffs: dict[str, Sequence[Any]] = {}
     for c in checks:
         diffs.update(c.environment_differences)
@@ -267,11 +275,8 @@ def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(source: ReportFile | Report) -> str:
+def render_html(report: Report) -> str:
     """The report as one self-contained HTML page."""
-    if isinstance(source, Report):
-        source = ReportFile("<report>", source)
-    report = source.report
     n_failed = sum(c.failed for c in report.checks)
     n_xfail = sum(c.expected_failure for c in report.checks)
     commit = report.environment.get("git_commit")
@@ -287,7 +292,7 @@ def render_html(source: ReportFile | Report) -> str:
     body.append(verdict_table(report.checks) if report.checks else "<p>No comparisons.</p>")
     body.append(_problems([p for p in report.problems if p.suite not in {s.name for s in report.suites}]))
     for s in report.suites:
-        body.append(suite_html(source, s))
+        body.append(suite_html(report, s))
     if not report.suites:
         body.append(environment_html(report.environment, None, {}))
     return _page(f"normreg report: {report.verdict}", body)
@@ -298,8 +303,8 @@ def render_html(source: ReportFile | Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
+    from normreg.render.history import change_summary
     from normreg.render.plots import history_figure
-    from normreg.report.history import change_summary
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "

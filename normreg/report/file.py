@@ -7,6 +7,7 @@ version does not model (such as an `audit`) are kept as they are in `ReportFile.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -62,6 +63,19 @@ def _run(d: Mapping[str, Any]) -> Mapping[str, Any]:
             "history": {k: [nan if x is None else x for x in v] for k, v in (d.get("history") or {}).items()}}
 
 
+_LEGACY_SEED = re.compile(r"^seed (\d+): ")
+
+
+def _problem(d: Mapping[str, Any]) -> Problem:
+    """A problem; reports written before problems carried their seed named it at the head of the message."""
+    message, seed = d["message"], d.get("seed")
+    legacy = _LEGACY_SEED.match(message) if "seed" not in d else None
+    if legacy:
+        message, seed = message[legacy.end():], int(legacy.group(1))
+    return Problem(suite=d["suite"], variant=d["variant"], kind=d["kind"], message=message,
+                   expected=bool(d.get("expected", False)), seed=None if seed is None else int(seed))
+
+
 def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
     """Rebuild a report from its JSON form (`normreg.report/1`); raises `ResultsError` naming `source`."""
     check_schema(Path(source), data, SCHEMA)
@@ -74,9 +88,7 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
                              expected=c.get("expected"),
                              environment_differences=c.get("environment_differences") or {})
                        for c in data.get("comparisons", []))
-        problems = tuple(Problem(suite=p["suite"], variant=p["variant"], kind=p["kind"], message=p["message"],
-                                 expected=bool(p.get("expected", False)))
-                         for p in data.get("problems", []))
+        problems = tuple(_problem(p) for p in data.get("problems", []))
         report = Report(created=data["created"], environment=data.get("environment") or {}, suites=suites,
                         runs=runs, checks=checks, problems=problems, command=data.get("command", "run"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
