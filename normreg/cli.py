@@ -211,8 +211,6 @@ def compare(
     def body() -> int:
         from normreg.compare import compare as do_compare
 
-        if goal is not None and goal not in ("max", "min"):
-            raise InputError(f"expected --goal max or min, got {goal!r}")
         result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
                             mode=mode, design=design, correction=correction)
         return _emit(result, report)
@@ -246,6 +244,7 @@ def plan(
 
     def body() -> int:
         from normreg.judge.planning import plan_suite
+        from normreg.pipeline import pilot_run
         from normreg.render.planning import render_plan
 
         def announce(out_dir: Path) -> None:
@@ -255,8 +254,10 @@ def plan(
         from normreg.run.executor import ExecutorOptions
 
         with make_executor("local", ExecutorOptions()) as ex:
+            run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=_ProgressPrinter(),
+                                  on_start=announce)
             p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
-                           executor=ex, progress=_ProgressPrinter(), on_pilot_run=announce)
+                           run_pilot=run_pilot)
         typer.echo(render_plan(p))
         return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
@@ -41,7 +42,7 @@ def compare(
     *,
     metrics: tuple[str, ...] = (),
     alpha: float | None = None,
-    goal: str | None = None,
+    goal: Goal | None = None,
     min_effect: float | None = None,
     mode: str = "pair",
     design: str = "welch",
@@ -53,12 +54,11 @@ def compare(
     Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
     `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
     """
-    if design not in ("welch", "paired"):
-        raise InputError(f"expected design 'welch' or 'paired', got {design!r}")
-    if correction not in ("holm", "bonferroni", "none"):
-        raise InputError(f"expected correction 'holm', 'bonferroni' or 'none', got {correction!r}")
-    if mode not in ("pair", "baseline"):
-        raise InputError(f"expected mode 'pair' or 'baseline', got {mode!r}")
+    check_choice("--design", design, DESIGNS)
+    check_choice("--correction", correction, CORRECTIONS)
+    check_choice("--mode", mode, MODES)
+    if goal is not None:
+        check_choice("--goal", goal, GOALS)
     if alpha is not None and not 0 < alpha < 0.5:
         raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
     a, b = load_result_set(a_spec), load_result_set(b_spec)

@@ -1,10 +1,11 @@
 """The exception tree. The CLI maps each class to an exit code; the library never exits.
 
-    NormregError            base: anything normreg reports to a user
-    ├── InputError          bad input (exit 2)
-    │   ├── SuiteError      a suite file: names file, line and key path
-    │   └── ResultsError    a report, run directory, baseline or CSV that cannot be read
-    └── RunError            training could not start at all (exit 3)
+    NormregError            base: anything normreg reports to a user (exit 3 unless a subclass says otherwise)
+    └── InputError          bad input (exit 2)
+        ├── SuiteError      a suite file: names file, line and key path
+        └── ResultsError    a report, run directory, baseline or CSV that cannot be read
+
+A run that fails is not an exception: it is a recorded result, and the report's verdict is "error" (exit 3).
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ class SuiteError(InputError):
 
 class ResultsError(InputError):
     """A report, run directory, baseline or CSV file that cannot be read or does not fit."""
-
-
-class RunError(NormregError):
-    """Training could not be carried out (as opposed to one run failing, which is a recorded result)."""
 
 
 def did_you_mean(word: object, options: Iterable[str], prefix: str = "") -> str:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from normreg.audit.findings import AuditReport
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
 from normreg.fileio import write_json_atomic
@@ -24,7 +25,7 @@ from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunLog, RunResult
-from normreg.suite.spec import SeedPlan, Suite, discover, load_suite
+from normreg.suite.spec import SeedPlan, Suite, discover, load_suite, metrics_to_json
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ def default_out_dir() -> Path:
     return candidate
 
 
-def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
-                seeds: int | str | None = None) -> list[Suite]:
+Seeds = int | Literal["auto"] | None  # `--seeds`: N seeds 0..N-1, "auto" (staged), or None (the suites' own)
+
+
+def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:
     """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
     or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
     suites = [load_suite(p, overrides) for p in discover(paths)]
@@ -90,7 +93,7 @@ class Execution:
     staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
 
 
-def plan_run(paths: Sequence[str | Path], *, device: str, seeds: int | str | None = None, out: Path | None = None,
+def plan_run(paths: Sequence[str | Path], *, device: str, seeds: Seeds = None, out: Path | None = None,
              baselines: Path = Path("baselines"), overrides: Sequence[str] = (), baseline_key: str | None = None,
              check_targets: bool = True) -> RunPlan:
     """Load suites and baselines, refuse a used run directory, and (`check_targets`) import and build every model
@@ -120,7 +123,7 @@ def _write_run_json(plan: RunPlan, s: Suite) -> None:
         "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
         "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
         "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
-        "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+        "metrics": metrics_to_json(s.metrics),
         "environment": dict(plan.environment),
     })
 
@@ -229,19 +232,18 @@ def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment
 
 
 def _suite_info(plan: RunPlan, s: Suite, used: dict[str, int] | None, stages_run: int | None, updated: bool,
-                causes: dict[str, Any] | None) -> SuiteInfo:
+                causes: AuditReport | None) -> SuiteInfo:
     chosen = plan.chosen[s.name]
     b = chosen.baseline
     return SuiteInfo(
         name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
         seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
-        metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+        metrics=s.metrics,
         run_dir=str(plan.run_dir(s)), baseline=str(chosen.path) if b else None,
         baseline_note=f"baseline written to {chosen.write_path}" if updated and chosen.keyed else chosen.note,
         baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
         design=s.stats.design, correction=s.stats.correction,
-        seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
-                   "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
+        seed_plan=s.seed_plan, spending=s.stats.spending,
         stages_run=stages_run, seeds_used=used, baseline_values=b.values if b else None, audit=causes)
 
 
@@ -286,7 +288,7 @@ def run_suites(
     paths: Sequence[str | Path],
     *,
     executor: Executor,
-    seeds: int | str | None = None,
+    seeds: Seeds = None,
     out: Path | None = None,
     baselines: Path = Path("baselines"),
     update_baseline: bool = False,
@@ -312,3 +314,22 @@ def run_suites(
                        audit=executor.trains if audit is None else audit)
     write_report(report, plan)
     return report
+
+
+def pilot_run(*, executor: Executor, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
+              progress: Callable[[Progress], None] | None = None,
+              on_start: Callable[[Path], None] | None = None) -> Callable[[Path, int], str]:
+    """For `normreg plan`: a function that runs a suite with N seeds in a fresh temporary run directory and
+    returns the suite's run directory (`on_start` is told where, before training starts)."""
+    def run(suite_path: Path, seeds: int) -> str:
+        import tempfile
+
+        name = load_suite(suite_path, overrides).name
+        out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{name}-"))
+        if on_start is not None:
+            on_start(out_dir)
+        run_suites([suite_path], executor=executor, seeds=seeds, out=out_dir, baselines=baselines,
+                   overrides=overrides, progress=progress)
+        return str(out_dir / name)
+
+    return run

@@ -360,7 +360,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",
                         baselines=tmp_path / "b", audit=True)
     (info,) = report.suites
-    assert info.audit["schema"] == SCHEMA and info.audit["variants"] == ["merged", "twin"]
+    assert isinstance(info.audit, AuditReport) and info.audit.variants == ("merged", "twin")
+    assert report.to_json()["suites"][0]["audit"]["schema"] == SCHEMA
     assert report.to_json()["suites"][0]["audit"]["findings"][0]["module"] == "net.1"
     assert "Likely cause (normreg audit, no training):\n  audit_pair/twin: [pair_divergence] net.1 (BatchNorm1d)" \
         in render(report)
@@ -368,7 +369,7 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     from normreg.report.file import report_from_json
 
     back = report_from_json(json.loads(json.dumps(report.to_json())))
-    assert back.audit("audit_pair")["findings"][0]["module"] == "net.1"  # survives the JSON round trip
+    assert back.audit("audit_pair") == info.audit  # survives the JSON round trip
     assert "<h3>Audit</h3>" in render_html(back.report)
 
 
@@ -381,7 +382,8 @@ def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
                      "  b: {model: no_such_module:M}\n")
     report = run_suites([suite], executor=FakeRunner({"a": {"acc": [0.9, 0.91]}, "b": {"acc": [0.5, 0.51]}}),
                         out=tmp_path / "run", baselines=tmp_path / "b", audit=True)
-    assert "cannot import module 'no_such_module'" in report.suites[0].audit["error"]
+    assert "cannot import module 'no_such_module'" in report.suites[0].audit.error
+    assert report.to_json()["suites"][0]["audit"] == {"schema": SCHEMA, "error": report.suites[0].audit.error}
     assert report.verdict == "fail"
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from scripted import make_report
 
+from normreg.audit.findings import AuditReport
 from normreg.render.html import audit_html, render_html
 from normreg.report.file import report_from_json
 
@@ -25,10 +26,12 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-AUDIT = {"schema": "normreg.audit/1", "findings": [
-    {"severity": "error", "check": "pair_divergence", "module": "encoder.1", "type": "BatchNorm1d",
-     "message": "first divergence in train mode", "evidence": {"max_abs_diff": 0.42}, "fix": "one batch"},
-    {"severity": "info", "check": "loss_only", "message": "only the loss differs"}]}
+AUDIT = {"schema": "normreg.audit/1", "suite": "pairs", "findings": [
+    {"severity": "error", "check": "pair_divergence", "variant": "b", "module": "encoder.1",
+     "module_type": "BatchNorm1d", "message": "first divergence in train mode", "evidence": {"max_abs_diff": 0.42},
+     "fix": "one batch"},
+    {"severity": "info", "check": "pair_divergence", "variant": "b", "module": "(loss)", "module_type": "-",
+     "message": "only the loss differs", "evidence": {}, "fix": "nothing to fix"}]}
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +104,18 @@ def test_audit_findings_when_present_and_absence_tolerated(page):
     assert "normreg.audit/1" in pairs
 
 
+WARNING = {"severity": "warning", "check": "frozen_drift", "variant": "b", "module": "bn", "module_type": "BatchNorm1d",
+           "message": "drifts", "evidence": {}, "fix": "eval()"}
+
+
 @pytest.mark.parametrize("audit, expect", [
-    ([], "No findings."),
-    ([{"severity": "warning", "module": "bn"}], '<tr class="sev-warning">'),
-    ("audit skipped: no data module", "audit skipped"),
-    ({"findings": ["plain text finding"]}, "plain text finding"),
-], ids=["empty", "bare-list", "a-string", "non-dict-finding"])
-def test_audit_shapes(audit, expect):
-    assert expect in audit_html(audit)
+    ({"suite": "s", "findings": []}, "No findings."),
+    ({"suite": "s", "findings": [WARNING]}, '<tr class="sev-warning">'),
+    ({"schema": "normreg.audit/1", "error": "cannot import module 'x'"}, "cannot import module"),
+], ids=["no-findings", "a-warning", "could-not-run"])
+def test_audit_forms(audit, expect):
+    assert expect in audit_html(AuditReport.from_json(audit, suite="s"))
+    assert audit_html(None) == ""
 
 
 def test_all_suites_page_stays_under_two_megabytes(tmp_path):

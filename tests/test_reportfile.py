@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from normreg.audit.findings import AuditReport, Finding
 from normreg.errors import ResultsError
 from normreg.report.file import read_report, report_from_json
+from normreg.suite.spec import MetricSpec, SeedPlan
 
 
 def test_round_trip_is_exact(report_json):
@@ -26,10 +28,36 @@ def test_baseline_values_come_back_with_integer_seeds(report_json):
 
 def test_unknown_per_suite_entries_are_kept_as_extras(report_json):
     data = json.loads(json.dumps(report_json))
-    data["suites"][0]["audit"] = {"findings": [{"severity": "error", "module": "bn1"}]}
+    data["suites"][0]["from_a_later_version"] = {"x": 1}
     rf = report_from_json(data)
-    assert rf.audit(data["suites"][0]["name"]) == {"findings": [{"severity": "error", "module": "bn1"}]}
+    assert rf.extras[data["suites"][0]["name"]] == {"from_a_later_version": {"x": 1}}
+
+
+def test_suite_entries_read_back_as_their_types(report_json):
+    data = json.loads(json.dumps(report_json))
+    finding = {"check": "pair_divergence", "severity": "error", "variant": "b", "module": "bn1",
+               "module_type": "BatchNorm1d", "message": "differs", "evidence": {"x": 1.0}, "fix": "one batch"}
+    data["suites"][0]["audit"] = {"schema": "normreg.audit/1", "suite": data["suites"][0]["name"],
+                                  "findings": [finding]}
+    data["suites"][0]["seed_plan"] = {"min": 3, "max": 8, "spending": "obrien-fleming", "stages": [3, 5, 8]}
+    rf = report_from_json(data)
+    info = rf.report.suites[0]
+    assert isinstance(info.audit, AuditReport) and info.audit.findings[0] == Finding.from_json(finding)
     assert rf.audit("no-such-suite") is None
+    assert info.seed_plan == SeedPlan(3, 8) and info.spending == "obrien-fleming"
+    assert all(isinstance(m, MetricSpec) for m in info.metrics)
+    back = info.to_json()
+    assert back["seed_plan"] == data["suites"][0]["seed_plan"] and back["audit"]["findings"] == [finding]
+    assert "spending" not in back  # it lives under seed_plan, as the schema says
+
+
+def test_problems_carry_their_seed_and_old_reports_read_back(report_json):
+    data = json.loads(json.dumps(report_json))
+    data["problems"] = [{"suite": "s", "variant": "v", "kind": "run_failed", "message": "seed 4: boom",
+                         "expected": False}]  # written before problems carried their seed
+    (p,) = report_from_json(data).report.problems
+    assert (p.seed, p.message) == (4, "boom")
+    assert p.to_json()["seed"] == 4 and p.to_json()["message"] == "boom"
 
 
 def test_read_report_from_disk(report_path):

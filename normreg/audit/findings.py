@@ -40,6 +40,12 @@ class Finding:
                 "module_type": self.module_type, "message": self.message, "evidence": clean_json(dict(self.evidence)),
                 "fix": self.fix}
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(check=d["check"], severity=d["severity"], variant=d["variant"], module=d["module"],
+                   module_type=d["module_type"], message=d["message"], evidence=dict(d.get("evidence") or {}),
+                   fix=d["fix"])
+
 
 @dataclass(frozen=True)
 class ModeSummary:
@@ -69,6 +75,13 @@ class ModeSummary:
                        "first_divergence_type": self.first_divergence_type, "cause": self.cause,
                        "identical": self.identical, "error": self.error})
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ModeSummary:
+        return cls(mode=d["mode"], loss_reference=d.get("loss_reference"), loss_variant=d.get("loss_variant"),
+                   grad_diff=d.get("grad_diff"), stats_diff=d.get("stats_diff"), stats_worst=d.get("stats_worst"),
+                   modules_compared=int(d.get("modules_compared") or 0), first_divergence=d.get("first_divergence"),
+                   first_divergence_type=d.get("first_divergence_type"), cause=d.get("cause"), error=d.get("error"))
+
 
 @dataclass(frozen=True)
 class PairSummary:
@@ -82,21 +95,30 @@ class PairSummary:
         return {"reference": self.reference, "variant": self.variant, "modes": [m.to_json() for m in self.modes],
                 "state_copied": self.state_copied, "state_unmatched": self.state_unmatched}
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PairSummary:
+        return cls(reference=d["reference"], variant=d["variant"],
+                   modes=tuple(ModeSummary.from_json(m) for m in d.get("modes", ())),
+                   state_copied=int(d.get("state_copied") or 0), state_unmatched=int(d.get("state_unmatched") or 0))
+
 
 @dataclass(frozen=True)
 class AuditReport:
+    """The findings of one audit of a suite; or, with `error`, why the audit could not run (as `run` records it)."""
+
     suite: str
-    path: str
-    digest: str
-    reference: str
-    variants: tuple[str, ...]
-    seed: int
-    created: str
-    duration_s: float
-    findings: tuple[Finding, ...]
+    path: str = ""
+    digest: str = ""
+    reference: str = ""
+    variants: tuple[str, ...] = ()
+    seed: int = 0
+    created: str = ""
+    duration_s: float = 0.0
+    findings: tuple[Finding, ...] = ()
     pairs: tuple[PairSummary, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be examined, and why
     checks: tuple[str, ...] = field(default=CHECKS)
+    error: str | None = None  # the audit could not run; nothing else is known
 
     @property
     def verdict(self) -> str:
@@ -110,7 +132,22 @@ class AuditReport:
     def errors_for(self, variant: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.variant == variant and f.severity == "error")
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], suite: str = "") -> AuditReport:
+        """Read an audit back (`normreg audit --report`, or a report's `suites[].audit`); `suite` names the suite
+        of an audit that could not run, whose JSON holds only the error."""
+        if d.get("error") is not None:
+            return cls(suite=d.get("suite", suite), error=str(d["error"]))
+        return cls(suite=d["suite"], path=d.get("path", ""), digest=d.get("digest", ""),
+                   reference=d.get("reference", ""), variants=tuple(d.get("variants", ())), seed=int(d.get("seed", 0)),
+                   created=d.get("created", ""), duration_s=float(d.get("duration_s", 0.0)),
+                   findings=tuple(Finding.from_json(f) for f in d.get("findings", ())),
+                   pairs=tuple(PairSummary.from_json(p) for p in d.get("pairs", ())),
+                   notes=tuple(d.get("notes", ())), checks=tuple(d.get("checks", CHECKS)))
+
     def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"schema": SCHEMA, "error": self.error}
         return {
             "schema": SCHEMA,
             "normreg_version": normreg.__version__,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
+from normreg.audit.findings import AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
 from normreg.suite.spec import Suite, load_suite
 
@@ -245,11 +245,12 @@ def audit_suite(path: str | Path, variants: Sequence[str] = (), seed: int | None
     return audit_loaded(load_suite(path, overrides), variants, seed)
 
 
-def likely_causes(suite: Suite, variants: Sequence[str]) -> dict[str, Any]:
-    """For `normreg run`: the audit of the reference and the variants of failing pairs, as JSON. Never raises."""
+def likely_causes(suite: Suite, variants: Sequence[str]) -> AuditReport:
+    """For `normreg run`: the audit of the reference and the variants of failing pairs. Never raises: an audit
+    that cannot run is an `AuditReport` holding the error."""
     try:
-        return audit_loaded(suite, variants).to_json()
+        return audit_loaded(suite, variants)
     except Exception as e:  # noqa: BLE001 - an audit failure must never break a run
         from normreg.run.worker import describe_error
 
-        return {"schema": SCHEMA, "error": describe_error(e)}
+        return AuditReport(suite=suite.name, error=describe_error(e))

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from normreg.choices import SIGNIFICANT
 from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
@@ -34,13 +35,13 @@ class Check:
             return verdict != self.expected
         if self.kind == "baseline":
             return verdict == "regressed"
-        return verdict in ("regressed", "improved")
+        return verdict in SIGNIFICANT
 
     @property
     def expected_failure(self) -> bool:
         """A known bug, caught as declared: reported, but it does not fail the run."""
         return self.expected is not None and self.expected == self.comparison.verdict and \
-            self.expected in ("regressed", "improved")
+            self.expected in SIGNIFICANT
 
     def to_json(self) -> dict[str, Any]:
         c = asdict(self.comparison)

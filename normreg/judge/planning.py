@@ -13,19 +13,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from normreg.choices import DESIGNS, check_choice
 from normreg.errors import InputError
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import mean_sd, seeds_for
-from normreg.suite.spec import MetricSpec
-
-if TYPE_CHECKING:
-    from normreg.pipeline import Progress
-    from normreg.run.executor import Executor
+from normreg.suite.spec import MetricSpec, SeedPlan, load_suite
 
 
 @dataclass(frozen=True)
@@ -206,31 +202,24 @@ def settings_from(path_spec: str) -> dict:
 # ------------------------------------------------------------------------------- the commands' entry points
 
 
-def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
-               pilot_seeds: int = 3, overrides: Sequence[str] = (), executor: Executor | None = None,
-               progress: Callable[[Progress], None] | None = None,
-               on_pilot_run: Callable[[Path], None] | None = None) -> Plan:
-    """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run made here."""
-    from normreg.suite.spec import load_suite
+PilotRun = Callable[[Path, int], str]
+"""Runs a short pilot of a suite file with N seeds and returns where its per-seed values are (a run directory).
+The caller supplies it (`normreg.pipeline.pilot_run`), so planning never depends on how suites are run."""
 
+
+def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
+               pilot_seeds: int = 3, overrides: Sequence[str] = (), run_pilot: PilotRun | None = None) -> Plan:
+    """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run by `run_pilot`."""
     s = load_suite(suite_path, overrides)
     source = pilot
     stored = baselines / f"{s.name}.json"
     if source is None and stored.exists():
         source = str(stored)
     if source is None:
-        import tempfile
-
-        from normreg.pipeline import run_suites
-        from normreg.run.executor import make_executor
-
-        out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
-        if on_pilot_run:
-            on_pilot_run(out_dir)
-        with executor or make_executor("local") as ex:
-            run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
-                       executor=ex, progress=progress)
-        source = str(out_dir / s.name)
+        if run_pilot is None:
+            raise InputError(f"{suite_path}: no pilot given and no stored baseline in {baselines}; give --pilot "
+                             "(a report, baseline, run directory or tidy CSV)")
+        source = run_pilot(suite_path, pilot_seeds)
     return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
                 alpha=s.stats.alpha, design=s.stats.design)
 
@@ -239,8 +228,6 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str
                      alpha: float | None = None, design: str | None = None, min_effect: float | None = None,
                      reps: int = 2000, random_seed: int = 0) -> Calibration:
     """`normreg calibrate`: settings from `suite` when given, else from the file, else the defaults."""
-    from normreg.suite.spec import SeedPlan, load_suite
-
     rs = load_result_set(source)
     cfg = settings_from(source)
     specs = dict(rs.specs)
@@ -262,9 +249,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str
             raise InputError(f"{source}: the file declares no metric's goal or min_effect; give --suite or "
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
-    chosen = design or cfg.get("design", "welch")
-    if chosen not in ("welch", "paired"):
-        raise InputError(f"expected --design welch or paired, got {chosen!r}")
+    chosen = check_choice("--design", design or cfg.get("design", "welch"), DESIGNS)
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
                      stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,

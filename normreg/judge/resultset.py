@@ -15,7 +15,7 @@ from normreg.errors import ResultsError, did_you_mean
 from normreg.fileio import check_schema, read_json
 from normreg.judge.baseline import Baseline
 from normreg.run.results import RunResult, values_from_runs
-from normreg.suite.spec import MetricSpec
+from normreg.suite.spec import MetricSpec, metrics_from_json
 
 REPORT_SCHEMA = "normreg.report/1"
 
@@ -48,8 +48,7 @@ class ResultSet:
 
 
 def _specs_from(raw: Mapping[str, Any]) -> dict[str, MetricSpec]:
-    return {name: MetricSpec(name=name, goal=s.get("goal", "max"), min_effect=float(s.get("min_effect", 0.0)))
-            for name, s in raw.items()}
+    return {m.name: m for m in metrics_from_json(raw)}
 
 
 def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:

@@ -21,8 +21,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp
 
+from normreg.choices import SPENDING
 from normreg.judge.stats import Comparison, _decide, array_p, array_stats, array_verdicts, bisect, compare_values
-from normreg.suite.spec import SPENDING, MetricSpec
+from normreg.suite.spec import MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
+from normreg.choices import CORRECTIONS, VERDICTS, check_choice
 from normreg.suite.spec import MetricSpec
 
 
@@ -406,8 +407,7 @@ def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comp
     intersection-union test, already at level alpha without correction. Comparisons without a test keep
     their verdict.
     """
-    if method not in ("holm", "bonferroni", "none"):
-        raise ValueError(f"expected correction holm, bonferroni or none, got {method!r}")
+    check_choice("correction", method, CORRECTIONS)
     idx = [i for i, c in enumerate(comparisons) if c.p_decision is not None]
     ps = np.array([comparisons[i].p_decision for i in idx], dtype=float)
     m = len(ps)
@@ -429,7 +429,7 @@ def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comp
 
 # ------------------------------------------------------------------------------- many samples at once
 
-VERDICT_CODES = ("regressed", "improved", "equivalent", "inconclusive")
+VERDICT_CODES = VERDICTS  # a verdict's code is its index
 
 
 def array_stats(a: np.ndarray, b: np.ndarray, design: str = "welch") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from normreg.audit.findings import AuditReport
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
 from normreg.render.labels import (
@@ -132,7 +133,7 @@ def _samples(report: Report, suite: SuiteInfo, variants: Sequence[str]) -> tuple
     runs = sorted((r for r in report.runs if r.suite == suite.name), key=lambda r: r.seed)
     current: dict[str, dict[str, Sample]] = {}
     baseline: dict[str, dict[str, Sample]] = {}
-    for m in suite.metrics:
+    for m in (spec.name for spec in suite.metrics):
         for v in variants:
             mine = [r for r in runs if r.variant == v]
             if mine:
@@ -174,33 +175,19 @@ _FINDING_ORDER = ("severity", "check", "mode", "module", "module_type", "type", 
                   "evidence", "cause", "fix")
 
 
-def audit_html(audit: Any) -> str:
-    """Audit findings as a table; tolerant of the entry's exact shape (a list, or a dict holding `findings`)."""
-    if audit is None:
+def audit_html(report: AuditReport | None) -> str:
+    """An audit's findings as a table, with its other facts above (or the error that stopped it)."""
+    if report is None:
         return ""
-    extra = ""
-    findings: Any = audit
-    if isinstance(audit, Mapping):
-        findings = audit.get("findings", [])
-        rest = {k: v for k, v in audit.items() if k != "findings" and not isinstance(v, (list, dict))}
-        if rest:
-            extra = "<p class=meta>" + " · ".join(f"{escape(str(k))}: {_cell(v)}" for k, v in sorted(rest.items())) \
-                + "</p>"
-    if not isinstance(findings, list):
-        return f"<h3>Audit</h3>{extra}<p>{_cell(findings)}</p>"
+    facts = {k: v for k, v in report.to_json().items() if not isinstance(v, (list, dict))}
+    extra = "<p class=meta>" + " · ".join(f"{escape(str(k))}: {_cell(v)}" for k, v in sorted(facts.items())) + "</p>"
+    findings = [f.to_json() for f in report.findings]
     if not findings:
         return f"<h3>Audit</h3>{extra}<p>No findings.</p>"
-    dicts = [f for f in findings if isinstance(f, Mapping)]
-    keys = [k for k in _FINDING_ORDER if any(k in f for f in dicts)]
-    keys += sorted({k for f in dicts for k in f} - set(keys))
-    rows = []
-    for f in findings:
-        if not isinstance(f, Mapping):
-            rows.append(f"<tr><td colspan={max(len(keys), 1)}>{_cell(f)}</td></tr>")
-            continue
-        sev = str(f.get("severity", "")).lower()
-        rows.append(f'<tr class="sev-{escape(sev)}">' + "".join(f"<td>{_cell(f.get(k))}</td>" for k in keys) +
-                    "</tr>")
+    keys = [k for k in _FINDING_ORDER if any(k in f for f in findings)]
+    keys += sorted({k for f in findings for k in f} - set(keys))
+    rows = [f'<tr class="sev-{escape(f["severity"])}">' + "".join(f"<td>{_cell(f.get(k))}</td>" for k in keys)
+            + "</tr>" for f in findings]
     head = "".join(f"<th>{escape(k)}</th>" for k in keys)
     return f"<h3>Audit</h3>{extra}<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -242,7 +229,7 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
     from normreg.render.plots import curves_figure, seeds_figure
 
     variants = _variants(report, suite)
-    metrics = [(m, str(spec.get("goal", "max"))) for m, spec in suite.metrics.items()]
+    metrics = [(m.name, m.goal) for m in suite.metrics]
     current, baseline = _samples(report, suite, variants)
     failed: dict[str, set[str]] = {}
     for c in report.checks:

@@ -39,17 +39,16 @@ def _likely_causes(report: Report) -> list[str]:
     """One line per audit error finding on a variant whose pair check failed or failed as expected."""
     lines = []
     for s in report.suites:
-        if not s.audit:
+        if s.audit is None:
             continue
-        if s.audit.get("error"):
-            lines.append(f"  {s.name}: the audit could not run: {s.audit['error']}")
+        if s.audit.error is not None:
+            lines.append(f"  {s.name}: the audit could not run: {s.audit.error}")
             continue
         failing = {c.comparison.b for c in report.checks
                    if c.suite == s.name and c.kind == "pair" and (c.failed or c.expected_failure)}
-        for f in s.audit.get("findings", []):
-            if f.get("severity") == "error" and f.get("variant") in failing:
-                lines.append(f"  {s.name}/{f['variant']}: [{f['check']}] {f['module']} ({f['module_type']}): "
-                             f"{f['message']}")
+        for f in s.audit.findings:
+            if f.severity == "error" and f.variant in failing:
+                lines.append(f"  {s.name}/{f.variant}: [{f.check}] {f.module} ({f.module_type}): {f.message}")
     return lines
 
 
@@ -97,9 +96,9 @@ def render(report: Report) -> str:
             notes.append(f"  {s.name}: baseline written")
         if s.seed_plan is not None and s.seeds_used is not None:
             used = ", ".join(f"{v} {n}" for v, n in s.seeds_used.items())
-            total, fixed = sum(s.seeds_used.values()), s.seed_plan["max"] * len(s.seeds_used)
-            notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan['stages'])} stages run "
-                         f"(seeds {s.seed_plan['min']}..{s.seed_plan['max']}, {s.seed_plan['spending']} spending); "
+            total, fixed = sum(s.seeds_used.values()), s.seed_plan.max * len(s.seeds_used)
+            notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan.stages)} stages run "
+                         f"(seeds {s.seed_plan.min}..{s.seed_plan.max}, {s.spending} spending); "
                          f"seeds used: {used}; {total} runs, {fixed} at the maximum")
     for suite, diffs in first_environment_differences(report.checks):
         notes.append(f"  {suite}: {environment_note(diffs)}")

@@ -2,7 +2,7 @@
 
 The Markdown, JUnit, HTML and history outputs are made from a report written by `run` or `compare`, on another
 machine or another night, without re-running anything and without importing torch. Per-suite entries this
-version does not model (such as an `audit`) are kept as they are in `ReportFile.extras`.
+version does not model are kept as they are in `ReportFile.extras`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from normreg.audit.findings import AuditReport
 from normreg.errors import ResultsError
 from normreg.fileio import check_schema, read_json
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
 from normreg.report.model import SCHEMA, Report, SuiteInfo
 from normreg.run.results import RunResult
+from normreg.suite.spec import SeedPlan, metrics_from_json
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
 _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
@@ -26,18 +28,15 @@ _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
 
 @dataclass(frozen=True)
 class ReportFile:
-    """A report as read from disk: the `Report`, where it came from, and per-suite extras (e.g. `audit`)."""
+    """A report as read from disk: the `Report`, where it came from, and per-suite extras."""
 
     source: str
     report: Report
     extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # suite -> {key: raw JSON value}
 
-    def audit(self, suite: str) -> Any:
-        """The suite's audit findings as the report stores them, or None when the report has none."""
-        for s in self.report.suites:
-            if s.name == suite and s.audit is not None:
-                return s.audit
-        return self.extras.get(suite, {}).get("audit")
+    def audit(self, suite: str) -> AuditReport | None:
+        """The suite's audit findings, or None when the report has none."""
+        return next((s.audit for s in self.report.suites if s.name == suite), None)
 
 
 def _comparison(d: Mapping[str, Any]) -> Comparison:
@@ -50,6 +49,14 @@ def _comparison(d: Mapping[str, Any]) -> Comparison:
 def _suite(d: Mapping[str, Any]) -> SuiteInfo:
     known = {k: d[k] for k in _SUITE_FIELDS if k in d}
     known["seeds"] = tuple(int(s) for s in d.get("seeds", ()))
+    known["metrics"] = metrics_from_json(d.get("metrics") or {})
+    plan = d.get("seed_plan")
+    known["seed_plan"] = None if plan is None else SeedPlan(min=int(plan["min"]), max=int(plan["max"]))
+    known.pop("spending", None)  # stored under seed_plan, not beside it
+    if plan is not None and plan.get("spending"):
+        known["spending"] = plan["spending"]
+    if d.get("audit") is not None:
+        known["audit"] = AuditReport.from_json(d["audit"], suite=d["name"])
     if known.get("baseline_values") is not None:
         known["baseline_values"] = {v: {m: {int(s): float(x) for s, x in sv.items()} for m, sv in ms.items()}
                                     for v, ms in known["baseline_values"].items()}

@@ -168,10 +168,9 @@ def build_history(reports: Sequence[ReportFile]) -> History:
         bad = {(c.suite, c.comparison.metric, c.comparison.b) for c in failing}
         broken = {(p.suite, p.variant) for p in rep.problems if not p.expected}
         for s in rep.suites:
-            for m, spec in s.metrics.items():
-                goals[(s.name, m)] = str(spec.get("goal", "max"))
-                specs[(s.name, m)] = (MetricSpec(m, goals[(s.name, m)], float(spec.get("min_effect", 0.0))),
-                                      float(s.alpha))
+            for m in s.metrics:
+                goals[(s.name, m.name)] = m.goal
+                specs[(s.name, m.name)] = (m, float(s.alpha))
         values: dict[tuple[str, str, str], list[float]] = {}
         for run in sorted(rep.runs, key=lambda r: r.seed):
             if run.ok:

@@ -12,16 +12,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem, describe_value
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import SuiteError, did_you_mean
-
-Goal = Literal["max", "min"]
-VERDICTS = ("regressed", "improved", "equivalent", "inconclusive")
-EXPECTATIONS = (*VERDICTS, "failed")
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
 TRAINER_DEFAULTS: Mapping[str, Any] = {
@@ -63,9 +60,15 @@ class MetricSpec:
         return diff < 0 if self.goal == "max" else diff > 0
 
 
-DESIGNS = ("welch", "paired")
-CORRECTIONS = ("holm", "bonferroni", "none")
-SPENDING = ("pocock", "obrien-fleming")
+def metrics_to_json(metrics: Sequence[MetricSpec]) -> dict[str, dict[str, Any]]:
+    """`{name: {goal, min_effect}}`: how run directories, reports and baselines store a suite's metrics."""
+    return {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in metrics}
+
+
+def metrics_from_json(raw: Mapping[str, Mapping[str, Any]]) -> tuple[MetricSpec, ...]:
+    """The metrics `metrics_to_json` wrote; a missing goal is "max", a missing min_effect 0."""
+    return tuple(MetricSpec(name=str(n), goal=s.get("goal", "max"), min_effect=float(s.get("min_effect", 0.0)))
+                 for n, s in raw.items())
 
 
 @dataclass(frozen=True)
@@ -261,20 +264,7 @@ def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
     return _build_suite(doc)
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({value})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+_kind = describe_value
 
 
 def _check_keys(doc: _Doc, keys: tuple[str, ...], value: Mapping[str, Any], allowed: Sequence[str],
@@ -396,7 +386,7 @@ def _build_suite(doc: _Doc) -> Suite:
         spec = _mapping(doc, keys, spec if spec is not None else {})
         _check_keys(doc, keys, spec, ("goal", "min_effect"))
         goal = spec.get("goal", "max")
-        if goal not in ("max", "min"):
+        if goal not in GOALS:
             raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
         min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
         metrics.append(MetricSpec(name=str(mname), goal=goal, min_effect=min_effect))
@@ -429,9 +419,9 @@ def _build_suite(doc: _Doc) -> Suite:
     choices = {}
     for key, allowed in (("design", DESIGNS), ("correction", CORRECTIONS), ("spending", SPENDING)):
         choice = stats_raw.get(key, allowed[0])
-        if choice not in allowed:
-            hint = did_you_mean(str(choice), allowed)
-            raise doc.error(("stats", key), f"expected one of {', '.join(allowed)}, but found {_kind(choice)}.{hint}")
+        problem = choice_problem(choice, allowed)
+        if problem is not None:
+            raise doc.error(("stats", key), problem)
         choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
@@ -467,10 +457,9 @@ def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
             _check_keys(doc, keys, value, metrics)
         for mname, verdict in per_metric.items():
             vkeys = keys if mname == "*" else keys + (mname,)
-            if verdict not in EXPECTATIONS:
-                hint = did_you_mean(str(verdict), EXPECTATIONS)
-                raise doc.error(vkeys, f"expected one of {', '.join(EXPECTATIONS)}, but found "
-                                       f"{_kind(verdict)}.{hint}")
+            problem = choice_problem(verdict, EXPECTATIONS)
+            if problem is not None:
+                raise doc.error(vkeys, problem)
             if vname == reference and verdict != "failed":
                 raise doc.error(vkeys, f"'{vname}' is the reference: its pair check does not exist; only "
                                        "'failed' can be expected of it")
