@@ -6,7 +6,7 @@ Schema `normreg.audit/1`. Nothing here imports torch, so reading or rendering a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,11 +16,6 @@ from normreg.fileio import clean_json, write_json_atomic
 SCHEMA = "normreg.audit/1"
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-
-# The six checks, in the order the README lists them.
-CHECKS = ("pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
-          "per_source_statistics", "heterogeneous_normalisation")
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -117,7 +112,7 @@ class AuditReport:
     findings: tuple[Finding, ...] = ()
     pairs: tuple[PairSummary, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be examined, and why
-    checks: tuple[str, ...] = field(default=CHECKS)
+    checks: tuple[str, ...] = ()  # the checks run, in order (normreg.audit.checks registers them)
     error: str | None = None  # the audit could not run; nothing else is known
 
     @property
@@ -143,7 +138,7 @@ class AuditReport:
                    created=d.get("created", ""), duration_s=float(d.get("duration_s", 0.0)),
                    findings=tuple(Finding.from_json(f) for f in d.get("findings", ())),
                    pairs=tuple(PairSummary.from_json(p) for p in d.get("pairs", ())),
-                   notes=tuple(d.get("notes", ())), checks=tuple(d.get("checks", CHECKS)))
+                   notes=tuple(d.get("notes", ())), checks=tuple(d.get("checks", ())))
 
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
@@ -180,7 +175,8 @@ def _differs(a: float | None, b: float | None, rtol: float = 1e-4) -> bool:
 
 
 
-def sort_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    """Errors first, then by variant, check order and module."""
-    return tuple(sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.variant, CHECKS.index(f.check)
-                                                 if f.check in CHECKS else len(CHECKS), f.module)))
+def sort_findings(findings: Sequence[Finding], checks: Sequence[str] = ()) -> tuple[Finding, ...]:
+    """Errors first, then by variant, the checks' order and module."""
+    rank = {c: i for i, c in enumerate(checks)}
+    return tuple(sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.variant,
+                                                 rank.get(f.check, len(rank)), f.module)))
