@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from normreg.pipeline import Progress
     from normreg.report.model import Report
     from normreg.run.executor import Executor
+    from normreg.suite.spec import Seeds
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
@@ -218,9 +219,9 @@ def compare(
     guarded(body)
 
 
-def _seeds_option(text: Optional[str]) -> int | str | None:
+def _seeds_option(text: Optional[str]) -> Seeds:
     if text is None or text == "auto":
-        return text
+        return "auto" if text else None
     try:
         n = int(text)
     except ValueError:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from normreg.audit.findings import AuditReport
 from normreg.environment import fingerprint
@@ -25,7 +25,7 @@ from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunLog, RunResult
-from normreg.suite.spec import SeedPlan, Suite, discover, load_suite, metrics_to_json
+from normreg.suite.spec import SeedPlan, Seeds, Suite, discover, load_suite, metrics_to_json
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,6 @@ def default_out_dir() -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
-
-
-Seeds = int | Literal["auto"] | None  # `--seeds`: N seeds 0..N-1, "auto" (staged), or None (the suites' own)
 
 
 def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:

@@ -21,7 +21,7 @@ from normreg.errors import InputError
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import mean_sd, seeds_for
-from normreg.suite.spec import MetricSpec, SeedPlan, load_suite
+from normreg.suite.spec import MetricSpec, SeedPlan, Seeds, load_suite
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
                 alpha=s.stats.alpha, design=s.stats.design)
 
 
-def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str | None = None,
+def calibrate_source(source: str, *, suite: Path | None = None, seeds: Seeds = None,
                      alpha: float | None = None, design: str | None = None, min_effect: float | None = None,
                      reps: int = 2000, random_seed: int = 0) -> Calibration:
     """`normreg calibrate`: settings from `suite` when given, else from the file, else the defaults."""

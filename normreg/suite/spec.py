@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -91,6 +91,11 @@ class SeedPlan:
     @property
     def stages(self) -> tuple[int, ...]:
         return stage_sizes(self.min, self.max)
+
+
+Seeds = int | Literal["auto"] | None
+"""`--seeds`: N (seeds 0..N-1 instead of the suite's), "auto" (staged: the suite's own plan, else 3 to 20), or None
+(the suite's own seeds)."""
 
 
 def stage_sizes(lo: int, hi: int) -> tuple[int, ...]:
