@@ -41,6 +41,9 @@ import torch
 n = torch.cuda.device_count() if torch.cuda.is_available() else 0
 print(f"python torch {torch.__version__}, CUDA available: {n > 0}, GPUs: "
       f"{[torch.cuda.get_device_name(i) for i in range(n)]}")
+import importlib.util
+print("importable:", {m: importlib.util.find_spec(m) is not None
+                      for m in ("pytorch_lightning", "lightning", "gymnasium", "matplotlib", "pytest")})
 EOF
 GPUS=$($PY -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
 
@@ -90,6 +93,7 @@ else
     log ""
     log "no CUDA device here: the GPU timings are skipped; a short smoke run instead"
     timed smoke-cpu run tests/data/suites/tiny.yaml --seeds 2 --out "$WORK/smoke" --report "$OUT/smoke.json"
+    log "(the tiny suite has a variant broken on purpose: exit 3 is its expected outcome)"
 fi
 
 log ""

@@ -1,7 +1,7 @@
 """`normreg bisect`: binary search through git history for the first commit where a variant regressed.
 
 Each commit it needs is checked out into a temporary `git worktree` (the user's working tree and index are never
-touched), and the variant's seeds are trained there by normreg's own runner in a fresh Python process, so the
+touched), and the variant's seeds are trained there by normreg's local executor in a fresh Python process, so the
 suite and the models are exactly those of that commit. Every commit is compared with the good commit's runs by
 normreg's verdict rules (`judge.stats`, or staged seeds with `judge.sequential` for `--seeds auto`): `regressed`
 makes a commit bad, `improved`/`equivalent`/`inconclusive`-after-the-last-stage good or undecided. A commit
@@ -23,15 +23,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from normreg.environment import COMPARED_KEYS, fingerprint
-from normreg.errors import InputError, NormregError
-from normreg.fileio import write_json_atomic
+from normreg.errors import InputError, NormregError, did_you_mean
+from normreg.fileio import clean_json, write_json_atomic
+from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, compare_values, mean_sd
+from normreg.judge.stats import Comparison, mean_sd
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
 
@@ -206,10 +207,6 @@ class Step:
     cached: int
 
     def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        from normreg.fileio import clean_json
-
         return {"role": self.role, "commit": self.commit, "subject": self.subject, "status": self.status,
                 "values": {str(s): v for s, v in sorted(self.values.items())}, "reason": self.reason,
                 "trained": self.trained, "cached": self.cached,
@@ -309,6 +306,9 @@ class _Commits:
             self.cache.put(commit, run)
             have[run.seed] = run
             counts[0] += 1
+        lost = [s for s in missing if s not in have]
+        if lost:  # the process died before these finished: not cached, tried again next time
+            return have, f"the training process ended before seed(s) {', '.join(map(str, lost))} finished"
         return have, None
 
 
@@ -339,8 +339,6 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
     variant = variant or spec_suite.reference
     names = [v.name for v in spec_suite.variants]
     if variant not in names:
-        from normreg.errors import did_you_mean
-
         raise InputError(f"--variant {variant}: the suite at {bad_sha[:10]} has no such variant."
                          f"{did_you_mean(variant, names)} Variants: {', '.join(names)}")
     metric = metric or spec_suite.metrics[0].name
@@ -471,7 +469,7 @@ def _judge_commit(commit: str, role: str, title: str, good: str, suite: Suite, s
     verdict = comparison.verdict
     if verdict == "regressed":
         status = "bad"
-    elif verdict in ("improved", "equivalent") or role == "bad":
+    elif verdict in ("improved", "equivalent", "identical") or role == "bad":
         status = "good"
     else:
         status = "skip"
@@ -521,7 +519,8 @@ def render_bisect(result: BisectResult) -> str:
     if result.outcome == "found":
         lines += [f"First bad commit: {result.culprit} {result.culprit_subject!r}",
                   f"({result.search_steps} search steps over {len(result.candidates)} commits; "
-                  f"{result.trained} runs trained, the rest from the cache {result.cache})", result.culprit_stat]
+                  f"{result.trained} runs trained, {sum(s.cached for s in result.steps)} read from the cache "
+                  f"{result.cache})", result.culprit_stat]
     elif result.outcome == "not_worse":
         lines.append(f"The bad commit {result.bad[:10]} is not worse than the good commit {result.good[:10]} on "
                      f"{result.variant} {result.metric}: nothing to search (exit 1)")

@@ -6,18 +6,31 @@ new design or correction is added in one place, and every message lists the same
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from normreg.errors import InputError, did_you_mean
 
 Goal = Literal["max", "min"]
 GOALS: tuple[Goal, ...] = ("max", "min")
-# The verdicts of a comparison; the first two are the significant ones, which fail a pair check.
-VERDICTS = ("regressed", "improved", "equivalent", "inconclusive")
+# The verdicts of a comparison; the first two are the significant ones, which fail a pair check. "identical" is
+# reached only when neither side varies and the values are equal (no test is made).
+VERDICTS = ("regressed", "improved", "equivalent", "identical", "inconclusive")
 SIGNIFICANT = ("regressed", "improved")
 EXPECTATIONS = (*VERDICTS, "failed")  # what a suite may declare with `expect`
-DESIGNS = ("welch", "paired")
+
+
+def _designs() -> tuple[str, ...]:
+    """The statistical tests the registry holds, one file each in normreg/judge/designs named after the test,
+    listed without importing the judging stage (the suite stage comes before it); the default first."""
+    folder = Path(__file__).resolve().parent / "judge" / "designs"
+    found = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base")
+    return ("welch", *(n for n in found if n != "welch"))
+
+
+DESIGNS = _designs()  # `judge.designs.names()` holds the same, imported; a test checks the two agree
 CORRECTIONS = ("holm", "bonferroni", "none")
 SPENDING = ("pocock", "obrien-fleming")
 MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes

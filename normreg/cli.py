@@ -14,23 +14,69 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
+try:  # typer vendors click from 0.2x on; older versions use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+from normreg.choices import DESIGNS
 from normreg.errors import InputError, NormregError
 from normreg.run.executor import executor_names
 
 if TYPE_CHECKING:
-    from normreg.pipeline import Progress
+    from normreg.render.progress import Display
     from normreg.report.model import Report
     from normreg.run.executor import Executor
     from normreg.suite.spec import Seeds
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a bad option value) as one line with the help hint, like every other
+    error, instead of click's boxed multi-line panel."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as e:
+            typer.echo(e.format_message())
+            code = 2
+        except click_errors.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "normreg"
+            message = " ".join(e.format_message().split())
+            typer.echo(f"UsageError: {message} (see '{where} --help')", err=True)
+            code = e.exit_code
+        except click_errors.ClickException as e:
+            typer.echo(f"{type(e).__name__}: {' '.join(e.format_message().split())}", err=True)
+            code = e.exit_code
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  cls=_OneLineErrors,
                   help="normreg: regression tests for ML implementations that should be equivalent.")
 _state = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        import normreg
+
+        typer.echo(f"normreg {normreg.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print normreg's version and exit.")] = False) -> None:
     _state["debug"] = debug
 
 
@@ -63,6 +109,13 @@ def guarded(fn: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         typer.echo("Interrupted; finished runs are in the run directory.", err=True)
         raise typer.Exit(130) from None
+    except SystemExit as e:
+        # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
+        if _state["debug"]:
+            traceback.print_exception(e)
+        typer.echo(f"RunError: code outside a training run called sys.exit({e.code!r}); normreg did not finish",
+                   err=True)
+        raise typer.Exit(3) from None
     except Exception as e:
         _fail(e)
     else:
@@ -108,23 +161,10 @@ def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
     return devices
 
 
-class _ProgressPrinter:
-    """One line per finished run; on a terminal also a live status line."""
+def _progress() -> Display:
+    from normreg.render.progress import progress_display
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def __call__(self, p: Progress) -> None:
-        r = p.result
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3]) if r.ok else r.error
-        clear = "\r\033[K" if self.tty else ""
-        self.stream.write(f"{clear}[{p.done}/{p.total}] {r.suite}/{r.variant} seed {r.seed}: "
-                          f"{'ok' if r.ok else 'FAILED'} {shown} ({r.duration_s:.1f}s; elapsed {p.elapsed_s:.0f}s)\n")
-        if self.tty and p.done < p.total:
-            now = ", ".join(f"{j.variant}/s{j.seed}" for j in p.running) or "-"
-            self.stream.write(f"  running: {now}")
-        self.stream.flush()
+    return progress_display()
 
 
 def _emit(report: Report, report_path: Path | None) -> int:
@@ -153,7 +193,13 @@ def run(
                                                    "visible).")] = None,
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto, for every variant whose trainer does not "
                                              "set its own accelerator.")] = "auto",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: the cluster to join, e.g. "
+                                                       "10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray "
+                                                       "instance started for the run).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
+                                                   "directory: reuse its finished runs, run the failed and "
+                                                   "missing ones, judge all together.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
@@ -173,20 +219,51 @@ def run(
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
-        from normreg.pipeline import default_out_dir, run_suites
+        from normreg.fileio import check_output_file
+        from normreg.pipeline import run_suites
         from normreg.run.executor import ExecutorOptions
 
-        out_dir = out or default_out_dir()
+        for option, path in (("--report", report), ("--html", html), ("--markdown", markdown), ("--junit", junit)):
+            if path is not None:
+                check_output_file(path, option)
+
+        held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
-                                  accelerator=accelerator)
-        with make_executor(executor, options) as ex:
-            result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out_dir, baselines=baselines,
-                                update_baseline=update_baseline, overrides=set_ or (), ignore_expect=ignore_expect,
-                                baseline_key=baseline_key, progress=_ProgressPrinter())
-        typer.echo(f"Run directory: {out_dir}")
-        code = _emit(result, report)
-        _write_formats(result, html, markdown, junit)
-        return code
+                                  accelerator=accelerator, address=ray_address)
+        display = _progress()
+        try:
+            with make_executor(executor, options) as ex:
+                result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out, resume=resume,
+                                    baselines=baselines, update_baseline=update_baseline, overrides=set_ or (),
+                                    ignore_expect=ignore_expect, baseline_key=baseline_key, progress=display,
+                                    on_run_dir=held.append, on_note=display.note)
+        finally:
+            display.close()
+        from normreg.render.terminal import render
+
+        typer.echo(f"Run directory: {held[0]}")
+        kept = sorted({r.suite for r in result.runs if r.traceback})
+        if kept:
+            typer.echo("Tracebacks of the failed runs: " + ", ".join(str(held[0] / k / "failures") for k in kept))
+        # Everything trained: a file that cannot be written (a full disk) must not lose the verdicts.
+        failed = [p.message for p in result.problems if p.kind == "write_failed"]
+        if report is not None:
+            try:
+                result.write(report)
+            except OSError as e:
+                failed.append(f"could not write {report}: {e.strerror or e}")
+        typer.echo(render(result))
+        if report is not None and not any(str(report) in f for f in failed):
+            typer.echo(f"Report: {report}")
+        if html or markdown or junit:
+            try:
+                _write_formats(result, html, markdown, junit)
+            except OSError as e:
+                failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
+        if failed:
+            typer.echo(f"RunError: {'; '.join(failed)}; the verdicts above are complete", err=True)
+            return 3
+        return result.exit_code
 
     guarded(body)
 
@@ -204,7 +281,7 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
-    design: Annotated[str, typer.Option(help="welch, or paired: pair values by seed.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
     """Welch verdicts between two existing result sets; trains nothing."""
@@ -220,14 +297,16 @@ def compare(
 
 
 def _seeds_option(text: Optional[str]) -> Seeds:
+    from normreg.suite.spec import MAX_SEEDS
+
     if text is None or text == "auto":
         return "auto" if text else None
     try:
         n = int(text)
     except ValueError:
         n = 0
-    if n < 1:
-        raise InputError(f"expected --seeds N (a whole number, at least 1) or --seeds auto, got {text!r}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise InputError(f"expected --seeds N (a whole number from 1 to {MAX_SEEDS}) or --seeds auto, got {text!r}")
     return n
 
 
@@ -238,7 +317,7 @@ def plan(
                                                  "run directory or tidy CSV (default: the stored baseline, else "
                                                  "a short pilot run).")] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
-    pilot_seeds: Annotated[int, typer.Option(min=2, help="Seeds of the pilot run, when one is needed.")] = 3,
+    pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
@@ -248,17 +327,21 @@ def plan(
         from normreg.pipeline import pilot_run
         from normreg.render.planning import render_plan
 
-        def announce(out_dir: Path) -> None:
-            typer.echo(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}",
-                       err=True)
+        display = _progress()
 
         from normreg.run.executor import ExecutorOptions
 
-        with make_executor("local", ExecutorOptions()) as ex:
-            run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=_ProgressPrinter(),
-                                  on_start=announce)
-            p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds, overrides=set_ or (),
-                           run_pilot=run_pilot)
+        def announce(out_dir: Path) -> None:
+            display.note(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}")
+
+        try:
+            with make_executor("local", ExecutorOptions()) as ex:
+                run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=display,
+                                      on_start=announce)
+                p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
+                               overrides=set_ or (), run_pilot=run_pilot)
+        finally:
+            display.close()
         typer.echo(render_plan(p))
         return 0
 
@@ -302,7 +385,7 @@ def calibrate(
                                                  "default: the suite's or the report's.")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: the suite's, else "
                                                    "0.05).")] = None,
-    design: Annotated[Optional[str], typer.Option(help="welch or paired (default: the suite's).")] = None,
+    design: Annotated[Optional[str], typer.Option(help=f"{', '.join(DESIGNS)} (default: the suite's).")] = None,
     min_effect: Annotated[Optional[float], typer.Option(help="Shift used for power (default: the files' "
                                                         "min_effect).")] = None,
     reps: Annotated[int, typer.Option(min=100, help="Resampled comparisons per metric.")] = 2000,
@@ -402,8 +485,8 @@ def audit(
     variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Audit only this variant (and the "
                                                          "reference); repeatable.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Build the models with this seed (default: the "
-                                                "suite's first).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="Build the models with this seed "
+                                                "(default: the suite's first).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
                                                       "data.args.batch_size=8 (repeatable).")] = None,
 ) -> None:
@@ -420,6 +503,37 @@ def audit(
         if report is not None:
             typer.echo(f"Report: {report}")
         return result.exit_code
+
+    guarded(body)
+
+
+@app.command()
+def repro(
+    suite: Annotated[Path, typer.Argument(help="A suite file.")],
+    variant: Annotated[Optional[str], typer.Option(help="The variant to reproduce (default: the "
+                                                   "reference).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="The seed (default: the suite's first).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the script here (default: "
+                                                   "print it).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
+) -> None:
+    """Write one (variant, seed) run as a standalone Python script, without normreg, printing the same values."""
+
+    def body() -> int:
+        from normreg.fileio import check_output_file, write_text_atomic
+        from normreg.run.repro import repro_script
+        from normreg.suite.spec import load_suite
+
+        if output is not None:
+            check_output_file(output, "--output")
+        loaded = load_suite(suite, set_ or ())
+        text = repro_script(loaded, variant or loaded.reference, loaded.seeds[0] if seed is None else seed)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_text_atomic(output, text)
+            typer.echo(f"Wrote {output}; run it with: python {output}", err=True)
+        return 0
 
     guarded(body)
 

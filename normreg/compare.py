@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 
+from normreg._callable import make_callable
 from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
 from normreg.environment import fingerprint
 from normreg.errors import InputError
+from normreg.fileio import read_json
 from normreg.judge.checks import Check
+from normreg.judge.designs import compare_values
 from normreg.judge.resultset import ResultSet, load_result_set
-from normreg.judge.stats import adjust, compare_values
-from normreg.report.model import Report
+from normreg.judge.stats import adjust
+from normreg.report.file import check_report
+from normreg.report.model import SCHEMA, Report
 from normreg.suite.spec import MetricSpec
+
+
+def _load(spec: str) -> ResultSet:
+    """A result set; a report is checked in full first, as `report` and `history` check it, though compare reads
+    only its runs and suites."""
+    path = Path(spec.partition("#")[0])
+    if path.is_file() and path.suffix.lower() == ".json":
+        data = read_json(path)
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            check_report(data, str(path))
+    return load_result_set(spec)
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
@@ -61,7 +77,10 @@ def compare(
         check_choice("--goal", goal, GOALS)
     if alpha is not None and not 0 < alpha < 0.5:
         raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
-    a, b = load_result_set(a_spec), load_result_set(b_spec)
+    if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
+        raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
+                         f"matters), got {min_effect}")
+    a, b = _load(a_spec), _load(b_spec)
     pairs = _pairs(a, b)
     checks: list[Check] = []
     level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)
@@ -74,6 +93,11 @@ def compare(
                 have = sorted(set(a.values[va]) & set(b.values[vb]))
                 raise InputError(f"metric '{m}' is not in both {a.source} ({va}) and {b.source} ({vb}); "
                                  f"shared metrics: {', '.join(have) or 'none'}")
+            for rs, v in ((a, va), (b, vb)):
+                bad = rs.left_out.get(v, {}).get(m)
+                if bad:
+                    raise InputError(f"{rs.source.partition('#')[0]}: variant {v}, metric {m}: non-finite values "
+                                     f"({'; '.join(bad)}); remove those rows or mark them status failed")
             spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
             spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
             xa, xb = a.values[va][m], b.values[vb][m]
@@ -87,3 +111,6 @@ def compare(
     env = fingerprint(None)
     return Report(created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
                   suites=(), runs=(), checks=tuple(checks), command="compare")
+
+
+make_callable(__name__, "compare")  # `normreg.compare(a, b)` is the public API's normreg.api.compare

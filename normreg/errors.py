@@ -1,9 +1,10 @@
 """The exception tree. The CLI maps each class to an exit code; the library never exits.
 
     NormregError            base: anything normreg reports to a user (exit 3 unless a subclass says otherwise)
-    └── InputError          bad input (exit 2)
-        ├── SuiteError      a suite file: names file, line and key path
-        └── ResultsError    a report, run directory, baseline or CSV that cannot be read
+    ├── InputError          bad input (exit 2)
+    │   ├── SuiteError      a suite file: names file, line and key path
+    │   └── ResultsError    a report, run directory, baseline or CSV that cannot be read
+    └── RunError            training could not be carried out at all (exit 3)
 
 A run that fails is not an exception: it is a recorded result, and the report's verdict is "error" (exit 3).
 """
@@ -34,12 +35,21 @@ class SuiteError(InputError):
         if path is not None:
             where = path if line is None else f"{path}:{line}"
         if key:
-            where = f"{where}: {key}" if where else key
+            where = f"{where}: {printable(key)}" if where else printable(key)
         super().__init__(f"{where}: {message}" if where else message)
 
 
 class ResultsError(InputError):
     """A report, run directory, baseline or CSV file that cannot be read or does not fit."""
+
+
+class RunError(NormregError):
+    """Training could not be carried out (as opposed to one run failing, which is a recorded result)."""
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes, so an error stays one readable line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: object, options: Iterable[str], prefix: str = "") -> str:

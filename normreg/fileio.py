@@ -6,11 +6,12 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import normreg
-from normreg.errors import ResultsError
+from normreg.errors import InputError, ResultsError
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -32,6 +33,32 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Refuse, before anything trains, a folder normreg could not write into: a file in its place, a read-only or
+    full disk. Writes and removes a small probe file; folders it had to create are removed again."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path}: is a file, not a folder; give the path of a folder")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".normreg-probe-", dir=path)
+        try:
+            os.write(fd, b"\0" * 65536)  # a full disk often still has room for an empty file, not for data
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot write there ({e.strerror or e}); free some space, fix the "
+                         "permissions or give another folder") from None
+    finally:
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def _umask() -> int:
@@ -74,3 +101,175 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_json(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------------------ output paths, checked up front
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """None when a file can be created in `folder`, else why not (tried for real: permissions lie to root)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".normreg-probe-", dir=folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work is done, an output file that is a folder or could not be written."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+    found = _nearest_existing(path.parent)
+    if not found.is_dir():
+        raise InputError(f"{option} {path}: {found} is a file, so the file cannot be created under it")
+    why = _probe_writable(found)
+    if why is None and path.exists() and not os.access(path, os.W_OK):
+        why = "the file is read-only"
+    if why:
+        raise InputError(f"{option} {path}: cannot write there ({why}); give another path")
+
+
+def check_output_dir(path: Path, option: str, *, write: bool = True) -> None:
+    """Refuse, before any work is done, a folder option that names a file or (when `write`) cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: is a file, not a folder; give a folder")
+    found = _nearest_existing(path)
+    if not found.is_dir():
+        raise InputError(f"{option} {path}: {found} is a file, so the folder cannot be created under it")
+    why = _probe_writable(found) if write else None
+    if why:
+        raise InputError(f"{option} {path}: cannot write there ({why}); give another folder")
+
+
+def _suffix(option: str) -> str:
+    return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")
+
+
+# Numbers normreg reads from files must be finite and small enough that squares and sums of them stay finite
+# (a variance of values near 1e308 overflows).
+MAX_ABS_VALUE = 1e100
+
+
+def describe_value(value: Any) -> str:
+    """`a string ('0.01')`, `null`, `a list`: what was found, for an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) that is finite and within ±`MAX_ABS_VALUE`."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and abs(value) <= MAX_ABS_VALUE)
+
+
+def _expected(hint: Any, value: Any = None) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_expected(a, value) for a in args)
+    if hint is type(None):
+        return "null"
+    if hint is float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return f"a finite number within ±{MAX_ABS_VALUE:g}" if number else "a number"
+    if hint is int:
+        return "a whole number"
+    if hint is str:
+        return "a string"
+    if hint is bool:
+        return "true or false"
+    if origin in (tuple, list) or hint in (tuple, list):
+        return "a list"
+    return "an object"
+
+
+def _mismatch(value: Any, hint: Any, path: str) -> tuple[str, Any, Any] | None:
+    """None when `value` fits `hint`; else (path, hint, value) of the innermost part that does not."""
+    import collections.abc
+    import types
+    import typing
+
+    if hint is Any:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if any(_mismatch(value, a, path) is None for a in args):
+            return None
+        containers = [a for a in args if a is not type(None)]
+        if len(containers) == 1 and isinstance(value, (list, dict)):
+            return _mismatch(value, containers[0], path)  # name the element inside, not the container
+        return path, hint, value
+    if hint is type(None):
+        return None if value is None else (path, hint, value)
+    if hint is float:
+        return None if finite_number(value) else (path, hint, value)
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else (path, hint, value)
+    if hint in (str, bool):
+        return None if isinstance(value, hint) else (path, hint, value)
+    if origin in (tuple, list, collections.abc.Sequence) or hint in (tuple, list):
+        if not isinstance(value, list):
+            return path, hint, value
+        inner = args[0] if args else Any
+        for i, v in enumerate(value):
+            found = _mismatch(v, inner, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if origin in (dict, collections.abc.Mapping) or hint is dict:
+        if not isinstance(value, dict):
+            return path, hint, value
+        inner = args[1] if len(args) == 2 else Any
+        for k, v in value.items():
+            found = _mismatch(v, inner, f"{path}.{k}")
+            if found:
+                return found
+        return None
+    return None
+
+
+def check_fields(source: str, where: str, data: Any, cls: type, json_hints: Mapping[str, Any] | None = None,
+                 required: bool = True) -> None:
+    """Check a JSON object against the annotations of dataclass `cls`: every field present (unless it has a
+    default or `required` is false) and of the annotated type, or of its type in `json_hints` for fields stored
+    in another form (e.g. a tuple of dataclasses as an object). Raises `ResultsError` naming file and field."""
+    import dataclasses
+    import typing
+
+    if not isinstance(data, dict):
+        raise ResultsError(f"{source}: {where}: expected an object, found {describe_value(data)}")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if required and not has_default:
+                raise ResultsError(f"{source}: {where}.{f.name}: missing; regenerate the file with this normreg")
+            continue
+        hint = (json_hints or {}).get(f.name, hints[f.name])
+        found = _mismatch(data[f.name], hint, f"{where}.{f.name}")
+        if found:
+            path, hint, value = found
+            raise ResultsError(f"{source}: {path}: expected {_expected(hint, value)}, found {describe_value(value)}; "
+                               "regenerate the file with this normreg")

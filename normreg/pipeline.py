@@ -8,7 +8,6 @@ finished run on disk.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,39 +18,29 @@ from typing import Any
 from normreg.audit.findings import AuditReport
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
-from normreg.fileio import write_json_atomic
+from normreg.fileio import check_output_dir, check_writable_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
+from normreg.judge.planning import PilotRun
+from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
+from normreg.run.events import Progress
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
-from normreg.run.results import RunLog, RunResult
-from normreg.suite.spec import SeedPlan, Seeds, Suite, discover, load_suite, metrics_to_json
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a progress display needs after each finished run."""
-
-    result: RunResult
-    done: int
-    total: int
-    elapsed_s: float
-    running: tuple[Job, ...]
+from normreg.run.results import RunResult
+from normreg.run.rundir import RunDir, new_run_dir
+from normreg.suite.spec import MAX_SEEDS, SeedPlan, Seeds, Suite, discover, load_suite
 
 
 def default_out_dir() -> Path:
-    """`runs/<timestamp>`, with a suffix when a run started in the same second already took that name."""
-    base = Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    """A new, empty `runs/<timestamp>` (with a suffix when another run took that name), made exclusively."""
+    return new_run_dir()
 
 
 def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:
     """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
     or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
+    if seeds not in (None, "auto") and not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS):
+        raise InputError(f"expected a seed count from 1 to {MAX_SEEDS} or 'auto', got {seeds!r}")
     suites = [load_suite(p, overrides) for p in discover(paths)]
     if seeds == "auto":
         suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
@@ -72,8 +61,12 @@ class RunPlan:
     suites: tuple[Suite, ...]
     chosen: Mapping[str, BaselineChoice]  # suite name -> the baseline it is judged against, and where to store one
     baseline_dir: Path
-    out: Path
+    rundir: RunDir  # held (locked) by this process from planning until the report is written
     environment: Mapping[str, Any]  # without the devices, known once runs have finished
+
+    @property
+    def out(self) -> Path:
+        return self.rundir.path
 
     def run_dir(self, suite: Suite) -> Path:
         return self.out / suite.name
@@ -90,49 +83,67 @@ class Execution:
     staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
 
 
-def plan_run(paths: Sequence[str | Path], *, device: str, seeds: Seeds = None, out: Path | None = None,
-             baselines: Path = Path("baselines"), overrides: Sequence[str] = (), baseline_key: str | None = None,
-             check_targets: bool = True) -> RunPlan:
-    """Load suites and baselines, refuse a used run directory, and (`check_targets`) import and build every model
-    and data target once: every mistake found here costs a second, not a night of training. `device`: where the
-    runs will train (the executor says), which keys per-device baselines."""
+def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: Seeds = None,
+             out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
+             overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True,
+             update_baseline: bool = False) -> RunPlan:
+    """Load suites and baselines, take the run directory (locked; one holding an earlier run is refused unless
+    resumed, and a resumed one must hold the same, unchanged suites), and (`check_targets`) import and build every
+    model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
+    the executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device.
+    The caller closes `plan.rundir`."""
+    if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise InputError(f"--out {out} and --resume {resume} name two directories; a resumed run writes into the "
+                         "directory it resumes, so give only --resume")
     suites = load_suites(paths, overrides, seeds)
     # a bad baseline fails before training
-    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key, {"device": device})
+    chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key,
+                                      {"device": _planned_device(s, device)}
+                                      if (baseline_key or s.baseline_key) == "device" else {})
               for s in suites}
-    out = out or default_out_dir()
-    taken = [str(out / s.name) for s in suites if (out / s.name / "results.csv").exists()]
-    if taken:
-        # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
-        raise InputError(f"{', '.join(taken)} already holds the results of an earlier run; give another --out "
-                         "or move that directory away")
-    if check_targets:
-        from normreg.suite.targets import preflight
+    if out is not None:
+        check_output_dir(Path(out), "--out")
+    check_output_dir(baselines, "--baselines", write=update_baseline)
+    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None)
+    try:
+        if rundir.resume:
+            rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
+        check_writable_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
+        if check_targets:
+            from normreg.audit.preflight import preflight  # also trainer options and logged metric names
 
-        for s in suites:
-            preflight(s)
-    return RunPlan(tuple(suites), chosen, baselines, out, fingerprint(device, suites[0].directory))
+            for s in suites:
+                preflight(s)
+    except BaseException:
+        rundir.close()
+        raise
+    return RunPlan(tuple(suites), chosen, baselines, rundir, fingerprint(None, suites[0].directory))
 
 
-def _write_run_json(plan: RunPlan, s: Suite) -> None:
-    write_json_atomic(plan.run_dir(s) / "run.json", {
-        "suite": s.name, "path": str(s.path), "digest": s.digest, "reference": s.reference,
-        "alpha": s.stats.alpha, "seeds": list(s.seeds), "variants": [v.name for v in s.variants],
-        "stats": {"design": s.stats.design, "correction": s.stats.correction, "spending": s.stats.spending},
-        "seed_plan": {"min": s.seed_plan.min, "max": s.seed_plan.max} if s.seed_plan else None,
-        "metrics": metrics_to_json(s.metrics),
-        "environment": dict(plan.environment),
-    })
+def _planned_device(suite: Suite, device: Callable[[], str]) -> str:
+    """`cpu` for a suite whose every variant asks for the CPU, else the executor's device."""
+    if all(str(v.trainer.get("accelerator", "")).lower() == "cpu" for v in suite.variants):
+        return "cpu"
+    return device()
 
 
 def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
-            progress: Callable[[Progress], None] | None = None) -> Execution:
+            progress: Callable[[Progress], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> Execution:
     """Train every job of the plan with `executor`, each result on disk as it arrives; staged suites stage by
-    stage. SIGINT/SIGTERM cancel the executor; then `Interrupted` is raised once it has stopped."""
+    stage; a resumed run reuses the runs the interrupted one finished. SIGINT/SIGTERM cancel the executor; then
+    `Interrupted` is raised once it has stopped."""
     logs = {}
+    reused: dict[tuple[str, str, int], RunResult] = {}
     for s in plan.suites:
-        logs[s.name] = RunLog(plan.run_dir(s))
-        _write_run_json(plan, s)
+        logs[s.name], resumed = plan.rundir.start_suite(s, plan.environment)
+        reused.update({(r.suite, r.variant, r.seed): r for r in resumed.kept})
+        if resumed.environment_changes and on_note:
+            changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(resumed.environment_changes.items()))
+            on_note(f"Note: {s.name}: the environment changed since the interrupted run ({changed}); its "
+                    f"{len(resumed.kept)} finished runs are judged together with the new ones")
+    if plan.rundir.resume and on_note:
+        on_note(f"Resuming {plan.out}: {len(reused)} finished runs reused, the failed and missing ones run now")
     jobs = [j for s in plan.suites if s.seed_plan is None for j in plan_jobs(s, plan.run_dir(s))]
     done = Execution()
     running: dict[tuple[str, str, int], Job] = {}
@@ -140,6 +151,9 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
 
     def on_start(job: Job) -> None:
         running[job.key] = job
+        if progress:
+            progress(Progress(None, len(done.results), len(jobs), time.perf_counter() - start,
+                              tuple(running.values()), job))
 
     def on_result(r: RunResult) -> None:
         logs[r.suite].add(r)  # on disk before anything else happens
@@ -150,8 +164,12 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
                               tuple(running.values())))
 
     def run(batch: list[Job]) -> None:
+        fresh = [j for j in batch if j.key not in reused]
+        done.results.extend(reused[j.key] for j in batch if j.key in reused)  # finished before: never trained twice
+        if not fresh:
+            return
         with cancel_on_signals(executor) as signals:
-            executor.run(batch, on_result, on_start)
+            executor.run(fresh, on_result, on_start)
         if signals:
             raise Interrupted(signals[0], plan.out)
 
@@ -192,10 +210,11 @@ def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment:
         for key, c in zip(keys, checks):
             if key not in decided and c.comparison.verdict != "inconclusive":
                 decided[key] = len(looks[key[1]])
-        undecided = {key[1] for key, c in zip(keys, checks) if key not in decided}
+        # a check more seeds cannot decide (`stopped`) keeps no variant running, but sees every seed it ran
+        undecided = {key[1] for key, c in zip(keys, checks) if key not in decided and not c.comparison.stopped}
         all_failed = {v for v in open_ if not any(r.ok for r in mine if r.variant == v)}
         open_ = (undecided - all_failed - skip) & open_
-        if any(key[0] == "pair" and key[1] in open_ for key in keys):
+        if any(key[0] == "pair" and key[1] in open_ and key not in decided for key in keys):
             open_.add(suite.reference)
         if not open_:
             break
@@ -224,7 +243,12 @@ def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment
         problems.append(Problem(s.name, "*", "baseline_not_updated",
                                 "runs failed, so the baseline was left unchanged; fix them and rerun"))
         return False
-    save_baseline(plan.baseline_dir, make_baseline(s, mine, dict(environment)), plan.chosen[s.name].write_path)
+    try:
+        save_baseline(plan.baseline_dir, make_baseline(s, mine, dict(environment)), plan.chosen[s.name].write_path)
+    except OSError as e:  # e.g. the disk filled up while training: keep the verdicts, say so
+        problems.append(Problem(s.name, "*", "write_failed", f"could not write the baseline "
+                                f"{plan.chosen[s.name].write_path}: {e.strerror or e}"))
+        return False
     return True
 
 
@@ -287,6 +311,7 @@ def run_suites(
     executor: Executor,
     seeds: Seeds = None,
     out: Path | None = None,
+    resume: Path | None = None,
     baselines: Path = Path("baselines"),
     update_baseline: bool = False,
     overrides: Sequence[str] = (),
@@ -295,6 +320,8 @@ def run_suites(
     preflight: bool = True,
     audit: bool | None = None,
     baseline_key: str | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> Report:
     """Train and judge every suite in `paths` with `executor`; see the README for what each option does.
 
@@ -303,30 +330,51 @@ def run_suites(
     cause; default: when the executor trains. `baseline_key`: keep baselines per this key (`device`), `none` for
     one plain baseline per suite; default: each suite's `baseline_key`. Writes `report.json` into the run directory
     and returns the report.
+
+    `out`: the run directory (default: a new `runs/<timestamp>`); `resume`: an interrupted run's directory, whose
+    finished ok runs are reused (`out` must then be None or the same). The directory is locked from planning until
+    the report is written: a second process writing into it is refused. `on_run_dir` hears the directory as soon
+    as it is held; `on_note` anything worth telling that is not a verdict (runs reused, a changed environment).
     """
-    plan = plan_run(paths, device=executor.device, seeds=seeds, out=out, baselines=baselines, overrides=overrides,
-                    baseline_key=baseline_key, check_targets=preflight and executor.trains)
-    execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress)
-    report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
-                       audit=executor.trains if audit is None else audit)
-    write_report(report, plan)
+    plan = plan_run(paths, device=lambda: executor.device, seeds=seeds, out=out, resume=resume, baselines=baselines,
+                    overrides=overrides, baseline_key=baseline_key, check_targets=preflight and executor.trains,
+                    update_baseline=update_baseline)
+    with plan.rundir:
+        if update_baseline:
+            check_writable_dir(baselines, "the baselines folder")
+        if on_run_dir:
+            on_run_dir(plan.out)
+        execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
+        report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
+                           audit=executor.trains if audit is None else audit)
+        try:
+            write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
+        except OSError as e:  # everything trained: the verdicts are returned all the same, with what failed
+            problem = Problem(plan.suites[0].name, "*", "write_failed",
+                              f"could not write {plan.out / 'report.json'}: {e.strerror or e}")
+            report = replace(report, problems=(*report.problems, problem))
     return report
 
 
 def pilot_run(*, executor: Executor, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
               progress: Callable[[Progress], None] | None = None,
-              on_start: Callable[[Path], None] | None = None) -> Callable[[Path, int], str]:
+              on_start: Callable[[Path], None] | None = None) -> PilotRun:
     """For `normreg plan`: a function that runs a suite with N seeds in a fresh temporary run directory and
-    returns the suite's run directory (`on_start` is told where, before training starts)."""
-    def run(suite_path: Path, seeds: int) -> str:
+    returns its per-seed values (`on_start` is told where, before training starts). The pilot's values are read
+    at once, and its run directory is not left in the temporary folder."""
+    def run(suite_path: Path, seeds: int) -> ResultSet:
+        import shutil
         import tempfile
 
         name = load_suite(suite_path, overrides).name
         out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{name}-"))
-        if on_start is not None:
-            on_start(out_dir)
-        run_suites([suite_path], executor=executor, seeds=seeds, out=out_dir, baselines=baselines,
-                   overrides=overrides, progress=progress)
-        return str(out_dir / name)
+        try:
+            if on_start is not None:
+                on_start(out_dir)
+            run_suites([suite_path], executor=executor, seeds=seeds, out=out_dir, baselines=baselines,
+                       overrides=overrides, progress=progress)
+            return load_result_set(str(out_dir / name))
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
     return run

@@ -45,8 +45,8 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), crash_at: Sequence[int] = ()) -> \
-        tuple[Path, list[str]]:
+def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), crash_at: Sequence[int] = (),
+              model_text: str = GOOD_MODEL) -> tuple[Path, list[str]]:
     """8 commits; commit `bug_at` introduces the bug, later commits touch other things. Returns the commit ids."""
     repo = root / "repo"
     (repo / "suites").mkdir(parents=True)
@@ -55,7 +55,7 @@ def make_repo(root: Path, bug_at: int = 5, broken_suite_at: Sequence[int] = (), 
     _git(repo, "config", "user.name", "Dev")
     commits = []
     for n in range(1, 9):
-        model = GOOD_MODEL.replace("BUG = False", f"BUG = {n >= bug_at}")
+        model = model_text.replace("BUG = False", f"BUG = {n >= bug_at}")
         if n in crash_at:
             model += "\nraise_at_import = 1 / 0\n"
         (repo / "model.py").write_text(model + f"\n# revision {n}\n")
@@ -120,6 +120,34 @@ def test_bisect_names_the_commit_that_brought_the_bug_and_the_rerun_trains_nothi
     assert [s.commit for s in rerun.steps] == [s.commit for s in result.steps]
 
 
+def test_staged_seeds_stop_at_the_first_decisive_stage(tmp_path):
+    repo, commits = make_repo(tmp_path)
+    ex = ScoreExecutor()
+    result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ex, seeds="auto")
+    assert result.culprit == commits[4]
+    assert all(c.stages == (3,) for c in (s.comparison for s in result.steps) if c is not None)
+    assert {seeds for _, seeds in ex.calls} == {(0, 1, 2)}  # decisive at 3 seeds: no commit ran a second stage
+
+
+NOISY_MODEL = """\
+import math
+
+BUG = False
+
+
+def score(seed):
+    return (0.85 if BUG else 0.90) + 0.03 * math.sin(2.4 * seed + 1.0)
+"""
+
+
+def test_staged_seeds_add_stages_until_the_verdict_is_decisive(tmp_path):
+    repo, commits = make_repo(tmp_path, model_text=NOISY_MODEL)
+    result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ScoreExecutor(), seeds="auto")
+    assert result.culprit == commits[4], [(s.commit[:8], s.status, s.reason) for s in result.steps]
+    bad = result.steps[1].comparison
+    assert len(bad.stages) > 1 and bad.verdict == "regressed"  # the first stage alone did not decide
+
+
 def test_a_commit_whose_runs_fail_is_skipped_and_said(tmp_path):
     repo, commits = make_repo(tmp_path, crash_at=(6,))
     result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ScoreExecutor())
@@ -136,6 +164,22 @@ def test_a_skip_next_to_the_culprit_leaves_it_undecided(tmp_path):
     assert result.suspects == (commits[3], commits[4])
     step = next(s for s in result.steps if s.commit == commits[3])
     assert step.status == "skip" and "SuiteError" in step.reason
+
+
+def test_the_training_process_reports_a_suite_that_does_not_load(tmp_path):
+    """The real subprocess path, up to the point where it would train: a broken suite, an unknown variant."""
+    from normreg.bisect import execute_in_subprocess
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "tiny.yaml").write_text(SUITE + "  broken: [\n")
+    out = tmp_path / "broken.jsonl"
+    execute_in_subprocess(tmp_path, tmp_path / "suites" / "tiny.yaml", "model", [0, 1], [], out)
+    (record,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record["load_error"].startswith("SuiteError: ") and "tiny.yaml" in record["load_error"]
+    (tmp_path / "suites" / "tiny.yaml").write_text(SUITE)
+    out = tmp_path / "variant.jsonl"
+    execute_in_subprocess(tmp_path, tmp_path / "suites" / "tiny.yaml", "other", [0], [], out)
+    assert json.loads(out.read_text()) == {"load_error": "the suite has no variant 'other' at this commit"}
 
 
 def test_a_bad_commit_that_is_not_worse_exits_1(tmp_path):
@@ -186,3 +230,111 @@ def test_the_command_prints_each_step_and_writes_the_report(tmp_path, monkeypatc
     bad = CliRunner().invoke(cli.app, ["bisect", str(repo / "suites" / "tiny.yaml"), "--good", "v9", "--bad", "main",
                                        "--cache", str(tmp_path / "cache")])
     assert bad.exit_code == 2 and bad.output.startswith("InputError: --good v9: unknown revision")
+
+
+# -------------------------------------------------------------------------- real training (slow)
+
+TINY_SUITE = """\
+trainer: {max_epochs: 2}
+seeds: 3
+metrics: {test_acc: {goal: max, min_effect: 0.02}}
+variants:
+  model: {model: "tinymodel:Model"}
+"""
+
+TINY_MODEL = '''\
+"""A tiny classifier learning from two sources, negatives and positives, one batch of each per step."""
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+W = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]) / 8**0.5  # the direction that tells them apart
+
+
+def sources(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 8, generator=g) - 1.5 * W, torch.randn(n, 8, generator=g) + 1.5 * W
+
+
+class Model(pl.LightningModule):
+    def __init__(self, lr=0.1, hidden=256):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Sequential(nn.Linear(8, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        neg, pos = batch
+        logits = self(torch.cat([neg, pos]))
+        labels = torch.cat([torch.zeros(len(neg)), torch.ones(len(pos))]).long()
+        return nn.functional.cross_entropy(logits, labels)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(1) == y).float().mean(), batch_size=len(x))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(*sources(256, 0)), batch_size=32, shuffle=True)
+
+    def test_dataloader(self):
+        neg, pos = sources(256, 1)
+        y = torch.cat([torch.zeros(256), torch.ones(256)]).long()
+        return DataLoader(TensorDataset(torch.cat([neg, pos]), y), batch_size=256)
+'''
+
+# What each commit changes; commit 5 feeds the two sources through the network separately, so BatchNorm
+# normalises the negatives and the positives each with their own statistics in training.
+TINY_HISTORY = [
+    ("Add a tiny two-source classifier", lambda m: m),
+    ("Document the data", lambda m: m.replace("def sources(n, seed):\n",
+                                              "def sources(n, seed):\n    \"\"\"n negatives and n positives.\"\"\"\n")),
+    ("Notes on the suite", lambda m: m),
+    ("Name the hidden width", lambda m: m.replace("hidden=256", "hidden: int = 256")),
+    ("Run both sources through the network separately",
+     lambda m: m.replace("logits = self(torch.cat([neg, pos]))", "logits = torch.cat([self(neg), self(pos)])")),
+    ("Larger test batches", lambda m: m.replace("batch_size=256)", "batch_size=512)")),
+    ("More notes", lambda m: m),
+    ("Tidy the optimizer line", lambda m: m.replace("momentum=0.9)", "momentum=0.9)  # plain SGD with momentum")),
+]
+
+
+def make_tiny_repo(root: Path) -> tuple[Path, list[str]]:
+    """A git repository of 8 commits of a tiny Lightning model; commit 5 brings the BatchNorm bug."""
+    repo = root / "tiny-repo"
+    (repo / "suites").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "dev@example.com")
+    _git(repo, "config", "user.name", "Dev")
+    model, commits = TINY_MODEL, []
+    for n, (title, change) in enumerate(TINY_HISTORY, start=1):
+        model = change(model)
+        (repo / "tinymodel.py").write_text(model)
+        (repo / "suites" / "tiny.yaml").write_text(TINY_SUITE)
+        (repo / "NOTES.md").write_text("".join(f"- {t}\n" for t, _ in TINY_HISTORY[:n]))
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", title)
+        commits.append(_git(repo, "rev-parse", "HEAD").strip())
+    return repo, commits
+
+
+@pytest.mark.slow
+def test_bisect_finds_the_batchnorm_bug_by_training_each_commit(tmp_path):
+    """Real Lightning training at each commit, in a fresh process from a temporary worktree."""
+    repo, commits = make_tiny_repo(tmp_path)
+    (repo / "suites" / "tiny.yaml").write_text("this: [is the user's uncommitted edit\n")  # never looked at
+    cache = tmp_path / "cache"
+    result = bisect(repo / "suites" / "tiny.yaml", commits[0], commits[7], cache=cache, workers=0)
+    assert result.outcome == "found", [(s.commit[:8], s.status, s.reason) for s in result.steps]
+    assert result.culprit == commits[4] and result.search_steps <= 4
+    assert result.steps[1].comparison.verdict == "regressed"
+    assert result.trained == 3 * (2 + result.search_steps)
+    assert _git(repo, "status", "--porcelain") == " M suites/tiny.yaml\n"
+    rerun = bisect(repo / "suites" / "tiny.yaml", commits[0], commits[7], cache=cache, workers=0)
+    assert rerun.culprit == commits[4] and rerun.trained == 0

@@ -6,13 +6,14 @@ import pytest
 
 from normreg import choices
 from normreg.errors import InputError
-from normreg.judge import sequential, stats
+from normreg.judge import designs, sequential, stats
 from normreg.suite import spec
 
 
 def test_check_choice_names_the_option_and_suggests():
     assert choices.check_choice("--design", "paired", choices.DESIGNS) == "paired"
-    with pytest.raises(InputError, match=r"^--design: expected one of welch, paired, but found a string \('pared'\)\. "
+    with pytest.raises(InputError, match=r"^--design: expected one of welch, paired, permutation, but found a string "
+                                         r"\('pared'\)\. "
                                          r"Did you mean 'paired'\?$"):
         choices.check_choice("--design", "pared", choices.DESIGNS)
 
@@ -30,5 +31,6 @@ def test_every_entry_point_checks_the_same_way(call, match):
 
 
 def test_one_definition_of_each_choice():
-    assert stats.VERDICT_CODES is choices.VERDICTS
+    assert stats.VERDICT_CODES == tuple(v for v in choices.VERDICTS if v != "identical")
+    assert choices.DESIGNS == ("welch", *(n for n in designs.names() if n != "welch"))  # the registry, unimported
     assert spec.EXPECTATIONS is choices.EXPECTATIONS and sequential.SPENDING is choices.SPENDING

@@ -218,3 +218,26 @@ def test_outputs_are_readable_like_any_new_file(report_path, tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "s.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_usage_errors_are_one_line_with_the_help_hint(cli, tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    for args, fragment in [
+        (("run", "--bogus", suite), "No such option: --bogus"),
+        (("run", "--workrs", "2", suite), "(Possible options: --workers)"),
+        (("run", "--workers", "-3", suite), "Invalid value for '--workers'"),
+        (("run", "--workers", "x", suite), "Invalid value for '--workers'"),
+        (("run", suite, "--set"), "Option '--set' requires an argument"),
+        (("compare", "a.json"), "Missing argument 'b'"),
+        (("frob",), "No such command 'frob'"),
+    ]:
+        res = cli(*args)
+        assert res.exit_code == 2, (args, res.output)
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("UsageError: ") and fragment in lines[0], (args, res.output)
+        assert "--help')" in lines[0] and "╭" not in res.output
+
+
+def test_seed_counts_beyond_the_limit_are_usage_errors(cli, write_suite, tmp_path: Path) -> None:
+    res = cli("run", write_suite(), "--seeds", "1000000000", "--out", tmp_path / "r", script=SAME)
+    assert res.exit_code == 2 and "from 1 to 1000" in res.output and not (tmp_path / "r").exists()

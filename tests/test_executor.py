@@ -155,3 +155,11 @@ def test_any_object_keeping_the_protocol_is_an_executor(tmp_path: Path, write_su
     report = run_suites([write_suite(), write_suite(name="other")], executor=ex, out=tmp_path / "run",
                         baselines=tmp_path / "b")
     assert ex.batches == [20] and len(report.runs) == 20  # one call for every fixed-seed job of every suite
+
+
+def test_a_suite_that_asks_for_the_cpu_keeps_the_cpu_baseline_whatever_the_executor(tmp_path: Path,
+                                                                                       write_suite: Any) -> None:
+    suite = write_suite(extra="trainer: {accelerator: cpu}\nbaseline_key: device\n")
+    gpu = FakeRunner(REGRESSION, device="cuda (NVIDIA H200)")
+    report = run_suites([suite], executor=gpu, out=tmp_path / "run", baselines=tmp_path / "b")
+    assert "pair@cpu.json" in (report.suites[0].baseline_note or "")

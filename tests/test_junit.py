@@ -27,7 +27,7 @@ def test_junit_parses_with_the_standard_library(report_json):
     assert set(failures) == {"drift.acc.a_vs_b", "drift.acc.baseline:b_vs_b"}
     message = failures["drift.acc.a_vs_b"].get("message")
     assert message.startswith("regressed: b is worse by 0.046")
-    assert "mean 0.7562" in failures["drift.acc.a_vs_b"].text and "95% CI" in failures["drift.acc.a_vs_b"].text
+    assert "mean 0.7562" in failures["drift.acc.a_vs_b"].text and "(97.5% CI)" in failures["drift.acc.a_vs_b"].text
     errors = [c for c in cases if c.find("error") is not None]
     assert [c.get("name") for c in errors] == ["drift.c.run_failed.seed2"]
     assert "loss is NaN" in errors[0].find("error").get("message")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from normreg.judge.checks import Check, Problem
-from normreg.judge.stats import compare_values
+from normreg.judge.designs import compare_values
 from normreg.render.labels import (
     HTML,
     JUNIT,

@@ -31,7 +31,11 @@ def test_one_row_per_comparison_failures_first_expected_marked(report_json):
 def test_header_states_outcome_and_exit_code(report_json):
     text = render_markdown(report_from_json(report_json).report)
     assert text.startswith("## normreg: 💥 ERROR (exit 3)\n")
-    assert "95% CI" in text
+    assert "[CI the verdict used]" in text
+    rf = report_from_json(report_json)
+    for c in rf.report.checks:  # each row says the level of the interval its verdict used
+        if c.comparison.ci_low is not None:
+            assert f"({c.comparison.ci_level * 100:.3g}%)" in text
 
 
 def test_problems_are_grouped_by_seed(report_json):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from conftest import REGRESSION, SAME
 from scripted import flagship
 from typer.testing import CliRunner
@@ -65,6 +66,30 @@ def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> N
 
     monkeypatch.chdir(tmp_path)
     first = default_out_dir()
-    first.mkdir(parents=True)
     second = default_out_dir()
-    assert second != first and not second.exists() and second.parent == first.parent
+    assert second != first and first.is_dir() and second.is_dir() and second.parent == first.parent
+
+
+def test_staged_seeds_stop_for_baseline_checks_more_seeds_cannot_decide(tmp_path):
+    """A 5-seed baseline bounds the standard error of its checks however many seeds the candidate runs: a
+    variant whose pair checks are decided stops, and its undecidable baseline check says why."""
+    night = [0]
+
+    def script(variant: str, seed: int) -> dict[str, float]:
+        rng = np.random.default_rng([seed, {"merged": 1, "twin": 2, "same": 3}[variant], night[0]])
+        mean, sd = {"merged": (0.984, 0.005), "twin": (0.937, 0.018), "same": (0.984, 0.005)}[variant]
+        return {"acc": float(rng.normal(mean, sd)), "loss": float(rng.normal(1.0, 0.01))}
+
+    suite = tmp_path / "fixed.yaml"
+    suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 5"))
+    run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",
+               update_baseline=True)
+    night[0] = 1
+    runner = FakeRunner(script)
+    report = run_suites([suite], seeds="auto", executor=runner, out=tmp_path / "r2", baselines=tmp_path / "b")
+    twin = next(c.comparison for c in report.checks if c.kind == "baseline" and c.comparison.b == "twin"
+                and c.comparison.metric == "acc")
+    assert twin.verdict == "inconclusive" and twin.stopped and "more seeds cannot decide it" in twin.reason
+    assert twin.seeds_needed is None and twin.n_b == report.suites[0].seeds_used["twin"]
+    assert report.suites[0].seeds_used["twin"] <= 8 and report.suites[0].seeds_used["merged"] <= 8
+    assert len(runner.jobs) < 40  # 48 before: the reference and the undecidable checks kept running

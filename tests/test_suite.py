@@ -31,6 +31,18 @@ CASES = [
     ("not_a_mapping", 1, None, "expected a mapping of suite keys"),
     ("negative_min_effect", 2, "metrics.acc.min_effect", "expected a number in [0.0, inf]"),
     ("unknown_variant_key", 5, "variants.a.trainr", "Did you mean 'trainer'?"),
+    # bounded loading: each is refused from the node graph, before anything is expanded
+    ("alias_bomb", 6, None, "expands to more than 100000 nodes"),
+    ("recursive_alias", 4, None, "a recursive alias"),
+    ("deep_nesting", 4, None, "nested more than 64 levels deep"),
+    ("seeds_huge", 2, "seeds", "expected 1 to 1000 seeds per variant, but found 1000000000"),
+    ("seeds_plan_huge", 2, "seeds.max", "expected at most 1000 seeds per variant, but found 1000000000"),
+    ("seed_beyond_numpy", 2, "seeds.1", "from 0 to 4294967295 (numpy's range), but found a number (4294967296)"),
+    ("min_effect_inf", 2, "metrics.acc.min_effect", "expected a finite number, but found inf"),
+    ("nul_in_suite_name", 1, "name", "control characters"),
+    ("nul_in_variant_name", 3, "variants.a\x00b", "control characters"),
+    ("duplicate_key", 5, None, "duplicate key 'seeds' (first on line 2, again on line 5)"),
+    ("duplicate_variant", 5, None, "duplicate key 'a' (first on line 3, again on line 5)"),
 ]
 
 
@@ -45,7 +57,55 @@ def test_bad_suite_names_file_line_and_key(name: str, line: int, key: str | None
     assert err.key == key
     assert fragment in str(err)
     assert str(err).startswith(f"{path}:{line}")
-    assert "\n" not in str(err)
+    assert "\n" not in str(err) and str(err).isprintable()
+
+
+def test_every_file_of_the_bad_corpus_is_tested() -> None:
+    suites = {p.stem for p in BAD.glob("*.yaml")}
+    tested = {c[0] for c in CASES} | {"seeds_min_above_max", "seeds_plan_one", "seeds_typo", "stats_correction",
+                                      "stats_design"}  # the last five: below
+    assert suites <= tested
+
+
+def test_a_suite_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    from normreg.suite.spec import MAX_SUITE_BYTES
+
+    path = tmp_path / "huge.yaml"
+    path.write_text("metrics: {acc: {}}\nvariants: {a: {model: m:A}}\ndescription: " + "x" * MAX_SUITE_BYTES + "\n")
+    with pytest.raises(SuiteError, match=rf"over the {MAX_SUITE_BYTES}-byte limit for a suite file"):
+        load_suite(path)
+
+
+def test_overrides_are_loaded_with_the_same_bounds(write_suite) -> None:
+    path = write_suite()
+    levels = ["&l0 [x,x,x,x,x,x,x,x,x,x]"] + [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    with pytest.raises(SuiteError, match=r"--set trainer.callbacks: the YAML expands to more than 100000"):
+        load_suite(path, ["trainer.callbacks=[" + ",".join(levels) + "]"])
+    with pytest.raises(SuiteError, match=r"--set description is not valid YAML: brackets nested more than 64"):
+        load_suite(path, ["description=" + "[" * 5000 + "]" * 5000])
+    with pytest.raises(SuiteError, match=r"--set seeds: duplicate key 'min'"):
+        load_suite(path, ["seeds={min: 2, min: 3, max: 5}"])
+    with pytest.raises(SuiteError, match="set on the command line"):
+        load_suite(path, ["seeds=1000000000"])
+    assert load_suite(path, ["trainer.callbacks=[&x {a: 1}, *x]"]).variant("twin").trainer["callbacks"] == [
+        {"a": 1}, {"a": 1}]
+
+
+def test_anchors_and_merge_keys_still_work(write_suite) -> None:
+    path = write_suite("""
+        metrics: {acc: {}}
+        defaults: &d {model: m:A, trainer: {max_epochs: 2}}
+        variants:
+          a: *d
+          b: {<<: *d, model: m:B}
+        """)
+    with pytest.raises(SuiteError, match="unknown key 'defaults'"):  # anchors are fine; the key is not
+        load_suite(path)
+    path.write_text(path.read_text().replace("defaults: &d", "trainer: &d").replace(
+        "{model: m:A, trainer: {max_epochs: 2}}", "{max_epochs: 2}").replace("a: *d", "a: {model: m:A, trainer: *d}")
+        .replace("b: {<<: *d, model: m:B}", "b: {model: m:B, trainer: {<<: *d, max_epochs: 3}}"))
+    s = load_suite(path)
+    assert s.variant("a").trainer["max_epochs"] == 2 and s.variant("b").trainer["max_epochs"] == 3
 
 
 def test_valid_suite_is_frozen_and_complete(write_suite) -> None:
@@ -157,8 +217,8 @@ def test_seed_plan_and_stats_keys_load():
     ("seeds_typo", r"seeds_typo.yaml:2: seeds.maxx: unknown key 'maxx'. Did you mean 'max'\?"),
     ("seeds_min_above_max", r"seeds_min_above_max.yaml:3: seeds.min: min \(8\) is above max \(5\)"),
     ("seeds_plan_one", r"seeds_plan_one.yaml:2: seeds.min: expected at least 2 seeds"),
-    ("stats_design", r"stats_design.yaml:4: stats.design: expected one of welch, paired, but found a string "
-                     r"\('pared'\). Did you mean 'paired'\?"),
+    ("stats_design", r"stats_design.yaml:4: stats.design: expected one of welch, paired, permutation, but found a "
+                     r"string \('pared'\). Did you mean 'paired'\?"),
     ("stats_correction", r"stats_correction.yaml:3: stats.correction: .*Did you mean 'holm'\?"),
 ])
 def test_bad_seed_and_stats_keys_name_file_line_and_key(name, match):

@@ -10,7 +10,7 @@ import pytest
 
 from normreg.pipeline import run_suites
 from normreg.run.executor import Job, plan_jobs
-from normreg.run.worker import describe_error, run_one
+from normreg.run.worker import run_one
 from normreg.suite.spec import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
@@ -20,14 +20,19 @@ def test_real_end_to_end_run(tmp_path: Path, local_executor: Any) -> None:
     """Two copies of one implementation give identical per-seed values; the broken variant fails alone."""
     seen = []
     report = run_suites([TINY], out=tmp_path / "run", baselines=tmp_path / "b", executor=local_executor(workers=2),
-                        progress=lambda p: seen.append((p.done, p.total)))
+                        progress=lambda p: p.finished and seen.append((p.done, p.total)))
     by = {(r.variant, r.seed): r for r in report.runs}
     assert by[("a", 0)].ok and by[("b", 0)].ok
     assert by[("a", 0)].metrics["acc"] == by[("b", 0)].metrics["acc"]  # same seed -> same weights, same order
     assert by[("a", 1)].metrics["acc"] == by[("b", 1)].metrics["acc"]
     assert by[("a", 0)].metrics["acc"] != by[("a", 1)].metrics["acc"]  # the seed matters
     assert not by[("broken", 0)].ok and "broken on purpose" in by[("broken", 0)].error
-    assert "tiny_models.py" in by[("broken", 0)].error
+    assert by[("broken", 0)].error.endswith("(at tiny_models.py:37 in training_step)")  # relative to the suite
+    kept = (tmp_path / "run" / "tiny" / "failures" / "broken-seed0.txt").read_text()  # sent back from a worker
+    assert "Traceback (most recent call last)" in kept and 'raise RuntimeError("this variant is broken' in kept
+    assert by[("broken", 0)].traceback in kept and by[("a", 0)].traceback is None
+    assert sorted(p.name for p in (tmp_path / "run" / "tiny" / "failures").iterdir()) == [
+        "broken-seed0.txt", "broken-seed1.txt"]
     assert report.exit_code == 3
     assert [d for d, _ in seen] == list(range(1, 7)) and {t for _, t in seen} == {6}
     lines = (tmp_path / "run" / "tiny" / "runs.jsonl").read_text().splitlines()
@@ -50,18 +55,6 @@ def test_runs_reproduce_exactly() -> None:
     suite = load_suite(TINY, ["variants={a: {model: tiny_models:Classifier}}", "seeds=1"])
     first, second = run_one(Job(suite, "a", 0)), run_one(Job(suite, "a", 0))
     assert first.ok and first.metrics == second.metrics
-
-
-def test_describe_error_names_the_user_frame() -> None:
-    def user_code() -> None:
-        raise ValueError("Expected more than 1 value per channel when training\nmore")
-
-    try:
-        user_code()
-    except ValueError as e:
-        text = describe_error(e)
-    assert text.startswith("ValueError: Expected more than 1 value per channel when training (at test_runner.py:")
-    assert "in user_code" in text
 
 
 def test_plan_is_seed_major() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from normreg.audit.findings import AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
-from normreg.run.worker import describe_error
+from normreg.run.failure import describe_error
 from normreg.suite.spec import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -266,5 +266,5 @@ def likely_causes(suite: Suite, variants: Sequence[str]) -> AuditReport:
     that cannot run is an `AuditReport` holding the error."""
     try:
         return audit_loaded(suite, variants)
-    except Exception as e:  # noqa: BLE001 - an audit failure must never break a run
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - an audit failure must never break a run
         return AuditReport(suite=suite.name, error=describe_error(e))

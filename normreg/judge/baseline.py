@@ -15,9 +15,9 @@ from typing import Any
 
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, did_you_mean
-from normreg.fileio import check_schema, read_json, write_json_atomic
+from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
 from normreg.run.results import RunResult, values_from_runs
-from normreg.suite.spec import MetricSpec, Suite, metrics_to_json
+from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
 
 SCHEMA = "normreg.baseline/1"
 
@@ -45,22 +45,64 @@ class Baseline:
 
     @classmethod
     def from_json(cls, path: Path, data: Any) -> Baseline:
+        """Validate every field (types, seeds, finite values) and build the baseline; errors name the field."""
         check_schema(path, data, SCHEMA)
-        try:
-            values: dict[str, dict[str, dict[int, float]]] = {}
-            for v, ms in data["variants"].items():
-                for m, rec in ms.items():
-                    seeds, vals = rec["seeds"], rec["values"]
-                    if len(seeds) != len(vals):
-                        raise ValueError(f"variants.{v}.{m}: {len(seeds)} seeds but {len(vals)} values")
-                    values.setdefault(v, {})[m] = {int(s): float(x) for s, x in zip(seeds, vals)}
-            metrics = tuple(MetricSpec(name=n, goal=s["goal"], min_effect=float(s["min_effect"]))
-                            for n, s in data["metrics"].items())
-            return cls(suite=data["suite"], suite_digest=data.get("suite_digest", ""),
-                       environment=data.get("environment", {}), metrics=metrics, values=values)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ResultsError(f"{path}: malformed baseline ({type(e).__name__}: {e}); regenerate it with "
-                               "'normreg run SUITE --update-baseline'") from None
+
+        def bad(key: str, message: str) -> ResultsError:
+            return ResultsError(f"{path}: {key}: {message}; regenerate it with 'normreg run SUITE --update-baseline'")
+
+        for key, kind, what in (("suite", str, "a string"), ("metrics", dict, "an object"),
+                                ("variants", dict, "an object")):
+            if not isinstance(data.get(key), kind):
+                raise bad(key, f"expected {what}, found {describe_value(data.get(key))}")
+        if not isinstance(data.get("suite_digest", ""), str) or not isinstance(data.get("environment", {}), dict):
+            raise bad("suite_digest/environment", "expected a string and an object")
+        metrics = tuple(metric_specs(str(path), "metrics", data["metrics"]).values())
+        values: dict[str, dict[str, dict[int, float]]] = {}
+        for v, ms in data["variants"].items():
+            if not isinstance(ms, dict):
+                raise bad(f"variants.{v}", f"expected an object of metrics, found {describe_value(ms)}")
+            for m, rec in ms.items():
+                key = f"variants.{v}.{m}"
+                if not isinstance(rec, dict) or not isinstance(rec.get("seeds"), list) \
+                        or not isinstance(rec.get("values"), list):
+                    raise bad(key, "expected {seeds: [...], values: [...]}")
+                seeds, vals = rec["seeds"], rec["values"]
+                if len(seeds) != len(vals):
+                    raise bad(key, f"{len(seeds)} seeds but {len(vals)} values")
+                for i, s in enumerate(seeds):
+                    if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED_VALUE:
+                        raise bad(f"{key}.seeds[{i}]", f"expected a whole-number seed from 0 to {MAX_SEED_VALUE}, "
+                                                       f"found {describe_value(s)}")
+                if len(set(seeds)) != len(seeds):
+                    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+                    raise bad(f"{key}.seeds", f"seed {twice[0]} appears more than once")
+                for i, x in enumerate(vals):
+                    if not finite_number(x):
+                        raise bad(f"{key}.values[{i}]", f"expected a finite number within ±{MAX_ABS_VALUE:g}, "
+                                                        f"found {describe_value(x)}")
+                values.setdefault(v, {})[m] = {s: float(x) for s, x in zip(seeds, vals)}
+        return cls(suite=data["suite"], suite_digest=data.get("suite_digest", ""),
+                   environment=data.get("environment", {}), metrics=metrics, values=values)
+
+
+def metric_specs(source: str, where: str, raw: Any) -> dict[str, MetricSpec]:
+    """`{name: {goal, min_effect}}` from a report, baseline or run.json, checked: errors name file and field."""
+    if not isinstance(raw, dict):
+        raise ResultsError(f"{source}: {where}: expected an object of metrics, found {describe_value(raw)}")
+    specs = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise ResultsError(f"{source}: {where}.{name}: expected {{goal, min_effect}}, found "
+                               f"{describe_value(spec)}")
+        goal, min_effect = spec.get("goal", "max"), spec.get("min_effect", 0.0)
+        if goal not in ("max", "min"):
+            raise ResultsError(f"{source}: {where}.{name}.goal: expected 'max' or 'min', found {describe_value(goal)}")
+        if not finite_number(min_effect) or min_effect < 0:
+            raise ResultsError(f"{source}: {where}.{name}.min_effect: expected a finite number >= 0, found "
+                               f"{describe_value(min_effect)}")
+        specs[name] = MetricSpec(name=name, goal=goal, min_effect=float(min_effect))
+    return specs
 
 
 def baseline_path(directory: Path, suite: str, keyed: str | None = None) -> Path:
@@ -99,24 +141,31 @@ def choose_baseline(directory: Path, suite: str, key: str | None = None,
     keyed = key_value(key, environment or {})
     plain = baseline_path(directory, suite)
     if keyed is None:
-        return BaselineChoice(_read(plain), plain if plain.exists() else None, plain)
+        return BaselineChoice(_read(plain, suite), plain if plain.exists() else None, plain)
     mine = baseline_path(directory, suite, keyed)
     if mine.exists():
-        return BaselineChoice(_read(mine), mine, mine, keyed=True)
+        return BaselineChoice(_read(mine, suite), mine, mine, keyed=True)
     if plain.exists():
-        return BaselineChoice(_read(plain), plain, mine, f"no baseline for {key} {keyed} ({mine}); compared with "
-                              f"the plain baseline {plain} instead; --update-baseline writes {mine.name}", True)
+        return BaselineChoice(_read(plain, suite), plain, mine, f"no baseline for {key} {keyed} ({mine}); compared "
+                              f"with the plain baseline {plain} instead; --update-baseline writes {mine.name}", True)
     return BaselineChoice(None, None, mine, f"no baseline for {key} {keyed} ({mine}) and no plain one; "
                           f"--update-baseline writes {mine.name}", True)
 
 
-def _read(path: Path) -> Baseline | None:
-    return Baseline.from_json(path, read_json(path)) if path.exists() else None
+def _read(path: Path, suite: str) -> Baseline | None:
+    """The baseline stored at `path`, None when there is none; refused when it is another suite's."""
+    if not path.exists():
+        return None
+    baseline = Baseline.from_json(path, read_json(path))
+    if baseline.suite != suite:
+        raise ResultsError(f"{path}: suite: this baseline is of suite '{baseline.suite}', not '{suite}'; "
+                           "move it or regenerate it with 'normreg run SUITE --update-baseline'")
+    return baseline
 
 
 def load_baseline(directory: Path, suite: str) -> Baseline | None:
     """The stored plain baseline of `suite`, or None when there is none."""
-    return _read(baseline_path(directory, suite))
+    return _read(baseline_path(directory, suite), suite)
 
 
 def make_baseline(suite: Suite, runs: Iterable[RunResult], environment: Mapping[str, Any]) -> Baseline:

@@ -8,14 +8,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from scipy import special as _sp
+
 from normreg.choices import SIGNIFICANT
 from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
-from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, adjust, compare_values
+from normreg.judge.designs import compare_values
+from normreg.judge.sequential import final_levels, sequential_compare
+from normreg.judge.stats import Comparison, adjust, welch_se_df
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
+
+
+def satisfies(verdict: str, expected: str) -> bool:
+    """Whether a verdict meets an expectation: `identical` passes wherever `equivalent` does."""
+    return verdict == expected or (verdict == "identical" and expected == "equivalent")
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Check:
     def failed(self) -> bool:
         verdict = self.comparison.verdict
         if self.expected is not None:
-            return verdict != self.expected
+            return not satisfies(verdict, self.expected)
         if self.kind == "baseline":
             return verdict == "regressed"
         return verdict in SIGNIFICANT
@@ -66,38 +74,58 @@ class Problem:
         return asdict(self)
 
 
-def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
-          ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
-    """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
-    checks: list[Check] = []
+def _values(suite: Suite, runs: Sequence[RunResult]) -> dict[str, dict[str, dict[int, float]]]:
+    """variant -> metric -> seed -> value, over the successful runs."""
     ok: dict[str, dict[str, dict[int, float]]] = {}
     for r in sorted(runs, key=lambda r: r.seed):
         if r.ok:
             for m in suite.metrics:
                 ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    alpha, design = suite.stats.alpha, suite.stats.design
-    problems = run_problems(suite, runs, ignore_expect)
+    return ok
+
+
+Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
+Compare = Callable[[str, str, MetricSpec, Mapping[int, float], str], Comparison]  # kind, variant, metric, a, a name
+
+
+def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]], baseline: Baseline | None,
+                environment: dict, ignore_expect: bool, compare: Compare) -> tuple[list[Check], list[Key]]:
+    """The one loop over variants, metrics and kinds (pair, then baseline) that fixed and staged seeds share;
+    `compare` makes each comparison from the reference's (or the baseline's) values."""
+    checks: list[Check] = []
+    keys: list[Key] = []
     for v in suite.variants:
         if not ignore_expect and suite.expected(v.name, "*") == "failed":
             continue  # its runs are meant to crash: nothing to compare
         for m in suite.metrics:
-            values = ok.get(v.name, {}).get(m.name, {})
             if v.name != suite.reference:
                 ref = ok.get(suite.reference, {}).get(m.name, {})
                 expected = None if ignore_expect else suite.expected(v.name, m.name)
-                checks.append(Check(suite.name, "pair", compare_values(ref, values, m, alpha=alpha, design=design,
-                                                                       a_name=suite.reference, b_name=v.name),
-                                    expected))
+                checks.append(Check(suite.name, "pair", compare("pair", v.name, m, ref, suite.reference), expected))
+                keys.append(("pair", v.name, m.name))
             if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
                 stored = baseline.values[v.name][m.name]
                 env_diff = differences(baseline.environment, environment)
                 if baseline.suite_digest and baseline.suite_digest != suite.digest:
                     env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                checks.append(Check(suite.name, "baseline",
-                                    compare_values(stored, values, m, alpha=alpha, design=design,
-                                                   a_name=f"baseline:{v.name}", b_name=v.name),
-                                    None, env_diff))
-    return correct(suite, checks), problems
+                checks.append(Check(suite.name, "baseline", compare("baseline", v.name, m, stored,
+                                                                    f"baseline:{v.name}"), None, env_diff))
+                keys.append(("baseline", v.name, m.name))
+    return checks, keys
+
+
+def judge(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
+          ignore_expect: bool = False) -> tuple[list[Check], list[Problem]]:
+    """Pair checks (each variant vs the reference) and baseline checks, plus problems from failed runs."""
+    ok = _values(suite, runs)
+    stats = suite.stats
+
+    def compare(kind: str, v: str, m: MetricSpec, a: Mapping[int, float], a_name: str) -> Comparison:
+        return compare_values(a, ok.get(v, {}).get(m.name, {}), m, alpha=stats.alpha, design=stats.design,
+                              a_name=a_name, b_name=v)
+
+    checks, _ = _each_check(suite, ok, baseline, environment, ignore_expect, compare)
+    return correct(suite, checks), run_problems(suite, runs, ignore_expect)
 
 
 def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = False) -> list[Problem]:
@@ -116,13 +144,24 @@ def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = 
     return problems
 
 
+FAMILIES = ("pair", "baseline")
+
+
 def correct(suite: Suite, checks: Sequence[Check]) -> list[Check]:
-    """Apply the suite's multiple-comparison correction across all of its checks (pair and baseline)."""
-    adjusted = adjust([c.comparison for c in checks], suite.stats.correction)
-    return [replace(c, comparison=a) for c, a in zip(checks, adjusted)]
+    """Apply the suite's multiple-comparison correction within each family, each at the suite's alpha.
 
-
-Key = tuple[str, str, str]  # (kind, variant, metric) of one check within a suite
+    Pair checks (does each variant match the reference?) and baseline checks (has anything changed since the
+    baseline?) answer different questions, so they are corrected in separate families: storing a baseline
+    never weakens a pair check. Comparisons without a test (identical values, an exact difference) are in
+    neither family.
+    """
+    out = list(checks)
+    for family in FAMILIES:
+        idx = [i for i, c in enumerate(checks) if c.kind == family]
+        adjusted = adjust([checks[i].comparison for i in idx], suite.stats.correction)
+        for i, a in zip(idx, adjusted):
+            out[i] = replace(checks[i], comparison=a)
+    return out
 
 
 def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | None, environment: dict,
@@ -136,41 +175,53 @@ def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | N
     """
     assert suite.seed_plan is not None
     plan, stats = suite.seed_plan, suite.stats
-    ok: dict[str, dict[str, dict[int, float]]] = {}
-    for r in runs:
-        if r.ok:
-            for m in suite.metrics:
-                ok.setdefault(r.variant, {}).setdefault(m.name, {})[r.seed] = r.metrics[m.name]
-    problems = run_problems(suite, runs, ignore_expect)
-    checks: list[Check] = []
-    keys: list[Key] = []
+    ok = _values(suite, runs)
 
-    def staged(kind: str, v: str, m: MetricSpec, a_values: Callable[[int], Mapping[int, float]],
-               a_max: int, a_name: str) -> Comparison:
-        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))]
-        mine = mine or (0,)
+    def compare(kind: str, v: str, m: MetricSpec, a: Mapping[int, float], a_name: str) -> Comparison:
+        mine = tuple(looks.get(v, ()))[: decided.get((kind, v, m.name), len(looks.get(v, ())))] or (0,)
         b = ok.get(v, {}).get(m.name, {})
-        return sequential_compare([a_values(n) for n in mine], [{s: x for s, x in b.items() if s < n} for n in mine],
-                                  m, n_max=(a_max, plan.max), final=mine[-1] >= plan.max, alpha=stats.alpha,
-                                  design=stats.design, spending=stats.spending, a_name=a_name, b_name=v)
+        grows = kind == "pair"  # the reference grows with the candidate; a stored baseline is fixed
+        a_looks = [{s: x for s, x in a.items() if s < n} if grows else dict(a) for n in mine]
+        return sequential_compare(a_looks, [{s: x for s, x in b.items() if s < n} for n in mine], m,
+                                  n_max=(plan.max if grows else len(a), plan.max), final=mine[-1] >= plan.max,
+                                  alpha=stats.alpha, design=stats.design, spending=stats.spending, a_name=a_name,
+                                  b_name=v)
 
-    for v in suite.variants:
-        if not ignore_expect and suite.expected(v.name, "*") == "failed":
-            continue
-        for m in suite.metrics:
-            if v.name != suite.reference:
-                ref = ok.get(suite.reference, {}).get(m.name, {})
-                c = staged("pair", v.name, m, lambda n, ref=ref: {s: x for s, x in ref.items() if s < n},
-                           plan.max, suite.reference)
-                checks.append(Check(suite.name, "pair", c, None if ignore_expect else suite.expected(v.name, m.name)))
-                keys.append(("pair", v.name, m.name))
-            if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
-                stored = dict(baseline.values[v.name][m.name])
-                env_diff = differences(baseline.environment, environment)
-                if baseline.suite_digest and baseline.suite_digest != suite.digest:
-                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
-                c = staged("baseline", v.name, m, lambda n, stored=stored: stored, len(stored),
-                           f"baseline:{v.name}")
-                checks.append(Check(suite.name, "baseline", c, None, env_diff))
-                keys.append(("baseline", v.name, m.name))
-    return correct(suite, checks), problems, keys
+    checks, keys = _each_check(suite, ok, baseline, environment, ignore_expect, compare)
+    problems = run_problems(suite, runs, ignore_expect)
+    checks = correct(suite, checks)
+    if baseline is not None:
+        checks = [_stop_if_undecidable(c, plan.max, stats.design) if k[0] == "baseline" else c
+                  for c, k in zip(checks, keys)]
+    return checks, problems, keys
+
+
+def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
+    """A baseline check whose verdict more seeds of this run cannot reach, marked so staging stops for it.
+
+    The baseline's side is fixed, so its spread bounds the standard error however many seeds the candidate
+    runs. Taking the observed difference and spreads as they are, at the plan's maximum the check would still
+    be inconclusive: neither beyond min_effect with the interval clear of zero, nor with the interval inside
+    ±min_effect. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing more helps.)
+    """
+    c = check.comparison
+    if c.verdict != "inconclusive" or c.diff is None or c.sd_a is None or c.sd_b is None or c.n_b >= n_max:
+        return check
+    if design == "paired":
+        if c.n_b < c.n_a:
+            return check
+        why = f"all {c.n_a} seeds the baseline holds are paired; more seeds cannot pair"
+    else:
+        se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
+        lv2, lv1 = final_levels(c.n_a, c.stages[0] if c.stages else c.n_b, n_max, c.alpha, design,
+                                c.spending or "pocock")
+        t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
+        delta = c.min_effect
+        if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
+            return check
+        why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
+               f"(standard error at least {se:.3g})")
+    stopped = f"more seeds cannot decide it: {why}"
+    reason = c.reason.split("; about ")[0]  # per-side seed advice does not apply with one side fixed
+    return replace(check, comparison=replace(c, stopped=stopped, reason=f"{reason}; {stopped}", seeds_needed=None,
+                                             seeds_needed_for=None))

@@ -1,10 +1,12 @@
 """How many seeds a suite needs (`plan`) and how its test behaves on its own data (`calibrate`).
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
-seeds per side for 80% and 90% power to find `min_effect`, from the noncentral t distribution with Welch's
-degrees of freedom (or n - 1 for the paired design). `calibrate` resamples observed per-seed values: A/A
-comparisons (both sides drawn from one variant's values) estimate the false-alarm rate, the same with one side
-shifted by `min_effect` estimates the power, at the suite's seeds and test. Imports neither torch nor Lightning.
+seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
+under the verdict's own rule (p < alpha and the observed difference beyond `min_effect`), integrating over the
+sample variances with Welch's degrees of freedom (or n - 1 for the paired design). `calibrate` resamples
+observed per-seed values: A/A comparisons (both sides drawn from one variant's values) estimate the false-alarm
+rate, the same with one side shifted by twice `min_effect` the power of the verdict, at the suite's seeds and
+test. Imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 
 from normreg.choices import DESIGNS, check_choice
 from normreg.errors import InputError
+from normreg.judge.designs import get
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
-from normreg.judge.stats import mean_sd, seeds_for
+from normreg.judge.stats import DESIGN_EFFECT, design_effect, mean_sd, smoothed_draws
 from normreg.suite.spec import MetricSpec, SeedPlan, Seeds, load_suite
 
 
@@ -33,7 +36,7 @@ class PlanRow:
     sd_a: float | None  # the reference's per-seed spread
     sd_b: float | None
     sd_diff: float | None  # paired design: spread of per-seed differences
-    seeds_80: int | None  # seeds per side for 80% power at min_effect; None: more than the limit
+    seeds_80: int | None  # seeds per side for an 80% chance of `regressed` at twice min_effect; None: over the limit
     seeds_90: int | None
     note: str = ""
 
@@ -50,7 +53,8 @@ class Plan:
 
 def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequence[MetricSpec],
          pilot: ResultSet, *, alpha: float = 0.05, design: str = "welch", limit: int = 1000) -> Plan:
-    """Seeds per side each (variant, metric) pair check needs for 80% and 90% power at its min_effect.
+    """Seeds per side each (variant, metric) pair check needs so that a true difference of twice its
+    min_effect is reported `regressed` 80% (90%) of the time.
 
     The pilot's spreads are taken as the truth; with few pilot seeds they are themselves uncertain (a
     3-seed spread can be off by a factor of two), so treat the answer as a first estimate.
@@ -84,8 +88,10 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
             use = design
             if design == "paired" and sd_diff is None:
                 use, note = "welch", "too few paired seeds in the pilot: planned as Welch"
-            found = tuple(seeds_for(m.min_effect, sd_a, sd_b, alpha, target, design=use, sd_diff=sd_diff,
-                                    limit=limit) for target in (0.8, 0.9))
+            pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
+            found = tuple(get(use).seeds_for(design_effect(m.min_effect), sd_a, sd_b, alpha, target,
+                                             sd_diff=sd_diff if use == "paired" else None, delta=m.min_effect,
+                                             limit=limit, pilot=pilot_values) for target in (0.8, 0.9))
             rows.append(PlanRow(v, m.name, m.min_effect, n_pilot, sd_a, sd_b, sd_diff, found[0], found[1], note))
     if not rows:
         raise InputError(f"{pilot.source}: holds none of the suite's variants ({', '.join(variants)})")
@@ -97,9 +103,11 @@ class CalibrationRow:
     variant: str
     metric: str
     n_values: int
-    false_alarm: float  # share of A/A comparisons that came out regressed or improved
-    power: float  # share of comparisons shifted by min_effect found significantly worse
+    false_alarm: float  # share of A/A comparisons that came out regressed or improved (NaN: too few values)
+    power: float  # share of comparisons shifted by twice min_effect that came out regressed
     warnings: tuple[str, ...] = ()
+    false_alarm_se: float = math.nan  # how much the estimate would move with another pilot of the same size
+    power_se: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -118,16 +126,48 @@ class Calibration:
         return any(r.warnings for r in self.rows)
 
 
+MIN_CALIBRATION_VALUES = 5  # below this the resampled rates say more about the pilot than about the test
+PILOTS = 40  # bootstrap pilots behind each estimate's uncertainty
+
+
+def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, rng: np.random.Generator,
+                    alpha: float = 0.05, design: str = "welch", stages: Sequence[int] = (),
+                    spending: str = "pocock") -> tuple[float, float]:
+    """False-alarm rate (A/A: both sides from `x`) and the rate of `regressed` with the candidate shifted by
+    twice min_effect, under the suite's test and verdict rule. Paired: `x` holds centred per-seed differences."""
+    draw_b = smoothed_draws(x, (reps, n_max), rng)
+    draw_a = np.zeros_like(draw_b) if design == "paired" else smoothed_draws(x, (reps, n_max), rng)
+    kw = dict(alpha=alpha, design=design, stages=tuple(stages) or None, spending=spending)
+    codes, _ = simulate(draw_a, draw_b, spec, **kw)  # type: ignore[arg-type]
+    false_alarm = float(np.mean(codes < 2))
+    if spec.min_effect <= 0:
+        return false_alarm, math.nan
+    effect = design_effect(spec.min_effect)
+    codes, _ = simulate(draw_a, draw_b + (-effect if spec.goal == "max" else effect), spec, **kw)  # type: ignore[arg-type]
+    return false_alarm, float(np.mean(codes == 0))
+
+
+def _spread(estimates: np.ndarray, reps: int) -> float:
+    """Spread of rate estimates over bootstrap pilots, without the Monte Carlo noise of `reps` resamples each."""
+    if np.isnan(estimates).all():
+        return math.nan
+    mc = float(np.mean(estimates * (1 - estimates))) / reps
+    return math.sqrt(max(float(np.var(estimates, ddof=1)) - mc, 0.0))
+
+
 def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alpha: float = 0.05,
               design: str = "welch", stages: Sequence[int] = (), spending: str = "pocock", reps: int = 2000,
               reference: str | None = None, random_seed: int = 0) -> Calibration:
     """Resample each variant's per-seed values to estimate the false-alarm rate and power of the suite's test.
 
-    Welch: both sides are drawn with replacement from one variant's values. Paired: per-seed differences
-    from the reference, centred on zero, are drawn. `stages`, when given, stages the seeds as `run` does.
+    Welch: both sides are drawn from one variant's values. Paired: per-seed differences from the reference,
+    centred on zero, are drawn. Draws come from a smoothed, variance-corrected bootstrap (`smoothed_draws`).
+    Each estimate's uncertainty is its spread over bootstrap pilots of the same size (Monte Carlo noise
+    removed). `stages`, when given, stages the seeds as `run` does.
     """
     rng = np.random.default_rng(random_seed)
     n_max = stages[-1] if stages else seeds
+    kw = dict(n_max=n_max, alpha=alpha, design=design, stages=stages, spending=spending)
     rows: list[CalibrationRow] = []
     for v in sorted(rs.values):
         if design == "paired" and (reference is None or v == reference or reference not in rs.values):
@@ -143,32 +183,33 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
                 x = x - x.mean() if len(x) else x
             else:
                 x = np.array([by_seed[s] for s in sorted(by_seed)])
-            if len(x) < 3:
+            if len(x) < MIN_CALIBRATION_VALUES:
+                rows.append(CalibrationRow(v, m, len(x), math.nan, math.nan, (
+                    f"only {len(x)} values: too few to calibrate (at least {MIN_CALIBRATION_VALUES}); the rates "
+                    "would describe these few values more than the test; run more seeds",)))
                 continue
-            draw_b = rng.choice(x, size=(reps, n_max))
-            draw_a = np.zeros_like(draw_b) if design == "paired" else rng.choice(x, size=(reps, n_max))
-            kw = dict(alpha=alpha, design=design, stages=stages or None, spending=spending)
-            codes, _ = simulate(draw_a, draw_b, spec, **kw)  # type: ignore[arg-type]
-            false_alarm = float(np.mean(codes < 2))
-            shift = -spec.min_effect if spec.goal == "max" else spec.min_effect
-            sig = MetricSpec(m, spec.goal, 0.0)
-            codes, _ = simulate(draw_a, draw_b + shift, sig, **kw)  # type: ignore[arg-type]
-            pw = float(np.mean(codes == 0)) if spec.min_effect > 0 else math.nan
+            false_alarm, pw = resampled_rates(x, spec, reps=reps, rng=rng, **kw)  # type: ignore[arg-type]
+            inner = max(reps // 4, 100)
+            pilots = np.array([resampled_rates(x[rng.integers(0, len(x), len(x))], spec, reps=inner, rng=rng,
+                                               **kw) for _ in range(PILOTS)])  # type: ignore[arg-type]
+
             warn = []
             mc = 2.0 * math.sqrt(alpha * (1 - alpha) / reps)
             if false_alarm > alpha + max(0.02, mc):
                 warn.append(f"false alarms {false_alarm:.3f} exceed alpha {alpha:g}: the per-seed values are far "
                             "from normal (outliers, collapsed seeds); add seeds or investigate the outliers")
             if spec.min_effect > 0 and pw < 0.8:
-                warn.append(f"power {pw:.2f} at min_effect {spec.min_effect:g} is below 0.8: a real regression "
-                            "of that size is often missed; run `normreg plan` for the seeds it needs")
+                warn.append(f"power {pw:.2f} at {DESIGN_EFFECT:g} x min_effect ({design_effect(spec.min_effect):g})"
+                            " is below 0.8: a real regression of that size is often missed; run `normreg plan` "
+                            "for the seeds it needs")
             if spec.min_effect <= 0:
                 warn.append("min_effect is 0: power is undefined; set the smallest difference that matters")
             if len(x) < 8:
-                warn.append(f"estimated from only {len(x)} values: a rough estimate")
-            rows.append(CalibrationRow(v, m, len(x), false_alarm, pw, tuple(warn)))
+                warn.append(f"estimated from only {len(x)} values: a rough estimate (see the ± column)")
+            rows.append(CalibrationRow(v, m, len(x), false_alarm, pw, tuple(warn), _spread(pilots[:, 0], inner),
+                                       _spread(pilots[:, 1], inner)))
     if not rows:
-        raise InputError(f"{rs.source}: no variant has three or more values of a known metric to resample"
+        raise InputError(f"{rs.source}: no variant has values of a known metric to resample"
                          + (" (paired: each variant needs seeds shared with the reference)" if design == "paired"
                             else ""))
     return Calibration(rs.source, alpha, design, seeds, tuple(stages), spending, reps, tuple(rows))
@@ -202,9 +243,9 @@ def settings_from(path_spec: str) -> dict:
 # ------------------------------------------------------------------------------- the commands' entry points
 
 
-PilotRun = Callable[[Path, int], str]
-"""Runs a short pilot of a suite file with N seeds and returns where its per-seed values are (a run directory).
-The caller supplies it (`normreg.pipeline.pilot_run`), so planning never depends on how suites are run."""
+PilotRun = Callable[[Path, int], ResultSet]
+"""Runs a short pilot of a suite file with N seeds and returns its per-seed values, leaving no run directory
+behind. The caller supplies it (`normreg.pipeline.pilot_run`), so planning never depends on how suites are run."""
 
 
 def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
@@ -219,8 +260,10 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
         if run_pilot is None:
             raise InputError(f"{suite_path}: no pilot given and no stored baseline in {baselines}; give --pilot "
                              "(a report, baseline, run directory or tidy CSV)")
-        source = run_pilot(suite_path, pilot_seeds)
-    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, load_result_set(source),
+        values = run_pilot(suite_path, pilot_seeds)
+    else:
+        values = load_result_set(source)
+    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, values,
                 alpha=s.stats.alpha, design=s.stats.design)
 
 

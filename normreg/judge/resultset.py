@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from normreg.errors import ResultsError, did_you_mean
-from normreg.fileio import check_schema, read_json
-from normreg.judge.baseline import Baseline
-from normreg.run.results import RunResult, values_from_runs
-from normreg.suite.spec import MetricSpec, metrics_from_json
+from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json
+from normreg.judge.baseline import Baseline, metric_specs
+from normreg.run.results import RunResult, check_run_json, values_from_runs
+from normreg.suite.spec import MetricSpec
 
 REPORT_SCHEMA = "normreg.report/1"
 
@@ -31,14 +32,17 @@ class ResultSet:
     values: Mapping[str, Mapping[str, Mapping[int, float]]]
     specs: Mapping[str, MetricSpec]
     alpha: float | None = None
+    # variant -> metric -> "line 7: seed 3 is nan" for each non-finite value read and left out of `values`
+    left_out: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def select(self, variant: str) -> ResultSet:
         if variant in self.values:
-            return ResultSet(self.source + "#" + variant, {variant: self.values[variant]}, self.specs, self.alpha)
+            return ResultSet(self.source + "#" + variant, {variant: self.values[variant]}, self.specs, self.alpha,
+                             {variant: self.left_out.get(variant, {})})
         matches = [k for k in self.values if k.split("/")[-1] == variant]
         if len(matches) == 1:
             return ResultSet(self.source + "#" + variant, {variant: self.values[matches[0]]}, self.specs,
-                             self.alpha)
+                             self.alpha, {variant: self.left_out.get(matches[0], {})})
 
         hint = did_you_mean(variant, list(self.values))
         what = "is ambiguous" if matches else "is not in it"
@@ -46,18 +50,30 @@ class ResultSet:
                            f"Available: {', '.join(sorted(self.values)) or 'none'}")
 
 
-
-def _specs_from(raw: Mapping[str, Any]) -> dict[str, MetricSpec]:
-    return {m.name: m for m in metrics_from_json(raw)}
+def _alpha(source: str, where: str, value: Any) -> float | None:
+    if not (finite_number(value) and 0 < value < 0.5):
+        raise ResultsError(f"{source}: {where}: expected a number in (0, 0.5), found {describe_value(value)}")
+    return value
 
 
 def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
     check_schema(path, data, REPORT_SCHEMA)
-    runs = [RunResult.from_json(r) for r in data.get("runs", [])]
-    suites = data.get("suites", [])
+    source = str(path)
+    runs_raw, suites = data.get("runs", []), data.get("suites", [])
+    for key, value in (("runs", runs_raw), ("suites", suites)):
+        if not isinstance(value, list):
+            raise ResultsError(f"{source}: {key}: expected a list, found {describe_value(value)}")
+    for i, r in enumerate(runs_raw):
+        check_run_json(source, f"runs[{i}]", r)
+    runs = [RunResult.from_json({**r, "metrics": {k: v for k, v in (r.get("metrics") or {}).items()
+                                                  if v is not None}}) for r in runs_raw]
     specs: dict[str, MetricSpec] = {}
-    for s in suites:
-        specs.update(_specs_from(s.get("metrics", {})))
+    for i, s in enumerate(suites):
+        if not isinstance(s, dict):
+            raise ResultsError(f"{source}: suites[{i}]: expected an object, found {describe_value(s)}")
+        specs.update(metric_specs(source, f"suites[{i}].metrics", s.get("metrics", {})))
+        if "alpha" in s:
+            _alpha(source, f"suites[{i}].alpha", s["alpha"])
     alpha = suites[0].get("alpha") if len(suites) == 1 else None
     return ResultSet(str(path), values_from_runs(runs, qualify=len({r.suite for r in runs}) > 1), specs, alpha)
 
@@ -77,15 +93,22 @@ def _from_rundir(path: Path) -> ResultSet:
             raise ResultsError(f"{path}: not a run directory (no results.csv in it or in its sub-folders)")
         sets = [_from_rundir(p) for p in subdirs]
         values: dict[str, dict[str, dict[int, float]]] = {}
+        left_out: dict[str, Mapping[str, tuple[str, ...]]] = {}
         specs: dict[str, MetricSpec] = {}
         for p, s in zip(subdirs, sets):
             for v, ms in s.values.items():
                 values[f"{p.name}/{v}" if len(sets) > 1 else v] = dict(ms)
+            for v, ms in s.left_out.items():
+                left_out[f"{p.name}/{v}" if len(sets) > 1 else v] = ms
             specs.update(s.specs)
-        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None)
+        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out)
     meta = read_json(meta_path) if meta_path.exists() else {}
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{meta_path}: expected a JSON object, found {describe_value(meta)}")
     rs = _from_csv(csv_path)
-    return ResultSet(str(path), rs.values, _specs_from(meta.get("metrics", {})) or rs.specs, meta.get("alpha"))
+    specs = metric_specs(str(meta_path), "metrics", meta.get("metrics", {}))
+    alpha = _alpha(str(meta_path), "alpha", meta["alpha"]) if "alpha" in meta else None
+    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out)
 
 
 def _from_csv(path: Path) -> ResultSet:
@@ -104,6 +127,8 @@ def _from_csv(path: Path) -> ResultSet:
         raise ResultsError(f"{path}: cannot read as CSV: {e}") from None
     qualify = "suite" in columns and len({r.get("suite") for r in rows}) > 1
     values: dict[str, dict[str, dict[int, float]]] = {}
+    left_out: dict[str, dict[str, list[str]]] = {}
+    first_line: dict[tuple[str, str, int], int] = {}
     for line, row in enumerate(rows, start=2):
         if (row.get("status") or "ok") != "ok" or not row.get("metric") or not (row.get("value") or "").strip():
             continue
@@ -113,8 +138,18 @@ def _from_csv(path: Path) -> ResultSet:
             raise ResultsError(f"{path}:{line}: seed must be an integer and value a number, found seed "
                                f"{row.get('seed')!r} and value {row.get('value')!r}") from None
         key = f"{row['suite']}/{row['variant']}" if qualify else str(row["variant"])
-        values.setdefault(key, {}).setdefault(str(row["metric"]), {})[seed] = value
-    return ResultSet(str(path), values, {}, None)
+        metric = str(row["metric"])
+        if (key, metric, seed) in first_line:
+            raise ResultsError(f"{path}:{line}: variant {key}, seed {seed}, metric {metric} already has a value "
+                               f"on line {first_line[(key, metric, seed)]}; a tidy table holds one value per "
+                               "(variant, seed, metric): remove one of them")
+        first_line[(key, metric, seed)] = line
+        if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+            left_out.setdefault(key, {}).setdefault(metric, []).append(f"line {line}: seed {seed} is {value:g}")
+            continue
+        values.setdefault(key, {}).setdefault(metric, {})[seed] = value
+    return ResultSet(str(path), values, {}, None,
+                     {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()})
 
 
 def load_result_set(spec: str) -> ResultSet:

@@ -6,7 +6,9 @@ found so that the chance, under no difference, of first crossing at that look is
 function allots to it. The crossing probabilities of the z-statistics at successive looks (correlated like a
 Brownian motion observed at the information fractions) are computed by numerical integration on a grid
 (Armitage, McPherson and Rowe). Each look then tests at the nominal level those boundaries imply, using the
-t distribution with the look's own degrees of freedom; the tests check the overall rate by simulation.
+t distribution with the look's own degrees of freedom. With few seeds that alone lets too many false alarms
+through (t statistics are not z statistics), so the overall level is lowered by a factor found by simulation
+for the planned looks (`t_correction`); the tests check the overall rate by simulation.
 
 Pure functions; nothing here imports torch.
 """
@@ -22,7 +24,8 @@ import numpy as np
 from scipy import special as _sp
 
 from normreg.choices import SPENDING
-from normreg.judge.stats import Comparison, _decide, array_p, array_stats, array_verdicts, bisect, compare_values
+from normreg.judge.designs import compare_values, get
+from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect
 from normreg.suite.spec import MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -157,6 +160,88 @@ def _harmonic(n_a: float, n_b: float) -> float:
     return 1.0 / (1.0 / n_a + 1.0 / n_b)
 
 
+def _info(sizes_a: Sequence[int], sizes_b: Sequence[int], n_max: tuple[int, int], final: bool) -> list[float]:
+    h_max = _harmonic(*n_max)
+    info = [min(_harmonic(na, nb) / h_max, 1.0) for na, nb in zip(sizes_a, sizes_b)]
+    if final:
+        info[-1] = 1.0
+    for i in range(len(info) - 2, -1, -1):  # keep fractions increasing below the last one
+        if info[i] >= info[i + 1]:
+            info[i] = info[i + 1] * (1 - 1e-9)
+    return info
+
+
+SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads a Welch design is calibrated over (sd_b / sd_a)
+CALIBRATION_REPS = 20000
+
+
+def t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: str, spending: str, alpha: float,
+                 two_sided: bool = True) -> float:
+    """The factor r by which a staged design's overall level is lowered (boundaries at alpha * r) so that its
+    false-alarm rate is at most alpha with t statistics, not only with the z statistics the boundaries assume.
+
+    With 2 to 10 degrees of freedom at the first looks, t statistics at successive looks are less correlated
+    than z statistics (each look re-estimates the variance), and Welch's degrees of freedom are themselves
+    estimated, so nominal levels mapped through each look's t distribution still let 0.056 to 0.061 through at
+    alpha 0.05 (paired design; spread ratios 3 and 10). The rate is simulated under no difference for the
+    planned looks (`sizes_a`, `sizes_b`: seeds per side at each look, the last one final), with fixed random
+    seeds, at every spread ratio in `SD_RATIOS` (one for the paired design, whose t is pivotal), and r is
+    chosen so that the worst of them is alpha. Cached: one simulation per plan.
+    """
+    kind = "paired" if get(design).pairs_by_seed else "welch"  # other tests: calibrated as Welch's
+    return _t_correction(tuple(sizes_a), tuple(sizes_b), kind, spending, round(float(alpha), 12), two_sided)
+
+
+@lru_cache(maxsize=256)
+def _t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: str, spending: str, alpha: float,
+                  two_sided: bool) -> float:
+    if len(sizes_a) < 2 or min(min(sizes_a), min(sizes_b)) < 2:
+        return 1.0
+    info = _info(sizes_a, sizes_b, (sizes_a[-1], sizes_b[-1]), True)
+    rng = np.random.default_rng(20261128)
+    a = rng.standard_normal((CALIBRATION_REPS, sizes_a[-1]))
+    b = rng.standard_normal((CALIBRATION_REPS, sizes_b[-1]))
+    if design == "paired":
+        b = b - a[:, : sizes_b[-1]]  # per-seed differences: their t is pivotal, no spread ratio matters
+    # Per-look means and variances from running sums: one pass over the draws, O(reps) per look.
+    sa, sb = np.cumsum(a, axis=1), np.cumsum(b, axis=1)
+    qa, qb = np.cumsum(a * a, axis=1), np.cumsum(b * b, axis=1)
+
+    def moments(s1: np.ndarray, s2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        mean = s1[:, n - 1] / n
+        return mean, np.maximum(s2[:, n - 1] - n * mean * mean, 0.0) / (n - 1)
+
+    ps = []
+    for ratio in ((1.0,) if design == "paired" else SD_RATIOS):
+        looks = []
+        for na, nb in zip(sizes_a, sizes_b):
+            mb, vb = moments(sb, qb, nb)
+            if design == "paired":
+                diff, se, df = mb, np.sqrt(vb / nb), np.full(len(mb), nb - 1.0)
+            else:
+                ma, va = moments(sa, qa, na)
+                va, vb = va / na, ratio * ratio * vb / nb
+                diff, se = ratio * mb - ma, np.sqrt(va + vb)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = diff / se
+            looks.append(2.0 * _sp.stdtr(df, -np.abs(t)) if two_sided else _sp.stdtr(df, -t))
+        ps.append(np.stack(looks, axis=1))
+
+    def rate(r: float) -> float:
+        levels = np.array(nominal_levels(info, alpha * r, spending, two_sided))
+        return max(float(np.mean((p <= levels).any(axis=1))) for p in ps)
+
+    r = 1.0
+    for _ in range(8):  # the rate is nearly proportional to the level: a few proportional steps settle it
+        found = rate(r)
+        if found <= alpha * 1.005 and (found >= alpha * 0.98 or r >= 1.0):
+            break
+        r = min(1.0, r * alpha / max(found, 1e-9))
+    return r
+
+
 def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence[Mapping[int, float]],
                        spec: MetricSpec, *, n_max: tuple[int, int], final: bool, alpha: float = 0.05,
                        design: str = "welch", spending: str = "pocock", a_name: str = "a",
@@ -176,28 +261,57 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     info: list[float] = []
     p_diff: list[float] = []
     p_eq: list[float] = []
+    tested: list[Comparison] = []
     for c in comparisons:
         if c.p_value is None:
             continue
         t = min(_harmonic(c.n_a, c.n_b) / h_max, 1.0)
         if info and t <= info[-1] + 1e-12:  # nothing new arrived: same data, same look
-            info.pop(), p_diff.pop(), p_eq.pop()
+            info.pop(), p_diff.pop(), p_eq.pop(), tested.pop()
         info.append(t)
+        tested.append(c)
         assert c.diff is not None
         p_diff.append(c.p_value if abs(c.diff) > spec.min_effect else 1.0)
         p_eq.append(c.p_equivalence if c.p_equivalence is not None else 1.0)
-    if not info:
+    if not info or last.p_value is None:
         return replace(last, stages=sizes, spending=spending)
     if final:
         info[-1] = 1.0
         for i in range(len(info) - 2, -1, -1):  # keep fractions increasing below the final one
             if info[i] >= info[i + 1]:
                 info[i] = info[i + 1] * (1 - 1e-9)
+    plan_a, plan_b = planned_looks(tested[0].n_a, tested[0].n_b, n_max, design)
+    r2 = t_correction(plan_a, plan_b, design, spending, alpha, two_sided=True)
+    r1 = t_correction(plan_a, plan_b, design, spending, alpha, two_sided=False)
     seq = replace(last, stages=sizes, spending=spending,
-                  p_sequential=repeated_p(p_diff, info, spending, two_sided=True),
-                  p_equivalence_sequential=repeated_p(p_eq, info, spending, two_sided=False)
+                  p_sequential=min(1.0, repeated_p(p_diff, info, spending, two_sided=True) / r2),
+                  p_equivalence_sequential=min(1.0, repeated_p(p_eq, info, spending, two_sided=False) / r1)
                   if spec.min_effect > 0 else None)
-    return _decide(seq, seq.p_sequential)
+    return _decide(seq)
+
+
+def final_levels(n_a: int, n_b: int, n_max: int, alpha: float, design: str, spending: str) -> tuple[float, float]:
+    """Two- and one-sided nominal levels at the last planned look of a staged check against a fixed side of
+    `n_a` values, the other side growing from `n_b` to `n_max` seeds."""
+    plan_a, plan_b = planned_looks(n_a, n_b, (n_a, n_max), design)
+    if len(plan_b) < 2:
+        return alpha, alpha
+    info = _info(plan_a, plan_b, (n_a, n_max), True)
+    return tuple(nominal_levels(info, alpha * t_correction(plan_a, plan_b, design, spending, alpha, two),
+                                spending, two)[-1] for two in (True, False))  # type: ignore[return-value]
+
+
+def planned_looks(n_a: int, n_b: int, n_max: tuple[int, int], design: str) -> tuple[tuple[int, ...], ...]:
+    """Seeds per side at each look a staged comparison plans, from its first look to the maximum: the stages
+    `run` takes (see `stage_sizes`); a side already at its maximum (a stored baseline) stays there."""
+    from normreg.suite.spec import stage_sizes
+
+    lo, hi = min(n_a, n_b), max(n_max)
+    planned = stage_sizes(lo, hi)
+    if design == "paired":
+        planned = tuple(sorted({min(n, *n_max) for n in planned}))
+        return planned, planned
+    return tuple(min(max(n, n_a), n_max[0]) for n in planned), tuple(min(max(n, n_b), n_max[1]) for n in planned)
 
 
 def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0.05, design: str = "welch",
@@ -215,14 +329,16 @@ def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0
         levels2, levels1 = (alpha,), (alpha,)
     else:
         info = [n / n_max for n in stages]
-        levels2 = nominal_levels(info, alpha, spending, two_sided=True)
-        levels1 = nominal_levels(info, alpha, spending, two_sided=False)
+        r2 = t_correction(stages, stages, design, spending, alpha, two_sided=True)
+        r1 = t_correction(stages, stages, design, spending, alpha, two_sided=False)
+        levels2 = nominal_levels(info, alpha * r2, spending, two_sided=True)
+        levels1 = nominal_levels(info, alpha * r1, spending, two_sided=False)
+    test = get(design)
     codes = np.full(reps, 3, dtype=np.int8)
     used = np.full(reps, n_max, dtype=np.int16)
     open_ = np.ones(reps, dtype=bool)
     for k, n in enumerate(stages):
-        diff, se, df = array_stats(a[open_, :n], b[open_, :n], design)
-        p, p_eq = array_p(diff, se, df, spec.min_effect)
+        diff, p, p_eq = test.array_test(a[open_, :n], b[open_, :n], spec.min_effect)
         # `<=` at the boundary, `<` for a single look: the same rule as the repeated p-value and as welch().
         eps = 0.0 if len(stages) == 1 else 1e-12
         v = array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, levels2[k] + eps, levels1[k] + eps)

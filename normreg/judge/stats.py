@@ -61,10 +61,11 @@ class Comparison:
     p_adjusted: float | None = None  # the difference p-value after the correction for multiple comparisons
     correction: str = "none"
     sd_diff: float | None = None  # paired design: spread of the per-seed differences
-
-    @property
-    def ci_level(self) -> float:
-        return 1.0 - self.alpha
+    se: float | None = None  # standard error of `diff` (None where there is no test)
+    ci_level: float | None = None  # level of [ci_low, ci_high]: the interval the verdict used (see `_interval`)
+    p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
+    stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
+    method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
 
     @property
     def p_decision(self) -> float | None:
@@ -74,6 +75,21 @@ class Comparison:
     @property
     def p_equivalence_decision(self) -> float | None:
         return self.p_equivalence_sequential if self.stages else self.p_equivalence
+
+    @property
+    def p_used(self) -> float | None:
+        """The difference p-value the verdict rests on, after correction when one was applied."""
+        return self.p_adjusted if self.p_adjusted is not None else self.p_decision
+
+    @property
+    def p_equivalence_used(self) -> float | None:
+        return self.p_equivalence_adjusted if self.p_equivalence_adjusted is not None else \
+            self.p_equivalence_decision
+
+    @property
+    def tested(self) -> bool:
+        """False where no test was made: too few values, or an exact (or identical) comparison."""
+        return self.p_value is not None
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -143,6 +159,23 @@ def _chi2_nodes(df: float) -> np.ndarray:
     return _sp.chdtri(df, 1.0 - _Q) / df
 
 
+_U = np.linspace(0.0, 1.0, 4097)  # 1 / df from infinity down to 1: t quantiles are smooth in it
+
+
+@lru_cache(maxsize=64)
+def _t_quantile_table(level: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        df = np.where(_U > 0, 1.0 / _U, np.inf)
+    return np.where(np.isinf(df), _sp.ndtri(level), _sp.stdtrit(np.minimum(df, 1e300), level))
+
+
+def _t_quantile(df: np.ndarray, level: float) -> np.ndarray:
+    """The t quantile at `level` for many degrees of freedom (>= 1) at once, interpolated in 1/df: a power
+    search evaluates thousands of quadrature nodes per step, and exact quantiles would dominate its time."""
+    u = 1.0 / np.maximum(df, 1.0)
+    return np.interp(u, _U, _t_quantile_table(level))
+
+
 @dataclass(frozen=True)
 class Design:
     """What the power of a test depends on: the true spreads, the counts, and the design.
@@ -164,7 +197,7 @@ class Design:
         memo = self.__dict__.setdefault("_memo", {})  # frozen, so write the instance dict directly
         if level not in memo:
             se, s, df = self.draws()
-            memo[level] = (se, s, _sp.stdtrit(df, level))
+            memo[level] = (se, s, _t_quantile(df, level))
         return memo[level]
 
     def draws(self) -> tuple[float, np.ndarray, np.ndarray]:
@@ -190,6 +223,17 @@ class Design:
         e = abs(effect)
         return float(np.mean(_sp.ndtr((e - crit * s) / se) + _sp.ndtr((-e - crit * s) / se)))
 
+    def verdict_power(self, effect: float, delta: float, alpha: float) -> float:
+        """Chance the verdict is a difference in the direction of a true difference `effect` (`regressed` for a
+        true regression): the rule needs p < alpha and the observed difference beyond `delta` on that side, so
+        given the estimated standard error s the estimate must pass max(delta, c s)."""
+        se, s, crit = self._crit(1.0 - alpha / 2.0)
+        e = abs(effect)
+        bar = np.maximum(delta, crit * s)
+        if se <= 0:
+            return 1.0 if e > delta else 0.0
+        return float(np.mean(_sp.ndtr((e - bar) / se)))
+
     def tost_power(self, effect: float, delta: float, alpha: float) -> float:
         """Chance TOST at `alpha` shows equivalence within ±`delta` when the true difference is `effect`: given
         the estimated standard error s it passes when the estimate lies in (-delta + c s, delta - c s)."""
@@ -199,27 +243,43 @@ class Design:
         hi, lo = (delta - crit * s - effect) / se, (-delta + crit * s - effect) / se
         return float(np.mean(np.clip(_sp.ndtr(hi) - _sp.ndtr(lo), 0.0, 1.0)))
 
-    def mde(self, alpha: float, target: float = 0.8) -> float:
-        """The smallest true difference the test finds significant with probability `target`."""
+    def mde(self, alpha: float, target: float = 0.8, delta: float = 0.0) -> float:
+        """The smallest true difference the verdict reports (beyond `delta`, at p < alpha) with probability
+        `target`: always above `delta`, since an estimate of a true `delta` falls short of it half the time."""
         se = self._crit(1.0 - alpha / 2.0)[0]
         if se <= 0:
-            return 0.0
-        hi = se * 4.0
-        while self.power(hi, alpha) < target:
-            hi *= 2.0
-        return bisect(lambda d: self.power(d, alpha) - target, 0.0, hi, xtol=se * 1e-6)
+            return delta
+        hi = delta + se * 4.0
+        while self.verdict_power(hi, delta, alpha) < target:
+            hi = delta + 2.0 * (hi - delta)
+        return bisect(lambda d: self.verdict_power(d, delta, alpha) - target, delta, hi, xtol=se * 1e-6)
+
+
+DESIGN_EFFECT = 2.0  # power, `plan` and `calibrate` are for a true difference of twice min_effect
+
+
+def design_effect(min_effect: float) -> float:
+    """The true difference that power is quoted for. A true difference of exactly min_effect is reported
+    `regressed` at most half the time however many seeds run (its estimate falls short half the time), so the
+    promise is made for twice min_effect, which enough seeds do find nearly every time."""
+    return DESIGN_EFFECT * min_effect
 
 
 def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: float = 0.8, *,
               design: str = "welch", sd_diff: float | None = None, goal: str = "difference",
               delta: float = 0.0, start: int = 2, limit: int = 1000) -> int | None:
-    """Seeds per side (pairs, for the paired design) for probability `target` of showing a difference of
-    `effect` (goal "difference") or equivalence within ±`delta` when the true difference is `effect`
-    (goal "equivalence"); None when more than `limit` would be needed."""
+    """Seeds per side (pairs, for the paired design) for probability `target` of the verdict: a difference
+    beyond `delta` in the direction of a true difference `effect` (goal "difference"), or equivalence within
+    ±`delta` (goal "equivalence"); None when more than `limit` would be needed (or no number would do: a true
+    difference within `delta` is reported as one at most half the time)."""
+    if goal != "equivalence" and abs(effect) <= delta:
+        return None
 
     def achieved(n: int) -> float:
         d = Design(sd_a, sd_b, n, n, design, sd_diff)
-        return d.tost_power(effect, delta, alpha) if goal == "equivalence" else d.power(effect, alpha)
+        if goal == "equivalence":
+            return d.tost_power(effect, delta, alpha)
+        return d.verdict_power(effect, delta, alpha)
 
     lo = max(start, 2)
     if achieved(lo) >= target:
@@ -240,28 +300,68 @@ def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: flo
 
 # ------------------------------------------------------------------------------------------ comparisons
 
+ULPS = 16  # a spread (or a gap) within this many units in the last place of the values is rounding, not noise
+_EPS = float(np.finfo(float).eps)
 
-def _test(diff: float, se: float, df: float, delta: float, alpha: float) -> dict[str, float | None]:
+
+def _flat(spread: float, values: Sequence[float]) -> bool:
+    """True when `spread` is within a few ulps of the values' magnitude: rounding, not seed-to-seed variance."""
+    scale = max((abs(x) for x in values), default=0.0)
+    return spread <= ULPS * _EPS * scale
+
+
+def same_values(a: Mapping[int, float], b: Mapping[int, float]) -> bool:
+    """Both sides hold the same seeds with equal values (to a few ulps): deterministic reruns of one thing."""
+    if not a or set(a) != set(b):
+        return False
+    return all(abs(a[s] - b[s]) <= ULPS * _EPS * max(abs(a[s]), abs(b[s])) for s in a)
+
+
+def _test(diff: float, se: float, df: float, delta: float) -> dict[str, float | None]:
     t = diff / se
     p = float(2.0 * _sp.stdtr(df, -abs(t)))
-    half = float(_sp.stdtrit(df, 1.0 - alpha / 2.0)) * se
     if delta > 0:
         p_low = float(_sp.stdtr(df, -(diff + delta) / se))   # H0: diff <= -delta
         p_high = float(_sp.stdtr(df, (diff - delta) / se))   # H0: diff >= +delta
         p_eq: float | None = max(p_low, p_high)
     else:
         p_eq = None
-    return dict(t=t, df=df, p_value=p, p_equivalence=p_eq, ci_low=diff - half, ci_high=diff + half)
+    return dict(t=t, df=df, p_value=p, p_equivalence=p_eq, se=se)
 
 
-def _decide(c: Comparison, p: float | None) -> Comparison:
-    """Set verdict, reason and (when inconclusive) seeds_needed from p (adjusted, sequential or plain)."""
+def _level(alpha: float, raw: float | None, used: float | None) -> float:
+    """The per-comparison level at which the raw p-value was effectively tested: alpha when nothing adjusted it,
+    alpha * raw / used after a correction or sequential boundary (so raw < level exactly when used < alpha)."""
+    if raw is None or used is None or used <= 0 or raw <= 0 or used <= raw:
+        return alpha
+    return alpha * raw / used
+
+
+def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
+    """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which excludes 0
+    exactly when the (adjusted, sequential) p is below alpha. Equivalence: the 1 - 2a interval of TOST, which
+    lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha."""
+    if c.se is None or c.df is None or c.diff is None:
+        return {}
+    if equivalence:
+        a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
+        half, level = float(_sp.stdtrit(c.df, 1.0 - a)) * c.se, 1.0 - 2.0 * a
+    else:
+        a = _level(c.alpha, c.p_value, c.p_used)
+        half, level = float(_sp.stdtrit(c.df, 1.0 - a / 2.0)) * c.se, 1.0 - a
+    return dict(ci_low=c.diff - half, ci_high=c.diff + half, ci_level=level)
+
+
+def _decide(c: Comparison) -> Comparison:
+    """Set verdict, reason, interval and (when inconclusive) seeds_needed from the p-values the comparison uses
+    (adjusted, sequential or plain)."""
     if c.diff is None or c.p_value is None:
         return c
     diff, delta, alpha = c.diff, c.min_effect, c.alpha
-    p_eq = c.p_equivalence_decision
+    p, p_eq = c.p_used, c.p_equivalence_used
     assert p is not None
-    label = "adjusted p" if c.correction != "none" else ("sequential p" if c.stages else "p")
+    label = "adjusted p" if c.p_adjusted is not None and c.correction != "none" else \
+        ("sequential p" if c.stages else "p")
     looks = f" after {len(c.stages)} stage{'s' * (len(c.stages) > 1)} ({c.stages[-1]} seeds)" if c.stages else ""
     needed: int | None = None
     needed_for: str | None = None
@@ -272,7 +372,8 @@ def _decide(c: Comparison, p: float | None) -> Comparison:
                   f"({label}={p:.2g} < {alpha:g}, beyond min_effect {delta:g}){looks}")
     elif p_eq is not None and p_eq < alpha:
         verdict = "equivalent"
-        what = "sequential TOST p" if c.stages else "TOST p"
+        what = ("adjusted " if c.p_equivalence_adjusted is not None and c.correction != "none" else "") + \
+            ("sequential TOST p" if c.stages else "TOST p")
         reason = f"difference {diff:+.4g} lies within ±{delta:g} ({what}={p_eq:.2g} < {alpha:g}){looks}"
     else:
         verdict = "inconclusive"
@@ -285,7 +386,11 @@ def _decide(c: Comparison, p: float | None) -> Comparison:
         needed, needed_for = _seeds_needed(c)
         if needed is not None:
             reason += f"; about {needed} seeds per side would likely (80%) show it {needed_for}"
-    return replace(c, verdict=verdict, reason=reason, seeds_needed=needed, seeds_needed_for=needed_for)
+    equivalence = verdict == "equivalent" or (verdict == "inconclusive" and 0 < delta and abs(diff) <= delta)
+    if c.method:
+        reason += f" [{c.method}]"
+    return replace(c, verdict=verdict, reason=reason, seeds_needed=needed, seeds_needed_for=needed_for,
+                   **_interval(c, equivalence))
 
 
 def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
@@ -297,60 +402,96 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
     start = max(c.n_a, c.n_b)
     if abs(c.diff) > c.min_effect:
         worse = MetricSpec(c.metric, c.goal).worse(c.diff)  # type: ignore[arg-type]
-        n = seeds_for(c.diff, c.sd_a, c.sd_b, c.alpha, design=c.design, sd_diff=sd_diff, start=start)
+        level = _level(c.alpha, c.p_value, c.p_used)
+        n = seeds_for(c.diff, c.sd_a, c.sd_b, level, design=c.design, sd_diff=sd_diff, delta=c.min_effect,
+                      start=start)
         return n, ("regressed" if worse else "improved") if n else None
     if c.min_effect > 0:
-        n = seeds_for(c.diff, c.sd_a, c.sd_b, c.alpha, design=c.design, sd_diff=sd_diff, goal="equivalence",
+        level = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
+        n = seeds_for(c.diff, c.sd_a, c.sd_b, level, design=c.design, sd_diff=sd_diff, goal="equivalence",
                       delta=c.min_effect, start=start)
         return n, "equivalent" if n else None
     return None, None
 
 
 def _power_fields(d: Design, delta: float, alpha: float) -> dict[str, float | None]:
-    return dict(power=d.power(delta, alpha) if delta > 0 else None, mde=d.mde(alpha))
-
-
-def welch(a: Sequence[float], b: Sequence[float], spec: MetricSpec, *, alpha: float = 0.05,
-          a_name: str = "a", b_name: str = "b") -> Comparison:
-    """Compare candidate values `b` with reference values `a` on one metric and give a verdict.
-
-    regressed / improved: Welch p < alpha and |diff| > min_effect, in the bad / good direction of `goal`;
-    equivalent: TOST at alpha puts the difference inside ±min_effect; inconclusive: anything else.
-    """
-    base, reason = _describe(a, b, spec, alpha, a_name, b_name)
-    if reason:
-        return Comparison(**base, verdict="inconclusive", reason=reason)
-    sd_a, sd_b, diff = base["sd_a"], base["sd_b"], base["diff"]
-    se, df = welch_se_df(sd_a, sd_b, base["n_a"], base["n_b"])
-    c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect, alpha)}, verdict="", reason="",
-                   **_power_fields(Design(sd_a, sd_b, base["n_a"], base["n_b"]), spec.min_effect, alpha))
-    return _decide(c, c.p_value)
+    return dict(power=d.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
+                mde=d.mde(alpha, delta=delta))
 
 
 _NONE = dict(t=None, df=None, p_value=None, p_equivalence=None, ci_low=None, ci_high=None)
 
 
-def _describe(a: Sequence[float], b: Sequence[float], spec: MetricSpec, alpha: float, a_name: str,
-              b_name: str, design: str = "welch") -> tuple[dict, str | None]:
-    """Counts, means and spreads, and the reason no test is possible, if there is one."""
-    a = [float(x) for x in a]
-    b = [float(x) for x in b]
-    n_a, n_b = len(a), len(b)
-    mean_a, sd_a = mean_sd(a)
-    mean_b, sd_b = mean_sd(b)
+def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, alpha: float, a_name: str,
+              b_name: str, design: str) -> tuple[dict, Comparison | None]:
+    """Counts, means and spreads; and the finished comparison when no test is needed or possible: identical
+    values, fewer than two values on a side, or no seed-to-seed variance (then the difference is exact)."""
+    xa = [float(a[s]) for s in sorted(a)]
+    xb = [float(b[s]) for s in sorted(b)]
+    n_a, n_b = len(xa), len(xb)
+    mean_a, sd_a = mean_sd(xa)
+    mean_b, sd_b = mean_sd(xb)
     diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
     rel = diff / abs(mean_a) if diff is not None and mean_a else None
     base = dict(metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect, alpha=alpha,
                 n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b, diff=diff, rel_diff=rel,
                 design=design, **_NONE)
+    if same_values(a, b):
+        return base, Comparison(**{**base, "diff": 0.0, "rel_diff": 0.0 if rel is not None else None},
+                                verdict="identical",
+                                reason=f"both sides hold the same {n_a} seed{'s' * (n_a != 1)} with the same values: "
+                                       "nothing to test")
     bad = [f"{name} (n={n})" for name, n in ((a_name, n_a), (b_name, n_b)) if n < 2]
     if bad:
-        return base, (f"fewer than two values on {' and '.join(bad)}: no test is possible; run more seeds")
+        return base, Comparison(**base, verdict="inconclusive",
+                                reason=f"fewer than two values on {' and '.join(bad)}: no test is possible; "
+                                       "run more seeds")
     assert sd_a is not None and sd_b is not None and diff is not None
-    if design == "welch" and sd_a == 0.0 and sd_b == 0.0:
-        return base, (f"no seed-to-seed variance on either side: the t-test is undefined "
-                      f"(the difference is exactly {diff:+.6g})")
+    if design == "welch" and _flat(sd_a, xa) and _flat(sd_b, xb):
+        return base, exact(base, spec, diff, xa + xb)
     return base, None
+
+
+def exact(base: dict, spec: MetricSpec, diff: float, values: Sequence[float],
+          what: str = "the difference") -> Comparison:
+    """The verdict of a comparison without seed-to-seed variance: the difference is exact, so it decides alone.
+    Beyond min_effect is regressed or improved; within it (or zero, to a few ulps) is equivalent."""
+    if _flat(abs(diff), values):
+        diff = 0.0
+    c = {**base, "diff": diff, "ci_low": diff, "ci_high": diff, "ci_level": 1.0}
+    delta = spec.min_effect
+    if abs(diff) > delta:
+        worse = spec.worse(diff)
+        verdict = "regressed" if worse else "improved"
+        why = f"{c['b']} is {'worse' if worse else 'better'} by {abs(diff):.6g}, beyond min_effect {delta:g}"
+    else:
+        verdict = "equivalent"
+        why = f"{what} {diff:+.6g} lies within ±{delta:g}"
+    return Comparison(**c, verdict=verdict, reason=f"no seed-to-seed variance: the difference is exact ({why})")
+
+
+def welch(a: Sequence[float], b: Sequence[float], spec: MetricSpec, *, alpha: float = 0.05,
+          a_name: str = "a", b_name: str = "b") -> Comparison:
+    """Compare candidate values `b` with reference values `a` (listed in seed order) on one metric.
+
+    regressed / improved: Welch p < alpha and |diff| > min_effect, in the bad / good direction of `goal`;
+    equivalent: TOST at alpha puts the difference inside ±min_effect; inconclusive: anything else. Without
+    seed-to-seed variance the exact difference decides; the same values for the same seeds are `identical`.
+    """
+    return welch_values(dict(enumerate(a)), dict(enumerate(b)), spec, alpha=alpha, a_name=a_name, b_name=b_name)
+
+
+def welch_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
+                 a_name: str = "a", b_name: str = "b") -> Comparison:
+    """`welch` on per-seed values {seed: value}: equal values for the same seeds are `identical`."""
+    base, done = _describe(a, b, spec, alpha, a_name, b_name, "welch")
+    if done is not None:
+        return done
+    sd_a, sd_b, diff = base["sd_a"], base["sd_b"], base["diff"]
+    se, df = welch_se_df(sd_a, sd_b, base["n_a"], base["n_b"])
+    c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect)}, verdict="", reason="",
+                   **_power_fields(Design(sd_a, sd_b, base["n_a"], base["n_b"]), spec.min_effect, alpha))
+    return _decide(c)
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
@@ -359,77 +500,97 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
 
     Runs that share a seed share initial weights and data order, so much of the seed-to-seed spread cancels in
     the differences. Means and spreads shown are those of the paired seeds; `power_unpaired` is the power
-    Welch's test would have had on the same values, so the gain from pairing can be read off.
+    Welch's test would have had on the same values, so the gain from pairing can be read off. A constant
+    per-seed shift (differences that vary only by rounding) is an exact difference.
     """
     common = sorted(set(a) & set(b))
-    xa, xb = [float(a[s]) for s in common], [float(b[s]) for s in common]
-    base, reason = _describe(xa, xb, spec, alpha, a_name, b_name, design="paired")
-    if reason:
-        if len(common) < min(len(a), len(b)) or not common:
-            reason = (f"only {len(common)} seed(s) in common to pair ({a_name} has {len(a)}, {b_name} {len(b)}); "
-                      "a paired test needs two; run both with the same seeds, or use design: welch")
-        return Comparison(**base, verdict="inconclusive", reason=reason)
+    pa, pb = {s: float(a[s]) for s in common}, {s: float(b[s]) for s in common}
+    base, done = _describe(pa, pb, spec, alpha, a_name, b_name, design="paired")
+    if done is not None:
+        if done.verdict == "inconclusive" and (len(common) < min(len(a), len(b)) or not common):
+            return replace(done, reason=f"only {len(common)} seed(s) in common to pair ({a_name} has {len(a)}, "
+                                        f"{b_name} {len(b)}); a paired test needs two; run both with the same "
+                                        "seeds, or use design: welch")
+        return done
     n = len(common)
-    d = [y - x for x, y in zip(xa, xb)]
+    d = [pb[s] - pa[s] for s in common]
     _, sd_d = mean_sd(d)
     assert sd_d is not None
     diff = base["diff"]
-    if sd_d == 0.0:
-        return Comparison(**base, verdict="inconclusive", sd_diff=0.0,
-                       reason=f"the per-seed differences do not vary: the paired t-test is undefined "
-                              f"(every difference is {diff:+.6g})")
+    if _flat(sd_d, [*pa.values(), *pb.values()]):
+        return replace(exact(base, spec, diff, [*pa.values(), *pb.values()], "every per-seed difference"),
+                       sd_diff=0.0)
     se, df = sd_d / math.sqrt(n), float(n - 1)
     unpaired = Design(base["sd_a"], base["sd_b"], n, n)
     delta = spec.min_effect
-    c = Comparison(**{**base, **_test(diff, se, df, delta, alpha)}, verdict="", reason="",
-                **_power_fields(Design(base["sd_a"], base["sd_b"], n, n, "paired", sd_d), delta, alpha),
-                power_unpaired=unpaired.power(delta, alpha) if delta > 0 else None, sd_diff=sd_d)
-    return _decide(c, c.p_value)
-
-
-def compare_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
-                   design: str = "welch", a_name: str = "a", b_name: str = "b") -> Comparison:
-    """Per-seed values {seed: value} on each side, compared with the design a suite asks for."""
-    if design == "paired":
-        return paired(a, b, spec, alpha=alpha, a_name=a_name, b_name=b_name)
-    return welch([a[s] for s in sorted(a)], [b[s] for s in sorted(b)], spec, alpha=alpha, a_name=a_name,
-                 b_name=b_name)
+    c = Comparison(**{**base, **_test(diff, se, df, delta)}, verdict="", reason="",
+                   **_power_fields(Design(base["sd_a"], base["sd_b"], n, n, "paired", sd_d), delta, alpha),
+                   power_unpaired=unpaired.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
+                   sd_diff=sd_d)
+    return _decide(c)
 
 
 # ------------------------------------------------------------------------------------------ corrections
 
 
+def array_adjust(ps: np.ndarray, method: str = "holm") -> np.ndarray:
+    """Holm- or Bonferroni-adjusted p-values of families along the last axis (many families at once)."""
+    ps = np.asarray(ps, dtype=float)
+    m = ps.shape[-1]
+    if method == "bonferroni":
+        return np.minimum(1.0, ps * m)
+    if method == "holm":
+        order = np.argsort(ps, axis=-1, kind="stable")
+        stepped = np.maximum.accumulate(np.minimum(1.0, np.take_along_axis(ps, order, -1) * (m - np.arange(m))),
+                                        axis=-1)
+        adj = np.empty_like(ps)
+        np.put_along_axis(adj, order, stepped, -1)
+        return adj
+    return ps
+
+
 def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comparison]:
-    """Adjust the difference p-values of one family of comparisons and re-derive their verdicts.
+    """Adjust the p-values of one family of comparisons and re-derive their verdicts.
 
     Holm's step-down (the default) and Bonferroni keep the chance of any false alarm in the family at alpha.
-    Equivalence p-values are left as they are: a family of equivalence claims all holding is an
-    intersection-union test, already at level alpha without correction. Comparisons without a test keep
-    their verdict.
+    Equivalence is adjusted the same way, per metric across the family: verdicts (and `expect`) act on each
+    comparison alone, so each `equivalent` must hold with the family's error rate, not only the joint claim
+    "all are equivalent". Comparisons without a test (too few values, an exact difference, identical values)
+    keep their verdict and do not count in the family.
     """
     check_choice("correction", method, CORRECTIONS)
-    idx = [i for i, c in enumerate(comparisons) if c.p_decision is not None]
-    ps = np.array([comparisons[i].p_decision for i in idx], dtype=float)
-    m = len(ps)
-    if method == "bonferroni":
-        adj = np.minimum(1.0, ps * m)
-    elif method == "holm":
-        order = np.argsort(ps, kind="stable")
-        stepped = np.maximum.accumulate(np.minimum(1.0, ps[order] * (m - np.arange(m))))
-        adj = np.empty(m)
-        adj[order] = stepped
-    else:
-        adj = ps
     out = list(comparisons)
+    idx = [i for i, c in enumerate(comparisons) if c.tested and c.p_decision is not None]
+    if not idx:
+        return out
+    adj = array_adjust(np.array([comparisons[i].p_decision for i in idx], dtype=float), method)
+    eq_idx = [i for i in idx if comparisons[i].p_equivalence_decision is not None]
+    eq_adj = dict(zip(eq_idx, array_adjust(np.array([comparisons[i].p_equivalence_decision for i in eq_idx],
+                                                 dtype=float), method))) if eq_idx else {}
     for i, pa in zip(idx, adj):
-        c = replace(comparisons[i], p_adjusted=float(pa), correction=method)
-        out[i] = _decide(c, float(pa))
+        pe = eq_adj.get(i)
+        c = replace(comparisons[i], p_adjusted=float(pa), correction=method,
+                    p_equivalence_adjusted=None if pe is None else float(pe))
+        out[i] = _decide(c)
     return out
 
 
 # ------------------------------------------------------------------------------- many samples at once
 
-VERDICT_CODES = VERDICTS  # a verdict's code is its index
+# A simulated verdict's code is its index here. Simulated values are continuous, so "identical" (no spread and
+# equal values) is never reached and has no code.
+VERDICT_CODES = tuple(v for v in VERDICTS if v != "identical")
+
+
+def smoothed_draws(x: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A smoothed, variance-corrected bootstrap of `x`: resampled values plus Gaussian kernel noise (Silverman's
+    bandwidth), rescaled to the sample's mean and variance. A plain bootstrap's variance is only (n - 1)/n of
+    the sample's, which overstates power, and with a handful of values it draws ties: spreads of zero."""
+    n = len(x)
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    h = 1.06 * n ** -0.2
+    dev = x[rng.integers(0, n, size)] - mean + h * sd * rng.standard_normal(size)
+    return mean + dev / math.sqrt((n - 1) / n + h * h)
 
 
 def array_stats(a: np.ndarray, b: np.ndarray, design: str = "welch") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

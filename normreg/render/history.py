@@ -40,6 +40,8 @@ def render_history(history: History) -> str:
                  + f"; {len(changes)} change{'s' * (len(changes) != 1)} found")
     if history.skipped:
         parts.append(f"Left out as duplicates of another report: {', '.join(history.skipped)}")
+    if history.unreadable:
+        parts.append(f"Left out, not valid JSON (cut short while being written?): {', '.join(history.unreadable)}")
     return "\n\n".join(parts)
 
 

@@ -11,21 +11,23 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from normreg.audit.findings import AuditReport
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
+from normreg.render.escape import html_text as escape
 from normreg.render.labels import (
     EN_DASH,
     HTML,
     HTML_CLASS,
     HTML_ROW_CLASS,
+    OK_VERDICTS,
     OTHER_ENVIRONMENT,
     adjusted_p,
     environment_changes,
     interval,
+    level,
     number,
     order,
     p_value,
@@ -80,7 +82,7 @@ def _badge(verdict: str) -> str:
 
 def _verdict(check: Check) -> str:
     cls = HTML_CLASS[status(check)]
-    if not cls and check.comparison.verdict == "equivalent":
+    if not cls and check.comparison.verdict in OK_VERDICTS:
         cls = "v-ok"
     return f'<span class="{cls}">{HTML.label(check, escape)}</span>'
 
@@ -106,7 +108,7 @@ def verdict_table(checks: Sequence[Check]) -> str:
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}<br><small>{c.ci_level:.0%} CI</small></td><td class=num>{p}</td>"
+            f"<td class=num>{ci}<br><small>{level(c.ci_level)} CI</small></td><td class=num>{p}</td>"
             f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
             "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")

@@ -12,11 +12,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 from normreg.judge.checks import Check, Problem
+from normreg.render.escape import xml_text
 from normreg.render.labels import (
     JUNIT,
     OTHER_ENVIRONMENT_JUNIT,
     environment_changes,
     interval,
+    level,
     number,
     problem_message,
     signed,
@@ -38,7 +40,7 @@ def case_name(check: Check) -> str:
 def numbers(check: Check) -> str:
     """The comparison's numbers on one line, for a failure message."""
     c = check.comparison
-    ci = "" if c.ci_low is None else f" {interval(c, 4)} ({c.ci_level:.0%} CI)"
+    ci = "" if c.ci_low is None else f" {interval(c, 4)} ({level(c.ci_level)} CI)"
     diff = signed(c.diff, 4, missing=NA)
     return (f"{c.a}: mean {_g(c.mean_a)} sd {_g(c.sd_a, 3)} n={c.n_a}; {c.b}: mean {_g(c.mean_b)} sd {_g(c.sd_b, 3)} "
             f"n={c.n_b}; diff {diff}{ci}; p={_g(c.p_value, 3)}; min_effect {c.min_effect:g}; alpha {c.alpha:g}")
@@ -106,5 +108,8 @@ def render_junit(report: Report) -> str:
         totals.update(counts)
     root.attrib.update(tests=str(sum(totals.values())), failures=str(totals["failure"]),
                        errors=str(totals["error"]), skipped=str(totals["skipped"]))
+    for el in root.iter():  # names and messages come from files: keep the document well-formed XML
+        el.text = None if el.text is None else xml_text(el.text)
+        el.attrib = {k: xml_text(v) for k, v in el.attrib.items()}
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -35,6 +35,11 @@ def interval(c: Comparison, digits: int = 3, missing: str = DASH) -> str:
     return missing if c.ci_low is None else f"[{signed(c.ci_low, digits)}, {signed(c.ci_high, digits)}]"
 
 
+def level(x: float | None, missing: str = DASH) -> str:
+    """A confidence level as a percentage: 95%, 90%, 98.3%; an exact difference is 100%."""
+    return missing if x is None else f"{x * 100:.3g}%"
+
+
 def p_value(p: float | None, missing: str = DASH) -> str:
     """Two significant digits; anything below 1e-4 is shown as `<1e-4` (more digits would be noise)."""
     if p is None:
@@ -60,6 +65,7 @@ def p_with_adjusted(c: Comparison, missing: str = DASH) -> str:
 # ------------------------------------------------------------------------------------------ verdict labels
 
 Status = Literal["fail", "unexpected", "known_bug", "as_expected", "pass"]
+OK_VERDICTS = ("equivalent", "identical")  # verdicts shown as good news when they do not fail
 
 
 def status(check: Check) -> Status:
@@ -86,12 +92,12 @@ class VerdictStyle:
     known_bug: str
     as_expected: str
     passed: str
-    equivalent: str | None = None
+    equivalent: str | None = None  # also for `identical`: both are in OK_VERDICTS
 
     def label(self, check: Check, escape: Callable[[str], str] = str) -> str:
         s = status(check)
         v = check.comparison.verdict
-        if self.equivalent is not None and v == "equivalent" and s in ("as_expected", "pass"):
+        if self.equivalent is not None and v in OK_VERDICTS and s in ("as_expected", "pass"):
             template = self.equivalent
         else:
             template = self.passed if s == "pass" else getattr(self, s)

@@ -7,6 +7,8 @@ failed training runs and environment differences follow the table. Made from a r
 from __future__ import annotations
 
 from normreg.judge.checks import Check
+from normreg.judge.stats import Comparison
+from normreg.render.escape import markdown_text, plain
 from normreg.render.history import short_commit
 from normreg.render.labels import (
     EN_DASH,
@@ -16,6 +18,7 @@ from normreg.render.labels import (
     environment_changes,
     first_environment_differences,
     interval,
+    level,
     number,
     order,
     p_value,
@@ -38,8 +41,13 @@ def _signed(x: float | None) -> str:
 
 
 def _cell(text: str) -> str:
-    """Table cells cannot hold pipes or line breaks."""
+    """Table cells cannot hold pipes or line breaks (for text normreg makes itself)."""
     return " ".join(text.replace("|", "\\|").split())
+
+
+def _md(text: str) -> str:
+    """Text normreg does not control (names, reasons, messages): escaped, on one line."""
+    return " ".join(markdown_text(text).split())
 
 
 def verdict_cell(check: Check) -> str:
@@ -52,14 +60,19 @@ def _side(mean: float | None, sd: float | None, n: int) -> str:
     return f"{_num(mean)} ± {_num(sd, 2)} (n={n})" if sd is not None else f"{_num(mean)} (n={n})"
 
 
+def _level(c: Comparison) -> str:
+    return "" if c.ci_level is None else f" ({level(c.ci_level)})"
+
+
 def _row(check: Check) -> str:
     c = check.comparison
-    ci = "" if c.ci_low is None else f" {interval(c)}"
-    suite = check.suite or "–"
+    ci = "" if c.ci_low is None else f" {interval(c)}{_level(c)}"
+    suite = _md(check.suite) if check.suite else EN_DASH
     kind = "" if check.kind == "pair" else f" ({check.kind})"
-    cells = (suite, c.metric, f"{c.a} vs {c.b}{kind}", _side(c.mean_a, c.sd_a, c.n_a), _side(c.mean_b, c.sd_b, c.n_b),
-             f"{_signed(c.diff)}{ci}", p_with_adjusted(c, missing=EN_DASH), verdict_cell(check))
-    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+    cells = (suite, _md(c.metric), f"{_md(c.a)} vs {_md(c.b)}{kind}", _side(c.mean_a, c.sd_a, c.n_a),
+             _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", p_with_adjusted(c, missing=EN_DASH),
+             verdict_cell(check))
+    return "| " + " | ".join(" ".join(x.split()) for x in cells) + " |"
 
 
 def render_markdown(report: Report) -> str:
@@ -74,15 +87,13 @@ def render_markdown(report: Report) -> str:
     if n_expected:
         facts.append(f"{n_expected} known bug{'s' * (n_expected != 1)} caught as expected")
     if report.suites:
-        facts.append(f"suites: {', '.join(s.name for s in report.suites)}")
+        facts.append(f"suites: {', '.join(_md(s.name) for s in report.suites)}")
     if commit:
-        facts.append(f"commit `{str(commit)[:12]}`")
-    facts.append(f"{report.created}")
+        facts.append(f"commit `{plain(str(commit)[:12]).replace('`', '')}`")
+    facts.append(_md(str(report.created)))
     lines += [" · ".join(facts), ""]
     if checks:
-        levels = sorted({round(c.comparison.ci_level * 100, 6) for c in checks})
-        level = f"{levels[0]:g}% CI" if len(levels) == 1 else "CI at 1 − alpha"
-        lines += [f"| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [{level}] | p | verdict |",
+        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [_row(c) for c in checks]
         lines.append("")
@@ -92,8 +103,8 @@ def render_markdown(report: Report) -> str:
             lines.append("")
             for c in why:
                 tag = " (expected)" if c.expected_failure else ""
-                lines.append(f"- {_cell(c.suite or '–')} {_cell(c.comparison.metric)} {_cell(c.comparison.a)} vs "
-                             f"{_cell(c.comparison.b)}{tag}: {_cell(c.comparison.reason)}")
+                lines.append(f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
+                             f"{_md(c.comparison.b)}{tag}: {_md(c.comparison.reason)}")
             lines.append("")
     else:
         lines += ["No comparisons.", ""]
@@ -102,16 +113,16 @@ def render_markdown(report: Report) -> str:
         for g in group_problems(report.problems):
             first = (describe(g).strip().splitlines() or [""])[0]
             first = first if len(first) <= 240 else first[:239] + "…"
-            lines.append(f"- {_cell(g.suite)}/{_cell(first)}")
+            lines.append(f"- {_md(g.suite)}/{_md(first)}")
         lines.append("")
     notes = []
     for suite, diffs in first_environment_differences(checks):
-        notes.append(f"- {_cell(suite)}: {OTHER_ENVIRONMENT} ({_cell(environment_changes(diffs, '→'))})")
+        notes.append(f"- {_md(suite)}: {OTHER_ENVIRONMENT} ({_md(environment_changes(diffs, '→'))})")
     for s in report.suites:
         if s.baseline is None and report.command == "run":
-            notes.append(f"- {_cell(s.name)}: {NO_BASELINE}")
+            notes.append(f"- {_md(s.name)}: {NO_BASELINE}")
         if s.baseline_note:
-            notes.append(f"- {_cell(s.name)}: {_cell(s.baseline_note)}")
+            notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)
@@ -137,16 +148,16 @@ def render_history_markdown(history: History) -> str:
             k = c.comparison
             new, old = nights[c.night], nights[c.last_before]
             ci = f" {interval(k)}" if k.ci_low is not None else ""
-            lines.append("| " + " | ".join(_cell(x) for x in (
-                s.suite, s.metric, s.variant, new.label, f"`{short_commit(new.commit)}`",
+            lines.append("| " + " | ".join([_md(s.suite), _md(s.metric), _md(s.variant)] + [_cell(x) for x in (
+                new.label, f"`{short_commit(new.commit)}`",
                 f"{old.label} (`{short_commit(old.commit)}`)",
                 f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}",
                 p_value(k.p_value, EN_DASH),
-                _CHANGE_MARK.get(k.verdict, k.verdict))) + " |")
-    outliers = [f"{s.suite} {s.metric} {s.variant}: {', '.join(nights[i].label for i in s.outliers)}"
+                _CHANGE_MARK.get(k.verdict, k.verdict))]) + " |")
+    outliers = [f"{_md(s.suite)} {_md(s.metric)} {_md(s.variant)}: {', '.join(nights[i].label for i in s.outliers)}"
                 for s in history.series if s.outliers]
     if outliers:
-        lines += ["", "One-night outliers (not changes): " + "; ".join(_cell(o) for o in outliers)]
+        lines += ["", "One-night outliers (not changes): " + "; ".join(outliers)]
     lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
               "on the values before and after it."]
     return "\n".join(lines) + "\n"

@@ -6,11 +6,12 @@ this module costs nothing, no display is needed and no global backend state is t
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from normreg.judge.stats import mean_sd, t_half_width
 from normreg.report.history import NightPoint
@@ -21,6 +22,7 @@ BASELINE_COLOR = "#9a9a9a"
 FAIL_COLOR = "#c62828"
 CHANGE_UP_COLOR = "#2e7d32"
 DPI = 96
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,19 @@ def mean_ci(values: Sequence[float], alpha: float) -> tuple[float, float | None]
     mean, sd = mean_sd(values)
     assert mean is not None, "mean_ci needs at least one value"
     return mean, t_half_width(sd, len(values), alpha)
+
+
+def _plain_text(draw: Callable[P, bytes]) -> Callable[P, bytes]:
+    """Draw with math text off: a name such as `cost$x^$` is a name, not a formula that fails to parse."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float) -> Any:
@@ -69,6 +84,7 @@ def _draw_group(ax: Any, x: float, s: Sample, color: str, alpha: float, hollow: 
                 color=color, capsize=4, elinewidth=1.6, zorder=4)
 
 
+@_plain_text
 def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
                  current: Mapping[str, Mapping[str, Sample]], baseline: Mapping[str, Mapping[str, Sample]],
                  failed: Mapping[str, set[str]], alpha: float) -> bytes:
@@ -115,6 +131,7 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
     return _png(fig)
 
 
+@_plain_text
 def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
                   max_panels: int = 6) -> bytes:
     """Learning curves: one panel per logged metric, one thin line per seed, one colour per variant.
@@ -146,6 +163,7 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
     return _png(fig)
 
 
+@_plain_text
 def history_figure(title: str, goal: str, labels: Sequence[str],
                    series: Mapping[str, Sequence[NightPoint]],
                    changes: Sequence[tuple[str, int, str]] = ()) -> bytes:

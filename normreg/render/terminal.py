@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from normreg.judge.checks import Check
+from normreg.render.escape import plain
 from normreg.render.labels import (
     NO_BASELINE,
     NO_BASELINE_HINT,
@@ -12,6 +13,7 @@ from normreg.render.labels import (
     environment_note,
     first_environment_differences,
     interval,
+    level,
     number,
     order,
     p_value,
@@ -29,9 +31,11 @@ def render_table(checks: Sequence[Check]) -> str:
     rows = []
     for ch in order(checks):
         c = ch.comparison
+        ci = interval(c) if c.ci_low is None else f"{interval(c)} {level(c.ci_level)}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{number(c.mean_a)} (n={c.n_a})",
-                     f"{number(c.mean_b)} (n={c.n_b})", signed(c.diff, 4), interval(c), p_value(c.p_value),
+                     f"{number(c.mean_b)} (n={c.n_b})", signed(c.diff, 4), ci, p_value(c.p_value),
                      p_value(c.p_adjusted), number(c.power, 2), number(c.mde, 2), TERMINAL.label(ch)))
+    rows = [tuple(plain(str(x)) for x in r) for r in rows]  # names from files: no terminal escape sequences
     return "\n".join(text_table(head, rows))
 
 
@@ -65,6 +69,8 @@ def render(report: Report) -> str:
                      f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
                      f"{c.comparison.seeds_needed_for}" for c in report.checks
                      if c.comparison.verdict == "inconclusive" and c.comparison.seeds_needed is not None]
+        undecided += [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
+                      f"{c.comparison.stopped}" for c in report.checks if c.comparison.stopped]
         if undecided:
             parts.append("Inconclusive (from the observed difference and spread, a rough guide):\n"
                          + "\n".join(undecided))
@@ -73,11 +79,14 @@ def render(report: Report) -> str:
                   for c in report.checks if c.comparison.power is not None
                   and c.comparison.power_unpaired is not None]
         if paired:
-            parts.append("Pairing by seed (power to find min_effect):\n" + "\n".join(paired))
+            parts.append("Pairing by seed (power at 2 x min_effect):\n" + "\n".join(paired))
         fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
         if fam:
-            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted across each suite's checks "
-                         "(sequential where seeds ran in stages); power and MDE (80% power) are at the seeds used.")
+            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted within each suite's pair "
+                         "checks and, apart, its baseline checks (sequential where seeds ran in stages). CI: the "
+                         "interval the verdict used, at the level shown. power: the chance of the verdict if the true "
+                         "difference is 2 x min_effect; MDE: the true difference reported 80% of the time; both at "
+                         "the seeds used.")
     else:
         parts.append("No comparisons.")
     causes = _likely_causes(report)
@@ -88,12 +97,13 @@ def render(report: Report) -> str:
                                                 f"{' (expected)' if p.expected else ''}" for p in report.problems))
     notes = []
     for s in report.suites:
-        if s.baseline is None and report.command == "run":
+        if s.baseline is None and report.command == "run" and not s.baseline_updated:
             notes.append(f"  {s.name}: {NO_BASELINE} ({NO_BASELINE_HINT})")
         if s.baseline_note:
             notes.append(f"  {s.name}: {s.baseline_note}")
         if s.baseline_updated:
-            notes.append(f"  {s.name}: baseline written")
+            first = " (the first: none was stored, so only the pair checks were made)" if s.baseline is None else ""
+            notes.append(f"  {s.name}: baseline written{first}")
         if s.seed_plan is not None and s.seeds_used is not None:
             used = ", ".join(f"{v} {n}" for v, n in s.seeds_used.items())
             total, fixed = sum(s.seeds_used.values()), s.seed_plan.max * len(s.seeds_used)
@@ -105,4 +115,4 @@ def render(report: Report) -> str:
     if notes:
         parts.append("Notes:\n" + "\n".join(notes))
     parts.append(f"Outcome: {report.verdict.upper()} (exit {report.exit_code})")
-    return "\n\n".join(parts)
+    return plain("\n\n".join(parts))

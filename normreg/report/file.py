@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from normreg.audit.findings import AuditReport
 from normreg.errors import ResultsError
-from normreg.fileio import check_schema, read_json
+from normreg.fileio import check_fields, check_schema, describe_value, read_json
+from normreg.judge.baseline import metric_specs
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
-from normreg.report.model import SCHEMA, Report, SuiteInfo
-from normreg.run.results import RunResult
-from normreg.suite.spec import SeedPlan, metrics_from_json
+from normreg.report.model import SCHEMA, SUITE_JSON_HINTS, Report, SuiteInfo
+from normreg.run.results import RunResult, check_run_json
+from normreg.suite.spec import SeedPlan
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
+_COMPARISON_REQUIRED = tuple(f.name for f in fields(Comparison) if f.default is MISSING)
 _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
 
 
@@ -40,16 +42,16 @@ class ReportFile:
 
 
 def _comparison(d: Mapping[str, Any]) -> Comparison:
-    missing = [k for k in _COMPARISON_FIELDS if k not in d]
+    missing = [k for k in _COMPARISON_REQUIRED if k not in d]
     if missing:
         raise KeyError(", ".join(missing))
-    return Comparison(**{k: d[k] for k in _COMPARISON_FIELDS})
+    return Comparison(**{k: d[k] for k in _COMPARISON_FIELDS if k in d})
 
 
 def _suite(d: Mapping[str, Any]) -> SuiteInfo:
     known = {k: d[k] for k in _SUITE_FIELDS if k in d}
     known["seeds"] = tuple(int(s) for s in d.get("seeds", ()))
-    known["metrics"] = metrics_from_json(d.get("metrics") or {})
+    known["metrics"] = tuple(metric_specs("<report>", "metrics", d.get("metrics") or {}).values())
     plan = d.get("seed_plan")
     known["seed_plan"] = None if plan is None else SeedPlan(min=int(plan["min"]), max=int(plan["max"]))
     known.pop("spending", None)  # stored under seed_plan, not beside it
@@ -83,9 +85,33 @@ def _problem(d: Mapping[str, Any]) -> Problem:
                    expected=bool(d.get("expected", False)), seed=None if seed is None else int(seed))
 
 
+def check_report(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a report whose fields have the wrong type, naming the file and the field (after the schema check)."""
+    for key, kind in (("created", str), ("command", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise ResultsError(f"{source}: {key}: expected a string, found {describe_value(data[key])}")
+    for key in ("suites", "runs", "comparisons", "problems"):
+        if not isinstance(data.get(key, []), list):
+            raise ResultsError(f"{source}: {key}: expected a list, found {describe_value(data[key])}")
+    if not isinstance(data.get("environment") or {}, dict):
+        raise ResultsError(f"{source}: environment: expected an object, found {describe_value(data['environment'])}")
+    for i, s in enumerate(data.get("suites", [])):
+        check_fields(source, f"suites[{i}]", s, SuiteInfo, SUITE_JSON_HINTS)
+        if isinstance(s.get("metrics"), dict):
+            metric_specs(source, f"suites[{i}].metrics", s["metrics"])
+    for i, r in enumerate(data.get("runs", [])):
+        check_run_json(source, f"runs[{i}]", r)
+    for i, c in enumerate(data.get("comparisons", [])):
+        check_fields(source, f"comparisons[{i}]", c, Check, required=False)
+        check_fields(source, f"comparisons[{i}]", c, Comparison)
+    for i, p in enumerate(data.get("problems", [])):
+        check_fields(source, f"problems[{i}]", p, Problem)
+
+
 def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
     """Rebuild a report from its JSON form (`normreg.report/1`); raises `ResultsError` naming `source`."""
     check_schema(Path(source), data, SCHEMA)
+    check_report(data, source)
     try:
         suites = tuple(_suite(s) for s in data.get("suites", []))
         extras = {s["name"]: {k: v for k, v in s.items() if k not in _SUITE_FIELDS}
@@ -106,5 +132,11 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
 
 
 def read_report(path: Path) -> ReportFile:
-    """Read a report JSON written by `normreg run --report` or `normreg compare --report`."""
+    """Read a report JSON written by `normreg run --report` or `normreg compare --report`, or the `report.json`
+    of a run directory given as the directory."""
+    if path.is_dir():
+        if not (path / "report.json").is_file():
+            raise ResultsError(f"{path}: a folder without report.json; give a report file or a run directory that "
+                               "'normreg run' finished")
+        path = path / "report.json"
     return report_from_json(read_json(path), str(path))

@@ -88,6 +88,7 @@ class History:
     nights: tuple[Night, ...]
     series: tuple[Series, ...]
     skipped: tuple[str, ...] = ()  # duplicate reports left out (the same run written twice)
+    unreadable: tuple[str, ...] = ()  # JSON files in the folders searched that could not be read (e.g. truncated)
 
     def grouped(self) -> dict[tuple[str, str], list[Series]]:
         out: dict[tuple[str, str], list[Series]] = {}
@@ -109,27 +110,32 @@ class History:
         return out
 
 
-def _is_report(path: Path) -> bool:
-    """A cheap look at the head of a JSON file: is it a normreg report?"""
+def _is_report(path: Path, unreadable: list[str] | None = None) -> bool:
+    """A cheap look at a JSON file: is it a normreg report? One that cannot be read is noted in `unreadable`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if unreadable is not None:
+            why = f"line {e.lineno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e)
+            unreadable.append(f"{path} ({why})")
         return False
     return isinstance(data, dict) and str(data.get("schema", "")).startswith("normreg.report/")
 
 
-def find_reports(paths: Sequence[str | Path]) -> list[Path]:
-    """Report files named, and every report JSON under the folders named (other JSON files are ignored)."""
+def find_reports(paths: Sequence[str | Path], unreadable: list[str] | None = None) -> list[Path]:
+    """Report files named, and every report JSON under the folders named (other JSON files are ignored; those
+    that are not valid JSON, such as a report cut short, are listed in `unreadable`)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += [f for f in sorted(p.rglob("*.json")) if _is_report(f)]
+            found += [f for f in sorted(p.rglob("*.json")) if _is_report(f, unreadable)]
         elif p.exists():
             found.append(p)
         else:
             raise ResultsError(f"{p}: no such file or directory (expected report JSON files or folders of them)")
     if not found:
-        raise ResultsError(f"no normreg report found in {', '.join(map(str, paths))}; write reports with "
+        bad = f" (not valid JSON: {', '.join(unreadable)})" if unreadable else ""
+        raise ResultsError(f"no normreg report found in {', '.join(map(str, paths))}{bad}; write reports with "
                            "'normreg run ... --report FILE'")
     return found
 
@@ -200,4 +206,6 @@ def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int)
 
 def load_history(paths: Sequence[str | Path]) -> History:
     """Read every report in `paths` (files or folders) into a history."""
-    return build_history([read_report(p) for p in find_reports(paths)])
+    unreadable: list[str] = []
+    history = build_history([read_report(p) for p in find_reports(paths, unreadable)])
+    return replace(history, unreadable=tuple(unreadable))

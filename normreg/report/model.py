@@ -67,6 +67,13 @@ class SuiteInfo:
         return d
 
 
+# Fields whose JSON form is not their Python type, for checking a report read from disk (`fileio.check_fields`).
+SUITE_JSON_HINTS: Mapping[str, Any] = {
+    "metrics": Mapping[str, Mapping[str, Any]],  # {name: {goal, min_effect}}
+    "seed_plan": Mapping[str, Any] | None,  # {min, max, spending, stages}
+    "audit": Mapping[str, Any] | None,  # normreg.audit/1
+}
+
 
 @dataclass(frozen=True)
 class Report:
@@ -80,7 +87,7 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        if any(p.kind == "run_failed" and not p.expected for p in self.problems):
+        if any(p.kind in ("run_failed", "write_failed") and not p.expected for p in self.problems):
             return "error"
         if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems):
             return "fail"

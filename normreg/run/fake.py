@@ -15,8 +15,9 @@ from types import TracebackType
 from typing import Any
 
 from normreg.run.executor import Job, OnResult, OnStart
+from normreg.run.failure import describe_failure
 from normreg.run.results import RunResult
-from normreg.run.worker import describe_error, result_from_metrics
+from normreg.run.worker import result_from_metrics
 
 Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | BaseException]
 
@@ -63,8 +64,9 @@ class FakeRunner:
         try:
             metrics = dict(self._metrics(job))
         except Exception as e:
-            return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, describe_error(e),
-                             device=self.device)
+            failure = describe_failure(e, job.suite.directory)
+            return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, failure.description,
+                             device=self.device, traceback=failure.traceback)
         return replace(result_from_metrics(job, metrics, 0.0), device=self.device)
 
     def cancel(self) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from normreg.fileio import write_text_atomic
+
 TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
 
 
@@ -33,6 +35,12 @@ class RunResult:
     error: str | None = None
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per-epoch values, when logged
     device: str = ""  # where it ran: "cpu", "cuda:0 (NVIDIA H200)", "... on host" for a cluster; "fake" for scripted
+    traceback: str | None = None  # a failed run's full traceback, when it raised
+
+    @property
+    def failure_name(self) -> str:
+        """The file its traceback is kept in, inside the suite's run directory."""
+        return f"failures/{self.variant}-seed{self.seed}.txt"
 
     @property
     def ok(self) -> bool:
@@ -41,7 +49,8 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
                 "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
-                "history": {k: list(v) for k, v in self.history.items()}, "device": self.device}
+                "history": {k: list(v) for k, v in self.history.items()}, "device": self.device,
+                "traceback": self.traceback}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunResult:
@@ -49,7 +58,7 @@ class RunResult:
                    metrics={k: float(v) for k, v in (d.get("metrics") or {}).items()},
                    duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
                    history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()},
-                   device=str(d.get("device") or ""))
+                   device=str(d.get("device") or ""), traceback=d.get("traceback"))
 
 
 def tidy_rows(run: RunResult) -> list[dict[str, Any]]:
@@ -62,7 +71,8 @@ def tidy_rows(run: RunResult) -> list[dict[str, Any]]:
 
 
 class RunLog:
-    """Appends finished runs to `results.csv` (and the full record to `runs.jsonl`), flushed to disk at once."""
+    """Appends finished runs to `results.csv` (and the full record to `runs.jsonl`), flushed to disk at once;
+    a failed run's traceback goes to `failures/<variant>-seed<N>.txt`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -79,13 +89,45 @@ class RunLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def add(self, run: RunResult) -> None:
+    @staticmethod
+    def _csv_text(runs: Iterable[RunResult]) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
-        for row in tidy_rows(run):
-            w.writerow(row)
+        for run in runs:
+            for row in tidy_rows(run):
+                w.writerow(row)
+        return buf.getvalue()
+
+    def add(self, run: RunResult) -> None:
+        if run.traceback:
+            path = self.directory / run.failure_name
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(f"{run.suite}/{run.variant} seed {run.seed}: {run.error}\n\n{run.traceback}",
+                            encoding="utf-8")
         self._append(self.jsonl_path, json.dumps(run.to_json(), sort_keys=True) + "\n")
-        self._append(self.csv_path, buf.getvalue())
+        self._append(self.csv_path, self._csv_text([run]))
+
+    def restart(self, kept: Sequence[RunResult]) -> None:
+        """Rewrite both tables (atomically) with exactly `kept`: a resumed run drops the failed and torn records,
+        so each (variant, seed) appears once however often it was retried."""
+        write_text_atomic(self.jsonl_path, "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in kept))
+        write_text_atomic(self.csv_path, ",".join(TIDY_COLUMNS) + "\n" + self._csv_text(kept))
+
+
+def check_run_json(source: str, where: str, run: Any) -> None:
+    """Refuse a run record (from a report or runs.jsonl) whose fields have the wrong type, naming file and field.
+    Metrics and history may hold null: JSON's stand-in for a non-finite value, which fails its run."""
+    from normreg.fileio import check_fields
+
+    fixed = run
+    if isinstance(run, dict):
+        fixed = dict(run)
+        for key in ("metrics", "history"):
+            value = run.get(key)
+            if isinstance(value, dict):
+                fixed[key] = {k: ([0.0 if x is None else x for x in v] if isinstance(v, list)
+                                  else 0.0 if v is None else v) for k, v in value.items()}
+    check_fields(source, where, fixed, RunResult)
 
 
 # ------------------------------------------------------------------------------------------ result sets

@@ -13,40 +13,32 @@ import os
 import signal
 import threading
 import time
-import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from normreg.run.executor import Job
+from normreg.run.failure import describe_error, describe_failure
 from normreg.run.results import RunResult
 
+__all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "worker_main"]
 
-def describe_error(exc: BaseException) -> str:
-    """`Type: message (at file.py:line in function)`, naming the innermost frame of the user's code."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the normreg package
-    examples = os.path.join(here, "examples")  # the story models are user code, whatever package holds them
-
-    def is_user(filename: str) -> bool:
-        ours = filename.startswith(here) and not filename.startswith(examples)
-        return not ours and "site-packages" not in filename and not filename.startswith("<frozen")
-
-    user = [f for f in frames if is_user(f.filename)]
-    frame = (user or frames or [None])[-1]
-    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name})" if frame else ""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+# What every run's Trainer gets before the suite's own `trainer` options (which win); `normreg repro` uses it too.
+TRAINER_OPTIONS: dict[str, Any] = {"accelerator": "auto", "devices": 1, "deterministic": True}
 
 
 # ---------------------------------------------------------------------------------- inside a worker
 
 
 def _quiet_lightning() -> None:
+    """Lightning's own chatter ("GPU available", "TPU available", the logger tip, "`Trainer.fit` stopped") off;
+    the user's prints, warnings and loggers untouched."""
     import logging
     import warnings
 
-    # Lightning sets its loggers to INFO when imported, so this runs after the import.
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+    # Each flavour sets its loggers to INFO when it is imported, and the user's module may import one only when
+    # it is built: so this runs again once the model is built, before the Trainer exists.
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*_pytree.*")
@@ -54,18 +46,39 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*log_every_n_steps.*")
 
 
-def _trainer_module(model: Any) -> Any:
-    """The Lightning flavour the model was written against (`pytorch_lightning` or `lightning.pytorch`)."""
+def flavour_of(obj: Any) -> Any:
+    """The Lightning flavour `obj` (a class or an instance) was written against: the `pytorch_lightning` or the
+    `lightning.pytorch` module, or None."""
     import importlib
 
-    for name in ("pytorch_lightning", "lightning.pytorch"):
-        try:
-            pl = importlib.import_module(name)
-        except ImportError:
-            continue
-        if isinstance(model, pl.LightningModule):
-            return pl
-    raise TypeError(f"{type(model).__qualname__} is not a LightningModule")
+    cls = obj if isinstance(obj, type) else type(obj)
+    for base in cls.__mro__:
+        top = (base.__module__ or "").split(".")[0]
+        if top == "pytorch_lightning":
+            return importlib.import_module("pytorch_lightning")
+        if top == "lightning":
+            return importlib.import_module("lightning.pytorch")
+    return None
+
+
+def _trainer_module(model: Any) -> Any:
+    """The Lightning flavour of a built model: its Trainer, seeding and helpers are the ones used on it."""
+    pl = flavour_of(model)
+    if pl is None:
+        raise TypeError(f"{type(model).__qualname__} is not a LightningModule")
+    return pl
+
+
+def _seeding_module(suite: Any, variant: Any) -> Any:
+    """The flavour to seed with before the model exists: the model target's class when it is a class, else
+    `pytorch_lightning` (a dependency of normreg). Both flavours' `seed_everything` seed the same generators."""
+    import importlib
+
+    from normreg.suite.targets import resolve
+
+    factory = resolve(suite, variant.model)
+    found = flavour_of(factory) if isinstance(factory, type) else None
+    return found or importlib.import_module("pytorch_lightning")
 
 
 def _history_callback(pl: Any) -> Any:
@@ -86,10 +99,36 @@ def _history_callback(pl: Any) -> Any:
     return History()
 
 
+@contextmanager
+def noting_sigint() -> Iterator[list[int]]:
+    """Note a real SIGINT (Ctrl-C) in a list while the block runs, and restore the SIGINT handler afterwards:
+    Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user code must
+    be told apart from one the user asked for."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+    if previous != signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def run_one(job: Job, accelerator: str = "auto") -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise."""
-    import pytorch_lightning
+    import importlib
 
     from normreg.suite.targets import build, importable
 
@@ -97,34 +136,44 @@ def run_one(job: Job, accelerator: str = "auto") -> RunResult:
     start = time.perf_counter()
     suite, variant = job.suite, job.suite.variant(job.variant)
     history: dict[str, list[float]] = {}
-    options: dict[str, Any] = {"accelerator": accelerator, "devices": 1, "deterministic": True, **variant.trainer}
+    options: dict[str, Any] = {**TRAINER_OPTIONS, "accelerator": accelerator, **variant.trainer}
     trainer: Any = None
 
-    def failed(message: str) -> RunResult:
+    def failed(message: str, trace: str) -> RunResult:
         return RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start, message,
-                         history, device_label(trainer, options["accelerator"]))
+                         history, device_label(trainer, options["accelerator"]), trace)
 
-    try:
-        importable([suite.directory])
-        pytorch_lightning.seed_everything(job.seed, workers=True, verbose=False)
-        dm = build(suite, variant.data, "data") if variant.data is not None else None
-        model = build(suite, variant.model, "model")
-        pl = _trainer_module(model)
-        pl.seed_everything(job.seed, workers=True, verbose=False)
-        hist = _history_callback(pl)
-        options["callbacks"] = [*(options.get("callbacks") or []), hist]
-        if job.run_dir is not None:
-            options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
-        trainer = pl.Trainer(**options)
-        trainer.fit(model, datamodule=dm)
-        history = hist.values
-        from pytorch_lightning.utilities.model_helpers import is_overridden
-
-        evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
-        outputs = evaluate(model, datamodule=dm, verbose=False)
-    except Exception as e:
-        _release_gpu_memory()
-        return failed(describe_error(e))
+    with noting_sigint() as interrupted:
+        try:
+            importable([suite.directory])
+            _seeding_module(suite, variant).seed_everything(job.seed, workers=True, verbose=False)
+            dm = build(suite, variant.data, "data") if variant.data is not None else None
+            model = build(suite, variant.model, "model")
+            pl = _trainer_module(model)
+            _quiet_lightning()
+            pl.seed_everything(job.seed, workers=True, verbose=False)
+            hist = _history_callback(pl)
+            options["callbacks"] = [*(options.get("callbacks") or []), hist]
+            if job.run_dir is not None:
+                options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
+            trainer = pl.Trainer(**options)
+            trainer.fit(model, datamodule=dm)
+            history = hist.values
+            is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
+            evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
+            outputs = evaluate(model, datamodule=dm, verbose=False)
+        except Exception as e:
+            _release_gpu_memory()
+            failure = describe_failure(e, suite.directory)
+            return failed(failure.description, failure.traceback)
+        except (SystemExit, KeyboardInterrupt) as e:
+            # User code that calls sys.exit() or raises KeyboardInterrupt fails its run, never the whole process
+            # (Lightning turns a KeyboardInterrupt into sys.exit(1)). A real Ctrl-C still stops everything.
+            if interrupted:
+                raise KeyboardInterrupt from None
+            _release_gpu_memory()
+            failure = describe_failure(e, suite.directory)
+            return failed(failure.description, failure.traceback)
     metrics: dict[str, float] = {}
     for out in outputs or []:
         for k, v in out.items():

@@ -61,14 +61,9 @@ class MetricSpec:
 
 
 def metrics_to_json(metrics: Sequence[MetricSpec]) -> dict[str, dict[str, Any]]:
-    """`{name: {goal, min_effect}}`: how run directories, reports and baselines store a suite's metrics."""
+    """`{name: {goal, min_effect}}`: how run directories, reports and baselines store a suite's metrics (read back,
+    checked, by `judge.baseline.metric_specs`)."""
     return {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in metrics}
-
-
-def metrics_from_json(raw: Mapping[str, Mapping[str, Any]]) -> tuple[MetricSpec, ...]:
-    """The metrics `metrics_to_json` wrote; a missing goal is "max", a missing min_effect 0."""
-    return tuple(MetricSpec(name=str(n), goal=s.get("goal", "max"), min_effect=float(s.get("min_effect", 0.0)))
-                 for n, s in raw.items())
 
 
 @dataclass(frozen=True)
@@ -199,8 +194,112 @@ def _index_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, 
             _index_lines(v, prefix + (str(i),), out)
 
 
+# Bounds on what a suite file may make normreg do while loading it. A real suite is a few kilobytes with a
+# few hundred nodes; these are far above that and far below what costs noticeable time or memory.
+MAX_SUITE_BYTES = 64 * 1024  # PyYAML reads about 100 kB a second
+MAX_NODES = 100_000  # YAML nodes after expanding aliases (an alias bomb expands to billions)
+MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_SEEDS = 1000  # seeds per variant: a count, a list, or a plan's max
+MAX_SEED_VALUE = 2**32 - 1  # numpy's (and Lightning's) seed range
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on nesting depth, checked as nodes are composed (before recursion)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # The scanner looks ahead through every open bracket (each may start a key): stop deep brackets here,
+        # before that look-ahead costs time.
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, f"brackets nested more than {MAX_DEPTH} levels deep (the "
+                                            "limit for a suite file)", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep (the limit for a suite file)", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [x for kv in node.value for x in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_nodes(path: Path, root: yaml.Node) -> None:
+    """Refuse recursive aliases, alias expansions beyond `MAX_NODES`, and duplicate keys (naming both lines).
+
+    Sizes are memoised per node, so an alias bomb is measured without being expanded.
+    """
+    size: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            on_stack.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_NODES:
+                raise SuiteError(f"the YAML expands to more than {MAX_NODES} nodes (aliases included), the "
+                                 "limit for a suite file", path=str(path), line=node.start_mark.line + 1)
+            continue
+        if id(node) in size:
+            continue
+        on_stack.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicates(path, node)
+        for child in _children(node):
+            if id(child) in on_stack:
+                raise SuiteError("a recursive alias (a node that contains itself); write the value out",
+                                 path=str(path), line=child.start_mark.line + 1)
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _check_duplicates(path: Path, node: yaml.MappingNode) -> None:
+    """YAML says keys are unique; PyYAML keeps the last silently. Refuse, naming both lines."""
+    seen: dict[str, int] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.value == "<<":
+            continue
+        line = k.start_mark.line + 1
+        if k.value in seen:
+            raise SuiteError(f"duplicate key '{k.value}' (first on line {seen[k.value]}, again on line {line}); "
+                             "YAML keeps only the last: keep one", path=str(path), line=line)
+        seen[k.value] = line
+
+
+def _load_bounded(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
+    """Compose and check the node graph (depth, size, cycles, duplicate keys), then construct Python values."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_nodes(path, node)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _parse_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     try:
+        if path.stat().st_size > MAX_SUITE_BYTES:
+            raise SuiteError(f"the file is {path.stat().st_size} bytes, over the {MAX_SUITE_BYTES}-byte limit for a "
+                             "suite file", path=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SuiteError("no such suite file; give the path of a .yaml suite or of a folder of them",
@@ -208,12 +307,7 @@ def _parse_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     except (OSError, UnicodeDecodeError) as e:
         raise SuiteError(f"cannot read the file: {e}", path=str(path)) from None
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node, data = _load_bounded(text, path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -233,17 +327,30 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     if not sep or not all(keys):
         raise SuiteError(f"expected --set KEY.PATH=VALUE (e.g. trainer.max_epochs=2), got {text!r}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = _load_bounded(value, Path(f"--set {key}"))[1] if value.strip() else ""
     except yaml.YAMLError as e:
-        raise SuiteError(f"the value of --set {key} is not valid YAML: {e}") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SuiteError(f"the value of --set {key} is not valid YAML: {problem}") from None
+    except SuiteError as e:
+        raise SuiteError(f"the value of --set {key}: {e.detail}") from None
     return keys, parsed
+
+
+# Mappings that --set may create on the way to its key: sections of the schema, never a user's entry (a variant or
+# a metric), so that a typo like `variants.sequantial.model=...` fails instead of adding a variant.
+_CREATABLE = ("trainer", "stats", "args", "expect", "data")
 
 
 def _apply_override(doc: _Doc, keys: tuple[str, ...], value: Any) -> None:
     node = doc.data
     for i, k in enumerate(keys[:-1]):
         nxt = node.get(k) if isinstance(node, dict) else None
+        if isinstance(nxt, str) and k in ("model", "data") and keys[i + 1] in ("target", "args"):
+            nxt = {"target": nxt}  # `model: mod:Class` written short; --set model.args.x=1 extends it
+            node[k] = nxt
         if nxt is None:
+            if k not in _CREATABLE and not (i > 0 and keys[i - 1] == "expect"):
+                raise _unknown_path(doc, keys, i, node)
             nxt = {}
             node[k] = nxt
         if not isinstance(nxt, dict):
@@ -252,6 +359,31 @@ def _apply_override(doc: _Doc, keys: tuple[str, ...], value: Any) -> None:
         node = nxt
     node[keys[-1]] = value
     doc.overridden.add(keys)
+
+
+def _unknown_path(doc: _Doc, keys: tuple[str, ...], i: int, node: Any) -> SuiteError:
+    """--set through a key the suite does not have, where setting it would invent an entry."""
+    here = list(node) if isinstance(node, dict) else []
+    where = f"under '{'.'.join(keys[:i])}'" if i else "at the top level"
+    hint = did_you_mean(keys[i], [str(k) for k in here])
+    whole = ""
+    if i == 1 and keys[0] in ("variants", "metrics"):
+        whole = f" To add one, set it whole: --set {'.'.join(keys[:2])}={{...}}."
+    return SuiteError(f"--set {'.'.join(keys)}: there is no '{keys[i]}' {where}.{hint}{whole}",
+                      path=str(doc.path), key=".".join(keys[: i + 1]))
+
+
+def suite_error(suite: Suite, keys: Sequence[Sequence[str]], message: str) -> SuiteError:
+    """An error about a validated suite that names the line of the first of `keys` found in its file."""
+    try:
+        _, lines = _parse_yaml(suite.path)
+    except SuiteError:
+        lines = {}
+    for k in keys:
+        if tuple(k) in lines:
+            return SuiteError(message, path=str(suite.path), line=lines[tuple(k)], key=".".join(k))
+    return SuiteError(f"{message} (set on the command line with --set)", path=str(suite.path),
+                      key=".".join(keys[0]) if keys else None)
 
 
 def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
@@ -270,6 +402,16 @@ def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
 
 
 _kind = describe_value
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _plain_name(name: Any) -> bool:
+    """Suite and variant names become file and folder names: no separators, control characters or dot-files."""
+    return (isinstance(name, str) and bool(name) and not name.startswith(".") and not _has_control(name)
+            and not any(c in name for c in "/\\#"))
 
 
 def _check_keys(doc: _Doc, keys: tuple[str, ...], value: Mapping[str, Any], allowed: Sequence[str],
@@ -298,7 +440,9 @@ def _number(doc: _Doc, keys: tuple[str, ...], value: Any, *, low: float, high: f
         raise doc.error(keys, f"expected a number, but found {_kind(value)}")
     bad_low = value <= low if low_open else value < low
     bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high or value != value:
+    if not math.isfinite(value):
+        raise doc.error(keys, f"expected a finite number, but found {value}")
+    if bad_low or bad_high:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         raise doc.error(keys, f"expected a number in {lo}{low}, {high if high is not None else 'inf'}{hi}, "
@@ -319,7 +463,8 @@ def _target(doc: _Doc, keys: tuple[str, ...], value: Any) -> Target:
     for k in args:
         if not isinstance(k, str) or not k.isidentifier():
             raise doc.error(keys + ("args",), f"argument names must be identifiers, but found {k!r}")
-    return Target(spec=spec, args=args, key=".".join(keys), line=doc.lines.get(keys + ("target",)))
+    return Target(spec=spec, args=args, key=".".join(keys),
+                  line=doc.lines.get(keys + ("target",), doc.lines.get(keys)))
 
 
 def _seed_plan(doc: _Doc, keys: tuple[str, ...], value: dict[str, Any]) -> SeedPlan:
@@ -332,6 +477,8 @@ def _seed_plan(doc: _Doc, keys: tuple[str, ...], value: dict[str, Any]) -> SeedP
         if x < 2:
             raise doc.error(keys + (k,), f"expected at least 2 seeds (a t-test needs two values per side), "
                                          f"but found {x}")
+        if x > MAX_SEEDS:
+            raise doc.error(keys + (k,), f"expected at most {MAX_SEEDS} seeds per variant, but found {x}")
         bounds[k] = x
     if bounds["min"] > bounds["max"]:
         raise doc.error(keys + ("min",), f"min ({bounds['min']}) is above max ({bounds['max']}); "
@@ -343,13 +490,16 @@ def _seeds(doc: _Doc, keys: tuple[str, ...], value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise doc.error(keys, f"expected a count of seeds or a list of seeds, but found {_kind(value)}")
     if isinstance(value, int):
-        if value < 1:
-            raise doc.error(keys, f"expected at least 1 seed, but found {value}")
+        if not 1 <= value <= MAX_SEEDS:
+            raise doc.error(keys, f"expected 1 to {MAX_SEEDS} seeds per variant, but found {value}")
         return tuple(range(value))
     if isinstance(value, list) and value:
+        if len(value) > MAX_SEEDS:
+            raise doc.error(keys, f"expected at most {MAX_SEEDS} seeds per variant, but found {len(value)}")
         for i, s in enumerate(value):
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise doc.error(keys + (str(i),), f"expected a non-negative integer seed, but found {_kind(s)}")
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED_VALUE:
+                raise doc.error(keys + (str(i),), f"expected an integer seed from 0 to {MAX_SEED_VALUE} "
+                                                  f"(numpy's range), but found {_kind(s)}")
         if len(set(value)) != len(value):
             raise doc.error(keys, f"seeds must be distinct, but found {value}")
         return tuple(value)
@@ -370,8 +520,9 @@ def _build_suite(doc: _Doc) -> Suite:
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
                                "variants", "stats", "expect", "baseline_key"), required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\#") or name.startswith("."):
-        raise doc.error(("name",), f"expected a plain name (no '/', '\\' or '#'), but found {_kind(name)}")
+    if not _plain_name(name):
+        raise doc.error(("name",), f"expected a plain name (no '/', '\\', '#' or control characters, not "
+                                   f"starting with '.'), but found {_kind(name)}")
     description = top.get("description", "")
     if not isinstance(description, str):
         raise doc.error(("description",), f"expected a string, but found {_kind(description)}")
@@ -388,6 +539,9 @@ def _build_suite(doc: _Doc) -> Suite:
     metrics = []
     for mname, spec in raw_metrics.items():
         keys = ("metrics", str(mname))
+        if not isinstance(mname, str) or not mname or _has_control(mname):
+            raise doc.error(keys, f"metric names must be non-empty strings without control characters, "
+                                  f"but found {mname!r}")
         spec = _mapping(doc, keys, spec if spec is not None else {})
         _check_keys(doc, keys, spec, ("goal", "min_effect"))
         goal = spec.get("goal", "max")
@@ -402,8 +556,9 @@ def _build_suite(doc: _Doc) -> Suite:
     variants = []
     for vname, spec in raw_variants.items():
         keys = ("variants", str(vname))
-        if not isinstance(vname, str) or not vname or any(c in vname for c in "/\\#"):
-            raise doc.error(keys, f"variant names must be plain strings without '/', '\\' or '#', got {vname!r}")
+        if not _plain_name(vname):
+            raise doc.error(keys, f"variant names must be plain strings without '/', '\\', '#' or control "
+                                  f"characters, not starting with '.', but found {vname!r}")
         spec = _mapping(doc, keys, spec)
         _check_keys(doc, keys, spec, ("model", "data", "trainer"), required=("model",))
         model = _target(doc, keys + ("model",), spec["model"])

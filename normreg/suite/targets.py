@@ -41,7 +41,7 @@ def resolve(suite: Suite, target: Target) -> Callable[..., Any]:
                                         f"suite's folder ({suite.directory}), the working directory and the "
                                         "installed packages: check the spelling or install the package") from None
         raise _error(suite, target, f"importing '{target.module}' failed: {e}; install what it needs") from None
-    except Exception as e:  # the user's module raised while being imported
+    except (Exception, SystemExit) as e:  # the user's module raised (or called sys.exit) while being imported
         raise _error(suite, target, f"importing '{target.module}' raised {type(e).__name__}: {e}") from None
     obj: Any = module
     for part in target.attr.split("."):
@@ -82,7 +82,7 @@ def build(suite: Suite, target: Target, kind: str) -> Any:
                                         f"It takes: {', '.join(params) or 'none'}", f".args.{name}") from None
         raise _error(suite, target, f"calling '{target.spec}' with args {dict(target.args)} raised TypeError: {e}",
                      ".args") from None
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise _error(suite, target, f"calling '{target.spec}' raised {type(e).__name__}: {e}", "") from None
     expected = lightning_kinds()[kind]
     if not isinstance(obj, expected):

@@ -50,6 +50,15 @@ def visible_gpus() -> list[str]:
     return listed[:count] if listed else [str(i) for i in range(count)]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroup cpusets), not all the machine has: more torch threads
+    than cores only slows every run down."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def job_accelerator(job: Job, default: str, have_gpus: bool) -> str:
     """"gpu" or "cpu": what the job will train on. The variant's own `trainer.accelerator` wins over `default`."""
     wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", default)).lower()
@@ -94,7 +103,7 @@ class LocalExecutor:
         if self.options.workers == 0:
             self._run_here(jobs, accel, on_result, on_start)
             return
-        placement = plan_placement(len(jobs), os.cpu_count() or 1, range(len(gpus)),
+        placement = plan_placement(len(jobs), usable_cores(), range(len(gpus)),
                                    gpu_jobs=sum(a == "gpu" for a in accel.values()), workers=self.options.workers,
                                    runs_per_gpu=self.options.runs_per_gpu)
         self._ensure_workers(placement, gpus)
@@ -119,13 +128,8 @@ class LocalExecutor:
         self._workers = []
 
     def __enter__(self) -> Executor:
-        """Start the fork server now, so its imports overlap with the caller's own work (loading, checks)."""
-        if self.options.workers != 0:
-            self._ctx = _context()
-            if self._ctx.get_start_method() == "forkserver":
-                from multiprocessing import forkserver
-
-                forkserver.ensure_running()
+        """Nothing starts here: the fork server (which imports torch and Lightning) starts with the first run, so
+        a suite refused while loading or checking costs no import in a process left behind."""
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,

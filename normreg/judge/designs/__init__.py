@@ -1,0 +1,28 @@
+"""Statistical tests, one file each, registered by name (the suite's `stats.design`). See `base.StatTest`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+
+from normreg.judge.designs.base import REGISTRY, StatTest, get, register
+from normreg.judge.stats import Comparison
+from normreg.suite.spec import MetricSpec
+
+for _module in pkgutil.iter_modules(__path__):  # every file here registers its test
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def compare_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
+                   design: str = "welch", a_name: str = "a", b_name: str = "b") -> Comparison:
+    """Per-seed values {seed: value} on each side, compared with the test a suite's `design` names."""
+    return get(design).compare(a, b, spec, alpha=alpha, a_name=a_name, b_name=b_name)
+
+
+__all__ = ["REGISTRY", "StatTest", "compare_values", "get", "names", "register"]

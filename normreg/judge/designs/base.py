@@ -1,0 +1,74 @@
+"""The interface every statistical test (a suite's `design`) implements, and the registry that names them.
+
+A test turns two sides of per-seed values into a `Comparison` with the same verdict rules as every other test
+(`stats._decide`: a difference needs p < alpha and the observed difference beyond `min_effect`; equivalence
+needs the equivalence p-value below alpha), gives the same decisions for many simulated samples at once (for
+`calibrate`, staged seeding and the tests), and says how many seeds reach a verdict with a given probability
+(for `plan`). Adding a test is adding one file to this package that defines a `StatTest` subclass decorated
+with `@register`: the suite schema, `compare`, `plan`, `calibrate` and the CLI help take their choices from
+`names()`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from normreg.errors import InputError, did_you_mean
+from normreg.judge.stats import Comparison, seeds_for
+from normreg.suite.spec import MetricSpec
+
+
+class StatTest(ABC):
+    """One statistical test. Subclasses set `name` and `summary` and implement `compare` and `array_test`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for the CLI help and the README
+
+    @abstractmethod
+    def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
+                a_name: str, b_name: str) -> Comparison:
+        """Per-seed values {seed: value} of the reference `a` and the candidate `b`, compared on one metric."""
+
+    @abstractmethod
+    def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(diff, two-sided p, equivalence p within ±delta) for many samples at once: replicates along the first
+        axis, seeds along the last. The equivalence p is 1 where delta is 0."""
+
+    def seeds_for(self, effect: float, sd_a: float, sd_b: float, alpha: float, target: float, *,
+                  sd_diff: float | None = None, goal: str = "difference", delta: float = 0.0,
+                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None) -> int | None:
+        """Seeds per side for probability `target` of the verdict (see `stats.seeds_for`); t-based by default.
+        `pilot`: the pilot's values on each side, for tests whose power is found by simulating from them."""
+        return seeds_for(effect, sd_a, sd_b, alpha, target, design="paired" if sd_diff is not None else "welch",
+                         sd_diff=sd_diff, goal=goal, delta=delta, limit=limit)
+
+    @property
+    def pairs_by_seed(self) -> bool:
+        """Whether the test uses only seeds both sides hold (it then needs the per-seed differences' spread)."""
+        return False
+
+
+REGISTRY: dict[str, StatTest] = {}
+
+
+def register(cls: type[StatTest]) -> type[StatTest]:
+    """Class decorator: make the test available under `cls.name`."""
+    if not (isinstance(cls, type) and issubclass(cls, StatTest)):
+        raise TypeError(f"expected a StatTest subclass, got {cls!r}")
+    if cls.name in REGISTRY:
+        raise ValueError(f"two statistical tests are named {cls.name!r}")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get(name: str) -> StatTest:
+    """The test registered as `name`, or an `InputError` with a did-you-mean and the choices."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown design {name!r}.{did_you_mean(name, list(REGISTRY))} "
+                         f"Available: {', '.join(REGISTRY)}") from None

@@ -1,0 +1,173 @@
+"""The permutation test: no assumption of normality, for skewed or bimodal metrics (RL returns, collapsed seeds).
+
+The difference of means is compared with its distribution over every way of splitting the pooled values into
+groups of the two sizes (252 splits for 5 and 5), or over 9,999 random splits when there are more than 20,000.
+P-values follow scipy's `permutation_test`: one-sided tail shares, two-sided twice the smaller tail. Equivalence
+uses the same rule as TOST: shifting the candidate by ∓min_effect, both one-sided tests must reject. Intervals
+come from inverting the one-sided tests over shifts. Power is found by simulation: a smoothed bootstrap of each
+side's own values, the candidate shifted by twice min_effect, every draw judged by this test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+
+from normreg.judge.designs.base import StatTest, register
+from normreg.judge.stats import Comparison, _decide, _describe, _level, bisect, design_effect, smoothed_draws
+from normreg.suite.spec import MetricSpec
+
+EXACT_LIMIT = 20000  # all splits up to this many, else Monte Carlo
+MC_SPLITS = 9999
+SIM_SPLITS = 199  # per simulated sample in the array form
+POWER_REPS = 400
+
+
+@lru_cache(maxsize=64)
+def splits(n_a: int, n_b: int, limit: int = EXACT_LIMIT, random: int = MC_SPLITS) -> tuple[np.ndarray, bool]:
+    """(splits, exact): a (splits, n_a + n_b) 0/1 matrix marking the candidate's group in each split."""
+    n = n_a + n_b
+    if math.comb(n, n_b) <= limit:
+        idx = np.array(list(combinations(range(n), n_b)), dtype=np.intp)
+        mask = np.zeros((len(idx), n))
+        np.put_along_axis(mask, idx, 1.0, axis=1)
+        return mask, True
+    rng = np.random.default_rng(n_a * 1000 + n_b)
+    order = np.argsort(rng.random((random, n)), axis=1)
+    mask = (order < n_b).astype(float)
+    return mask, False
+
+
+def _diffs(x: np.ndarray, mask: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
+    """Difference of means (candidate minus reference) of pooled values `x` (..., N) under every split."""
+    s_b = x @ mask.T
+    return s_b / n_b - (x.sum(-1, keepdims=True) - s_b) / n_a
+
+
+def _tails(d: np.ndarray, obs: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of the permutation distribution at or above, and at or below, the observed difference."""
+    tol = 1e-12 * np.maximum(1.0, np.abs(obs))
+    up, down = (d >= obs - tol).sum(-1), (d <= obs + tol).sum(-1)
+    k = d.shape[-1]
+    if exact:
+        return up / k, down / k
+    return (up + 1) / (k + 1), (down + 1) / (k + 1)
+
+
+def _p_values(xa: np.ndarray, xb: np.ndarray, delta: float, mask: np.ndarray,
+              exact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_a, n_b = xa.shape[-1], xb.shape[-1]
+    diff = xb.mean(-1) - xa.mean(-1)
+    obs = diff[..., None]
+    up, down = _tails(_diffs(np.concatenate([xa, xb], -1), mask, n_a, n_b), obs, exact)
+    p = np.minimum(1.0, 2.0 * np.minimum(up, down))
+    if delta > 0:
+        low, _ = _tails(_diffs(np.concatenate([xa, xb + delta], -1), mask, n_a, n_b), obs + delta, exact)
+        _, high = _tails(_diffs(np.concatenate([xa, xb - delta], -1), mask, n_a, n_b), obs - delta, exact)
+        p_eq = np.maximum(low, high)
+    else:
+        p_eq = np.ones_like(p)
+    return diff, p, p_eq
+
+
+def _bound(tail: Callable[[float], float], a: float, start: float, step: float, upward: bool) -> float:
+    """The shift where a one-sided permutation p-value crosses `a`, searched from the estimate outwards."""
+    far = start + (step if upward else -step)
+    for _ in range(60):
+        if tail(far) <= a:
+            break
+        far = start + 2.0 * (far - start)
+    return bisect(lambda s: tail(s) - a - 1e-15, min(start, far), max(start, far), xtol=step * 1e-6)
+
+
+@register
+class Permutation(StatTest):
+    name = "permutation"
+    summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
+
+    def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
+                a_name: str, b_name: str) -> Comparison:
+        base, done = _describe(a, b, spec, alpha, a_name, b_name, "permutation")
+        if done is not None:
+            return done
+        xa = np.array([float(a[s]) for s in sorted(a)])
+        xb = np.array([float(b[s]) for s in sorted(b)])
+        mask, exact = splits(len(xa), len(xb))
+        delta = spec.min_effect
+        _, p, p_eq = _p_values(xa[None], xb[None], delta, mask, exact)
+        how = f"exact over all {len(mask)} splits" if exact else f"{len(mask)} random splits"
+        c = Comparison(**{**base, "p_value": float(p[0]), "p_equivalence": float(p_eq[0]) if delta > 0 else None},
+                       verdict="", reason="", power=self.power(xa, xb, spec, alpha) if delta > 0 else None,
+                       method=f"permutation test, {how}")
+        return self._interval(_decide(c), xa, xb, mask, exact)
+
+    def _interval(self, c: Comparison, xa: np.ndarray, xb: np.ndarray, mask: np.ndarray, exact: bool) -> Comparison:
+        """The interval the verdict used, by inverting the one-sided tests over shifts of the candidate."""
+        assert c.diff is not None
+        delta = c.min_effect
+        equivalence = c.verdict == "equivalent" or (c.verdict == "inconclusive" and 0 < delta and abs(c.diff) <= delta)
+        if equivalence:
+            a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
+            level = 1.0 - 2.0 * a
+        else:
+            a = _level(c.alpha, c.p_value, c.p_used) / 2.0
+            level = 1.0 - 2.0 * a
+
+        def tail(shift: float, upper: bool) -> float:
+            up, down = _tails(_diffs(np.concatenate([xa, xb - shift])[None], mask, len(xa), len(xb)),
+                              np.array([[c.diff - shift]]), exact)
+            return float(up[0] if upper else down[0])
+
+        step = float(np.ptp(np.concatenate([xa, xb]))) or 1.0
+        low = _bound(lambda s: tail(s, True), a, c.diff, step, upward=False)
+        high = _bound(lambda s: tail(s, False), a, c.diff, step, upward=True)
+        return replace(c, ci_low=low, ci_high=high, ci_level=level)
+
+    def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mask, exact = splits(a.shape[-1], b.shape[-1], limit=SIM_SPLITS, random=SIM_SPLITS)
+        out = [_p_values(a[i:i + 1000], b[i:i + 1000], delta, mask, exact) for i in range(0, len(a), 1000)]
+        return tuple(np.concatenate(parts) for parts in zip(*out))  # type: ignore[return-value]
+
+    def seeds_for(self, effect: float, sd_a: float, sd_b: float, alpha: float, target: float, *,
+                  sd_diff: float | None = None, goal: str = "difference", delta: float = 0.0,
+                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None) -> int | None:
+        """Seeds per side for probability `target` of `regressed`, by simulation from the pilot's own values
+        (equivalence, or without a pilot: the t-based answer, a close guide for a permutation test)."""
+        if pilot is None or goal == "equivalence" or len(pilot[0]) < 2 or len(pilot[1]) < 2:
+            return super().seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=sd_diff, goal=goal, delta=delta,
+                                     limit=limit)
+        if abs(effect) <= delta:
+            return None
+        spec = MetricSpec("m", "max", delta)
+        cap = min(limit, 256)
+
+        def reached(n: int) -> bool:
+            return self.power(pilot[0], pilot[1], spec, alpha, n=n, effect=abs(effect)) >= target
+
+        lo, hi = 2, 3
+        while not reached(hi):
+            if hi >= cap:
+                return None
+            lo, hi = hi, min(2 * hi, cap)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+        return hi
+
+    def power(self, xa: np.ndarray, xb: np.ndarray, spec: MetricSpec, alpha: float, n: int | None = None,
+              effect: float | None = None, reps: int = POWER_REPS) -> float:
+        """Chance of `regressed` for a true regression of `effect` (default twice min_effect) at `n` seeds per
+        side (default: as observed), by simulation from a smoothed bootstrap of each side's values."""
+        rng = np.random.default_rng(len(xa) * 7919 + len(xb))
+        effect = design_effect(spec.min_effect) if effect is None else effect
+        shift = -effect if spec.goal == "max" else effect
+        da = smoothed_draws(xa, (reps, n or len(xa)), rng)
+        db = smoothed_draws(xb - xb.mean() + xa.mean(), (reps, n or len(xb)), rng) + shift
+        diff, p, _ = self.array_test(da, db, spec.min_effect)
+        worse = diff < -spec.min_effect if spec.goal == "max" else diff > spec.min_effect
+        return float(np.mean((p < alpha) & worse))

@@ -1,0 +1,291 @@
+"""A run directory: created under a unique name, owned by one process for the whole run, read back to resume.
+
+Layout: `<run>/.normreg.lock` (held with an exclusive `flock` while a run writes; it holds the owner's pid),
+`<run>/report.json` (written at the end), and per suite `<run>/<suite>/run.json` (what was run: digest, content,
+environment), `results.csv` (the tidy table) and `runs.jsonl` (every finished run in full), both appended as each
+run finishes.
+
+Two processes never write one directory: the second is refused with an `InputError` naming the first one's pid.
+A directory that holds an earlier run is refused too unless the run is resumed, so nothing is mixed, appended to
+or overwritten by accident. Resuming reuses every finished ok run of an unchanged suite and rewrites the tables
+with exactly those runs, so a rerun run never appears twice.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from normreg.environment import differences
+from normreg.errors import InputError, ResultsError, SuiteError
+from normreg.fileio import read_json, write_json_atomic
+from normreg.run.results import RunLog, RunResult
+from normreg.suite.spec import Suite
+
+LOCK_FILE = ".normreg.lock"
+REPORT_FILE = "report.json"
+
+
+def new_run_dir(root: Path = Path("runs"), now: _dt.datetime | None = None) -> Path:
+    """Create `root/<timestamp>` and return it; `-2`, `-3`, ... when another run took that name first.
+
+    The directory is made with an exclusive `mkdir`, so two runs started in the same second (or the same
+    microsecond, in two processes) never share it.
+    """
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
+
+
+def suite_content(suite: Suite) -> dict[str, Any]:
+    """What a suite asks to run, as JSON: compared on `--resume` to say what changed when the digest differs."""
+
+    def target(t: Any) -> Any:
+        return None if t is None else {"target": t.spec, "args": dict(t.args)}
+
+    content = {
+        "reference": suite.reference,
+        "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in suite.metrics},
+        "variants": {v.name: {"model": target(v.model), "data": target(v.data), "trainer": dict(v.trainer)}
+                     for v in suite.variants},
+        "stats": {"alpha": suite.stats.alpha, "design": suite.stats.design, "correction": suite.stats.correction,
+                  "spending": suite.stats.spending},
+        "expect": {v: dict(m) for v, m in suite.expect.items()},
+    }
+    return json.loads(json.dumps(content, sort_keys=True, default=str))
+
+
+def content_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Each key path whose value differs, as `path: old -> new` (`(none)` where a key is absent)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{path}: (none) -> {json.dumps(new[key], sort_keys=True)}")
+            elif key not in new:
+                out.append(f"{path}: {json.dumps(old[key], sort_keys=True)} -> (none)")
+            else:
+                out += content_changes(old[key], new[key], path)
+        return out
+    if old != new:
+        return [f"{prefix}: {json.dumps(old, sort_keys=True)} -> {json.dumps(new, sort_keys=True)}"]
+    return []
+
+
+def read_runs(path: Path) -> list[RunResult]:
+    """The runs of a `runs.jsonl`, last record per (variant, seed) winning; a torn last line (the process was
+    killed while writing it) is skipped, a bad line elsewhere is an error naming the line."""
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path}: cannot read: {e}") from None
+    runs: dict[tuple[str, int], RunResult] = {}
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            r = RunResult.from_json(json.loads(line))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            if i == len(lines):
+                break
+            raise ResultsError(f"{path}:{i}: not a run record; move the directory away and start a new run") \
+                from None
+        runs[(r.variant, r.seed)] = r
+    return list(runs.values())
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed suite brings from the interrupted run."""
+
+    kept: tuple[RunResult, ...]  # finished ok runs, reused as they are
+    environment_changes: Mapping[str, list[Any]]  # {key: [then, now]} for keys that can change results
+
+
+class RunDir:
+    """A run directory this process holds the lock of; `close()` (or leaving the `with` block) releases it."""
+
+    def __init__(self, path: Path, fd: int, resume: bool) -> None:
+        self.path = path
+        self.resume = resume
+        self._fd: int | None = fd
+
+    # ---------------------------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool = False) -> RunDir:
+        """Lock `path` (created when missing) for this process; refuse a directory another process holds, and,
+        unless resuming, one that holds an earlier run's results."""
+        if resume and not path.is_dir():
+            raise InputError(f"--resume {path}: no such run directory; give the directory an interrupted "
+                             "run printed as 'Run directory: ...'")
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--out {path} is a file; give a directory (new or empty) for the run")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise InputError(f"cannot create the run directory {path}: {e.strerror}; give another --out") \
+                from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise InputError(f"cannot lock the run directory {path}: {e.strerror}") from None
+            who = f" (pid {holder})" if holder else ""
+            raise InputError(f"{path} is in use by another normreg run{who}; wait for it to finish or give "
+                             "another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        rundir = cls(path, fd, resume)
+        if not resume:
+            taken = rundir.earlier_results()
+            if taken:
+                rundir.close()
+                # Appending would mix two runs in one table; overwriting would lose one. Neither is acceptable.
+                names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in taken)
+                raise InputError(f"{path} already holds the results of an earlier run ({names}); give another "
+                                 f"--out, move that directory away, or continue the run with --resume {path}")
+        return rundir
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------- contents
+
+    def suite_dir(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT_FILE
+
+    def suite_names(self) -> list[str]:
+        """The suites an earlier run recorded here."""
+        return sorted(p.parent.name for p in self.path.glob("*/run.json"))
+
+    def earlier_results(self) -> list[Path]:
+        """The report and the per-suite folders that hold an earlier run's results (a lock file or an empty
+        table left by a run that never started training do not count)."""
+        taken: list[Path] = []
+        if self.report_path.exists():
+            taken.append(self.report_path)
+        for d in sorted(p for p in self.path.iterdir() if p.is_dir()):
+            jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
+            if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path):
+                taken.append(d)
+        return taken
+
+    def start_suite(self, suite: Suite, environment: Mapping[str, Any]) -> tuple[RunLog, Resumed]:
+        """Record what this suite runs and open its tables; on resume, what the interrupted run finished.
+
+        Raises `SuiteError` when the suite changed since the interrupted run, naming what changed.
+        """
+        d = self.suite_dir(suite.name)
+        resumed = Resumed((), {})
+        if self.resume:
+            resumed = self._resumed(suite, environment)
+        write_json_atomic(d / "run.json", {
+            "suite": suite.name, "path": str(suite.path), "digest": suite.digest, "reference": suite.reference,
+            "alpha": suite.stats.alpha, "seeds": list(suite.seeds), "variants": [v.name for v in suite.variants],
+            "stats": {"design": suite.stats.design, "correction": suite.stats.correction,
+                      "spending": suite.stats.spending},
+            "seed_plan": {"min": suite.seed_plan.min, "max": suite.seed_plan.max} if suite.seed_plan else None,
+            "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in suite.metrics},
+            "content": suite_content(suite),
+            "environment": dict(environment),
+        })
+        log = RunLog(d)
+        if self.resume:
+            log.restart(resumed.kept)
+        return log, resumed
+
+    def _meta(self, suite: Suite) -> dict[str, Any] | None:
+        meta_path = self.suite_dir(suite.name) / "run.json"
+        if not meta_path.exists():
+            return None  # a suite the interrupted run never reached: everything runs
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise ResultsError(f"{meta_path}: expected a JSON object; move the directory away and start a new run")
+        return meta
+
+    def _check_unchanged(self, suite: Suite, meta: Mapping[str, Any]) -> None:
+        d = self.suite_dir(suite.name)
+        if meta.get("digest") != suite.digest:
+            changes = content_changes(meta.get("content"), suite_content(suite)) if "content" in meta else []
+            what = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+            raise SuiteError(f"suite '{suite.name}' ({suite.path}) changed since the run in {d} was started "
+                             f"({what or 'its content differs'}); restore it (with the same --set options) to "
+                             "resume, or start a new run without --resume")
+
+    def _resumed(self, suite: Suite, environment: Mapping[str, Any]) -> Resumed:
+        d = self.suite_dir(suite.name)
+        meta = self._meta(suite)
+        if meta is None:
+            return Resumed((), {})
+        self._check_unchanged(suite, meta)
+        seeds = set(suite.seeds)
+        names = {v.name for v in suite.variants}
+        kept = tuple(sorted((r for r in read_runs(d / "runs.jsonl") if r.ok and r.seed in seeds
+                             and r.variant in names), key=lambda r: (r.variant, r.seed)))
+        return Resumed(kept, differences(meta.get("environment") or {}, environment))
+
+    def check_resumable(self, suites: Sequence[Suite]) -> None:
+        """A resumed run judges the same, unchanged suites as the interrupted one: refuse a suite left out or
+        changed (naming what changed), and a directory that holds no run at all."""
+        recorded = self.suite_names()
+        if not recorded:
+            raise InputError(f"--resume {self.path}: not a run directory (no <suite>/run.json in it); give the "
+                             "directory an interrupted run printed as 'Run directory: ...'")
+        named = {s.name for s in suites}
+        left = [n for n in recorded if n not in named]
+        if left:
+            raise InputError(f"{self.path} also holds suite(s) {', '.join(left)} of the interrupted run; name "
+                             "every suite that run had to resume it")
+        for s in suites:
+            meta = self._meta(s)
+            if meta is not None:
+                self._check_unchanged(s, meta)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _has_rows(csv_path: Path) -> bool:
+    if not csv_path.exists():
+        return False
+    with open(csv_path, encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if line.strip()) > 1

@@ -1,0 +1,85 @@
+"""The public Python API and the pytest plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import REGRESSION, SAME
+
+import normreg
+from normreg.run.fake import FakeRunner
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_import_normreg_stays_light() -> None:
+    code = ("import sys, normreg; heavy = [m for m in ('torch', 'lightning', 'pytorch_lightning', 'scipy', "
+            "'normreg.pipeline') if m in sys.modules]; print(heavy, callable(normreg.run))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "[] True", out.stderr
+
+
+def test_run_compare_audit_return_the_report_objects(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
+    from normreg.report.model import Report
+
+    suite = write_suite()
+    report = normreg.run(suite, out=tmp_path / "run", baselines=tmp_path / "b", executor=FakeRunner(REGRESSION))
+    assert isinstance(report, Report) and report.exit_code == 1
+    assert (tmp_path / "run" / "report.json").exists()
+    same = normreg.run([suite], out=tmp_path / "same", baselines=tmp_path / "b", executor=FakeRunner(SAME))
+    assert same.exit_code == 0
+    both = normreg.compare(tmp_path / "run" / "report.json", tmp_path / "same" / "report.json")
+    assert isinstance(both, Report) and {c.comparison.b for c in both.checks} == {"same/report:merged",
+                                                                                   "same/report:twin"}
+    assert normreg.__all__ == ["__version__", "audit", "compare", "run"]
+
+
+def test_audit_returns_its_report() -> None:
+    from normreg.audit.findings import AuditReport
+
+    found = normreg.audit(ROOT / "tests" / "data" / "suites" / "userproj" / "wine.yaml", variants=["own_loaders"])
+    assert isinstance(found, AuditReport) and found.variants == ("base", "own_loaders")
+
+
+def test_the_plugin_is_an_entry_point() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '[project.entry-points.pytest11]\nnormreg = "normreg.pytest_plugin"\n' in text
+
+
+CONFTEST = '''
+import normreg.pytest_plugin as plugin
+from normreg.run.fake import FakeRunner
+
+# A team's CI would train for real; this project's test scripts the values instead.
+plugin.make_executor = lambda workers: FakeRunner({script!r})
+'''
+
+
+def test_pytest_collects_each_check_with_its_verdict(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    write_suite(name="pair", extra="expect: {twin: {acc: regressed}}").rename(suites / "pair.yaml")
+    (suites / "notes.yaml").write_text("just: a yaml file that is not a suite\n")
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST.format(script=REGRESSION)))
+    # the plugin comes from the installed entry point (pytest11), as it does for a team that installs normreg
+    args = [sys.executable, "-m", "pytest", "--normreg", "suites", "-v",
+            "-p", "no:cacheprovider", "--normreg-baselines", str(tmp_path / "b"), "--normreg-out", str(tmp_path / "r"),
+            "-o", "addopts=", "--rootdir", str(tmp_path)]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    text = out.stdout + out.stderr
+    assert "suites/pair.yaml::runs PASSED" in text, text
+    assert "suites/pair.yaml::pair[twin-acc] XFAIL" in text
+    assert "suites/pair.yaml::pair[twin-loss] PASSED" in text and "notes.yaml" not in text
+    assert out.returncode == 0 and "2 passed, 1 xfailed" in text
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST.format(script=REGRESSION)))
+    write_suite(name="pair").rename(suites / "pair.yaml")  # no expectation: the regression fails the test
+    args[args.index(str(tmp_path / "r"))] = str(tmp_path / "r2")
+    out = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and "suites/pair.yaml::pair[twin-acc] FAILED" in text, text
+    assert "regressed: acc (max is better): twin is worse by" in text and "merged: mean 0.984 sd" in text

@@ -1,0 +1,117 @@
+"""The corpus of bad report, baseline and CSV files in tests/data/bad/: each is refused with exit 2 and one line
+that names the file and the field, by every command that reads it. (The bad suites are in test_suite.py.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAME
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+# file, the field or place named in the one-line error
+REPORTS = [
+    ("report_p_value_string", "comparisons[0].p_value: expected a number or null, found a string ('0.01')"),
+    ("report_alpha_null", "suites[0].alpha: expected a number, found null"),
+    ("report_metrics_list", "suites[0].metrics: expected an object, found a list"),
+    ("report_created_number", "created: expected a string, found a number (20250301)"),
+    ("report_run_metric_string", "runs[0].metrics.acc: expected a number, found a string ('high')"),
+    ("report_truncated", ":31: not valid JSON"),
+]
+BASELINES = [
+    ("baseline_nan", "variants.b.acc.values[1]: expected a finite number within ±1e+100, found a number (nan)"),
+    ("baseline_infinity", "variants.b.acc.values[1]: expected a finite number within ±1e+100, found a number (inf)"),
+    ("baseline_1e308", "variants.b.acc.values[1]: expected a finite number within ±1e+100, found a number (1e+308)"),
+    ("baseline_float_seeds", "variants.a.acc.seeds[0]: expected a whole-number seed from 0 to 4294967295, found a "
+                             "number (0.2)"),
+    ("baseline_boolean_seeds", "variants.a.acc.seeds[0]: expected a whole-number seed from 0 to 4294967295, found a "
+                               "boolean (false)"),
+    ("baseline_duplicate_seeds", "variants.a.acc.seeds: seed 1 appears more than once"),
+]
+CSVS = [
+    ("csv_duplicate_row", ":8: variant b, seed 1, metric acc already has a value on line 6"),
+    ("csv_nan", ": variant b, metric acc: non-finite values (line 6: seed 1 is nan)"),
+    ("csv_inf", ": variant a, metric acc: non-finite values (line 4: seed 2 is inf)"),
+]
+
+
+def _one_line(res: object, path: Path, fragment: str) -> None:
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith(("ResultsError: ", "InputError: ")) and str(path) in lines[0], lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name,fragment", REPORTS, ids=[c[0] for c in REPORTS])
+@pytest.mark.parametrize("command", ["report", "history", "compare"])
+def test_bad_report(cli, name: str, fragment: str, command: str) -> None:
+    path = BAD / f"{name}.json"
+    args = (command, path, path) if command == "compare" else (command, path)
+    _one_line(cli(*args), path, fragment)
+
+
+@pytest.mark.parametrize("name,fragment", BASELINES, ids=[c[0] for c in BASELINES])
+def test_bad_baseline(cli, write_suite, tmp_path: Path, name: str, fragment: str) -> None:
+    path = BAD / f"{name}.json"
+    _one_line(cli("compare", f"{path}#a", f"{path}#b"), path, fragment)
+    # As the stored baseline of a suite: refused before anything runs.
+    stored = tmp_path / "baselines" / "pair.json"
+    stored.parent.mkdir()
+    shutil.copy(path, stored)
+    res = cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", stored.parent, script=SAME)
+    _one_line(res, stored, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_baseline_of_another_suite(cli, write_suite, tmp_path: Path) -> None:
+    stored = tmp_path / "baselines" / "pair.json"
+    stored.parent.mkdir()
+    shutil.copy(BAD / "baseline_other_suite.json", stored)
+    res = cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", stored.parent, script=SAME)
+    _one_line(res, stored, "suite: this baseline is of suite 'other', not 'pair'")
+
+
+@pytest.mark.parametrize("name,fragment", CSVS, ids=[c[0] for c in CSVS])
+def test_bad_csv(cli, name: str, fragment: str) -> None:
+    path = BAD / f"{name}.csv"
+    _one_line(cli("compare", f"{path}#a", f"{path}#b"), path, fragment)
+
+
+def test_non_finite_values_of_a_metric_not_compared_are_left_out(cli, tmp_path: Path) -> None:
+    rows = (BAD / "csv_nan.csv").read_text().replace(",acc,nan", ",loss,nan")
+    (tmp_path / "t.csv").write_text(rows)
+    res = cli("compare", f"{tmp_path / 't.csv'}#a", f"{tmp_path / 't.csv'}#b", "--metric", "acc")
+    assert res.exit_code in (0, 1) and "nan" not in res.output.lower()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_compare_min_effect_must_be_finite_and_not_negative(cli, value: str) -> None:
+    path = BAD / "csv_duplicate_row.csv"
+    res = cli("compare", f"{path}#a", f"{path}#b", f"--min-effect={value}")
+    assert res.exit_code == 2 and "expected --min-effect to be a finite number >= 0" in res.output, res.output
+
+
+def test_history_says_which_files_it_left_out(cli, tmp_path: Path) -> None:
+    nights = tmp_path / "nights"
+    nights.mkdir()
+    shutil.copy(BAD.parent / "bad" / "report_truncated.json", nights / "cut.json")
+    res = cli("history", nights)
+    assert res.exit_code == 2 and "not valid JSON" in res.output and "cut.json" in res.output
+    good = tmp_path / "good.json"
+    bad_free = (BAD / "report_alpha_null.json").read_text().replace('"alpha": null', '"alpha": 0.05')
+    good.write_text(bad_free)
+    shutil.copy(good, nights / "good.json")
+    res = cli("history", nights)
+    assert res.exit_code == 0, res.output
+    assert "Left out, not valid JSON" in res.output and "cut.json (line 31" in res.output
+
+
+def test_every_file_of_the_corpus_is_tested() -> None:
+    from test_suite import CASES
+
+    tested = {c[0] for c in REPORTS + BASELINES + CSVS} | {"baseline_other_suite"} | {c[0] for c in CASES}
+    tested |= {"seeds_min_above_max", "seeds_plan_one", "seeds_typo", "stats_correction", "stats_design"}
+    assert {p.stem for p in BAD.iterdir()} <= tested

@@ -1,0 +1,137 @@
+"""`--executor ray` on a local Ray instance (`ray.init(num_cpus=2)`, started once for the module: Ray is slow to
+start on a small machine): the same values as the local executor, a dead worker fails only its run, the suite's
+code comes from the copy Ray shipped, and cancelling ends the tasks in flight."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from normreg.pipeline import run_suites
+from normreg.run.executor import ExecutorOptions, executor_names, plan_jobs
+from normreg.run.executors.ray import RayExecutor, shipped_modules
+from normreg.suite.spec import load_suite
+
+ray = pytest.importorskip("ray")
+
+TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # On a busy 2-core machine the raylet can take more than Ray's default minute to register.
+    previous = os.environ.get("RAY_raylet_start_wait_time_s")
+    os.environ["RAY_raylet_start_wait_time_s"] = "300"
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_raylet_start_wait_time_s", None)
+        else:
+            os.environ["RAY_raylet_start_wait_time_s"] = previous
+
+
+def test_ray_gives_the_values_of_the_local_executor(local_ray, cli, tmp_path: Path, local_executor) -> None:
+    res = cli("run", TINY, "--executor", "ray", "--seeds", "1", "--out", tmp_path / "ray", "--baselines",
+              tmp_path / "b")
+    assert res.exit_code == 3, res.output  # the broken variant fails, as it does locally
+    on_ray = json.loads((tmp_path / "ray" / "report.json").read_text())["runs"]
+    local = run_suites([TINY], seeds=1, executor=local_executor(workers=0), out=tmp_path / "local",
+                       baselines=tmp_path / "b")
+
+    def values(runs):
+        return {(r["variant"], r["seed"]): (r["status"], r["metrics"], r["error"]) for r in runs}
+
+    assert values(on_ray) == values(r.to_json() for r in local.runs)
+    assert values(on_ray)[("a", 0)][0] == "ok" and values(on_ray)[("broken", 0)][0] == "failed"
+    assert {r["device"] for r in on_ray} == {f"cpu on {socket.gethostname()}"}  # where each run ran
+    assert len((tmp_path / "ray" / "tiny" / "runs.jsonl").read_text().splitlines()) == 3  # written as they came
+    assert ray.is_initialized()  # a connection normreg did not open is left open
+
+
+def test_a_dead_worker_fails_its_run_only_and_code_comes_from_the_shipped_copy(local_ray) -> None:
+    suite = load_suite(TINY, ["seeds=1"])
+
+    def worker(job, accelerator):  # runs in a Ray worker: pickled by value, imports inside
+        import importlib
+        import os
+
+        from normreg.run.results import RunResult
+        from normreg.suite.targets import importable
+
+        if job.variant == "b":
+            os._exit(1)
+        importable([job.suite.directory])
+        where = importlib.import_module("tiny_models").__file__
+        return RunResult(job.suite.name, job.variant, job.seed, "ok", {"acc": 1.0}, 0.0, where, device="cpu")
+
+    results = []
+    with RayExecutor(worker=worker) as ex:
+        ex.run(plan_jobs(suite), results.append)
+    by = {r.variant: r for r in results}
+    assert by["b"].status == "failed" and by["b"].error.startswith("WorkerDied: the Ray worker running it exited")
+    assert by["a"].ok and by["broken"].ok
+    shipped = Path(by["a"].error)
+    assert shipped.name == "tiny_models.py" and shipped.parent != TINY.parent  # Ray's copy, not the original
+    assert (shipped.parent / "tiny.yaml").read_text() == TINY.read_text()
+
+
+def test_cancel_ends_the_tasks_in_flight_and_reports_the_finished(local_ray) -> None:
+    suite = load_suite(TINY, ["seeds=1"])
+
+    def worker(job, accelerator):
+        import time
+
+        from normreg.run.results import RunResult
+
+        if job.variant != "a":
+            time.sleep(300)
+        return RunResult(job.suite.name, job.variant, job.seed, "ok", {"acc": 1.0}, 0.0, device="cpu")
+
+    ex = RayExecutor(worker=worker)
+    started, results = [], []
+
+    def on_result(result) -> None:
+        results.append(result)
+        ex.cancel()  # as SIGINT or SIGTERM would, through the pipeline's handler
+
+    ex.run(plan_jobs(suite), on_result, started.append)
+    assert [r.variant for r in results] == ["a"] and [j.variant for j in started] == ["a", "b"]
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2:  # the sleeping task was killed: its CPU is free again
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
+
+
+def test_ray_is_a_registered_executor_and_refuses_devices() -> None:
+    from normreg.errors import InputError
+
+    assert "ray" in executor_names()
+    with pytest.raises(InputError, match="--devices chooses GPUs of this machine"):
+        RayExecutor(ExecutorOptions(devices=(0,)))
+
+
+def test_modules_outside_the_suite_folder_are_shipped(tmp_path: Path) -> None:
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "single.py").write_text("")
+    (tmp_path / "suites" / "s.yaml").write_text(
+        "name: s\nmetrics: {acc: {}}\nvariants: {a: {model: mypkg.models:M}, b: {model: single:M},"
+        " c: {model: normreg.examples.digits:Net}, d: {model: json:loads}}\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        modules = shipped_modules(plan_jobs(load_suite(tmp_path / "suites" / "s.yaml")))
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("mypkg", "single"):
+            sys.modules.pop(name, None)
+    assert modules == {"s": [str(tmp_path / "mypkg"), str(tmp_path / "single.py")]}
