@@ -21,15 +21,16 @@ try:  # typer vendors click from 0.2x on; older versions use click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from normreg.choices import DESIGNS
 from normreg.errors import InputError, NormregError
 from normreg.run.executor import executor_names
-from normreg.suite.spec import DESIGNS
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
-    from normreg.report.file import ReportFile
     from normreg.report.model import Report
     from normreg.run.executor import Executor
+    from normreg.suite.spec import Seeds
+
 
 class _OneLineErrors(TyperGroup):
     """Usage errors (an unknown option, a bad option value) as one line with the help hint, like every other
@@ -255,11 +256,8 @@ def run(
         if report is not None and not any(str(report) in f for f in failed):
             typer.echo(f"Report: {report}")
         if html or markdown or junit:
-            from normreg.report.file import report_from_json
-
-            # From the JSON form, so the files are exactly what `normreg report` makes of report.json.
             try:
-                _write_formats(report_from_json(result.to_json()), html, markdown, junit)
+                _write_formats(result, html, markdown, junit)
             except OSError as e:
                 failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
         if failed:
@@ -291,8 +289,6 @@ def compare(
     def body() -> int:
         from normreg.compare import compare as do_compare
 
-        if goal is not None and goal not in ("max", "min"):
-            raise InputError(f"expected --goal max or min, got {goal!r}")
         result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
                             mode=mode, design=design, correction=correction)
         return _emit(result, report)
@@ -300,11 +296,11 @@ def compare(
     guarded(body)
 
 
-def _seeds_option(text: Optional[str]) -> int | str | None:
+def _seeds_option(text: Optional[str]) -> Seeds:
     from normreg.suite.spec import MAX_SEEDS
 
     if text is None or text == "auto":
-        return text
+        return "auto" if text else None
     try:
         n = int(text)
     except ValueError:
@@ -327,7 +323,9 @@ def plan(
     """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
 
     def body() -> int:
-        from normreg.judge.planning import plan_suite, render_plan
+        from normreg.judge.planning import plan_suite
+        from normreg.pipeline import pilot_run
+        from normreg.render.planning import render_plan
 
         display = _progress()
 
@@ -338,8 +336,10 @@ def plan(
 
         try:
             with make_executor("local", ExecutorOptions()) as ex:
+                run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=display,
+                                      on_start=announce)
                 p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
-                               overrides=set_ or (), executor=ex, progress=display, on_pilot_run=announce)
+                               overrides=set_ or (), run_pilot=run_pilot)
         finally:
             display.close()
         typer.echo(render_plan(p))
@@ -348,10 +348,10 @@ def plan(
     guarded(body)
 
 
-def _write_formats(source: ReportFile, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
+def _write_formats(report: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
     from normreg.render.outputs import write_outputs
 
-    for path in write_outputs(source, html=html, markdown=markdown, junit=junit):
+    for path in write_outputs(report, html=html, markdown=markdown, junit=junit):
         typer.echo(f"Wrote {path}")
 
 
@@ -371,7 +371,7 @@ def report_cmd(
 
         source = read_report(report_file)
         typer.echo(render(source.report))
-        _write_formats(source, html, markdown, junit)
+        _write_formats(source.report, html, markdown, junit)
         return 0
 
     guarded(body)
@@ -395,7 +395,8 @@ def calibrate(
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
 
     def body() -> int:
-        from normreg.judge.planning import calibrate_source, render_calibration
+        from normreg.judge.planning import calibrate_source
+        from normreg.render.planning import render_calibration
 
         result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
                                   min_effect=min_effect, reps=reps, random_seed=random_seed)
@@ -421,7 +422,8 @@ def history_cmd(
 
     def body() -> int:
         from normreg.fileio import write_text_atomic
-        from normreg.report.history import load_history, render_history
+        from normreg.render.history import render_history
+        from normreg.report.history import load_history
 
         history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
@@ -494,7 +496,8 @@ def audit(
     """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
 
     def body() -> int:
-        from normreg.audit import audit_suite, render_audit
+        from normreg.audit import audit_suite
+        from normreg.render.audit import render_audit
 
         result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
         if report is not None:

@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 
 from normreg._callable import make_callable
+from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
 from normreg.environment import fingerprint
-from normreg.errors import InputError, did_you_mean
+from normreg.errors import InputError
 from normreg.fileio import read_json
 from normreg.judge.checks import Check
-from normreg.judge.designs import compare_values, names
+from normreg.judge.designs import compare_values
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.stats import adjust
 from normreg.report.file import check_report
@@ -57,7 +58,7 @@ def compare(
     *,
     metrics: tuple[str, ...] = (),
     alpha: float | None = None,
-    goal: str | None = None,
+    goal: Goal | None = None,
     min_effect: float | None = None,
     mode: str = "pair",
     design: str = "welch",
@@ -69,12 +70,11 @@ def compare(
     Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
     `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
     """
-    if design not in names():
-        raise InputError(f"expected design one of {', '.join(names())}, got {design!r}.{did_you_mean(design, names())}")
-    if correction not in ("holm", "bonferroni", "none"):
-        raise InputError(f"expected correction 'holm', 'bonferroni' or 'none', got {correction!r}")
-    if mode not in ("pair", "baseline"):
-        raise InputError(f"expected mode 'pair' or 'baseline', got {mode!r}")
+    check_choice("--design", design, DESIGNS)
+    check_choice("--correction", correction, CORRECTIONS)
+    check_choice("--mode", mode, MODES)
+    if goal is not None:
+        check_choice("--goal", goal, GOALS)
     if alpha is not None and not 0 < alpha < 0.5:
         raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
     if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):

@@ -1,10 +1,12 @@
 """The exception tree. The CLI maps each class to an exit code; the library never exits.
 
-    NormregError            base: anything normreg reports to a user
+    NormregError            base: anything normreg reports to a user (exit 3 unless a subclass says otherwise)
     ├── InputError          bad input (exit 2)
     │   ├── SuiteError      a suite file: names file, line and key path
     │   └── ResultsError    a report, run directory, baseline or CSV that cannot be read
-    └── RunError            training could not start at all (exit 3)
+    └── RunError            training could not be carried out at all (exit 3)
+
+A run that fails is not an exception: it is a recorded result, and the report's verdict is "error" (exit 3).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +234,11 @@ def _mismatch(value: Any, hint: Any, path: str) -> tuple[str, Any, Any] | None:
     return None
 
 
-def check_fields(source: str, where: str, data: Any, cls: type, required: bool = True) -> None:
+def check_fields(source: str, where: str, data: Any, cls: type, json_hints: Mapping[str, Any] | None = None,
+                 required: bool = True) -> None:
     """Check a JSON object against the annotations of dataclass `cls`: every field present (unless it has a
-    default or `required` is false) and of the annotated type. Raises `ResultsError` naming file and field."""
+    default or `required` is false) and of the annotated type, or of its type in `json_hints` for fields stored
+    in another form (e.g. a tuple of dataclasses as an object). Raises `ResultsError` naming file and field."""
     import dataclasses
     import typing
 
@@ -248,7 +251,8 @@ def check_fields(source: str, where: str, data: Any, cls: type, required: bool =
             if required and not has_default:
                 raise ResultsError(f"{source}: {where}.{f.name}: missing; regenerate the file with this normreg")
             continue
-        found = _mismatch(data[f.name], hints[f.name], f"{where}.{f.name}")
+        hint = (json_hints or {}).get(f.name, hints[f.name])
+        found = _mismatch(data[f.name], hint, f"{where}.{f.name}")
         if found:
             path, hint, value = found
             raise ResultsError(f"{source}: {path}: expected {_expected(hint, value)}, found {describe_value(value)}; "

@@ -15,17 +15,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from normreg.audit.findings import AuditReport
 from normreg.environment import fingerprint
 from normreg.errors import InputError, SuiteError
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
+from normreg.judge.planning import PilotRun
+from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.events import Progress
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
-from normreg.suite.spec import MAX_SEEDS, SeedPlan, Suite, discover, load_suite
+from normreg.suite.spec import MAX_SEEDS, SeedPlan, Seeds, Suite, discover, load_suite
 
 
 def default_out_dir() -> Path:
@@ -33,8 +36,7 @@ def default_out_dir() -> Path:
     return new_run_dir()
 
 
-def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (),
-                seeds: int | str | None = None) -> list[Suite]:
+def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:
     """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
     or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
     if seeds not in (None, "auto") and not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS):
@@ -81,7 +83,7 @@ class Execution:
     staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
 
 
-def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: int | str | None = None,
+def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: Seeds = None,
              out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
              overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True,
              update_baseline: bool = False, warm_up: Callable[[], None] | None = None) -> RunPlan:
@@ -254,19 +256,18 @@ def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment
 
 
 def _suite_info(plan: RunPlan, s: Suite, used: dict[str, int] | None, stages_run: int | None, updated: bool,
-                causes: dict[str, Any] | None) -> SuiteInfo:
+                causes: AuditReport | None) -> SuiteInfo:
     chosen = plan.chosen[s.name]
     b = chosen.baseline
     return SuiteInfo(
         name=s.name, path=str(s.path), digest=s.digest, reference=s.reference, alpha=s.stats.alpha,
         seeds=tuple(range(max(used.values(), default=0))) if used else s.seeds,
-        metrics={m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in s.metrics},
+        metrics=s.metrics,
         run_dir=str(plan.run_dir(s)), baseline=str(chosen.path) if b else None,
         baseline_note=f"baseline written to {chosen.write_path}" if updated and chosen.keyed else chosen.note,
         baseline_environment=dict(b.environment) if b else None, baseline_updated=updated,
         design=s.stats.design, correction=s.stats.correction,
-        seed_plan={"min": s.seed_plan.min, "max": s.seed_plan.max, "spending": s.stats.spending,
-                   "stages": list(s.seed_plan.stages)} if s.seed_plan else None,
+        seed_plan=s.seed_plan, spending=s.stats.spending,
         stages_run=stages_run, seeds_used=used, baseline_values=b.values if b else None, audit=causes)
 
 
@@ -311,7 +312,7 @@ def run_suites(
     paths: Sequence[str | Path],
     *,
     executor: Executor,
-    seeds: int | str | None = None,
+    seeds: Seeds = None,
     out: Path | None = None,
     resume: Path | None = None,
     baselines: Path = Path("baselines"),
@@ -354,3 +355,27 @@ def run_suites(
                               f"could not write {plan.out / 'report.json'}: {e.strerror or e}")
             report = replace(report, problems=(*report.problems, problem))
     return report
+
+
+def pilot_run(*, executor: Executor, baselines: Path = Path("baselines"), overrides: Sequence[str] = (),
+              progress: Callable[[Progress], None] | None = None,
+              on_start: Callable[[Path], None] | None = None) -> PilotRun:
+    """For `normreg plan`: a function that runs a suite with N seeds in a fresh temporary run directory and
+    returns its per-seed values (`on_start` is told where, before training starts). The pilot's values are read
+    at once, and its run directory is not left in the temporary folder."""
+    def run(suite_path: Path, seeds: int) -> ResultSet:
+        import shutil
+        import tempfile
+
+        name = load_suite(suite_path, overrides).name
+        out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{name}-"))
+        try:
+            if on_start is not None:
+                on_start(out_dir)
+            run_suites([suite_path], executor=executor, seeds=seeds, out=out_dir, baselines=baselines,
+                       overrides=overrides, progress=progress)
+            return load_result_set(str(out_dir / name))
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    return run

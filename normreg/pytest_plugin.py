@@ -99,12 +99,13 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         from normreg.render.junit import numbers
+        from normreg.render.labels import problem_message
 
         report = self.parent.report()  # type: ignore[attr-defined]
         if self.kind == "runs":
             failed = [p for p in report.problems if p.kind == "run_failed" and not p.expected]
             if failed:
-                raise NormregCheckFailed("\n".join(f"{p.suite}/{p.variant}: {p.message}" for p in failed))
+                raise NormregCheckFailed("\n".join(f"{p.suite}/{p.variant}: {problem_message(p)}" for p in failed))
             return
         found = [c for c in report.checks if c.kind == self.kind and c.comparison.b == self.variant
                  and c.comparison.metric == self.metric]

@@ -12,17 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from normreg.audit import SCHEMA, AuditReport, audit_suite, render_audit
-from normreg.audit.checks import (
-    batch_independence,
-    frozen_modules,
-    heterogeneous_normalisation,
-    per_source_statistics,
-    train_mode_without_training,
-)
+from normreg.audit import SCHEMA, AuditReport, audit_suite
+from normreg.audit.checks.batch_independence import batch_independence
+from normreg.audit.checks.frozen_drift import frozen_modules
+from normreg.audit.checks.heterogeneous_normalisation import heterogeneous_normalisation
+from normreg.audit.checks.per_source_statistics import per_source_statistics
+from normreg.audit.checks.train_mode_without_training import train_mode_without_training
 from normreg.audit.divergence import first_divergence, match_rows
 from normreg.audit.record import Recorder, module_names
 from normreg.errors import InputError, SuiteError
+from normreg.render.audit import render_audit
 
 SUITES = Path(__file__).parent / "data" / "suites"
 
@@ -48,6 +47,67 @@ def findings(report: AuditReport, check: str, variant: str, severity: str | None
 def mode(report: AuditReport, variant: str, name: str):
     pair = next(p for p in report.pairs if p.variant == variant)
     return next(m for m in pair.modes if m.mode == name)
+
+
+# ------------------------------------------------------------------------------------ the registry
+
+
+def test_every_check_is_registered_once_in_order_and_reports_list_them(audited) -> None:
+    from normreg.audit.checks import all_checks
+
+    names = [c.name for c in all_checks()]
+    assert names == ["pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
+                     "per_source_statistics", "heterogeneous_normalisation"]
+    assert audited("audit_pair").checks == tuple(names)
+    assert all(c.summary for c in all_checks())
+
+
+def test_a_new_check_is_one_registered_function(monkeypatch) -> None:
+    from normreg.audit import checks
+    from normreg.audit.findings import Finding
+
+    monkeypatch.setattr(checks, "_REGISTRY", dict(checks._REGISTRY))
+
+    @checks.register("counts_modules", order=99)
+    def count(rec: checks.Recordings) -> list[Finding]:
+        """Counts modules: a check added by one registration."""
+        return [Finding("counts_modules", "info", rec.variant, "(model)", "-", f"{len(rec.names)} modules", {}, "-")]
+
+    report = audit_suite(SUITES / "audit_plain_dropout.yaml")
+    assert report.checks[-1] == "counts_modules"
+    assert [f.message for f in report.findings if f.check == "counts_modules"] == ["6 modules"]
+
+
+# ----------------------------------------------------------- models without BatchNorm, in another style
+
+
+def test_dropout_in_train_mode_is_named_as_dropout_not_batch_dependence(audited) -> None:
+    r = audited("audit_plain_dropout")
+    (f,) = findings(r, "train_mode_without_training", "actor")
+    assert (f.module, f.module_type, f.severity) == ("policy.2", "Dropout", "error")
+    assert "per-example randomness, not a dependence on the other examples" in f.message
+    assert "dropout" in f.fix and "BatchNorm" not in f.fix
+    assert findings(r, "batch_independence", "actor") == []
+    assert not any("BatchNorm" in x.message for x in r.findings)
+
+
+def test_a_variant_with_its_own_data_is_compared_under_it(audited) -> None:
+    r = audited("audit_plain_data")
+    (f,) = findings(r, "pair_divergence", "shifted")
+    assert (f.module, f.severity) == ("(data)", "error")
+    assert "its own data (plain_models:Points with shift=1.0)" in f.message and "variants.shifted.data" in f.fix
+    assert not mode(r, "shifted", "train").identical
+    assert mode(r, "same", "train").identical and findings(r, "pair_divergence", "same") == []
+
+
+def test_norms_under_different_names_are_named_not_the_next_shared_module(audited) -> None:
+    r = audited("audit_plain_names")
+    train = mode(r, "state", "train")
+    assert (train.first_divergence, train.first_divergence_type) == ("pos_norm", "LayerNorm")
+    assert train.cause.startswith("no counterpart: pos runs pos_norm (LayerNorm) and state runs state_norm (RMSNorm)")
+    assert "outputs differ from body.0 (Linear) on" in train.cause
+    (f,) = findings(r, "pair_divergence", "state", "error")
+    assert "pos_norm" in f.message and "state_norm" in f.message
 
 
 # ------------------------------------------------------------------------------------ 1. pair divergence
@@ -359,7 +419,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",
                         baselines=tmp_path / "b", audit=True)
     (info,) = report.suites
-    assert info.audit["schema"] == SCHEMA and info.audit["variants"] == ["merged", "twin"]
+    assert isinstance(info.audit, AuditReport) and info.audit.variants == ("merged", "twin")
+    assert report.to_json()["suites"][0]["audit"]["schema"] == SCHEMA
     assert report.to_json()["suites"][0]["audit"]["findings"][0]["module"] == "net.1"
     assert "Likely cause (normreg audit, no training):\n  audit_pair/twin: [pair_divergence] net.1 (BatchNorm1d)" \
         in render(report)
@@ -367,8 +428,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
     from normreg.report.file import report_from_json
 
     back = report_from_json(json.loads(json.dumps(report.to_json())))
-    assert back.audit("audit_pair")["findings"][0]["module"] == "net.1"  # survives the JSON round trip
-    assert "<h3>Audit</h3>" in render_html(back)
+    assert back.audit("audit_pair").to_json() == info.audit.to_json()  # survives the JSON round trip
+    assert "<h3>Audit</h3>" in render_html(back.report)
 
 
 def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
@@ -380,7 +441,8 @@ def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
                      "  b: {model: no_such_module:M}\n")
     report = run_suites([suite], executor=FakeRunner({"a": {"acc": [0.9, 0.91]}, "b": {"acc": [0.5, 0.51]}}),
                         out=tmp_path / "run", baselines=tmp_path / "b", audit=True)
-    assert "cannot import module 'no_such_module'" in report.suites[0].audit["error"]
+    assert "cannot import module 'no_such_module'" in report.suites[0].audit.error
+    assert report.to_json()["suites"][0]["audit"] == {"schema": SCHEMA, "error": report.suites[0].audit.error}
     assert report.verdict == "fail"
 
 

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from normreg import cli
 from normreg.judge.changepoints import detect_changes
 from normreg.pipeline import run_suites
-from normreg.report.history import load_history, render_history
+from normreg.render.history import render_history
+from normreg.report.history import load_history
 from normreg.run.fake import FakeRunner
 from normreg.suite.spec import MetricSpec
 

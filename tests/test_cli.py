@@ -1,13 +1,25 @@
-"""The CLI end to end with the fake runner: exit codes, the report, baselines, compare. No training."""
+"""normreg/cli.py end to end with the fake executor: exit codes, the terminal summary, the report, the `report`
+and `history` commands and the output formats. No training."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 from conftest import REGRESSION, SAME
+from scripted import PAIRS, REPORT_SUITES, drift_script
+from typer.testing import CliRunner
 
+from normreg import cli
+from normreg.render.markdown import render_markdown
+from normreg.report.file import read_report
 from normreg.report.model import SCHEMA
+from normreg.run.fake import FakeRunner
 
 
 def _report(path: Path) -> dict:
@@ -41,17 +53,6 @@ def test_same_implementation_passes(cli, write_suite, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "Outcome: PASS (exit 0)" in res.output
     assert "no stored baseline" in res.output
-
-
-def test_results_are_tidy_and_complete(cli, write_suite, tmp_path: Path) -> None:
-    import pandas as pd
-
-    cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=REGRESSION)
-    df = pd.read_csv(tmp_path / "run" / "pair" / "results.csv")
-    assert list(df.columns) == ["suite", "variant", "seed", "metric", "value", "status", "duration_s", "error"]
-    assert len(df) == 2 * 5 * 2
-    twin_acc = df[(df.variant == "twin") & (df.metric == "acc")].sort_values("seed")["value"].tolist()
-    assert twin_acc == REGRESSION["twin"]["acc"]
 
 
 def test_failed_run_exits_3_and_others_go_on(cli, write_suite, tmp_path: Path) -> None:
@@ -100,60 +101,6 @@ def test_expected_crash(cli, write_suite, tmp_path: Path) -> None:
     assert ignored.exit_code == 3
 
 
-def test_baseline_written_only_when_asked_then_compared(cli, write_suite, tmp_path: Path) -> None:
-    suite, base = write_suite(), tmp_path / "baselines"
-    cli("run", suite, "--out", tmp_path / "r0", "--baselines", base, script=SAME)
-    assert not base.exists()
-    res = cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
-    assert res.exit_code == 0 and "baseline written" in res.output
-    stored = json.loads((base / "pair.json").read_text())
-    assert stored["schema"] == "normreg.baseline/1"
-    assert stored["variants"]["twin"]["acc"] == {"seeds": [0, 1, 2, 3, 4], "values": SAME["twin"]["acc"]}
-    assert {"normreg", "python", "torch", "device", "git_commit", "date"} <= set(stored["environment"])
-    assert stored["suite_digest"]
-    # Next night, twin regresses: the pair check and twin's baseline check both fail, merged's baseline passes.
-    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
-              script=REGRESSION)
-    assert res.exit_code == 1
-    checks = {(c["kind"], c["b"], c["metric"]): c for c in _report(tmp_path / "r.json")["comparisons"]}
-    assert checks[("baseline", "twin", "acc")]["verdict"] == "regressed"
-    assert checks[("baseline", "twin", "acc")]["failed"] is True
-    assert checks[("baseline", "merged", "acc")]["failed"] is False
-    assert json.loads((base / "pair.json").read_text()) == stored  # untouched without --update-baseline
-
-
-def test_baseline_check_fails_only_on_regression(cli, write_suite, tmp_path: Path) -> None:
-    suite, base = write_suite(), tmp_path / "baselines"
-    worse = {"merged": REGRESSION["twin"], "twin": REGRESSION["twin"]}
-    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=worse)
-    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
-              script={"merged": REGRESSION["merged"], "twin": REGRESSION["merged"]})
-    checks = [c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline"]
-    assert {c["verdict"] for c in checks if c["metric"] == "acc"} == {"improved"}
-    assert not any(c["failed"] for c in checks) and res.exit_code == 0
-
-
-def test_baseline_environment_difference_is_reported(cli, write_suite, tmp_path: Path) -> None:
-    suite, base = write_suite(), tmp_path / "baselines"
-    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
-    stored = json.loads((base / "pair.json").read_text())
-    stored["environment"]["torch"] = "1.0.0"
-    (base / "pair.json").write_text(json.dumps(stored))
-    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
-              script=SAME)
-    assert "the baseline was made in another environment (torch 1.0.0 ->" in res.output
-    c = next(c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline")
-    assert c["environment_differences"]["torch"][0] == "1.0.0"
-
-
-def test_bad_baseline_is_bad_input(cli, write_suite, tmp_path: Path) -> None:
-    base = tmp_path / "baselines"
-    base.mkdir()
-    (base / "pair.json").write_text('{"schema": "normreg.baseline/9"}')
-    res = cli("run", write_suite(), "--out", tmp_path / "r", "--baselines", base, script=SAME)
-    assert res.exit_code == 2 and "schema 'normreg.baseline/9' is not known" in res.output
-
-
 def test_misspelt_key_is_one_line_exit_2(cli, tmp_path: Path) -> None:
     bad = Path(__file__).parent / "data" / "bad" / "misspelt_top_key.yaml"
     res = cli("run", bad, "--out", tmp_path / "r", script=SAME)
@@ -191,70 +138,86 @@ def test_folder_runs_every_suite(cli, write_suite, tmp_path: Path) -> None:
     assert [s["name"] for s in _report(report)["suites"]] == ["one", "two"]
 
 
-def test_compare_reports_and_baselines(cli, write_suite, tmp_path: Path) -> None:
-    suite, base = write_suite(), tmp_path / "baselines"
-    cli("run", suite, "--out", tmp_path / "good", "--baselines", base, "--update-baseline", script=SAME)
-    cli("run", suite, "--out", tmp_path / "bad", "--baselines", tmp_path / "none", script=REGRESSION)
-    good, bad = tmp_path / "good" / "report.json", tmp_path / "bad" / "report.json"
-    # Variants matched by name: merged vs merged passes, twin vs twin regressed.
-    res = cli("compare", good, bad, "--report", tmp_path / "c.json")
-    assert res.exit_code == 1, res.output
-    checks = _report(tmp_path / "c.json")["comparisons"]
-    assert {(c["b"], c["metric"]): c["verdict"] for c in checks}[("bad/report:twin", "acc")] == "regressed"
-    # A report against a baseline, one variant picked on each side.
-    res = cli("compare", f"{base / 'pair.json'}#merged", f"{bad}#merged", "--metric", "acc")
-    assert res.exit_code == 0 and "pair:merged -> report:merged" in res.output
-    # A run directory works too, and identical data passes.
-    assert cli("compare", tmp_path / "good", good).exit_code == 0
-    # Improvement fails a pair comparison but not a baseline-mode one.
-    assert cli("compare", f"{bad}#twin", f"{good}#twin", "--metric", "acc").exit_code == 1
-    assert cli("compare", f"{bad}#twin", f"{good}#twin", "--metric", "acc", "--mode", "baseline").exit_code == 0
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_compare_tidy_csv(cli, tmp_path: Path) -> None:
-    rows = ["variant,seed,metric,value"]
-    rows += [f"a,{i},acc,{v}" for i, v in enumerate(REGRESSION["merged"]["acc"])]
-    rows += [f"b,{i},acc,{v}" for i, v in enumerate(REGRESSION["twin"]["acc"])]
-    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    res = cli("compare", f"{tmp_path / 't.csv'}#a", f"{tmp_path / 't.csv'}#b", "--min-effect", "0.01")
-    assert res.exit_code == 1 and "regressed" in res.output
+def invoke(*args: str):
+    return CliRunner().invoke(cli.app, [str(a) for a in args])
 
 
-def test_compare_bad_inputs_exit_2(cli, tmp_path: Path) -> None:
-    (tmp_path / "x.json").write_text("{not json")
-    (tmp_path / "other.json").write_text('{"schema": "something/1"}')
-    for args, fragment in [
-        (("compare", tmp_path / "missing.json", tmp_path / "x.json"), "no such file or directory"),
-        (("compare", tmp_path / "x.json", tmp_path / "x.json"), "not valid JSON"),
-        (("compare", tmp_path / "other.json", tmp_path / "other.json"), "not a normreg report or baseline"),
-    ]:
-        res = cli(*args)
-        assert res.exit_code == 2 and fragment in res.output, res.output
+def test_report_writes_every_format(report_path, tmp_path):
+    out = tmp_path / "out"
+    r = invoke("report", report_path, "--html", out / "r.html", "--markdown", out / "r.md", "--junit", out / "j.xml")
+    assert r.exit_code == 0, r.output
+    assert "Outcome: ERROR (exit 3)" in r.output
+    for name in ("r.html", "r.md", "j.xml"):
+        assert (out / name).stat().st_size > 500
+        assert f"Wrote {out / name}" in r.output
+    assert (out / "r.md").read_text(encoding="utf-8") == render_markdown(read_report(report_path).report)
 
 
-def test_compare_unknown_variant_suggests(cli, write_suite, tmp_path: Path) -> None:
-    cli("run", write_suite(), "--out", tmp_path / "r", "--baselines", tmp_path / "b", script=SAME)
-    rep = tmp_path / "r" / "report.json"
-    res = cli("compare", f"{rep}#twn", f"{rep}#merged")
-    assert res.exit_code == 2 and "Did you mean 'twin'?" in res.output
+def test_report_on_a_bad_file_exits_2(tmp_path):
+    r = invoke("report", tmp_path / "missing.json", "--markdown", tmp_path / "x.md")
+    assert r.exit_code == 2
+    assert "ResultsError:" in r.output and "missing.json: no such file" in r.output
+    assert not (tmp_path / "x.md").exists()
 
 
-def test_an_earlier_run_directory_is_never_mixed_or_overwritten(cli, write_suite, tmp_path: Path) -> None:
-    suite, out = write_suite(), tmp_path / "run"
-    assert cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=SAME).exit_code == 0
-    before = (out / "pair" / "results.csv").read_text()
-    again = cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=REGRESSION)
-    assert again.exit_code == 2 and "already holds the results of an earlier run" in again.output
-    assert (out / "pair" / "results.csv").read_text() == before
-
-
-def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> None:
-    from normreg.pipeline import default_out_dir
-
+def test_run_writes_the_formats_from_its_own_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "make_executor", lambda *a, **k: FakeRunner({**PAIRS, **drift_script(2)}))
+    shutil.copytree(REPORT_SUITES, tmp_path / "suites")
     monkeypatch.chdir(tmp_path)
-    first = default_out_dir()
-    second = default_out_dir()
-    assert second != first and first.is_dir() and second.is_dir() and second.parent == first.parent
+    r = invoke("run", "suites", "--out", "runs/n", "--report", "reports/report.json", "--html", "reports/report.html",
+               "--markdown", "reports/summary.md", "--junit", "reports/junit.xml")
+    assert r.exit_code == 3, r.output  # drift/c crashed on one seed
+    reports = tmp_path / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == ["junit.xml", "report.html", "report.json", "summary.md"]
+    summary = (reports / "summary.md").read_text(encoding="utf-8")
+    assert summary == render_markdown(read_report(reports / "report.json").report)
+    assert summary.startswith("## normreg: 💥 ERROR (exit 3)")
+
+
+def test_history_command(nights_dir, tmp_path):
+    r = invoke("history", nights_dir, "--html", tmp_path / "h.html")
+    assert r.exit_code == 0, r.output
+    assert "drift: acc (higher is better)" in r.output and "5 nights, 2 not passing" in r.output
+    assert (tmp_path / "h.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 3
+    bad = invoke("history", tmp_path / "nothing-here")
+    assert bad.exit_code == 2 and "no such file or directory" in bad.output
+
+
+def test_formats_do_not_import_torch(report_path, nights_dir, tmp_path):
+    """Every format is made from the report alone: torch and Lightning are never imported."""
+    script = textwrap.dedent(f"""
+        import sys
+        from normreg import cli
+        for args in (["report", {str(report_path)!r}, "--html", {str(tmp_path / "r.html")!r},
+                      "--markdown", {str(tmp_path / "r.md")!r}, "--junit", {str(tmp_path / "r.xml")!r}],
+                     ["history", {str(nights_dir)!r}, "--html", {str(tmp_path / "h.html")!r}]):
+            sys.argv = ["normreg", *args]
+            try:
+                cli.main()
+            except SystemExit as e:
+                assert e.code == 0, (args, e.code)
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning"))
+        print("HEAVY", heavy)
+        assert "matplotlib" in sys.modules  # the HTML really was drawn in this process
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "HEAVY []" in proc.stdout
+    assert all((tmp_path / n).exists() for n in ("r.html", "r.md", "r.xml", "h.html"))
+    json.loads(report_path.read_text())  # untouched
+
+
+def test_outputs_are_readable_like_any_new_file(report_path, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert invoke("report", report_path, "--markdown", tmp_path / "s.md").exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.md").stat().st_mode & 0o777 == 0o644
 
 
 def test_usage_errors_are_one_line_with_the_help_hint(cli, tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_junit_parses_and_keeps_the_name(hostile: ReportFile) -> None:
 
     from normreg.render.junit import render_junit
 
-    root = ET.fromstring(render_junit(hostile).encode("utf-8"))
+    root = ET.fromstring(render_junit(hostile.report).encode("utf-8"))
     names = [c.get("name") for c in root.iter("testcase")]
     assert any(xml_text(HOSTILE) in n for n in names)
     messages = [e.get("message") or "" for e in root.iter()]
@@ -65,7 +65,7 @@ def test_junit_parses_and_keeps_the_name(hostile: ReportFile) -> None:
 def test_html_escapes_every_name_and_draws_math_syntax_as_text(hostile: ReportFile) -> None:
     from normreg.render.html import render_html
 
-    page = render_html(hostile)  # draws the figures: matplotlib would parse cost$x^$ as math and fail
+    page = render_html(hostile.report)  # draws the figures: matplotlib would parse cost$x^$ as math and fail
     _assert_inert(page)
     assert html_text(HOSTILE) in page and "\x01" not in page and "\x1b" not in page
 
@@ -75,7 +75,7 @@ def test_markdown_escapes_html_emphasis_math_and_table_breaks(hostile: ReportFil
 
     from normreg.render.markdown import render_markdown
 
-    text = render_markdown(hostile)
+    text = render_markdown(hostile.report)
     assert "<script" not in text.lower() and "<img" not in text.lower() and "\x01" not in text
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows and all(len(re.findall(r"(?<!\\)\|", r)) == 9 for r in rows)  # no name breaks its row
@@ -115,12 +115,12 @@ def test_plain_keeps_newlines_and_tabs() -> None:
 
 
 def test_no_script_runs_in_a_browser(hostile: ReportFile, tmp_path: Path) -> None:
-    from test_browser import browse
+    from test_html import browse
 
     from normreg.render.html import render_html
 
     page = tmp_path / "hostile.html"
-    page.write_text(render_html(hostile), encoding="utf-8")
+    page.write_text(render_html(hostile.report), encoding="utf-8")
     proc = browse(tmp_path, page, "--dump-dom", "--virtual-time-budget=5000")
     assert proc.returncode == 0, proc.stderr[-2000:]
     title = re.search(r"<title>(.*?)</title>", proc.stdout, flags=re.S)

@@ -9,8 +9,9 @@ import pytest
 from scripted import NIGHT_DATES
 
 from normreg.errors import ResultsError
+from normreg.render.history import render_history
 from normreg.render.html import render_history_html
-from normreg.report.history import find_reports, load_history, render_history
+from normreg.report.history import find_reports, load_history
 
 
 def test_nights_are_ordered_by_date_not_by_file_name(nights_dir):

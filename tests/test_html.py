@@ -1,15 +1,21 @@
+"""normreg/render/html.py: the self-contained HTML pages, also opened in headless Chromium when installed."""
+
 from __future__ import annotations
 
 import base64
 import json
 import re
+import shutil
 import struct
+import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from scripted import make_report
 
+from normreg.audit.findings import AuditReport
 from normreg.render.html import audit_html, render_html
 from normreg.report.file import report_from_json
 
@@ -25,10 +31,12 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-AUDIT = {"schema": "normreg.audit/1", "findings": [
-    {"severity": "error", "check": "pair_divergence", "module": "encoder.1", "type": "BatchNorm1d",
-     "message": "first divergence in train mode", "evidence": {"max_abs_diff": 0.42}, "fix": "one batch"},
-    {"severity": "info", "check": "loss_only", "message": "only the loss differs"}]}
+AUDIT = {"schema": "normreg.audit/1", "suite": "pairs", "findings": [
+    {"severity": "error", "check": "pair_divergence", "variant": "b", "module": "encoder.1",
+     "module_type": "BatchNorm1d", "message": "first divergence in train mode", "evidence": {"max_abs_diff": 0.42},
+     "fix": "one batch"},
+    {"severity": "info", "check": "pair_divergence", "variant": "b", "module": "(loss)", "module_type": "-",
+     "message": "only the loss differs", "evidence": {}, "fix": "nothing to fix"}]}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +44,7 @@ def page(report_json) -> str:
     """The scripted report, with audit findings attached to the pairs suite only (as `run` may attach them)."""
     data = json.loads(json.dumps(report_json))
     next(s for s in data["suites"] if s["name"] == "pairs")["audit"] = AUDIT
-    return render_html(report_from_json(data))
+    return render_html(report_from_json(data).report)
 
 
 def test_page_is_self_contained(page):
@@ -63,7 +71,7 @@ def test_each_suite_has_seed_plot_and_curves_as_decodable_pngs(page):
 
 
 def test_no_learning_curves_without_history(tmp_path):
-    page = render_html(report_from_json(make_report(tmp_path, curves=False)))
+    page = render_html(report_from_json(make_report(tmp_path, curves=False)).report)
     assert "Learning curves" not in page and len(images(page)) == 2
 
 
@@ -101,14 +109,18 @@ def test_audit_findings_when_present_and_absence_tolerated(page):
     assert "normreg.audit/1" in pairs
 
 
+WARNING = {"severity": "warning", "check": "frozen_drift", "variant": "b", "module": "bn", "module_type": "BatchNorm1d",
+           "message": "drifts", "evidence": {}, "fix": "eval()"}
+
+
 @pytest.mark.parametrize("audit, expect", [
-    ([], "No findings."),
-    ([{"severity": "warning", "module": "bn"}], '<tr class="sev-warning">'),
-    ("audit skipped: no data module", "audit skipped"),
-    ({"findings": ["plain text finding"]}, "plain text finding"),
-], ids=["empty", "bare-list", "a-string", "non-dict-finding"])
-def test_audit_shapes(audit, expect):
-    assert expect in audit_html(audit)
+    ({"suite": "s", "findings": []}, "No findings."),
+    ({"suite": "s", "findings": [WARNING]}, '<tr class="sev-warning">'),
+    ({"schema": "normreg.audit/1", "error": "cannot import module 'x'"}, "cannot import module"),
+], ids=["no-findings", "a-warning", "could-not-run"])
+def test_audit_forms(audit, expect):
+    assert expect in audit_html(AuditReport.from_json(audit, suite="s"))
+    assert audit_html(None) == ""
 
 
 def test_all_suites_page_stays_under_two_megabytes(tmp_path):
@@ -131,16 +143,91 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
         return {k: [1 / (e + 1) + 0.01 * seed + 0.02 * int(variant[1]) for e in range(20)]
                 for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
-    assert isinstance(CurvesFakeRunner(metrics, curves), FakeRunner)
     first = run_suites([tmp_path], out=tmp_path / "r1", baselines=tmp_path / "b", update_baseline=True,
                        executor=FakeRunner(metrics))
     assert first.verdict == "pass"
     report = run_suites([tmp_path], out=tmp_path / "r2", baselines=tmp_path / "b",
                         executor=CurvesFakeRunner(metrics, curves))
+    assert len(report.runs) == 240 and all(len(r.history["val_acc"]) == 20 for r in report.runs)  # full-size
     start = time.perf_counter()
-    page = render_html(report_from_json(normalise(report.to_json())))
+    page = render_html(report_from_json(normalise(report.to_json())).report)
     seconds = time.perf_counter() - start
     size = len(page.encode("utf-8"))
     print(f"6-suite HTML report: {size / 1e6:.2f} MB in {seconds:.1f} s")
     assert len(images(page)) == 12
     assert size < 2_000_000
+
+
+# Fetches nothing: no background services, every host name unresolvable, any proxy use refused.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--hide-scrollbars"]
+
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images].map(i => ({complete: i.complete, width: i.naturalWidth,
+                                                  height: i.naturalHeight, alt: i.alt}));
+  const rows = document.querySelectorAll("table.verdicts tr").length;
+  const probe = document.createElement("pre");
+  probe.id = "probe";
+  probe.textContent = JSON.stringify({images, rows, title: document.title});
+  document.body.appendChild(probe);
+});
+</script>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("Chromium not found: install Debian's package with 'apt-get install -y chromium'")
+
+
+def browse(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def html_file(report_json, tmp_path_factory) -> tuple[Path, int]:
+    page = render_html(report_from_json(report_json).report)
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path, len(report_json["comparisons"])
+
+
+def test_table_and_images_in_the_dom(html_file, tmp_path):
+    page, n_checks = html_file
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = browse(tmp_path, probe, "--dump-dom", "--virtual-time-budget=10000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert match, "the probe did not run: " + proc.stdout[-1000:]
+    result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert result["rows"] == n_checks + 1  # header and one row per comparison
+    assert result["title"] == "normreg report: error"
+    assert len(result["images"]) == 4
+    for img in result["images"]:
+        assert img["complete"] and img["width"] > 200 and img["height"] > 150, img
+
+
+def test_screenshot_is_not_blank(html_file, tmp_path):
+    from PIL import Image
+
+    page, _ = html_file
+    shot = tmp_path / "shot.png"
+    proc = browse(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,2400")
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    assert png_size(shot.read_bytes()) == (1280, 2400)
+    with Image.open(shot) as im:
+        rgb = im.convert("RGB").resize((320, 600))
+        pixels = list(rgb.getdata())
+    ink = sum(1 for p in pixels if min(p) < 200) / len(pixels)
+    colours = len(set(pixels))
+    reddish = sum(1 for r, g, b in pixels if r > 200 and g < 230 and b < 230 and r - b > 10)
+    assert ink > 0.03, f"only {ink:.1%} of the page has ink"
+    assert colours > 200, f"only {colours} colours: the figures did not render"
+    assert reddish > 50, "the failing rows are not tinted"

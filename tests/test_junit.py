@@ -11,12 +11,12 @@ from normreg.report.file import report_from_json
 
 
 def test_junit_matches_golden(report_json):
-    assert_golden(render_junit(report_from_json(report_json)), GOLDEN / "junit.xml")
+    assert_golden(render_junit(report_from_json(report_json).report), GOLDEN / "junit.xml")
 
 
 def test_junit_parses_with_the_standard_library(report_json):
     rf = report_from_json(report_json)
-    root = ET.fromstring(render_junit(rf).encode("utf-8"))
+    root = ET.fromstring(render_junit(rf.report).encode("utf-8"))
     assert root.tag == "testsuites"
     cases = root.findall("./testsuite/testcase")
     names = [c.get("name") for c in cases]
@@ -44,7 +44,7 @@ def test_junit_parses_with_the_standard_library(report_json):
 def test_junit_loads_in_junitparser(report_json, tmp_path):
     junitparser = pytest.importorskip("junitparser", reason="junitparser is not installed (pip install junitparser)")
     path = tmp_path / "junit.xml"
-    path.write_text(render_junit(report_from_json(report_json)), encoding="utf-8")
+    path.write_text(render_junit(report_from_json(report_json).report), encoding="utf-8")
     xml = junitparser.JUnitXml.fromfile(str(path))
     suites = {s.name: s for s in xml}
     assert set(suites) == {"drift", "pairs"}

@@ -10,7 +10,7 @@ from normreg.report.file import report_from_json
 
 
 def test_markdown_matches_golden(report_json):
-    assert_golden(render_markdown(report_from_json(report_json)), GOLDEN / "summary.md")
+    assert_golden(render_markdown(report_from_json(report_json).report), GOLDEN / "summary.md")
 
 
 def _table_rows(text: str) -> list[str]:
@@ -19,7 +19,7 @@ def _table_rows(text: str) -> list[str]:
 
 def test_one_row_per_comparison_failures_first_expected_marked(report_json):
     rf = report_from_json(report_json)
-    rows = _table_rows(render_markdown(rf))
+    rows = _table_rows(render_markdown(rf.report))
     assert len(rows) == len(rf.report.checks) == 9
     kinds = ["fail" if "❌" in r else "xfail" if "(expected)" in r else "other" for r in rows]
     assert kinds == sorted(kinds, key=["fail", "xfail", "other"].index)
@@ -29,7 +29,7 @@ def test_one_row_per_comparison_failures_first_expected_marked(report_json):
 
 
 def test_header_states_outcome_and_exit_code(report_json):
-    text = render_markdown(report_from_json(report_json))
+    text = render_markdown(report_from_json(report_json).report)
     assert text.startswith("## normreg: 💥 ERROR (exit 3)\n")
     assert "[CI the verdict used]" in text
     rf = report_from_json(report_json)
@@ -39,7 +39,7 @@ def test_header_states_outcome_and_exit_code(report_json):
 
 
 def test_problems_are_grouped_by_seed(report_json):
-    text = render_markdown(report_from_json(report_json))
+    text = render_markdown(report_from_json(report_json).report)
     assert "pairs/crash: run failed on seeds 0, 1, 2, 3, 4 (expected): RuntimeError" in text
     assert text.count("CUDA error") == 1
 

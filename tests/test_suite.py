@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from normreg.errors import SuiteError
 from normreg.suite.spec import discover, load_suite
+
+DATA = Path(__file__).parent / "data" / "suites"
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -59,7 +63,7 @@ def test_bad_suite_names_file_line_and_key(name: str, line: int, key: str | None
 def test_every_file_of_the_bad_corpus_is_tested() -> None:
     suites = {p.stem for p in BAD.glob("*.yaml")}
     tested = {c[0] for c in CASES} | {"seeds_min_above_max", "seeds_plan_one", "seeds_typo", "stats_correction",
-                                      "stats_design"}  # the last five: tests/test_staged.py, test_stats.py
+                                      "stats_design"}  # the last five: below
     assert suites <= tested
 
 
@@ -193,10 +197,30 @@ def test_missing_file_and_discovery(tmp_path: Path, write_suite) -> None:
 
 
 def test_loading_a_suite_does_not_import_torch() -> None:
-    import subprocess
-    import sys
 
     code = ("import sys; from normreg.suite.spec import load_suite; from normreg.judge.stats import welch; "
             "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_seed_plan_and_stats_keys_load():
+    s = load_suite(DATA / "staged.yaml")
+    assert (s.seed_plan.min, s.seed_plan.max, s.seed_plan.stages) == (3, 20, (3, 5, 8, 12, 18, 20))
+    assert s.seeds == tuple(range(20))
+    assert (s.stats.design, s.stats.correction, s.stats.spending) == ("welch", "holm", "pocock")
+    p = load_suite(DATA / "staged.yaml", ["stats.design=paired", "stats.correction=none"])
+    assert (p.stats.design, p.stats.correction) == ("paired", "none")
+
+
+@pytest.mark.parametrize("name, match", [
+    ("seeds_typo", r"seeds_typo.yaml:2: seeds.maxx: unknown key 'maxx'. Did you mean 'max'\?"),
+    ("seeds_min_above_max", r"seeds_min_above_max.yaml:3: seeds.min: min \(8\) is above max \(5\)"),
+    ("seeds_plan_one", r"seeds_plan_one.yaml:2: seeds.min: expected at least 2 seeds"),
+    ("stats_design", r"stats_design.yaml:4: stats.design: expected one of welch, paired, permutation, but found a "
+                     r"string \('pared'\). Did you mean 'paired'\?"),
+    ("stats_correction", r"stats_correction.yaml:3: stats.correction: .*Did you mean 'holm'\?"),
+])
+def test_bad_seed_and_stats_keys_name_file_line_and_key(name, match):
+    with pytest.raises(SuiteError, match=match):
+        load_suite(DATA.parent / "bad" / f"{name}.yaml")

@@ -1,22 +1,24 @@
 """`normreg audit`: find the BatchNorm trap in seconds, without training, and name the guilty layer.
 
-Six checks on a suite's own models and data (README, "normreg audit"): pair divergence, batch independence,
-train mode where nothing trains, frozen drift, per-source statistics, heterogeneous normalisation.
+The registered checks run on a suite's own models and data (README, "normreg audit"): pair divergence, batch
+independence, train mode where nothing trains, frozen drift, per-source statistics, heterogeneous normalisation.
 
-    findings.py    Finding / AuditReport, JSON (schema normreg.audit/1) and terminal rendering; no torch
+    findings.py    Finding / AuditReport and their JSON (schema normreg.audit/1); no torch (render/audit.py
+                   draws them)
     record.py      global forward hooks recording every module call
     steps.py       driving a LightningModule without a Trainer: batches, steps, optimizers, state
     divergence.py  joining calls, matching rows, the first module whose outputs differ
-    pair.py        check 1
-    checks.py      checks 2 to 6
-    run.py         audit_suite / audit_models: build as the runner does, run every check
+    pair.py        a training step of a pair summarised: loss, gradient and statistics differences
+    checks/        the checks, one file each, registered in checks/__init__.py (one signature: Recordings in,
+                   findings out)
+    run.py         audit_suite / audit_models: build as the runner does, record once, run every registered check
 """
 
 from normreg._callable import make_callable
-from normreg.audit.findings import CHECKS, SCHEMA, AuditReport, Finding, ModeSummary, PairSummary, render_audit
+from normreg.audit.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
 from normreg.audit.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
 
-__all__ = ["CHECKS", "SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
-           "audit_models", "audit_suite", "likely_causes", "render_audit"]
+__all__ = ["SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
+           "audit_models", "audit_suite", "likely_causes"]
 
 make_callable(__name__, "audit")  # `normreg.audit(...)` is the public API's normreg.api.audit

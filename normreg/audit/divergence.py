@@ -193,6 +193,26 @@ def first_divergence(ref: Sequence[Call], var: Sequence[Call], *, state_ref: Map
                 own_v = own_state(state_var, name) if state_var is not None else None
                 cause, composition = _cause(r, v, perm, own_r, own_v, names)
             else:
+                unmatched = _without_counterpart(jr, jv, r, v, names)
+                if unmatched is not None:
+                    first, kind, why = unmatched
+                    return Divergence(ModuleDiff(first, kind, d, False, f"{why}; outputs differ from {name} "
+                                                 f"({r.type}) on", False), compared)
                 cause, composition = "its inputs already differ (computed outside any module, or by the data)", False
             return Divergence(ModuleDiff(name, r.type, d, inputs_match, cause, composition), compared)
     return Divergence(None, compared)
+
+
+def _without_counterpart(jr: Mapping[str, Joined], jv: Mapping[str, Joined], r: Joined, v: Joined,
+                         names: tuple[str, str]) -> tuple[str, str, str] | None:
+    """The modules that ran before `r` (`v`) in one model and have no module of that name in the other, e.g. a
+    `pos_norm` in one and a `state_norm` in the other: (the first one's name, its type, a cause naming them all)."""
+    only_r = [j for n, j in jr.items() if n not in jv and j.order < r.order]
+    only_v = [j for n, j in jv.items() if n not in jr and j.order < v.order]
+    if not only_r and not only_v:
+        return None
+    listed = lambda js: ", ".join(f"{j.name} ({j.type})" for j in js[:4]) + (" ..." if len(js) > 4 else "")  # noqa: E731
+    a, b = names
+    parts = ([f"{a} runs {listed(only_r)}"] if only_r else []) + ([f"{b} runs {listed(only_v)}"] if only_v else [])
+    first = (only_r or only_v)[0]
+    return first.name, first.type, f"no counterpart: {' and '.join(parts)}, with no module of that name in the other"

@@ -5,9 +5,8 @@ Schema `normreg.audit/1`. Nothing here imports torch, so reading or rendering a 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,11 +16,6 @@ from normreg.fileio import clean_json, write_json_atomic
 SCHEMA = "normreg.audit/1"
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-
-# The six checks, in the order the README lists them.
-CHECKS = ("pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
-          "per_source_statistics", "heterogeneous_normalisation")
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -40,6 +34,12 @@ class Finding:
         return {"check": self.check, "severity": self.severity, "variant": self.variant, "module": self.module,
                 "module_type": self.module_type, "message": self.message, "evidence": clean_json(dict(self.evidence)),
                 "fix": self.fix}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(check=d["check"], severity=d["severity"], variant=d["variant"], module=d["module"],
+                   module_type=d["module_type"], message=d["message"], evidence=dict(d.get("evidence") or {}),
+                   fix=d["fix"])
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ class ModeSummary:
                        "first_divergence_type": self.first_divergence_type, "cause": self.cause,
                        "identical": self.identical, "error": self.error})
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ModeSummary:
+        return cls(mode=d["mode"], loss_reference=d.get("loss_reference"), loss_variant=d.get("loss_variant"),
+                   grad_diff=d.get("grad_diff"), stats_diff=d.get("stats_diff"), stats_worst=d.get("stats_worst"),
+                   modules_compared=int(d.get("modules_compared") or 0), first_divergence=d.get("first_divergence"),
+                   first_divergence_type=d.get("first_divergence_type"), cause=d.get("cause"), error=d.get("error"))
+
 
 @dataclass(frozen=True)
 class PairSummary:
@@ -83,21 +90,30 @@ class PairSummary:
         return {"reference": self.reference, "variant": self.variant, "modes": [m.to_json() for m in self.modes],
                 "state_copied": self.state_copied, "state_unmatched": self.state_unmatched}
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PairSummary:
+        return cls(reference=d["reference"], variant=d["variant"],
+                   modes=tuple(ModeSummary.from_json(m) for m in d.get("modes", ())),
+                   state_copied=int(d.get("state_copied") or 0), state_unmatched=int(d.get("state_unmatched") or 0))
+
 
 @dataclass(frozen=True)
 class AuditReport:
+    """The findings of one audit of a suite; or, with `error`, why the audit could not run (as `run` records it)."""
+
     suite: str
-    path: str
-    digest: str
-    reference: str
-    variants: tuple[str, ...]
-    seed: int
-    created: str
-    duration_s: float
-    findings: tuple[Finding, ...]
+    path: str = ""
+    digest: str = ""
+    reference: str = ""
+    variants: tuple[str, ...] = ()
+    seed: int = 0
+    created: str = ""
+    duration_s: float = 0.0
+    findings: tuple[Finding, ...] = ()
     pairs: tuple[PairSummary, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be examined, and why
-    checks: tuple[str, ...] = field(default=CHECKS)
+    checks: tuple[str, ...] = ()  # the checks run, in order (normreg.audit.checks registers them)
+    error: str | None = None  # the audit could not run; nothing else is known
 
     @property
     def verdict(self) -> str:
@@ -111,7 +127,22 @@ class AuditReport:
     def errors_for(self, variant: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.variant == variant and f.severity == "error")
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], suite: str = "") -> AuditReport:
+        """Read an audit back (`normreg audit --report`, or a report's `suites[].audit`); `suite` names the suite
+        of an audit that could not run, whose JSON holds only the error."""
+        if d.get("error") is not None:
+            return cls(suite=d.get("suite", suite), error=str(d["error"]))
+        return cls(suite=d["suite"], path=d.get("path", ""), digest=d.get("digest", ""),
+                   reference=d.get("reference", ""), variants=tuple(d.get("variants", ())), seed=int(d.get("seed", 0)),
+                   created=d.get("created", ""), duration_s=float(d.get("duration_s", 0.0)),
+                   findings=tuple(Finding.from_json(f) for f in d.get("findings", ())),
+                   pairs=tuple(PairSummary.from_json(p) for p in d.get("pairs", ())),
+                   notes=tuple(d.get("notes", ())), checks=tuple(d.get("checks", ())))
+
     def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"schema": SCHEMA, "error": self.error}
         return {
             "schema": SCHEMA,
             "normreg_version": normreg.__version__,
@@ -144,76 +175,8 @@ def _differs(a: float | None, b: float | None, rtol: float = 1e-4) -> bool:
 
 
 
-def sort_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    """Errors first, then by variant, check order and module."""
-    return tuple(sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.variant, CHECKS.index(f.check)
-                                                 if f.check in CHECKS else len(CHECKS), f.module)))
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    return f"{x:.3g}"
-
-
-def _evidence(ev: Mapping[str, Any]) -> str:
-    parts = []
-    for k, v in ev.items():
-        if isinstance(v, float):
-            v = _num(v)
-        elif isinstance(v, (list, tuple)):
-            v = "[" + ", ".join(_num(x) if isinstance(x, float) else str(x) for x in v) + "]"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
-
-
-def render_audit(report: AuditReport, width: int = 110) -> str:
-    """The terminal form: pair summary table, findings (errors first) with evidence and fix, notes, outcome."""
-    out = [f"normreg audit: suite {report.suite} ({report.path}), seed {report.seed}, reference "
-           f"{report.reference}, {report.duration_s:.1f}s"]
-    if report.pairs:
-        rows = []
-        for p in report.pairs:
-            for m in p.modes:
-                if m.error:
-                    what = f"not run: {m.error}"
-                elif m.first_divergence is not None:
-                    what = f"{m.first_divergence} ({m.first_divergence_type}); cause: {(m.cause or '?').split(':')[0]}"
-                elif m.identical:
-                    what = "identical"
-                else:
-                    what = "every module agrees; only the loss differs"
-                rows.append((f"{p.reference} -> {p.variant}", m.mode, _num(m.loss_reference), _num(m.loss_variant),
-                             _num(m.grad_diff), _num(m.stats_diff), what))
-        out.append("\nPair divergence (one training step, same weights, same batch):")
-        out += ["  " + r for r in _table(("pair", "mode", "loss ref", "loss var", "grad diff", "stats diff",
-                                          "first divergence"), rows)]
-    if report.findings:
-        counts = {s: sum(f.severity == s for f in report.findings) for s in SEVERITIES}
-        out.append(f"\nFindings ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}):")
-        wrap = lambda label, text: textwrap.fill(text, width=width, initial_indent=f"    {label}",  # noqa: E731
-                                                 subsequent_indent=" " * (4 + len(label)))
-        for f in report.findings:
-            out.append(f"  {f.severity.upper():7s} {f.check}  {f.variant}  {f.module} ({f.module_type})")
-            out.append(wrap("", f.message))
-            if f.evidence:
-                out.append(wrap("evidence: ", _evidence(f.evidence)))
-            out.append(wrap("fix: ", f.fix))
-    else:
-        out.append("\nNo findings.")
-    if report.notes:
-        out.append("\nNotes:")
-        out += [textwrap.fill(n, width=width, initial_indent="  ", subsequent_indent="    ") for n in report.notes]
-    out.append(f"\nOutcome: {report.verdict.upper()} (exit {report.exit_code})")
-    return "\n".join(out)
+def sort_findings(findings: Sequence[Finding], checks: Sequence[str] = ()) -> tuple[Finding, ...]:
+    """Errors first, then by variant, the checks' order and module."""
+    rank = {c: i for i, c in enumerate(checks)}
+    return tuple(sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.variant,
+                                                 rank.get(f.check, len(rank)), f.module)))

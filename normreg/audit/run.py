@@ -1,4 +1,4 @@
-"""Auditing a suite: build its variants as the runner does, drive each through the six checks, collect findings.
+"""Auditing a suite: build its variants as the runner does, record each once, run every registered check on it.
 
 No training: one batch, a handful of steps, all on CPU. Phases restore each model's weights, buffers and modes
 afterwards, so every check starts from the same freshly built (seeded) model.
@@ -11,61 +11,69 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from normreg.audit.findings import SCHEMA, AuditReport, Finding, PairSummary, sort_findings
+from normreg.audit.findings import AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
 from normreg.run.failure import describe_error
 from normreg.suite.spec import Suite, load_suite
 
+if TYPE_CHECKING:
+    from normreg.audit.checks import Recordings
+
 
 @dataclass(frozen=True)
 class Subject:
-    """One variant to audit: its name, its built LightningModule and its datamodule (None: the model's own data)."""
+    """One variant to audit: its name, its built LightningModule and its datamodule (None: the model's own data).
+
+    `data`: what its data is when it differs from the reference's (e.g. the target of its own `data` override), so
+    the audit compares it under its own data; None when it shares the reference's."""
 
     name: str
     model: Any
     data: Any | None = None
+    own_data: str | None = None
 
 
 DATA_PATH = "train_dataloader"  # fetching a training batch: where a model that collects its own data acts
+MODES = ("train", "eval")
 
 
 def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
                  drift_steps: int = 3) -> tuple[list[Finding], list[PairSummary], list[str]]:
-    """Run the six checks on built models; the first subject is the reference of the pair checks.
+    """Record each subject once, then run every registered check on every subject; the first subject is the
+    reference of the pair checks. Returns (findings, pair summaries, notes about what could not be examined)."""
+    from normreg.audit.checks import all_checks
 
-    Returns (findings, pair summaries, notes about what could not be examined).
-    """
-    import torch
+    notes: list[str] = []
+    recordings = record(subjects, seed=seed, drift_steps=drift_steps, notes=notes)
+    findings: list[Finding] = []
+    for rec in recordings:
+        for check in all_checks():
+            try:
+                findings += check.run(rec)
+            except Exception as e:  # noqa: BLE001 - one check that cannot run must not hide the others
+                notes.append(f"{rec.variant}: the {check.name} check raised {describe_error(e)}")
+            finally:
+                rec.restore()
+    return findings, [r.pair for r in recordings if r.pair is not None], notes
 
-    from normreg.audit import checks
-    from normreg.audit.pair import StepRecord, mode_summary, pair_findings
+
+def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: list[str]) -> list[Recordings]:
+    """Everything the checks read, per subject: its first training batch, a training step per mode on the
+    reference's batch (its own when it has its own data or the reference's does not fit), and the calls of every
+    inference or acting path. Each recording starts from the freshly built, seeded model."""
+    from normreg.audit.checks import Recordings
+    from normreg.audit.pair import mode_summary
     from normreg.audit.record import Recorder, module_names
-    from normreg.audit.steps import (
-        copy_matching_state,
-        eval_batches,
-        optimizers_of,
-        restore,
-        run_eval_step,
-        seed_all,
-        snapshot,
-        train_batch,
-        training_step,
-    )
+    from normreg.audit.steps import copy_matching_state, optimizers_of, restore, seed_all, snapshot, train_batch
 
     ref = subjects[0]
-    findings: list[Finding] = []
-    pairs: list[PairSummary] = []
-    notes: list[str] = []
     names = {s.name: module_names(s.model) for s in subjects}
     copied = {s.name: copy_matching_state(ref.model, s.model) for s in subjects[1:]}
     snaps = {s.name: snapshot(s.model) for s in subjects}
 
-    def state(model: Any) -> dict[str, Any]:
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def optimizers(s: Subject) -> list[torch.optim.Optimizer]:
+    def optimizers(s: Subject) -> list[Any]:
         try:
             return optimizers_of(s.model)
         except Exception as e:  # noqa: BLE001 - e.g. configure_optimizers asks the Trainer for the step count
@@ -73,7 +81,7 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
             return []
 
     # The first training batch of each subject. Fetching it may act (a model collecting its own rollouts), so
-    # it is recorded for check 3.
+    # it is recorded as a path.
     batches: dict[str, Any] = {}
     data_calls: dict[str, list[Any]] = {}
     for s in subjects:
@@ -87,14 +95,43 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         data_calls[s.name] = rec.calls
         restore(s.model, snaps[s.name])
 
-    # One training step per subject and mode, on the reference's batch (the subject's own if that one does not fit).
-    def step(s: Subject, batch: Any, mode: str) -> StepRecord:
-        snap = snaps[s.name]
+    out = []
+    ref_steps: dict[str, Any] = {}
+    for s in subjects:
+        steps = _steps(s, ref, batches, snaps[s.name], names[s.name], seed, optimizers, notes)
+        if s is ref:
+            ref_steps = steps
+        pair = None
+        if s is not ref and steps and ref_steps:
+            summaries = tuple(mode_summary(mode, ref_steps[mode], steps[mode], (ref.name, s.name)) for mode in MODES)
+            pair = PairSummary(ref.name, s.name, summaries, *copied[s.name])
+        train = steps.get("train")
+        if train is not None and train.error:
+            notes.append(f"{s.name}: {train.error}")
+        out.append(Recordings(
+            variant=s.name, model=s.model, names=names[s.name], start=snaps[s.name].state,
+            paths={DATA_PATH: data_calls[s.name], **_eval_paths(s, snaps[s.name], names[s.name], seed, notes)},
+            steps=steps, batch=batches.get(s.name, batches.get(ref.name)), seed=seed,
+            restore=lambda s=s: restore(s.model, snaps[s.name]), optimizers=lambda s=s: optimizers(s), pair=pair,
+            data_note=_data_note(s, ref, batches), drift_steps=drift_steps))
+    return out
+
+
+def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: Any, seed: int,
+           optimizers: Any, notes: list[str]) -> dict[str, Any]:
+    """One training step per mode, on the reference's batch; on the subject's own when it has its own data
+    (the comparison is then under its own data) or when the reference's batch does not fit its training_step."""
+    from normreg.audit.pair import StepRecord
+    from normreg.audit.record import Recorder
+    from normreg.audit.steps import restore, seed_all, training_step
+
+    def step(batch: Any, mode: str) -> StepRecord:
         restore(s.model, snap)
         s.model.train(mode == "train")
         opts = optimizers(s)
         seed_all(seed)
-        rec = Recorder(names[s.name], capture=True)
+        rec = Recorder(names, capture=True)
+
         # Outputs are compared up to the first optimizer step (manual optimisation): after it the weights differ
         # because the gradients did, which is a consequence, not a cause.
         def mark(*_: Any) -> None:
@@ -104,7 +141,8 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         try:
             with rec:
                 result = training_step(s.model, batch, 0, optimizers=opts)
-            return StepRecord(rec.before_first_mark(), result.loss, result.grads, snap.state, state(s.model))
+            state = {k: v.detach().clone() for k, v in s.model.state_dict().items()}
+            return StepRecord(rec.before_first_mark(), result.loss, result.grads, snap.state, state)
         except Exception as e:  # noqa: BLE001
             return StepRecord([], None, {}, snap.state, {}, error=f"training_step raised {describe_error(e)}")
         finally:
@@ -112,89 +150,54 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
                 h.remove()
             restore(s.model, snap)
 
-    steps: dict[tuple[str, str], StepRecord] = {}
-    if ref.name in batches:
-        for s in subjects:
-            for mode in ("train", "eval"):
-                rec = step(s, batches[ref.name], mode)
-                own = batches.get(s.name)
-                if rec.error and own is not None and s is not ref:
-                    retry = step(s, own, mode)
-                    if not retry.error:
-                        notes.append(f"{s.name}: the reference's batch does not fit its training_step "
-                                     f"({rec.error}); compared on its own first batch")
-                        rec = retry
-                steps[(s.name, mode)] = rec
+    own = batches.get(s.name)
+    first = own if s.own_data is not None and own is not None else batches.get(ref.name)
+    if first is None:
+        return {}
+    steps = {}
+    for mode in MODES:
+        rec = step(first, mode)
+        if rec.error and own is not None and first is not own:
+            retry = step(own, mode)
+            if not retry.error:
+                notes.append(f"{s.name}: the reference's batch does not fit its training_step ({rec.error}); "
+                             "compared on its own first batch")
+                rec = retry
+        steps[mode] = rec
+    return steps
 
-    # 1. Pair divergence.
-    for s in subjects[1:]:
-        if (s.name, "train") not in steps:
-            continue
-        summaries = tuple(mode_summary(mode, steps[(ref.name, mode)], steps[(s.name, mode)], (ref.name, s.name))
-                          for mode in ("train", "eval"))
-        findings += pair_findings(s.name, summaries, (ref.name, s.name))
-        pairs.append(PairSummary(ref.name, s.name, summaries, *copied[s.name]))
 
-    for s in subjects:
-        train_rec = steps.get((s.name, "train"))
-        if train_rec is not None and train_rec.error:
-            notes.append(f"{s.name}: {train_rec.error}")
-        elif train_rec is not None:
-            # 5. Per-source statistics and 6. heterogeneous normalisation, from the train-mode step.
-            findings += checks.per_source_statistics(train_rec.calls, s.name, train_rec.before)
-            findings += checks.heterogeneous_normalisation(train_rec.calls, s.name)
+def _eval_paths(s: Subject, snap: Any, names: Any, seed: int, notes: list[str]) -> dict[str, list[Any]]:
+    """The calls of each evaluation, prediction or acting step the model defines, in the mode the Trainer uses."""
+    from normreg.audit.record import Recorder
+    from normreg.audit.steps import eval_batches, restore, run_eval_step, seed_all
 
-        # 3. Train mode where nothing trains: evaluation, prediction and acting paths.
-        paths: dict[str, list[Any]] = {DATA_PATH: data_calls[s.name]}
-        try:
-            evals = eval_batches(s.model, s.data)
-        except Exception as e:  # noqa: BLE001
-            evals = []
-            notes.append(f"{s.name}: getting an evaluation batch raised {describe_error(e)}")
-        for step_name, batch in evals:
-            seed_all(seed)
-            with Recorder(names[s.name]) as rec:
-                try:
-                    run_eval_step(s.model, step_name, batch)
-                except Exception as e:  # noqa: BLE001
-                    notes.append(f"{s.name}: {step_name} raised {describe_error(e)}")
-            paths[step_name] = rec.calls
-            restore(s.model, snaps[s.name])
-        findings += checks.train_mode_without_training(paths, s.name)
-
-        # 2. Batch independence: the inference paths' outermost calls in their own modes, and train mode.
-        probed: set[tuple[int, frozenset[tuple[int, bool]]]] = set()
-        roots = [(p, c, True) for p, calls in paths.items() for c in calls if c.args is not None]
-        if train_rec is not None:
-            roots += [("training_step", c, False) for c in train_rec.calls if c.args is not None]
-        found: set[tuple[str, str]] = set()
-        for path, call, inference in roots:
-            key = (id(call.module), frozenset((call.flags or {}).items()))
-            if key in probed or len(probed) >= 8:
-                continue
-            probed.add(key)
-            for f in checks.batch_independence(call.module, call.args, call.flags or {}, variant=s.name, path=path,
-                                               names=names[s.name], inference=inference):
-                if (f.module, f.severity) not in found:
-                    found.add((f.module, f.severity))
-                    findings.append(f)
-            restore(s.model, snaps[s.name])
-
-        # 4. Frozen drift: a few steps with the model's own optimizer.
-        batch = batches.get(s.name, batches.get(ref.name))
-        if batch is not None:
-            s.model.train()
-            opts = optimizers(s)
-            seed_all(seed)
-            def one_step(i: int, model: Any = s.model, batch: Any = batch, opts: Any = opts) -> None:
-                training_step(model, batch, i, optimizers=opts, update=True)
-
+    paths: dict[str, list[Any]] = {}
+    try:
+        evals = eval_batches(s.model, s.data)
+    except Exception as e:  # noqa: BLE001
+        notes.append(f"{s.name}: getting an evaluation batch raised {describe_error(e)}")
+        return paths
+    for step_name, batch in evals:
+        seed_all(seed)
+        with Recorder(names) as rec:
             try:
-                findings += checks.frozen_drift(s.model, one_step, opts, s.name, drift_steps)
+                run_eval_step(s.model, step_name, batch)
             except Exception as e:  # noqa: BLE001
-                notes.append(f"{s.name}: frozen-drift steps raised {describe_error(e)}")
-            restore(s.model, snaps[s.name])
-    return findings, pairs, notes
+                notes.append(f"{s.name}: {step_name} raised {describe_error(e)}")
+        paths[step_name] = rec.calls
+        restore(s.model, snap)
+    return paths
+
+
+def _data_note(s: Subject, ref: Subject, batches: dict[str, Any]) -> str | None:
+    """How a subject with its own data differs from the reference's on the first batch, or None."""
+    if s is ref or s.own_data is None or s.name not in batches or ref.name not in batches:
+        return None
+    from normreg.audit.steps import batch_difference
+
+    diff = batch_difference(batches[ref.name], batches[s.name])
+    return None if diff is None else f"its own data ({s.own_data}); first batches differ: {diff}"
 
 
 def _choose(suite: Suite, variants: Sequence[str]) -> list[str]:
@@ -207,6 +210,17 @@ def _choose(suite: Suite, variants: Sequence[str]) -> list[str]:
     return [suite.reference] + [n for n in wanted if n != suite.reference]
 
 
+def _own_data(suite: Suite, name: str) -> str | None:
+    """The variant's data target when it differs from the reference's (a `data` override), else None."""
+    mine, ref = suite.variant(name).data, suite.variant(suite.reference).data
+    same = (mine is None and ref is None) or (mine is not None and ref is not None and
+                                              (mine.spec, dict(mine.args)) == (ref.spec, dict(ref.args)))
+    if same or name == suite.reference:
+        return None
+    return "the model's own dataloaders" if mine is None else \
+        mine.spec + (f" with {', '.join(f'{k}={v!r}' for k, v in mine.args.items())}" if mine.args else "")
+
+
 def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = None) -> AuditReport:
     """Audit a loaded suite: the reference and `variants` (default: all), built with `seed` as the runner does."""
     start = time.perf_counter()
@@ -214,6 +228,7 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
     seed = suite.seeds[0] if seed is None else seed
     import torch
 
+    from normreg.audit.checks import all_checks
     from normreg.audit.steps import quiet, seed_all
     from normreg.suite.targets import build, importable
 
@@ -228,15 +243,16 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
                 v = suite.variant(name)
                 seed_all(seed)
                 dm = build(suite, v.data, "data") if v.data is not None else None
-                subjects.append(Subject(name, build(suite, v.model, "model"), dm))
+                subjects.append(Subject(name, build(suite, v.model, "model"), dm, _own_data(suite, name)))
             findings, pairs, notes = audit_models(subjects, seed=seed)
+            order = tuple(c.name for c in all_checks())
     finally:
         torch.set_num_threads(threads)
     return AuditReport(suite=suite.name, path=str(suite.path), digest=suite.digest, reference=suite.reference,
-                       variants=tuple(chosen), seed=seed,
+                       variants=tuple(chosen), seed=seed, checks=order,
                        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                       duration_s=time.perf_counter() - start, findings=sort_findings(findings), pairs=tuple(pairs),
-                       notes=tuple(notes))
+                       duration_s=time.perf_counter() - start, findings=sort_findings(findings, order),
+                       pairs=tuple(pairs), notes=tuple(notes))
 
 
 def audit_suite(path: str | Path, variants: Sequence[str] = (), seed: int | None = None,
@@ -245,9 +261,10 @@ def audit_suite(path: str | Path, variants: Sequence[str] = (), seed: int | None
     return audit_loaded(load_suite(path, overrides), variants, seed)
 
 
-def likely_causes(suite: Suite, variants: Sequence[str]) -> dict[str, Any]:
-    """For `normreg run`: the audit of the reference and the variants of failing pairs, as JSON. Never raises."""
+def likely_causes(suite: Suite, variants: Sequence[str]) -> AuditReport:
+    """For `normreg run`: the audit of the reference and the variants of failing pairs. Never raises: an audit
+    that cannot run is an `AuditReport` holding the error."""
     try:
-        return audit_loaded(suite, variants).to_json()
+        return audit_loaded(suite, variants)
     except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - an audit failure must never break a run
-        return {"schema": SCHEMA, "error": describe_error(e)}
+        return AuditReport(suite=suite.name, error=describe_error(e))

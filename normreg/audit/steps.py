@@ -89,6 +89,30 @@ def _source(model: Any, dm: Any, loader: str) -> Any:
     return model if overridden(model, loader) else None
 
 
+def batch_difference(a: Any, b: Any) -> str | None:
+    """How two batches differ (shapes, or the largest difference of their tensors), or None when they are equal."""
+    ta, tb = _tensors(a), _tensors(b)
+    if len(ta) != len(tb):
+        return f"{len(ta)} vs {len(tb)} tensors"
+    worst = 0.0
+    for x, y in zip(ta, tb):
+        if x.shape != y.shape:
+            return f"shapes {tuple(x.shape)} vs {tuple(y.shape)}"
+        if x.numel():
+            worst = max(worst, float((x.double() - y.double()).abs().max()))
+    return None if worst == 0.0 else f"largest difference {worst:.3g}"
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
 def _transfer(model: Any, batch: Any) -> Any:
     if overridden(model, "on_before_batch_transfer"):
         batch = model.on_before_batch_transfer(batch, 0)

@@ -17,7 +17,7 @@ from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, did_you_mean
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
 from normreg.run.results import RunResult, values_from_runs
-from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite
+from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
 
 SCHEMA = "normreg.baseline/1"
 
@@ -36,7 +36,7 @@ class Baseline:
             "suite": self.suite,
             "suite_digest": self.suite_digest,
             "environment": dict(self.environment),
-            "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in self.metrics},
+            "metrics": metrics_to_json(self.metrics),
             "variants": {
                 v: {m: {"seeds": sorted(sv), "values": [sv[s] for s in sorted(sv)]} for m, sv in ms.items()}
                 for v, ms in self.values.items()

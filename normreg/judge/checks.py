@@ -10,6 +10,7 @@ from typing import Any
 
 from scipy import special as _sp
 
+from normreg.choices import SIGNIFICANT
 from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
@@ -42,13 +43,13 @@ class Check:
             return not satisfies(verdict, self.expected)
         if self.kind == "baseline":
             return verdict == "regressed"
-        return verdict in ("regressed", "improved")
+        return verdict in SIGNIFICANT
 
     @property
     def expected_failure(self) -> bool:
         """A known bug, caught as declared: reported, but it does not fail the run."""
         return self.expected is not None and self.expected == self.comparison.verdict and \
-            self.expected in ("regressed", "improved")
+            self.expected in SIGNIFICANT
 
     def to_json(self) -> dict[str, Any]:
         c = asdict(self.comparison)
@@ -64,9 +65,10 @@ class Problem:
 
     suite: str
     variant: str
-    kind: str  # "run_failed" | "expected_failure_missing"
+    kind: str  # "run_failed" | "expected_failure_missing" | "baseline_not_updated"
     message: str
     expected: bool = False  # a failure the suite declared with `expect: {variant: failed}`
+    seed: int | None = None  # the seed of a failed run; None for problems of a whole variant or suite
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,7 +136,7 @@ def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = 
         bad = [r for r in mine if not r.ok]
         expect_failed = not ignore_expect and suite.expected(v.name, "*") == "failed"
         for r in bad:
-            problems.append(Problem(suite.name, v.name, "run_failed", f"seed {r.seed}: {r.error}", expect_failed))
+            problems.append(Problem(suite.name, v.name, "run_failed", str(r.error), expect_failed, seed=r.seed))
         if expect_failed and len(bad) < len(mine):
             problems.append(Problem(suite.name, v.name, "expected_failure_missing",
                                     f"expected every run to fail, but {len(mine) - len(bad)} of {len(mine)} "

@@ -15,20 +15,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from normreg.errors import InputError, did_you_mean
-from normreg.judge.designs import get, names
+from normreg.choices import DESIGNS, check_choice
+from normreg.errors import InputError
+from normreg.judge.designs import get
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import DESIGN_EFFECT, design_effect, mean_sd, smoothed_draws
-from normreg.suite.spec import MetricSpec
-
-if TYPE_CHECKING:
-    from normreg.run.events import Progress
-    from normreg.run.executor import Executor
+from normreg.suite.spec import MetricSpec, SeedPlan, Seeds, load_suite
 
 
 @dataclass(frozen=True)
@@ -100,31 +96,6 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
     if not rows:
         raise InputError(f"{pilot.source}: holds none of the suite's variants ({', '.join(variants)})")
     return Plan(suite_name, pilot.source, alpha, design, tuple(rows), limit)
-
-
-def render_plan(p: Plan) -> str:
-    head = ("variant", "metric", "min_effect", "pilot n", "sd ref", "sd var", "sd diff", "seeds 80%", "seeds 90%")
-    fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
-    many = f">{p.limit}"
-    rows = [(r.variant, r.metric, f"{r.min_effect:g}", str(r.n_pilot), fmt(r.sd_a), fmt(r.sd_b), fmt(r.sd_diff),
-             str(r.seeds_80) if r.seeds_80 else (many if r.sd_a is not None and r.min_effect > 0 else "-"),
-             str(r.seeds_90) if r.seeds_90 else (many if r.sd_a is not None and r.min_effect > 0 else "-"))
-            for r in p.rows]
-    widths = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
-    line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [f"Plan for {p.suite} from {p.source} (alpha {p.alpha:g}, {p.design} design; seeds per side for an "
-           f"80% or 90% chance that a true difference of {DESIGN_EFFECT:g} x min_effect is reported regressed):",
-           line(head), line(tuple("-" * w for w in widths)), *map(line, rows)]
-    notes = [f"  {r.variant} {r.metric}: {r.note}" for r in p.rows if r.note]
-    if notes:
-        out += ["Notes:", *notes]
-    worst = max((r.seeds_80 for r in p.rows if r.seeds_80), default=None)
-    if worst:
-        out.append(f"To catch every {DESIGN_EFFECT:g} x min_effect 80% of the time: seeds: {worst} (or seeds: "
-                   f"{{min: 3, max: {max(worst, 3)}}} to stop early where the gap is clear). A true difference of "
-                   "min_effect itself is reported regressed at most half the time, however many seeds run.")
-    out.append("Pilot spreads are estimates: with few pilot seeds the true need can be half or twice this.")
-    return "\n".join(out)
 
 
 @dataclass(frozen=True)
@@ -244,29 +215,6 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
     return Calibration(rs.source, alpha, design, seeds, tuple(stages), spending, reps, tuple(rows))
 
 
-def _estimate(x: float, se: float, digits: int) -> str:
-    if x != x:
-        return "-"
-    return f"{x:.{digits}f}" + ("" if se != se else f" ± {se:.{digits}f}")
-
-
-def render_calibration(c: Calibration) -> str:
-    how = (f"staged seeds {', '.join(map(str, c.stages))} ({c.spending})" if c.stages else f"{c.seeds} seeds")
-    out = [f"Calibration of {c.source}: {c.design} test at alpha {c.alpha:g}, {how} per side, {c.reps} resamples"]
-    head = ("variant", "metric", "values", "false alarms", f"power at {DESIGN_EFFECT:g} x min_effect")
-    rows = [(r.variant, r.metric, str(r.n_values), _estimate(r.false_alarm, r.false_alarm_se, 3),
-             _estimate(r.power, r.power_se, 2)) for r in c.rows]
-    widths = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
-    line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    out += [line(head), line(tuple("-" * w for w in widths)), *map(line, rows)]
-    out.append("± : how much each estimate would move with another pilot of the same size; power is the chance "
-               "of `regressed` under the verdict's rule.")
-    warns = [f"  WARNING {r.variant} {r.metric}: {w}" for r in c.rows for w in r.warnings]
-    if warns:
-        out += ["", *warns]
-    return "\n".join(out)
-
-
 def settings_from(path_spec: str) -> dict:
     """The test settings a report records for its one suite (seeds, alpha, design, stages, spending, reference);
     empty when the file is not a single-suite report."""
@@ -295,47 +243,34 @@ def settings_from(path_spec: str) -> dict:
 # ------------------------------------------------------------------------------- the commands' entry points
 
 
-def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
-               pilot_seeds: int = 3, overrides: Sequence[str] = (), executor: Executor | None = None,
-               progress: Callable[[Progress], None] | None = None,
-               on_pilot_run: Callable[[Path], None] | None = None) -> Plan:
-    """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run made here."""
-    from normreg.suite.spec import load_suite
+PilotRun = Callable[[Path, int], ResultSet]
+"""Runs a short pilot of a suite file with N seeds and returns its per-seed values, leaving no run directory
+behind. The caller supplies it (`normreg.pipeline.pilot_run`), so planning never depends on how suites are run."""
 
+
+def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = Path("baselines"),
+               pilot_seeds: int = 3, overrides: Sequence[str] = (), run_pilot: PilotRun | None = None) -> Plan:
+    """`normreg plan`: spreads from `pilot`, else the stored baseline, else a short pilot run by `run_pilot`."""
     s = load_suite(suite_path, overrides)
     source = pilot
     stored = baselines / f"{s.name}.json"
     if source is None and stored.exists():
         source = str(stored)
     if source is None:
-        import shutil
-        import tempfile
-
-        from normreg.pipeline import run_suites
-        from normreg.run.executor import make_executor
-
-        out_dir = Path(tempfile.mkdtemp(prefix=f"normreg-pilot-{s.name}-"))
-        try:  # the pilot's values are read at once; its run directory is not left in the temporary folder
-            if on_pilot_run:
-                on_pilot_run(out_dir)
-            with executor or make_executor("local") as ex:
-                run_suites([suite_path], seeds=pilot_seeds, out=out_dir, baselines=baselines, overrides=overrides,
-                           executor=ex, progress=progress)
-            values = load_result_set(str(out_dir / s.name))
-        finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if run_pilot is None:
+            raise InputError(f"{suite_path}: no pilot given and no stored baseline in {baselines}; give --pilot "
+                             "(a report, baseline, run directory or tidy CSV)")
+        values = run_pilot(suite_path, pilot_seeds)
     else:
         values = load_result_set(source)
     return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, values,
                 alpha=s.stats.alpha, design=s.stats.design)
 
 
-def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str | None = None,
+def calibrate_source(source: str, *, suite: Path | None = None, seeds: Seeds = None,
                      alpha: float | None = None, design: str | None = None, min_effect: float | None = None,
                      reps: int = 2000, random_seed: int = 0) -> Calibration:
     """`normreg calibrate`: settings from `suite` when given, else from the file, else the defaults."""
-    from normreg.suite.spec import SeedPlan, load_suite
-
     rs = load_result_set(source)
     cfg = settings_from(source)
     specs = dict(rs.specs)
@@ -357,10 +292,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: int | str
             raise InputError(f"{source}: the file declares no metric's goal or min_effect; give --suite or "
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
-    chosen = design or cfg.get("design", "welch")
-    if chosen not in names():
-        raise InputError(f"expected --design one of {', '.join(names())}, got {chosen!r}."
-                         f"{did_you_mean(chosen, names())}")
+    chosen = check_choice("--design", design or cfg.get("design", "welch"), DESIGNS)
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
                      stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,

@@ -50,7 +50,6 @@ class ResultSet:
                            f"Available: {', '.join(sorted(self.values)) or 'none'}")
 
 
-
 def _alpha(source: str, where: str, value: Any) -> float | None:
     if not (finite_number(value) and 0 < value < 0.5):
         raise ResultsError(f"{source}: {where}: expected a number in (0, 0.5), found {describe_value(value)}")

@@ -23,9 +23,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp
 
+from normreg.choices import SPENDING
 from normreg.judge.designs import compare_values, get
 from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect
-from normreg.suite.spec import SPENDING, MetricSpec
+from normreg.suite.spec import MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 

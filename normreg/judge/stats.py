@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
+from normreg.choices import CORRECTIONS, VERDICTS, check_choice
 from normreg.suite.spec import MetricSpec
 
 
@@ -557,8 +558,7 @@ def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comp
     "all are equivalent". Comparisons without a test (too few values, an exact difference, identical values)
     keep their verdict and do not count in the family.
     """
-    if method not in ("holm", "bonferroni", "none"):
-        raise ValueError(f"expected correction holm, bonferroni or none, got {method!r}")
+    check_choice("correction", method, CORRECTIONS)
     out = list(comparisons)
     idx = [i for i, c in enumerate(comparisons) if c.tested and c.p_decision is not None]
     if not idx:
@@ -577,7 +577,9 @@ def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comp
 
 # ------------------------------------------------------------------------------- many samples at once
 
-VERDICT_CODES = ("regressed", "improved", "equivalent", "inconclusive")
+# A simulated verdict's code is its index here. Simulated values are continuous, so "identical" (no spread and
+# equal values) is never reached and has no code.
+VERDICT_CODES = tuple(v for v in VERDICTS if v != "identical")
 
 
 def smoothed_draws(x: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

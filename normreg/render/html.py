@@ -13,12 +13,28 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from normreg.audit.findings import AuditReport
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
 from normreg.render.escape import html_text as escape
-from normreg.render.summary import describe, group_problems, order
-from normreg.render.terminal import format_level, format_p
-from normreg.report.file import ReportFile
+from normreg.render.labels import (
+    EN_DASH,
+    HTML,
+    HTML_CLASS,
+    HTML_ROW_CLASS,
+    OK_VERDICTS,
+    OTHER_ENVIRONMENT,
+    adjusted_p,
+    environment_changes,
+    interval,
+    level,
+    number,
+    order,
+    p_value,
+    signed,
+    status,
+)
+from normreg.render.summary import describe, group_problems
 from normreg.report.model import Report, SuiteInfo
 
 if TYPE_CHECKING:
@@ -48,7 +64,7 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _g(x: float | None, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}g}"
+    return number(x, digits, missing=EN_DASH)
 
 
 def _page(title: str, body: Iterable[str]) -> str:
@@ -65,14 +81,10 @@ def _badge(verdict: str) -> str:
 
 
 def _verdict(check: Check) -> str:
-    v = escape(check.comparison.verdict)
-    if check.failed:
-        why = f" (expected {escape(check.expected)})" if check.expected is not None else ""
-        return f'<span class="v-fail">{v} — FAIL{why}</span>'
-    if check.expected_failure:
-        return f'<span class="v-xfail">{v} (expected: known bug)</span>'
-    cls = "v-ok" if check.comparison.verdict in ("equivalent", "identical") else ""
-    return f'<span class="{cls}">{v}</span>'
+    cls = HTML_CLASS[status(check)]
+    if not cls and check.comparison.verdict in OK_VERDICTS:
+        cls = "v-ok"
+    return f'<span class="{cls}">{HTML.label(check, escape)}</span>'
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
@@ -84,19 +96,19 @@ def verdict_table(checks: Sequence[Check]) -> str:
     rows = []
     for ch in order(checks):
         c = ch.comparison
-        cls = "fail" if ch.failed else "xfail" if ch.expected_failure else ""
-        ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
-        diff = "–" if c.diff is None else f"{c.diff:+.4g}"
-        p = format_p(c.p_value, missing="–")
-        if c.p_adjusted is not None and format_p(c.p_adjusted) != p:  # the verdict used the adjusted p
-            p += f"<br><small>adj. {format_p(c.p_adjusted)}</small>"
-        p = p.replace("<1e-4", "&lt;1e-4")
+        cls = HTML_ROW_CLASS[status(ch)]
+        ci = interval(c, missing=EN_DASH)
+        diff = signed(c.diff, 4, missing=EN_DASH)
+        p = escape(p_value(c.p_value, missing=EN_DASH))
+        adjusted = adjusted_p(c, missing=EN_DASH)
+        if adjusted is not None:  # the verdict used the adjusted p
+            p += f"<br><small>adj. {escape(adjusted)}</small>"
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}<br><small>{format_level(c.ci_level)} CI</small></td><td class=num>{p}</td>"
+            f"<td class=num>{ci}<br><small>{level(c.ci_level)} CI</small></td><td class=num>{p}</td>"
             f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
             "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
@@ -123,7 +135,7 @@ def _samples(report: Report, suite: SuiteInfo, variants: Sequence[str]) -> tuple
     runs = sorted((r for r in report.runs if r.suite == suite.name), key=lambda r: r.seed)
     current: dict[str, dict[str, Sample]] = {}
     baseline: dict[str, dict[str, Sample]] = {}
-    for m in suite.metrics:
+    for m in (spec.name for spec in suite.metrics):
         for v in variants:
             mine = [r for r in runs if r.variant == v]
             if mine:
@@ -165,33 +177,19 @@ _FINDING_ORDER = ("severity", "check", "mode", "module", "module_type", "type", 
                   "evidence", "cause", "fix")
 
 
-def audit_html(audit: Any) -> str:
-    """Audit findings as a table; tolerant of the entry's exact shape (a list, or a dict holding `findings`)."""
-    if audit is None:
+def audit_html(report: AuditReport | None) -> str:
+    """An audit's findings as a table, with its other facts above (or the error that stopped it)."""
+    if report is None:
         return ""
-    extra = ""
-    findings: Any = audit
-    if isinstance(audit, Mapping):
-        findings = audit.get("findings", [])
-        rest = {k: v for k, v in audit.items() if k != "findings" and not isinstance(v, (list, dict))}
-        if rest:
-            extra = "<p class=meta>" + " · ".join(f"{escape(str(k))}: {_cell(v)}" for k, v in sorted(rest.items())) \
-                + "</p>"
-    if not isinstance(findings, list):
-        return f"<h3>Audit</h3>{extra}<p>{_cell(findings)}</p>"
+    facts = {k: v for k, v in report.to_json().items() if not isinstance(v, (list, dict))}
+    extra = "<p class=meta>" + " · ".join(f"{escape(str(k))}: {_cell(v)}" for k, v in sorted(facts.items())) + "</p>"
+    findings = [f.to_json() for f in report.findings]
     if not findings:
         return f"<h3>Audit</h3>{extra}<p>No findings.</p>"
-    dicts = [f for f in findings if isinstance(f, Mapping)]
-    keys = [k for k in _FINDING_ORDER if any(k in f for f in dicts)]
-    keys += sorted({k for f in dicts for k in f} - set(keys))
-    rows = []
-    for f in findings:
-        if not isinstance(f, Mapping):
-            rows.append(f"<tr><td colspan={max(len(keys), 1)}>{_cell(f)}</td></tr>")
-            continue
-        sev = str(f.get("severity", "")).lower()
-        rows.append(f'<tr class="sev-{escape(sev)}">' + "".join(f"<td>{_cell(f.get(k))}</td>" for k in keys) +
-                    "</tr>")
+    keys = [k for k in _FINDING_ORDER if any(k in f for f in findings)]
+    keys += sorted({k for f in findings for k in f} - set(keys))
+    rows = [f'<tr class="sev-{escape(f["severity"])}">' + "".join(f"<td>{_cell(f.get(k))}</td>" for k in keys)
+            + "</tr>" for f in findings]
     head = "".join(f"<th>{escape(k)}</th>" for k in keys)
     return f"<h3>Audit</h3>{extra}<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -213,8 +211,8 @@ def environment_html(current: Mapping[str, Any], stored: Mapping[str, Any] | Non
     head = "<tr><th>key</th><th>this run</th>" + ("<th>baseline</th>" if beside else "") + "</tr>"
     note = ""
     if differences:
-        note = ("<p><b>The baseline was made in another environment:</b> " +
-                ", ".join(f"{escape(k)} {_cell(a)} → {_cell(b)}" for k, (a, b) in sorted(differences.items())) +
+        note = (f"<p><b>{OTHER_ENVIRONMENT.capitalize()}:</b> "
+                f"{environment_changes({escape(k): v for k, v in differences.items()}, '→', _cell)}"
                 ". Differences in these values can move results by themselves.</p>")
     return f"<h3>Environment</h3>{note}<table>{head}{''.join(rows)}</table>"
 
@@ -229,12 +227,11 @@ def _problems(problems: Sequence[Any]) -> str:
     return f"<h3>Problems</h3><ul>{''.join(items)}</ul>"
 
 
-def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
+def suite_html(report: Report, suite: SuiteInfo) -> str:
     from normreg.render.plots import curves_figure, seeds_figure
 
-    report = source.report
     variants = _variants(report, suite)
-    metrics = [(m, str(spec.get("goal", "max"))) for m, spec in suite.metrics.items()]
+    metrics = [(m.name, m.goal) for m in suite.metrics]
     current, baseline = _samples(report, suite, variants)
     failed: dict[str, set[str]] = {}
     for c in report.checks:
@@ -259,7 +256,7 @@ def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
         parts.append("<h3>Learning curves</h3><p class=meta>Per-epoch values logged during training, one line per "
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
-    parts.append(audit_html(source.audit(suite.name)))
+    parts.append(audit_html(suite.audit))
     diffs: dict[str, Sequence[Any]] = {}
     for c in checks:
         diffs.update(c.environment_differences)
@@ -267,11 +264,8 @@ def suite_html(source: ReportFile, suite: SuiteInfo) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(source: ReportFile | Report) -> str:
+def render_html(report: Report) -> str:
     """The report as one self-contained HTML page."""
-    if isinstance(source, Report):
-        source = ReportFile("<report>", source)
-    report = source.report
     n_failed = sum(c.failed for c in report.checks)
     n_xfail = sum(c.expected_failure for c in report.checks)
     commit = report.environment.get("git_commit")
@@ -287,7 +281,7 @@ def render_html(source: ReportFile | Report) -> str:
     body.append(verdict_table(report.checks) if report.checks else "<p>No comparisons.</p>")
     body.append(_problems([p for p in report.problems if p.suite not in {s.name for s in report.suites}]))
     for s in report.suites:
-        body.append(suite_html(source, s))
+        body.append(suite_html(report, s))
     if not report.suites:
         body.append(environment_html(report.environment, None, {}))
     return _page(f"normreg report: {report.verdict}", body)
@@ -298,8 +292,8 @@ def render_html(source: ReportFile | Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
+    from normreg.render.history import change_summary
     from normreg.render.plots import history_figure
-    from normreg.report.history import change_summary
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "

@@ -13,14 +13,23 @@ from collections import Counter
 
 from normreg.judge.checks import Check, Problem
 from normreg.render.escape import xml_text
-from normreg.render.summary import seed_of
-from normreg.render.terminal import format_level
-from normreg.report.file import ReportFile
+from normreg.render.labels import (
+    JUNIT,
+    OTHER_ENVIRONMENT_JUNIT,
+    environment_changes,
+    interval,
+    level,
+    number,
+    problem_message,
+    signed,
+)
 from normreg.report.model import Report
+
+NA = "n/a"
 
 
 def _g(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None else f"{x:.{digits}g}"
+    return number(x, digits, missing=NA)
 
 
 def case_name(check: Check) -> str:
@@ -31,8 +40,8 @@ def case_name(check: Check) -> str:
 def numbers(check: Check) -> str:
     """The comparison's numbers on one line, for a failure message."""
     c = check.comparison
-    ci = "" if c.ci_low is None else f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}] ({format_level(c.ci_level)} CI)"
-    diff = "n/a" if c.diff is None else f"{c.diff:+.4g}"
+    ci = "" if c.ci_low is None else f" {interval(c, 4)} ({level(c.ci_level)} CI)"
+    diff = signed(c.diff, 4, missing=NA)
     return (f"{c.a}: mean {_g(c.mean_a)} sd {_g(c.sd_a, 3)} n={c.n_a}; {c.b}: mean {_g(c.mean_b)} sd {_g(c.sd_b, 3)} "
             f"n={c.n_b}; diff {diff}{ci}; p={_g(c.p_value, 3)}; min_effect {c.min_effect:g}; alpha {c.alpha:g}")
 
@@ -43,14 +52,12 @@ def _check_case(parent: ET.Element, check: Check) -> str:
                          time="0")
     detail = f"{c.reason}\n{numbers(check)}"
     if check.environment_differences:
-        detail += "\nenvironment differs from the baseline's: " + ", ".join(
-            f"{k} {a} -> {b}" for k, (a, b) in sorted(check.environment_differences.items()))
+        detail += f"\n{OTHER_ENVIRONMENT_JUNIT}: {environment_changes(check.environment_differences)}"
     if check.failed:
-        expected = f" (expected {check.expected})" if check.expected is not None else ""
-        ET.SubElement(case, "failure", message=f"{c.verdict}{expected}: {c.reason}", type=c.verdict).text = detail
+        ET.SubElement(case, "failure", message=f"{JUNIT.label(check)}: {c.reason}", type=c.verdict).text = detail
         return "failure"
     if check.expected_failure:
-        ET.SubElement(case, "skipped", type="xfail", message=f"known bug caught as expected: {c.verdict}").text = detail
+        ET.SubElement(case, "skipped", type="xfail", message=JUNIT.label(check)).text = detail
         return "skipped"
     ET.SubElement(case, "system-out").text = f"{c.verdict}: {detail}"
     return "pass"
@@ -58,20 +65,20 @@ def _check_case(parent: ET.Element, check: Check) -> str:
 
 def _problem_case(parent: ET.Element, problem: Problem, name: str) -> str:
     case = ET.SubElement(parent, "testcase", name=name, classname=f"normreg.{problem.suite}", time="0")
+    message = problem_message(problem)
     if problem.kind == "run_failed" and problem.expected:
-        ET.SubElement(case, "skipped", type="xfail", message=f"run failed as expected: {problem.message}")
+        ET.SubElement(case, "skipped", type="xfail", message=f"run failed as expected: {message}")
         return "skipped"
     if problem.kind == "run_failed":
-        first = (problem.message.strip().splitlines() or [""])[0]
-        ET.SubElement(case, "error", message=first, type="run_failed").text = problem.message
+        first = (message.strip().splitlines() or [""])[0]
+        ET.SubElement(case, "error", message=first, type="run_failed").text = message
         return "error"
-    ET.SubElement(case, "failure", message=problem.message, type=problem.kind).text = problem.message
+    ET.SubElement(case, "failure", message=message, type=problem.kind).text = message
     return "failure"
 
 
-def render_junit(source: ReportFile | Report) -> str:
+def render_junit(report: Report) -> str:
     """The report as a JUnit XML document (UTF-8 text with an XML declaration)."""
-    report = source.report if isinstance(source, ReportFile) else source
     suites = [s.name for s in report.suites]
     for name in [c.suite for c in report.checks] + [p.suite for p in report.problems]:
         if name not in suites:
@@ -90,8 +97,7 @@ def render_junit(source: ReportFile | Report) -> str:
         counts: Counter[str] = Counter(_check_case(ts, c) for c in checks)
         used: Counter[str] = Counter()
         for p in problems:
-            seed = seed_of(p)
-            base = f"{p.suite}.{p.variant}.{p.kind}" + ("" if seed is None else f".seed{seed}")
+            base = f"{p.suite}.{p.variant}.{p.kind}" + ("" if p.seed is None else f".seed{p.seed}")
             used[base] += 1
             counts[_problem_case(ts, p, base if used[base] == 1 else f"{base}.{used[base]}")] += 1
         tests = sum(counts.values())

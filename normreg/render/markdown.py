@@ -9,25 +9,35 @@ from __future__ import annotations
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
 from normreg.render.escape import markdown_text, plain
-from normreg.render.summary import describe, group_problems, order
-from normreg.render.terminal import format_level, format_number, format_p, format_p_with_adjusted
-from normreg.report.file import ReportFile
-from normreg.report.history import History, short_commit
+from normreg.render.history import short_commit
+from normreg.render.labels import (
+    EN_DASH,
+    MARKDOWN,
+    NO_BASELINE,
+    OTHER_ENVIRONMENT,
+    environment_changes,
+    first_environment_differences,
+    interval,
+    level,
+    number,
+    order,
+    p_value,
+    p_with_adjusted,
+    signed,
+)
+from normreg.render.summary import describe, group_problems
+from normreg.report.history import History
 from normreg.report.model import Report
 
 _OUTCOME = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "💥 ERROR"}
 
 
 def _num(x: float | None, digits: int = 4) -> str:
-    return format_number(x, digits, missing="–")
+    return number(x, digits, missing=EN_DASH)
 
 
 def _signed(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.3g}"
-
-
-def _p(p: float | None) -> str:
-    return format_p(p, missing="–")
+    return signed(x, missing=EN_DASH)
 
 
 def _cell(text: str) -> str:
@@ -41,15 +51,7 @@ def _md(text: str) -> str:
 
 
 def verdict_cell(check: Check) -> str:
-    v = check.comparison.verdict
-    if check.failed:
-        why = f", expected {check.expected}" if check.expected is not None else ""
-        return f"❌ **{v}**{why}"
-    if check.expected_failure:
-        return f"⚠️ {v} (expected)"
-    if v in ("equivalent", "identical"):
-        return f"✅ {v}"
-    return f"➖ {v}" + (" (as expected)" if check.expected is not None else "")
+    return MARKDOWN.label(check)
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
@@ -59,23 +61,22 @@ def _side(mean: float | None, sd: float | None, n: int) -> str:
 
 
 def _level(c: Comparison) -> str:
-    return "" if c.ci_level is None else f" ({format_level(c.ci_level)})"
+    return "" if c.ci_level is None else f" ({level(c.ci_level)})"
 
 
 def _row(check: Check) -> str:
     c = check.comparison
-    ci = "" if c.ci_low is None else f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{_level(c)}"
-    suite = _md(check.suite) if check.suite else "–"
+    ci = "" if c.ci_low is None else f" {interval(c)}{_level(c)}"
+    suite = _md(check.suite) if check.suite else EN_DASH
     kind = "" if check.kind == "pair" else f" ({check.kind})"
     cells = (suite, _md(c.metric), f"{_md(c.a)} vs {_md(c.b)}{kind}", _side(c.mean_a, c.sd_a, c.n_a),
-             _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", format_p_with_adjusted(c, missing="–"),
+             _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", p_with_adjusted(c, missing=EN_DASH),
              verdict_cell(check))
     return "| " + " | ".join(" ".join(x.split()) for x in cells) + " |"
 
 
-def render_markdown(source: ReportFile | Report) -> str:
+def render_markdown(report: Report) -> str:
     """The summary of one report as GitHub-flavoured Markdown (ends with a newline)."""
-    report = source.report if isinstance(source, ReportFile) else source
     checks = order(report.checks)
     n_failed = sum(c.failed for c in checks)
     n_expected = sum(c.expected_failure for c in checks)
@@ -92,8 +93,7 @@ def render_markdown(source: ReportFile | Report) -> str:
     facts.append(_md(str(report.created)))
     lines += [" · ".join(facts), ""]
     if checks:
-        level = "CI the verdict used"
-        lines += [f"| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [{level}] | p | verdict |",
+        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | verdict |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [_row(c) for c in checks]
         lines.append("")
@@ -116,15 +116,11 @@ def render_markdown(source: ReportFile | Report) -> str:
             lines.append(f"- {_md(g.suite)}/{_md(first)}")
         lines.append("")
     notes = []
-    seen: set[str] = set()
-    for c in checks:
-        if c.environment_differences and c.suite not in seen:
-            seen.add(c.suite)
-            diffs = ", ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(c.environment_differences.items()))
-            notes.append(f"- {_md(c.suite)}: the baseline was made in another environment ({_md(diffs)})")
+    for suite, diffs in first_environment_differences(checks):
+        notes.append(f"- {_md(suite)}: {OTHER_ENVIRONMENT} ({_md(environment_changes(diffs, '→'))})")
     for s in report.suites:
         if s.baseline is None and report.command == "run":
-            notes.append(f"- {_md(s.name)}: no stored baseline; only pair checks were made")
+            notes.append(f"- {_md(s.name)}: {NO_BASELINE}")
         if s.baseline_note:
             notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
     if notes:
@@ -151,11 +147,12 @@ def render_history_markdown(history: History) -> str:
         for s, c in changes:
             k = c.comparison
             new, old = nights[c.night], nights[c.last_before]
-            ci = f" [{_signed(k.ci_low)}, {_signed(k.ci_high)}]" if k.ci_low is not None else ""
+            ci = f" {interval(k)}" if k.ci_low is not None else ""
             lines.append("| " + " | ".join([_md(s.suite), _md(s.metric), _md(s.variant)] + [_cell(x) for x in (
                 new.label, f"`{short_commit(new.commit)}`",
                 f"{old.label} (`{short_commit(old.commit)}`)",
-                f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}", _p(k.p_value),
+                f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}",
+                p_value(k.p_value, EN_DASH),
                 _CHANGE_MARK.get(k.verdict, k.verdict))]) + " |")
     outliers = [f"{_md(s.suite)} {_md(s.metric)} {_md(s.variant)}: {', '.join(nights[i].label for i in s.outliers)}"
                 for s in history.series if s.outliers]

@@ -1,22 +1,11 @@
-"""What every report format shows the same way: comparisons ordered failures first, problems grouped."""
+"""Problems grouped the same way in every report format: the same failure on several seeds is one line."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from normreg.judge.checks import Check, Problem
-
-_SEED = re.compile(r"^seed (\d+): ")
-
-
-def order(checks: Sequence[Check]) -> list[Check]:
-    """Failures first, then known bugs caught as expected, then the rest; by suite, pairs before baselines."""
-    def rank(c: Check) -> int:
-        return 0 if c.failed else 1 if c.expected_failure else 2
-
-    return sorted(checks, key=lambda c: (rank(c), c.suite, c.kind != "pair", c.comparison.metric, c.comparison.b))
+from normreg.judge.checks import Problem
 
 
 @dataclass(frozen=True)
@@ -27,25 +16,17 @@ class ProblemGroup:
     variant: str
     kind: str
     expected: bool
-    message: str  # without its "seed N: " prefix
-    seeds: tuple[int, ...]  # the seeds named in the messages; empty when they name none
-
-
-def seed_of(problem: Problem) -> int | None:
-    """The seed a run_failed message names (the harness writes "seed N: ..."), or None."""
-    m = _SEED.match(problem.message)
-    return int(m.group(1)) if m else None
+    message: str
+    seeds: tuple[int, ...]  # the seeds of the problems merged; empty when they have none
 
 
 def group_problems(problems: Sequence[Problem]) -> list[ProblemGroup]:
     """Merge problems that differ only in their seed, unexpected ones first."""
     groups: dict[tuple[str, str, str, bool, str], list[int]] = {}
     for p in problems:
-        seed = seed_of(p)
-        message = _SEED.sub("", p.message, count=1) if seed is not None else p.message
-        seeds = groups.setdefault((p.suite, p.variant, p.kind, p.expected, message), [])
-        if seed is not None:
-            seeds.append(seed)
+        seeds = groups.setdefault((p.suite, p.variant, p.kind, p.expected, p.message), [])
+        if p.seed is not None:
+            seeds.append(p.seed)
     out = [ProblemGroup(s, v, k, e, m, tuple(sorted(seeds))) for (s, v, k, e, m), seeds in groups.items()]
     return sorted(out, key=lambda g: (g.expected, g.suite, g.variant))
 

@@ -5,44 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from normreg.judge.checks import Check
-from normreg.judge.stats import Comparison
 from normreg.render.escape import plain
+from normreg.render.labels import (
+    NO_BASELINE,
+    NO_BASELINE_HINT,
+    TERMINAL,
+    environment_note,
+    first_environment_differences,
+    interval,
+    level,
+    number,
+    order,
+    p_value,
+    problem_message,
+    signed,
+    text_table,
+)
 from normreg.report.model import Report
-
-
-def format_number(x: float | None, digits: int = 4, missing: str = "-") -> str:
-    return missing if x is None else f"{x:.{digits}g}"
-
-
-def format_p(p: float | None, missing: str = "-") -> str:
-    if p is None:
-        return missing
-    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
-
-
-
-
-def format_level(level: float | None, missing: str = "-") -> str:
-    """A confidence level as a percentage: 95%, 90%, 98.3%; an exact difference is 100%."""
-    return missing if level is None else f"{level * 100:.3g}%"
-
-
-def format_p_with_adjusted(c: Comparison, missing: str = "-") -> str:
-    """The p-value, followed by the adjusted one the verdict used when correction changed it."""
-    p = format_p(c.p_value, missing)
-    adjusted = format_p(c.p_adjusted, missing)
-    return p if c.p_adjusted is None or adjusted == p else f"{p} (adj. {adjusted})"
-
-
-def verdict_label(check: Check) -> str:
-    v = check.comparison.verdict
-    if check.expected_failure:
-        return f"{v} (expected)"
-    if check.expected is not None and check.failed:
-        return f"{v} (UNEXPECTED: expected {check.expected})"
-    if check.expected is not None:
-        return f"{v} (as expected)"
-    return f"{v} FAIL" if check.failed else v
 
 
 def render_table(checks: Sequence[Check]) -> str:
@@ -50,35 +29,30 @@ def render_table(checks: Sequence[Check]) -> str:
     head = ("suite", "kind", "metric", "a -> b", "mean a", "mean b", "diff", "CI", "p", "p adj", "power", "MDE",
             "verdict")
     rows = []
-    for ch in sorted(checks, key=lambda c: (not c.failed, c.suite, c.kind != "pair", c.comparison.metric)):
+    for ch in order(checks):
         c = ch.comparison
-        ci = "-" if c.ci_low is None else f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}] {format_level(c.ci_level)}"
-        diff = "-" if c.diff is None else f"{c.diff:+.4g}"
-        rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{format_number(c.mean_a)} (n={c.n_a})",
-                     f"{format_number(c.mean_b)} (n={c.n_b})", diff, ci, format_p(c.p_value),
-                     format_p(c.p_adjusted), format_number(c.power, 2), format_number(c.mde, 2),
-                     verdict_label(ch)))
+        ci = interval(c) if c.ci_low is None else f"{interval(c)} {level(c.ci_level)}"
+        rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{number(c.mean_a)} (n={c.n_a})",
+                     f"{number(c.mean_b)} (n={c.n_b})", signed(c.diff, 4), ci, p_value(c.p_value),
+                     p_value(c.p_adjusted), number(c.power, 2), number(c.mde, 2), TERMINAL.label(ch)))
     rows = [tuple(plain(str(x)) for x in r) for r in rows]  # names from files: no terminal escape sequences
-    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
+    return "\n".join(text_table(head, rows))
 
 
 def _likely_causes(report: Report) -> list[str]:
     """One line per audit error finding on a variant whose pair check failed or failed as expected."""
     lines = []
     for s in report.suites:
-        if not s.audit:
+        if s.audit is None:
             continue
-        if s.audit.get("error"):
-            lines.append(f"  {s.name}: the audit could not run: {s.audit['error']}")
+        if s.audit.error is not None:
+            lines.append(f"  {s.name}: the audit could not run: {s.audit.error}")
             continue
         failing = {c.comparison.b for c in report.checks
                    if c.suite == s.name and c.kind == "pair" and (c.failed or c.expected_failure)}
-        for f in s.audit.get("findings", []):
-            if f.get("severity") == "error" and f.get("variant") in failing:
-                lines.append(f"  {s.name}/{f['variant']}: [{f['check']}] {f['module']} ({f['module_type']}): "
-                             f"{f['message']}")
+        for f in s.audit.findings:
+            if f.severity == "error" and f.variant in failing:
+                lines.append(f"  {s.name}/{f.variant}: [{f.check}] {f.module} ({f.module_type}): {f.message}")
     return lines
 
 
@@ -119,13 +93,12 @@ def render(report: Report) -> str:
     if causes:
         parts.append("Likely cause (normreg audit, no training):\n" + "\n".join(causes))
     if report.problems:
-        parts.append("Problems:\n" + "\n".join(
-            f"  {p.suite}/{p.variant}: {p.message}{' (expected)' if p.expected else ''}" for p in report.problems))
+        parts.append("Problems:\n" + "\n".join(f"  {p.suite}/{p.variant}: {problem_message(p)}"
+                                                f"{' (expected)' if p.expected else ''}" for p in report.problems))
     notes = []
     for s in report.suites:
         if s.baseline is None and report.command == "run" and not s.baseline_updated:
-            notes.append(f"  {s.name}: no stored baseline; only the pair checks were made "
-                         "(store one with --update-baseline)")
+            notes.append(f"  {s.name}: {NO_BASELINE} ({NO_BASELINE_HINT})")
         if s.baseline_note:
             notes.append(f"  {s.name}: {s.baseline_note}")
         if s.baseline_updated:
@@ -133,16 +106,12 @@ def render(report: Report) -> str:
             notes.append(f"  {s.name}: baseline written{first}")
         if s.seed_plan is not None and s.seeds_used is not None:
             used = ", ".join(f"{v} {n}" for v, n in s.seeds_used.items())
-            total, fixed = sum(s.seeds_used.values()), s.seed_plan["max"] * len(s.seeds_used)
-            notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan['stages'])} stages run "
-                         f"(seeds {s.seed_plan['min']}..{s.seed_plan['max']}, {s.seed_plan['spending']} spending); "
+            total, fixed = sum(s.seeds_used.values()), s.seed_plan.max * len(s.seeds_used)
+            notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan.stages)} stages run "
+                         f"(seeds {s.seed_plan.min}..{s.seed_plan.max}, {s.spending} spending); "
                          f"seeds used: {used}; {total} runs, {fixed} at the maximum")
-    seen: set[str] = set()
-    for c in report.checks:
-        if c.environment_differences and c.suite not in seen:
-            seen.add(c.suite)
-            diffs = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in c.environment_differences.items())
-            notes.append(f"  {c.suite}: the baseline was made in another environment ({diffs})")
+    for suite, diffs in first_environment_differences(report.checks):
+        notes.append(f"  {suite}: {environment_note(diffs)}")
     if notes:
         parts.append("Notes:\n" + "\n".join(notes))
     parts.append(f"Outcome: {report.verdict.upper()} (exit {report.exit_code})")

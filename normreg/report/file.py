@@ -2,22 +2,26 @@
 
 The Markdown, JUnit, HTML and history outputs are made from a report written by `run` or `compare`, on another
 machine or another night, without re-running anything and without importing torch. Per-suite entries this
-version does not model (such as an `audit`) are kept as they are in `ReportFile.extras`.
+version does not model are kept as they are in `ReportFile.extras`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from normreg.audit.findings import AuditReport
 from normreg.errors import ResultsError
 from normreg.fileio import check_fields, check_schema, describe_value, read_json
+from normreg.judge.baseline import metric_specs
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
-from normreg.report.model import SCHEMA, Report, SuiteInfo
+from normreg.report.model import SCHEMA, SUITE_JSON_HINTS, Report, SuiteInfo
 from normreg.run.results import RunResult, check_run_json
+from normreg.suite.spec import SeedPlan
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
 _COMPARISON_REQUIRED = tuple(f.name for f in fields(Comparison) if f.default is MISSING)
@@ -26,18 +30,15 @@ _SUITE_FIELDS = tuple(f.name for f in fields(SuiteInfo))
 
 @dataclass(frozen=True)
 class ReportFile:
-    """A report as read from disk: the `Report`, where it came from, and per-suite extras (e.g. `audit`)."""
+    """A report as read from disk: the `Report`, where it came from, and per-suite extras."""
 
     source: str
     report: Report
     extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # suite -> {key: raw JSON value}
 
-    def audit(self, suite: str) -> Any:
-        """The suite's audit findings as the report stores them, or None when the report has none."""
-        for s in self.report.suites:
-            if s.name == suite and s.audit is not None:
-                return s.audit
-        return self.extras.get(suite, {}).get("audit")
+    def audit(self, suite: str) -> AuditReport | None:
+        """The suite's audit findings, or None when the report has none."""
+        return next((s.audit for s in self.report.suites if s.name == suite), None)
 
 
 def _comparison(d: Mapping[str, Any]) -> Comparison:
@@ -50,6 +51,14 @@ def _comparison(d: Mapping[str, Any]) -> Comparison:
 def _suite(d: Mapping[str, Any]) -> SuiteInfo:
     known = {k: d[k] for k in _SUITE_FIELDS if k in d}
     known["seeds"] = tuple(int(s) for s in d.get("seeds", ()))
+    known["metrics"] = tuple(metric_specs("<report>", "metrics", d.get("metrics") or {}).values())
+    plan = d.get("seed_plan")
+    known["seed_plan"] = None if plan is None else SeedPlan(min=int(plan["min"]), max=int(plan["max"]))
+    known.pop("spending", None)  # stored under seed_plan, not beside it
+    if plan is not None and plan.get("spending"):
+        known["spending"] = plan["spending"]
+    if d.get("audit") is not None:
+        known["audit"] = AuditReport.from_json(d["audit"], suite=d["name"])
     if known.get("baseline_values") is not None:
         known["baseline_values"] = {v: {m: {int(s): float(x) for s, x in sv.items()} for m, sv in ms.items()}
                                     for v, ms in known["baseline_values"].items()}
@@ -63,6 +72,19 @@ def _run(d: Mapping[str, Any]) -> Mapping[str, Any]:
             "history": {k: [nan if x is None else x for x in v] for k, v in (d.get("history") or {}).items()}}
 
 
+_LEGACY_SEED = re.compile(r"^seed (\d+): ")
+
+
+def _problem(d: Mapping[str, Any]) -> Problem:
+    """A problem; reports written before problems carried their seed named it at the head of the message."""
+    message, seed = d["message"], d.get("seed")
+    legacy = _LEGACY_SEED.match(message) if "seed" not in d else None
+    if legacy:
+        message, seed = message[legacy.end():], int(legacy.group(1))
+    return Problem(suite=d["suite"], variant=d["variant"], kind=d["kind"], message=message,
+                   expected=bool(d.get("expected", False)), seed=None if seed is None else int(seed))
+
+
 def check_report(data: Mapping[str, Any], source: str) -> None:
     """Refuse a report whose fields have the wrong type, naming the file and the field (after the schema check)."""
     for key, kind in (("created", str), ("command", str)):
@@ -74,7 +96,9 @@ def check_report(data: Mapping[str, Any], source: str) -> None:
     if not isinstance(data.get("environment") or {}, dict):
         raise ResultsError(f"{source}: environment: expected an object, found {describe_value(data['environment'])}")
     for i, s in enumerate(data.get("suites", [])):
-        check_fields(source, f"suites[{i}]", s, SuiteInfo)
+        check_fields(source, f"suites[{i}]", s, SuiteInfo, SUITE_JSON_HINTS)
+        if isinstance(s.get("metrics"), dict):
+            metric_specs(source, f"suites[{i}].metrics", s["metrics"])
     for i, r in enumerate(data.get("runs", [])):
         check_run_json(source, f"runs[{i}]", r)
     for i, c in enumerate(data.get("comparisons", [])):
@@ -97,9 +121,7 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
                              expected=c.get("expected"),
                              environment_differences=c.get("environment_differences") or {})
                        for c in data.get("comparisons", []))
-        problems = tuple(Problem(suite=p["suite"], variant=p["variant"], kind=p["kind"], message=p["message"],
-                                 expected=bool(p.get("expected", False)))
-                         for p in data.get("problems", []))
+        problems = tuple(_problem(p) for p in data.get("problems", []))
         report = Report(created=data["created"], environment=data.get("environment") or {}, suites=suites,
                         runs=runs, checks=checks, problems=problems, command=data.get("command", "run"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from normreg.errors import ResultsError
 from normreg.judge.changepoints import detect_changes
-from normreg.judge.stats import Comparison, mean_sd
+from normreg.judge.stats import Comparison
 from normreg.report.file import ReportFile, read_report
 from normreg.suite.spec import MetricSpec
 
@@ -202,10 +202,9 @@ def build_history(reports: Sequence[ReportFile], *, include_other_suites: bool =
         bad = {(c.suite, c.comparison.metric, c.comparison.b) for c in failing}
         broken = {(p.suite, p.variant) for p in rep.problems if not p.expected}
         for s in rep.suites:
-            for m, spec in s.metrics.items():
-                goals[(s.name, m)] = str(spec.get("goal", "max"))
-                specs[(s.name, m)] = (MetricSpec(m, goals[(s.name, m)], float(spec.get("min_effect", 0.0))),
-                                      float(s.alpha))
+            for m in s.metrics:
+                goals[(s.name, m.name)] = m.goal
+                specs[(s.name, m.name)] = (m, float(s.alpha))
         values: dict[tuple[str, str, str], list[float]] = {}
         for run in sorted(rep.runs, key=lambda r: r.seed):
             if run.ok:
@@ -239,80 +238,3 @@ def load_history(paths: Sequence[str | Path], *, include_other_suites: bool = Fa
     history = build_history([read_report(p) for p in find_reports(paths, unreadable)],
                             include_other_suites=include_other_suites)
     return replace(history, unreadable=tuple(unreadable))
-
-
-def render_history(history: History) -> str:
-    """The terminal view: per suite and metric, one row per night, one column per variant (mean ± sd, n)."""
-    parts = []
-    for (suite, metric), group in history.grouped().items():
-        head = ["night", "commit", *[s.variant for s in group]]
-        rows = []
-        for i, night in enumerate(history.nights):
-            cells = [night.label + night.marks, (night.commit or "-")[:10]]
-            for s in group:
-                p = next((p for p in s.points if p.night == i), None)
-                if p is None:
-                    cells.append("-")
-                    continue
-                n = len(p.values)
-                mean, sd = mean_sd(p.values)
-                text = f"{mean:.4g} ± {sd:.2g}" if sd is not None else f"{mean:.4g}"
-                cells.append(f"{text} (n={n}){' FAIL' if p.failed else ''}")
-            rows.append(cells)
-        widths = [max(len(r[k]) for r in (head, *rows)) for k in range(len(head))]
-        goal = group[0].goal
-        table = [head, ["-" * w for w in widths], *rows]
-        parts.append("\n".join([f"{suite}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)",
-                                *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                                  for r in table), *_change_lines(history, group)]))
-    if not parts:
-        parts.append("No run results in these reports.")
-    fails = [n for n in history.nights if n.verdict != "pass"]
-    changes = history.changes()
-    parts.append(f"{len(history.nights)} nights, {len(fails)} not passing"
-                 + (f"; first: {fails[0].label} ({fails[0].source})" if fails else "")
-                 + f"; {len(changes)} change{'s' * (len(changes) != 1)} found")
-    if history.skipped:
-        parts.append(f"Left out as duplicates of another report: {', '.join(history.skipped)}")
-    if history.unreadable:
-        parts.append(f"Left out, not valid JSON (cut short while being written?): {', '.join(history.unreadable)}")
-    if history.ad_hoc:
-        parts.append(f"Left out, a suite differing from its newest report (ad-hoc runs with --set or other seeds, or "
-                     f"the suite before an edit; --all-runs keeps them, marked): {', '.join(history.ad_hoc)}")
-    return "\n\n".join(parts)
-
-
-def short_commit(commit: str | None) -> str:
-    """The first 10 characters of a commit, keeping a `+dirty` mark; "-" when the report has none."""
-    if not commit:
-        return "-"
-    return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
-
-
-def change_summary(history: History, change: Change) -> str:
-    """One change in words: where, between which commits, before -> after with the interval, p and verdict."""
-    c = change.comparison
-    new, old = history.nights[change.night], history.nights[change.last_before]
-    ci = f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}]" if c.ci_low is not None and c.ci_high is not None else ""
-    p = f", p={c.p_value:.2g}" if c.p_value is not None else ""
-    return (f"from {new.label} (commit {short_commit(new.commit)}; last night before: {old.label}, commit "
-            f"{short_commit(old.commit)}): {c.mean_a:.4g} (n={c.n_a}) -> {c.mean_b:.4g} (n={c.n_b}), "
-            f"diff {c.diff:+.4g}{ci}{p}: {c.verdict}")
-
-
-def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
-    lines = []
-    for s in group:
-        lines += [f"  {s.variant}: {change_summary(history, c)}" for c in s.changes]
-        if s.outliers:
-            lines.append(f"  {s.variant}: one-night outlier{'s' * (len(s.outliers) > 1)} (not a change): "
-                         + ", ".join(history.nights[i].label for i in s.outliers))
-    if not lines:
-        return ["No change found."]
-    return [f"Changes (ruptures PELT, each confirmed by Welch's test at alpha {_alpha(group)} on the per-seed "
-            "values before and after):", *lines]
-
-
-def _alpha(group: Sequence[Series]) -> str:
-    alphas = {c.comparison.alpha for s in group for c in s.changes}
-    return f"{alphas.pop():g}" if len(alphas) == 1 else "the suite's"

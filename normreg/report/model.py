@@ -7,14 +7,16 @@ are derived from the checks, never stored twice in memory.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import normreg
+from normreg.audit.findings import AuditReport
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
 from normreg.run.results import RunResult
+from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
 
 SCHEMA = "normreg.report/1"
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
@@ -22,34 +24,55 @@ EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class SuiteInfo:
+    """What a report says about one suite: its settings, its baseline, how its seeds ran, and the likely cause."""
+
     name: str
     path: str
     digest: str
     reference: str
     alpha: float
     seeds: tuple[int, ...]
-    metrics: Mapping[str, Mapping[str, Any]]
+    metrics: tuple[MetricSpec, ...]
     run_dir: str | None
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
     design: str = "welch"
     correction: str = "none"
-    seed_plan: Mapping[str, Any] | None = None  # {min, max, spending, stages} when seeds ran in stages
+    seed_plan: SeedPlan | None = None  # when seeds ran in stages
+    spending: str = "pocock"  # the error-spending function of staged seeds (in JSON, under `seed_plan`)
     stages_run: int | None = None
     seeds_used: Mapping[str, int] | None = None  # variant -> seeds it ran, when seeds ran in stages
     # the stored baseline's per-seed values (variant -> metric -> seed -> value), so reports can plot them
     baseline_values: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None
-    audit: Mapping[str, Any] | None = None  # `normreg audit` JSON for suites with a failing pair: the likely cause
+    audit: AuditReport | None = None  # for suites with a failing pair: the likely cause
     baseline_note: str | None = None  # e.g. a keyed baseline was missing and the plain one was used instead
 
+    def metric(self, name: str) -> MetricSpec | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spending"}
         d["seeds"] = list(self.seeds)
+        d["metrics"] = metrics_to_json(self.metrics)
+        d["baseline_environment"] = None if self.baseline_environment is None else dict(self.baseline_environment)
+        d["seeds_used"] = None if self.seeds_used is None else dict(self.seeds_used)
+        d["seed_plan"] = None if self.seed_plan is None else {
+            "min": self.seed_plan.min, "max": self.seed_plan.max, "spending": self.spending,
+            "stages": list(self.seed_plan.stages)}
+        d["audit"] = None if self.audit is None else self.audit.to_json()
         if self.baseline_values is not None:
             d["baseline_values"] = {v: {m: {str(s): x for s, x in sorted(sv.items())} for m, sv in ms.items()}
                                     for v, ms in self.baseline_values.items()}
         return d
+
+
+# Fields whose JSON form is not their Python type, for checking a report read from disk (`fileio.check_fields`).
+SUITE_JSON_HINTS: Mapping[str, Any] = {
+    "metrics": Mapping[str, Mapping[str, Any]],  # {name: {goal, min_effect}}
+    "seed_plan": Mapping[str, Any] | None,  # {min, max, spending, stages}
+    "audit": Mapping[str, Any] | None,  # normreg.audit/1
+}
 
 
 @dataclass(frozen=True)

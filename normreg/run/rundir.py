@@ -27,7 +27,7 @@ from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.fileio import read_json, write_json_atomic
 from normreg.run.results import RunLog, RunResult
-from normreg.suite.spec import Suite
+from normreg.suite.spec import Suite, metrics_to_json
 
 LOCK_FILE = ".normreg.lock"
 REPORT_FILE = "report.json"
@@ -60,7 +60,7 @@ def suite_content(suite: Suite) -> dict[str, Any]:
 
     content = {
         "reference": suite.reference,
-        "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in suite.metrics},
+        "metrics": metrics_to_json(suite.metrics),
         "variants": {v.name: {"model": target(v.model), "data": target(v.data), "trainer": dict(v.trainer)}
                      for v in suite.variants},
         "stats": {"alpha": suite.stats.alpha, "design": suite.stats.design, "correction": suite.stats.correction,
@@ -219,7 +219,7 @@ class RunDir:
             "stats": {"design": suite.stats.design, "correction": suite.stats.correction,
                       "spending": suite.stats.spending},
             "seed_plan": {"min": suite.seed_plan.min, "max": suite.seed_plan.max} if suite.seed_plan else None,
-            "metrics": {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in suite.metrics},
+            "metrics": metrics_to_json(suite.metrics),
             "content": suite_content(suite),
             "environment": dict(environment),
         })

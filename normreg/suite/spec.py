@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pkgutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
+from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem, describe_value
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import SuiteError, did_you_mean
-
-Goal = Literal["max", "min"]
-VERDICTS = ("regressed", "improved", "equivalent", "identical", "inconclusive")
-EXPECTATIONS = (*VERDICTS, "failed")
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
 TRAINER_DEFAULTS: Mapping[str, Any] = {
@@ -64,17 +60,10 @@ class MetricSpec:
         return diff < 0 if self.goal == "max" else diff > 0
 
 
-def _designs() -> tuple[str, ...]:
-    """The statistical tests the registry holds, one file each in normreg/judge/designs named after the test,
-    listed without importing the judging stage (the suite stage comes before it); the default first."""
-    folder = Path(__file__).resolve().parent.parent / "judge" / "designs"
-    found = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base")
-    return ("welch", *(n for n in found if n != "welch"))
-
-
-DESIGNS = _designs()
-CORRECTIONS = ("holm", "bonferroni", "none")
-SPENDING = ("pocock", "obrien-fleming")
+def metrics_to_json(metrics: Sequence[MetricSpec]) -> dict[str, dict[str, Any]]:
+    """`{name: {goal, min_effect}}`: how run directories, reports and baselines store a suite's metrics (read back,
+    checked, by `judge.baseline.metric_specs`)."""
+    return {m.name: {"goal": m.goal, "min_effect": m.min_effect} for m in metrics}
 
 
 @dataclass(frozen=True)
@@ -97,6 +86,11 @@ class SeedPlan:
     @property
     def stages(self) -> tuple[int, ...]:
         return stage_sizes(self.min, self.max)
+
+
+Seeds = int | Literal["auto"] | None
+"""`--seeds`: N (seeds 0..N-1 instead of the suite's), "auto" (staged: the suite's own plan, else 3 to 20), or None
+(the suite's own seeds)."""
 
 
 def stage_sizes(lo: int, hi: int) -> tuple[int, ...]:
@@ -407,20 +401,7 @@ def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
     return _build_suite(doc)
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({value})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+_kind = describe_value
 
 
 def _has_control(text: str) -> bool:
@@ -564,7 +545,7 @@ def _build_suite(doc: _Doc) -> Suite:
         spec = _mapping(doc, keys, spec if spec is not None else {})
         _check_keys(doc, keys, spec, ("goal", "min_effect"))
         goal = spec.get("goal", "max")
-        if goal not in ("max", "min"):
+        if goal not in GOALS:
             raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
         min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
         metrics.append(MetricSpec(name=str(mname), goal=goal, min_effect=min_effect))
@@ -598,9 +579,9 @@ def _build_suite(doc: _Doc) -> Suite:
     choices = {}
     for key, allowed in (("design", DESIGNS), ("correction", CORRECTIONS), ("spending", SPENDING)):
         choice = stats_raw.get(key, allowed[0])
-        if choice not in allowed:
-            hint = did_you_mean(str(choice), allowed)
-            raise doc.error(("stats", key), f"expected one of {', '.join(allowed)}, but found {_kind(choice)}.{hint}")
+        problem = choice_problem(choice, allowed)
+        if problem is not None:
+            raise doc.error(("stats", key), problem)
         choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
@@ -636,10 +617,9 @@ def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
             _check_keys(doc, keys, value, metrics)
         for mname, verdict in per_metric.items():
             vkeys = keys if mname == "*" else keys + (mname,)
-            if verdict not in EXPECTATIONS:
-                hint = did_you_mean(str(verdict), EXPECTATIONS)
-                raise doc.error(vkeys, f"expected one of {', '.join(EXPECTATIONS)}, but found "
-                                       f"{_kind(verdict)}.{hint}")
+            problem = choice_problem(verdict, EXPECTATIONS)
+            if problem is not None:
+                raise doc.error(vkeys, problem)
             if vname == reference and verdict != "failed":
                 raise doc.error(vkeys, f"'{vname}' is the reference: its pair check does not exist; only "
                                        "'failed' can be expected of it")

@@ -1,4 +1,5 @@
-"""Baselines per environment: `--baseline-key device` (or `baseline_key: device`) keeps one per device class."""
+"""normreg/judge/baseline.py: baselines written only when asked, compared per environment, kept per device class
+with --baseline-key, refused when malformed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,65 @@ from normreg.errors import InputError, SuiteError
 from normreg.judge.baseline import choose_baseline
 from normreg.run.fake import FakeRunner
 from normreg.suite.spec import load_suite
+
+
+def _report(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_baseline_written_only_when_asked_then_compared(cli, write_suite, tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    cli("run", suite, "--out", tmp_path / "r0", "--baselines", base, script=SAME)
+    assert not base.exists()
+    res = cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
+    assert res.exit_code == 0 and "baseline written" in res.output
+    stored = json.loads((base / "pair.json").read_text())
+    assert stored["schema"] == "normreg.baseline/1"
+    assert stored["variants"]["twin"]["acc"] == {"seeds": [0, 1, 2, 3, 4], "values": SAME["twin"]["acc"]}
+    assert {"normreg", "python", "torch", "device", "git_commit", "date"} <= set(stored["environment"])
+    assert stored["suite_digest"]
+    # Next night, twin regresses: the pair check and twin's baseline check both fail, merged's baseline passes.
+    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
+              script=REGRESSION)
+    assert res.exit_code == 1
+    checks = {(c["kind"], c["b"], c["metric"]): c for c in _report(tmp_path / "r.json")["comparisons"]}
+    assert checks[("baseline", "twin", "acc")]["verdict"] == "regressed"
+    assert checks[("baseline", "twin", "acc")]["failed"] is True
+    assert checks[("baseline", "merged", "acc")]["failed"] is False
+    assert json.loads((base / "pair.json").read_text()) == stored  # untouched without --update-baseline
+
+
+def test_baseline_check_fails_only_on_regression(cli, write_suite, tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    worse = {"merged": REGRESSION["twin"], "twin": REGRESSION["twin"]}
+    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=worse)
+    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
+              script={"merged": REGRESSION["merged"], "twin": REGRESSION["merged"]})
+    checks = [c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline"]
+    assert {c["verdict"] for c in checks if c["metric"] == "acc"} == {"improved"}
+    assert not any(c["failed"] for c in checks) and res.exit_code == 0
+
+
+def test_baseline_environment_difference_is_reported(cli, write_suite, tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
+    stored = json.loads((base / "pair.json").read_text())
+    stored["environment"]["torch"] = "1.0.0"
+    (base / "pair.json").write_text(json.dumps(stored))
+    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
+              script=SAME)
+    assert "the baseline was made in another environment (torch 1.0.0 ->" in res.output
+    c = next(c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline")
+    assert c["environment_differences"]["torch"][0] == "1.0.0"
+
+
+def test_bad_baseline_is_bad_input(cli, write_suite, tmp_path: Path) -> None:
+    base = tmp_path / "baselines"
+    base.mkdir()
+    (base / "pair.json").write_text('{"schema": "normreg.baseline/9"}')
+    res = cli("run", write_suite(), "--out", tmp_path / "r", "--baselines", base, script=SAME)
+    assert res.exit_code == 2 and "schema 'normreg.baseline/9' is not known" in res.output
+
 
 H200 = "cuda:NVIDIA H200 x8"
 

@@ -1,0 +1,82 @@
+"""The audit's checks: one file each in this package, registered with `@register`, all with one signature.
+
+A check reads what the audit recorded of one variant (`Recordings`: the module calls of each inference path, one
+training step per mode, the pair summary against the reference, and the built model itself, to probe) and returns
+findings. Adding a check is adding a file here that registers itself; `audit_models` runs every registered check on
+every variant, in the registry's order, which is also the order the README lists them and reports sort them.
+
+Nothing here imports torch; the check modules do, and are imported only when an audit runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from normreg.audit.findings import Finding, PairSummary
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from normreg.audit.pair import StepRecord
+    from normreg.audit.record import Call
+
+FIX_EVAL = ("Put the network in eval mode on this path (net.eval() before, net.train() after), so BatchNorm uses its "
+            "running statistics; or use LayerNorm/GroupNorm, which behave the same in both modes.")
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """What the audit recorded of one variant, for the checks to read. Every check starts from the freshly built
+    model: `restore()` puts weights, buffers and modes back after a check that probes it."""
+
+    variant: str
+    model: Any  # the built LightningModule
+    names: Mapping[int, str]  # id(module) -> qualified name
+    start: Mapping[str, Tensor]  # the model's state as built
+    paths: Mapping[str, Sequence[Call]]  # calls per inference or acting path (fetching data, eval steps)
+    steps: Mapping[str, StepRecord]  # "train"/"eval" -> one training step on the compared batch
+    batch: Any | None  # a training batch the model accepts (its own, else the reference's)
+    seed: int
+    restore: Callable[[], None]
+    optimizers: Callable[[], list[Any]]  # fresh optimizers of the model (empty when it has none that build)
+    pair: PairSummary | None = None  # the comparison with the reference; None for the reference itself
+    data_note: str | None = None  # how the variant's own data differs from the reference's, when it does
+    drift_steps: int = 3
+
+
+CheckFn = Callable[[Recordings], list[Finding]]
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """A registered check: its name (as findings carry it), its place in the order, and the function."""
+
+    name: str
+    order: int
+    run: CheckFn
+    summary: str
+
+
+_REGISTRY: dict[str, AuditCheck] = {}
+
+
+def register(name: str, order: int) -> Callable[[CheckFn], CheckFn]:
+    """Register `fn` as the check `name`; `order` places it in reports and in the README's list."""
+    def deco(fn: CheckFn) -> CheckFn:
+        if name in _REGISTRY and _REGISTRY[name].run is not fn:
+            raise ValueError(f"two audit checks are named {name!r}")
+        _REGISTRY[name] = AuditCheck(name, order, fn, (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return deco
+
+
+def all_checks() -> tuple[AuditCheck, ...]:
+    """Every check in this package, in order (importing each module registers it)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return tuple(sorted(_REGISTRY.values(), key=lambda c: c.order))

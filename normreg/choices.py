@@ -1,0 +1,68 @@
+"""Every closed set of choices normreg accepts, defined once, and the one way a choice is checked.
+
+The suite schema, the command-line options, `compare` and the statistics all take their choices from here, so a
+new design or correction is added in one place, and every message lists the same options with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from normreg.errors import InputError, did_you_mean
+
+Goal = Literal["max", "min"]
+GOALS: tuple[Goal, ...] = ("max", "min")
+# The verdicts of a comparison; the first two are the significant ones, which fail a pair check. "identical" is
+# reached only when neither side varies and the values are equal (no test is made).
+VERDICTS = ("regressed", "improved", "equivalent", "identical", "inconclusive")
+SIGNIFICANT = ("regressed", "improved")
+EXPECTATIONS = (*VERDICTS, "failed")  # what a suite may declare with `expect`
+
+
+def _designs() -> tuple[str, ...]:
+    """The statistical tests the registry holds, one file each in normreg/judge/designs named after the test,
+    listed without importing the judging stage (the suite stage comes before it); the default first."""
+    folder = Path(__file__).resolve().parent / "judge" / "designs"
+    found = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base")
+    return ("welch", *(n for n in found if n != "welch"))
+
+
+DESIGNS = _designs()  # `judge.designs.names()` holds the same, imported; a test checks the two agree
+CORRECTIONS = ("holm", "bonferroni", "none")
+SPENDING = ("pocock", "obrien-fleming")
+MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes
+
+
+def describe_value(value: object) -> str:
+    """What a value is, in words, for a message: `a string ('pared')`, `a number (3)`."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def choice_problem(value: object, options: Sequence[str]) -> str | None:
+    """None when `value` is one of `options`; else `expected one of a, b, but found ... Did you mean ...?`."""
+    if isinstance(value, str) and value in options:
+        return None
+    return f"expected one of {', '.join(options)}, but found {describe_value(value)}.{did_you_mean(value, options)}"
+
+
+def check_choice(what: str, value: object, options: Sequence[str]) -> str:
+    """`value` when it is one of `options`; else an `InputError` naming `what` (e.g. `--design`)."""
+    problem = choice_problem(value, options)
+    if problem is not None:
+        raise InputError(f"{what}: {problem}")
+    return str(value)

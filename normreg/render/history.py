@@ -1,0 +1,84 @@
+"""The terminal form of `normreg history`: per suite and metric, one row per night, one column per variant, and
+the changes found."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from normreg.judge.stats import mean_sd
+from normreg.render.labels import text_table
+from normreg.report.history import Change, History, Series
+
+
+def render_history(history: History) -> str:
+    """The terminal view: per suite and metric, one row per night, one column per variant (mean ± sd, n)."""
+    parts = []
+    for (suite, metric), group in history.grouped().items():
+        head = ["night", "commit", *[s.variant for s in group]]
+        rows = []
+        for i, night in enumerate(history.nights):
+            cells = [night.label + night.marks, (night.commit or "-")[:10]]
+            for s in group:
+                p = next((p for p in s.points if p.night == i), None)
+                if p is None:
+                    cells.append("-")
+                    continue
+                n = len(p.values)
+                mean, sd = mean_sd(p.values)
+                text = f"{mean:.4g} ± {sd:.2g}" if sd is not None else f"{mean:.4g}"
+                cells.append(f"{text} (n={n}){' FAIL' if p.failed else ''}")
+            rows.append(cells)
+        goal = group[0].goal
+        parts.append("\n".join([f"{suite}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)",
+                                *text_table(head, rows), *_change_lines(history, group)]))
+    if not parts:
+        parts.append("No run results in these reports.")
+    fails = [n for n in history.nights if n.verdict != "pass"]
+    changes = history.changes()
+    parts.append(f"{len(history.nights)} nights, {len(fails)} not passing"
+                 + (f"; first: {fails[0].label} ({fails[0].source})" if fails else "")
+                 + f"; {len(changes)} change{'s' * (len(changes) != 1)} found")
+    if history.skipped:
+        parts.append(f"Left out as duplicates of another report: {', '.join(history.skipped)}")
+    if history.unreadable:
+        parts.append(f"Left out, not valid JSON (cut short while being written?): {', '.join(history.unreadable)}")
+    if history.ad_hoc:
+        parts.append(f"Left out, a suite differing from its newest report (ad-hoc runs with --set or other seeds, or "
+                     f"the suite before an edit; --all-runs keeps them, marked): {', '.join(history.ad_hoc)}")
+    return "\n\n".join(parts)
+
+
+def short_commit(commit: str | None) -> str:
+    """The first 10 characters of a commit, keeping a `+dirty` mark; "-" when the report has none."""
+    if not commit:
+        return "-"
+    return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
+def change_summary(history: History, change: Change) -> str:
+    """One change in words: where, between which commits, before -> after with the interval, p and verdict."""
+    c = change.comparison
+    new, old = history.nights[change.night], history.nights[change.last_before]
+    ci = f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}]" if c.ci_low is not None and c.ci_high is not None else ""
+    p = f", p={c.p_value:.2g}" if c.p_value is not None else ""
+    return (f"from {new.label} (commit {short_commit(new.commit)}; last night before: {old.label}, commit "
+            f"{short_commit(old.commit)}): {c.mean_a:.4g} (n={c.n_a}) -> {c.mean_b:.4g} (n={c.n_b}), "
+            f"diff {c.diff:+.4g}{ci}{p}: {c.verdict}")
+
+
+def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
+    lines = []
+    for s in group:
+        lines += [f"  {s.variant}: {change_summary(history, c)}" for c in s.changes]
+        if s.outliers:
+            lines.append(f"  {s.variant}: one-night outlier{'s' * (len(s.outliers) > 1)} (not a change): "
+                         + ", ".join(history.nights[i].label for i in s.outliers))
+    if not lines:
+        return ["No change found."]
+    return [f"Changes (ruptures PELT, each confirmed by Welch's test at alpha {_alpha(group)} on the per-seed "
+            "values before and after):", *lines]
+
+
+def _alpha(group: Sequence[Series]) -> str:
+    alphas = {c.comparison.alpha for s in group for c in s.changes}
+    return f"{alphas.pop():g}" if len(alphas) == 1 else "the suite's"

@@ -1,0 +1,176 @@
+"""Presentation decisions every report format shares, made once: verdict labels, number and p-value formats, the
+notes (no stored baseline, a baseline made in another environment), the row order, and plain-text tables.
+
+A renderer picks its style (a dash or "n/a" for a missing number, an arrow, an icon per verdict status) from the
+constants here, so two formats cannot drift apart on what a verdict or a number means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from normreg.judge.checks import Check, Problem
+from normreg.judge.stats import Comparison
+
+# ------------------------------------------------------------------------------------------------ numbers
+
+DASH = "-"  # a missing number in plain text
+EN_DASH = "–"  # a missing number in Markdown and HTML
+
+
+def number(x: float | None, digits: int = 4, missing: str = DASH) -> str:
+    """A number to `digits` significant digits, or `missing`."""
+    return missing if x is None else f"{x:.{digits}g}"
+
+
+def signed(x: float | None, digits: int = 3, missing: str = DASH) -> str:
+    """A difference with its sign always shown."""
+    return missing if x is None else f"{x:+.{digits}g}"
+
+
+def interval(c: Comparison, digits: int = 3, missing: str = DASH) -> str:
+    """The confidence interval of b - a as `[low, high]`, or `missing` when there is none."""
+    return missing if c.ci_low is None else f"[{signed(c.ci_low, digits)}, {signed(c.ci_high, digits)}]"
+
+
+def level(x: float | None, missing: str = DASH) -> str:
+    """A confidence level as a percentage: 95%, 90%, 98.3%; an exact difference is 100%."""
+    return missing if x is None else f"{x * 100:.3g}%"
+
+
+def p_value(p: float | None, missing: str = DASH) -> str:
+    """Two significant digits; anything below 1e-4 is shown as `<1e-4` (more digits would be noise)."""
+    if p is None:
+        return missing
+    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
+def adjusted_p(c: Comparison, missing: str = DASH) -> str | None:
+    """The adjusted p the verdict used, when the correction changed what is shown; else None."""
+    if c.p_adjusted is None:
+        return None
+    adjusted = p_value(c.p_adjusted, missing)
+    return None if adjusted == p_value(c.p_value, missing) else adjusted
+
+
+def p_with_adjusted(c: Comparison, missing: str = DASH) -> str:
+    """The p-value, followed by the adjusted one the verdict used when correction changed it."""
+    adjusted = adjusted_p(c, missing)
+    p = p_value(c.p_value, missing)
+    return p if adjusted is None else f"{p} (adj. {adjusted})"
+
+
+# ------------------------------------------------------------------------------------------ verdict labels
+
+Status = Literal["fail", "unexpected", "known_bug", "as_expected", "pass"]
+OK_VERDICTS = ("equivalent", "identical")  # verdicts shown as good news when they do not fail
+
+
+def status(check: Check) -> Status:
+    """How a check bears on the outcome.
+
+    fail: a failing verdict with no expectation; unexpected: a verdict other than the declared one; known_bug: a
+    declared regression or improvement, caught as declared (reported, does not fail); as_expected: another
+    declared verdict met; pass: anything else.
+    """
+    if check.failed:
+        return "unexpected" if check.expected is not None else "fail"
+    if check.expected_failure:
+        return "known_bug"
+    return "as_expected" if check.expected is not None else "pass"
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """One format's label per status; `{v}` is the verdict, `{e}` the declared one. `equivalent`, when given,
+    replaces the label of an equivalent verdict that does not fail."""
+
+    fail: str
+    unexpected: str
+    known_bug: str
+    as_expected: str
+    passed: str
+    equivalent: str | None = None  # also for `identical`: both are in OK_VERDICTS
+
+    def label(self, check: Check, escape: Callable[[str], str] = str) -> str:
+        s = status(check)
+        v = check.comparison.verdict
+        if self.equivalent is not None and v in OK_VERDICTS and s in ("as_expected", "pass"):
+            template = self.equivalent
+        else:
+            template = self.passed if s == "pass" else getattr(self, s)
+        return template.format(v=escape(v), e=escape(check.expected or ""))
+
+
+TERMINAL = VerdictStyle(fail="{v} FAIL", unexpected="{v} (UNEXPECTED: expected {e})", known_bug="{v} (expected)",
+                        as_expected="{v} (as expected)", passed="{v}")
+MARKDOWN = VerdictStyle(fail="❌ **{v}**", unexpected="❌ **{v}**, expected {e}", known_bug="⚠️ {v} (expected)",
+                        as_expected="➖ {v} (as expected)", passed="➖ {v}", equivalent="✅ {v}")
+HTML = VerdictStyle(fail="{v} — FAIL", unexpected="{v} — FAIL (expected {e})", known_bug="{v} (expected: known bug)",
+                    as_expected="{v}", passed="{v}")
+JUNIT = VerdictStyle(fail="{v}", unexpected="{v} (expected {e})", known_bug="known bug caught as expected: {v}",
+                     as_expected="{v}", passed="{v}")
+# CSS class of an HTML verdict and of its table row, per status.
+HTML_CLASS: Mapping[Status, str] = {"fail": "v-fail", "unexpected": "v-fail", "known_bug": "v-xfail",
+                                    "as_expected": "", "pass": ""}
+HTML_ROW_CLASS: Mapping[Status, str] = {"fail": "fail", "unexpected": "fail", "known_bug": "xfail",
+                                        "as_expected": "", "pass": ""}
+
+# --------------------------------------------------------------------------------------------------- notes
+
+NO_BASELINE = "no stored baseline; only pair checks were made"
+NO_BASELINE_HINT = "store one with --update-baseline"
+OTHER_ENVIRONMENT = "the baseline was made in another environment"
+OTHER_ENVIRONMENT_JUNIT = "environment differs from the baseline's"
+
+
+def environment_changes(diffs: Mapping[str, Sequence[Any]], arrow: str = "->",
+                        value: Callable[[Any], str] = str) -> str:
+    """`key stored -> current, ...`, sorted by key."""
+    return ", ".join(f"{k} {value(a)} {arrow} {value(b)}" for k, (a, b) in sorted(diffs.items()))
+
+
+def environment_note(diffs: Mapping[str, Sequence[Any]], arrow: str = "->") -> str:
+    """`the baseline was made in another environment (key stored -> current, ...)`."""
+    return f"{OTHER_ENVIRONMENT} ({environment_changes(diffs, arrow)})"
+
+
+def first_environment_differences(checks: Sequence[Check]) -> list[tuple[str, Mapping[str, Sequence[Any]]]]:
+    """(suite, differences) of the first check of each suite that was compared against another environment."""
+    seen: dict[str, Mapping[str, Sequence[Any]]] = {}
+    for c in checks:
+        if c.environment_differences and c.suite not in seen:
+            seen[c.suite] = c.environment_differences
+    return list(seen.items())
+
+
+def problem_message(problem: Problem) -> str:
+    """The problem's message, headed by the seed of the run it concerns (`seed 3: RuntimeError: ...`)."""
+    return problem.message if problem.seed is None else f"seed {problem.seed}: {problem.message}"
+
+
+# ------------------------------------------------------------------------------------------------ row order
+
+
+def order(checks: Sequence[Check]) -> list[Check]:
+    """Failures first, then known bugs caught as expected, then the rest; by suite, pairs before baselines."""
+    def rank(c: Check) -> int:
+        return 0 if c.failed else 1 if c.expected_failure else 2
+
+    return sorted(checks, key=lambda c: (rank(c), c.suite, c.kind != "pair", c.comparison.metric, c.comparison.b))
+
+
+# --------------------------------------------------------------------------------------------- text tables
+
+
+def text_table(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> list[str]:
+    """A plain-text table: the header, a rule of dashes, then the rows, each column as wide as its widest cell."""
+    cells = [[str(x) for x in head], *([str(x) for x in r] for r in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+
+    def line(r: Sequence[str]) -> str:
+        return indent + "  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()
+
+    return [line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])]
