@@ -14,6 +14,8 @@ from normreg import cli
 from normreg.environment import device_class
 from normreg.errors import InputError, SuiteError
 from normreg.judge.baseline import choose_baseline
+from normreg.render.html import render_html
+from normreg.report.file import read_report
 from normreg.run.fake import FakeRunner
 from normreg.suite.spec import load_suite
 
@@ -66,6 +68,35 @@ def test_baseline_environment_difference_is_reported(cli, write_suite, tmp_path:
     assert "the baseline was made in another environment (torch 1.0.0 ->" in res.output
     c = next(c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline")
     assert c["environment_differences"]["torch"][0] == "1.0.0"
+
+
+def test_a_suite_changed_since_the_baseline_is_named_with_the_keys_that_changed(cli, write_suite,
+                                                                               tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
+    assert json.loads((base / "pair.json").read_text())["suite_content"]["name"] == "pair"
+    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, "--report", tmp_path / "r.json",
+              "--set", "metrics.acc.min_effect=0.02", script=SAME)
+    note = "pair: the suite changed since the baseline (metrics.acc.min_effect: 0.01 -> 0.02)"
+    assert note in res.output and "another environment" not in res.output, res.output
+    c = next(c for c in _report(tmp_path / "r.json")["comparisons"] if c["kind"] == "baseline")
+    assert c["suite_changes"] == ["metrics.acc.min_effect: 0.01 -> 0.02"] and "suite_digest" not in \
+        c["environment_differences"]
+    assert "<b>The suite changed since the baseline:</b> metrics.acc.min_effect: 0.01 -&gt; 0.02" in \
+        render_html(read_report(tmp_path / "r.json").report)
+
+
+def test_a_baseline_from_before_the_suite_content_was_kept_says_it_cannot_name_the_keys(cli, write_suite,
+                                                                                        tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    cli("run", suite, "--out", tmp_path / "r1", "--baselines", base, "--update-baseline", script=SAME)
+    stored = json.loads((base / "pair.json").read_text())
+    del stored["suite_content"]
+    stored["suite_digest"] = "0" * 64
+    (base / "pair.json").write_text(json.dumps(stored))
+    res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, script=SAME)
+    assert "pair: the suite changed since the baseline (digest 000000000000 -> " in res.output
+    assert "which keys changed is not known" in res.output
 
 
 def test_bad_baseline_is_bad_input(cli, write_suite, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, did_you_mean
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
 from normreg.run.results import RunResult, values_from_runs
+from normreg.suite.diff import content_changes
 from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
 
 SCHEMA = "normreg.baseline/1"
@@ -29,12 +30,26 @@ class Baseline:
     environment: Mapping[str, Any]
     metrics: tuple[MetricSpec, ...]
     values: Mapping[str, Mapping[str, Mapping[int, float]]]  # variant -> metric -> seed -> value
+    # the suite's content when the baseline was made (`Suite.content`); None in baselines made before it was kept
+    suite_content: Mapping[str, Any] | None = None
+
+    def changes(self, suite: Suite) -> tuple[str, ...]:
+        """How `suite` differs from the suite this baseline was made of: the key paths that changed; () when it
+        is the same suite."""
+        if not self.suite_digest or self.suite_digest == suite.digest:
+            return ()
+        if self.suite_content is None:
+            return (f"digest {self.suite_digest[:12]} -> {suite.digest[:12]}; which keys changed is not known, as "
+                    "this baseline was stored before normreg kept the suite's content",)
+        return tuple(content_changes(self.suite_content, suite.content)) or \
+            (f"digest {self.suite_digest[:12]} -> {suite.digest[:12]}",)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "suite": self.suite,
             "suite_digest": self.suite_digest,
+            **({"suite_content": dict(self.suite_content)} if self.suite_content is not None else {}),
             "environment": dict(self.environment),
             "metrics": metrics_to_json(self.metrics),
             "variants": {
@@ -57,6 +72,8 @@ class Baseline:
                 raise bad(key, f"expected {what}, found {describe_value(data.get(key))}")
         if not isinstance(data.get("suite_digest", ""), str) or not isinstance(data.get("environment", {}), dict):
             raise bad("suite_digest/environment", "expected a string and an object")
+        if not isinstance(data.get("suite_content", {}), dict):
+            raise bad("suite_content", f"expected an object, found {describe_value(data.get('suite_content'))}")
         metrics = tuple(metric_specs(str(path), "metrics", data["metrics"]).values())
         values: dict[str, dict[str, dict[int, float]]] = {}
         for v, ms in data["variants"].items():
@@ -83,7 +100,8 @@ class Baseline:
                                                         f"found {describe_value(x)}")
                 values.setdefault(v, {})[m] = {s: float(x) for s, x in zip(seeds, vals)}
         return cls(suite=data["suite"], suite_digest=data.get("suite_digest", ""),
-                   environment=data.get("environment", {}), metrics=metrics, values=values)
+                   environment=data.get("environment", {}), metrics=metrics, values=values,
+                   suite_content=data.get("suite_content"))
 
 
 def metric_specs(source: str, where: str, raw: Any) -> dict[str, MetricSpec]:
@@ -172,6 +190,7 @@ def make_baseline(suite: Suite, runs: Iterable[RunResult], environment: Mapping[
     declared = {m.name for m in suite.metrics}
     values = values_from_runs([r for r in runs if r.suite == suite.name], qualify=False)
     return Baseline(suite=suite.name, suite_digest=suite.digest, environment=environment, metrics=suite.metrics,
+                    suite_content=suite.content,
                     values={v: {m: sv for m, sv in ms.items() if m in declared} for v, ms in values.items()})
 
 

@@ -35,6 +35,7 @@ class Check:
     comparison: Comparison
     expected: str | None = None  # the verdict the suite declares with `expect`, if any
     environment_differences: Mapping[str, list[Any]] = field(default_factory=dict)
+    suite_changes: tuple[str, ...] = ()  # a baseline check: how the suite changed since the baseline was made
 
     @property
     def failed(self) -> bool:
@@ -56,7 +57,8 @@ class Check:
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
                 "ci_level": self.comparison.ci_level,
-                "environment_differences": dict(self.environment_differences)}
+                "environment_differences": dict(self.environment_differences),
+                "suite_changes": list(self.suite_changes)}
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,9 @@ def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]
                 keys.append(("pair", v.name, m.name))
             if baseline is not None and v.name in baseline.values and m.name in baseline.values[v.name]:
                 stored = baseline.values[v.name][m.name]
-                env_diff = differences(baseline.environment, environment)
-                if baseline.suite_digest and baseline.suite_digest != suite.digest:
-                    env_diff["suite_digest"] = [baseline.suite_digest[:12], suite.digest[:12]]
                 checks.append(Check(suite.name, "baseline", compare("baseline", v.name, m, stored,
-                                                                    f"baseline:{v.name}"), None, env_diff))
+                                                                    f"baseline:{v.name}"), None,
+                                    differences(baseline.environment, environment), baseline.changes(suite)))
                 keys.append(("baseline", v.name, m.name))
     return checks, keys
 

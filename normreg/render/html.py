@@ -24,6 +24,7 @@ from normreg.render.labels import (
     HTML_ROW_CLASS,
     OK_VERDICTS,
     OTHER_ENVIRONMENT,
+    SUITE_CHANGED,
     adjusted_p,
     environment_changes,
     interval,
@@ -36,6 +37,7 @@ from normreg.render.labels import (
 )
 from normreg.render.summary import describe, group_problems
 from normreg.report.model import Report, SuiteInfo
+from normreg.suite.diff import summarise
 
 if TYPE_CHECKING:
     from normreg.report.history import History
@@ -257,6 +259,9 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
     parts.append(audit_html(suite.audit))
+    changed = next((c.suite_changes for c in checks if c.suite_changes), ())
+    if changed:
+        parts.append(f"<p class=meta><b>{escape(SUITE_CHANGED.capitalize())}:</b> {escape(summarise(changed))}.</p>")
     diffs: dict[str, Sequence[Any]] = {}
     for c in checks:
         diffs.update(c.environment_differences)

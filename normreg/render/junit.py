@@ -22,6 +22,7 @@ from normreg.render.labels import (
     number,
     problem_message,
     signed,
+    suite_change_note,
 )
 from normreg.report.model import Report
 
@@ -51,6 +52,8 @@ def _check_case(parent: ET.Element, check: Check) -> str:
     case = ET.SubElement(parent, "testcase", name=case_name(check), classname=f"normreg.{check.suite or 'compare'}",
                          time="0")
     detail = f"{c.reason}\n{numbers(check)}"
+    if check.suite_changes:
+        detail += f"\n{suite_change_note(check.suite_changes)}"
     if check.environment_differences:
         detail += f"\n{OTHER_ENVIRONMENT_JUNIT}: {environment_changes(check.environment_differences)}"
     if check.failed:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
+from normreg.suite.diff import summarise
 
 # ------------------------------------------------------------------------------------------------ numbers
 
@@ -135,6 +136,23 @@ def environment_changes(diffs: Mapping[str, Sequence[Any]], arrow: str = "->",
 def environment_note(diffs: Mapping[str, Sequence[Any]], arrow: str = "->") -> str:
     """`the baseline was made in another environment (key stored -> current, ...)`."""
     return f"{OTHER_ENVIRONMENT} ({environment_changes(diffs, arrow)})"
+
+
+SUITE_CHANGED = "the suite changed since the baseline"
+
+
+def suite_change_note(changes: Sequence[str]) -> str:
+    """`the suite changed since the baseline (variants.twin.trainer.max_epochs: 3 -> 4; ...)`."""
+    return f"{SUITE_CHANGED} ({summarise(changes)})"
+
+
+def first_suite_changes(checks: Sequence[Check]) -> list[tuple[str, tuple[str, ...]]]:
+    """(suite, changes) of the first check of each suite whose baseline was made of another version of it."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for c in checks:
+        if c.suite_changes and c.suite not in seen:
+            seen[c.suite] = c.suite_changes
+    return list(seen.items())
 
 
 def first_environment_differences(checks: Sequence[Check]) -> list[tuple[str, Mapping[str, Sequence[Any]]]]:

@@ -17,6 +17,7 @@ from normreg.render.labels import (
     OTHER_ENVIRONMENT,
     environment_changes,
     first_environment_differences,
+    first_suite_changes,
     interval,
     level,
     number,
@@ -24,6 +25,7 @@ from normreg.render.labels import (
     p_value,
     p_with_adjusted,
     signed,
+    suite_change_note,
 )
 from normreg.render.summary import describe, group_problems
 from normreg.report.history import History
@@ -116,6 +118,8 @@ def render_markdown(report: Report) -> str:
             lines.append(f"- {_md(g.suite)}/{_md(first)}")
         lines.append("")
     notes = []
+    for suite, changes in first_suite_changes(checks):
+        notes.append(f"- {_md(suite)}: {_md(suite_change_note(changes))}")
     for suite, diffs in first_environment_differences(checks):
         notes.append(f"- {_md(suite)}: {OTHER_ENVIRONMENT} ({_md(environment_changes(diffs, '→'))})")
     for s in report.suites:

@@ -12,6 +12,7 @@ from normreg.render.labels import (
     TERMINAL,
     environment_note,
     first_environment_differences,
+    first_suite_changes,
     interval,
     level,
     number,
@@ -19,6 +20,7 @@ from normreg.render.labels import (
     p_value,
     problem_message,
     signed,
+    suite_change_note,
     text_table,
 )
 from normreg.report.model import Report
@@ -110,6 +112,8 @@ def render(report: Report) -> str:
             notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan.stages)} stages run "
                          f"(seeds {s.seed_plan.min}..{s.seed_plan.max}, {s.spending} spending); "
                          f"seeds used: {used}; {total} runs, {fixed} at the maximum")
+    for suite, changes in first_suite_changes(report.checks):
+        notes.append(f"  {suite}: {suite_change_note(changes)}")
     for suite, diffs in first_environment_differences(report.checks):
         notes.append(f"  {suite}: {environment_note(diffs)}")
     if notes:

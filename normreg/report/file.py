@@ -119,7 +119,8 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
         runs = tuple(RunResult.from_json(_run(r)) for r in data.get("runs", []))
         checks = tuple(Check(suite=c["suite"], kind=c["kind"], comparison=_comparison(c),
                              expected=c.get("expected"),
-                             environment_differences=c.get("environment_differences") or {})
+                             environment_differences=c.get("environment_differences") or {},
+                             suite_changes=tuple(str(x) for x in c.get("suite_changes") or ()))
                        for c in data.get("comparisons", []))
         problems = tuple(_problem(p) for p in data.get("problems", []))
         report = Report(created=data["created"], environment=data.get("environment") or {}, suites=suites,

@@ -27,6 +27,7 @@ from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.fileio import read_json, write_json_atomic
 from normreg.run.results import RunLog, RunResult
+from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json
 
 LOCK_FILE = ".normreg.lock"
@@ -68,24 +69,6 @@ def suite_content(suite: Suite) -> dict[str, Any]:
         "expect": {v: dict(m) for v, m in suite.expect.items()},
     }
     return json.loads(json.dumps(content, sort_keys=True, default=str))
-
-
-def content_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Each key path whose value differs, as `path: old -> new` (`(none)` where a key is absent)."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old:
-                out.append(f"{path}: (none) -> {json.dumps(new[key], sort_keys=True)}")
-            elif key not in new:
-                out.append(f"{path}: {json.dumps(old[key], sort_keys=True)} -> (none)")
-            else:
-                out += content_changes(old[key], new[key], path)
-        return out
-    if old != new:
-        return [f"{prefix}: {json.dumps(old, sort_keys=True)} -> {json.dumps(new, sort_keys=True)}"]
-    return []
 
 
 def read_runs(path: Path) -> list[RunResult]:
@@ -241,7 +224,7 @@ class RunDir:
         d = self.suite_dir(suite.name)
         if meta.get("digest") != suite.digest:
             changes = content_changes(meta.get("content"), suite_content(suite)) if "content" in meta else []
-            what = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+            what = summarise(changes)
             raise SuiteError(f"suite '{suite.name}' ({suite.path}) changed since the run in {d} was started "
                              f"({what or 'its content differs'}); restore it (with the same --set options) to "
                              "resume, or start a new run without --resume")

@@ -134,6 +134,9 @@ class Suite:
     digest: str  # sha256 of the validated content: comments and key order do not change it
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
+    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` left out. A baseline keeps it,
+    # so that a changed suite is reported with the keys that changed.
+    content: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -596,7 +599,7 @@ def _build_suite(doc: _Doc) -> Suite:
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
-        digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan,
+        digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
         baseline_key=None if baseline_key == "none" else baseline_key,
     )
 
