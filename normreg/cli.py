@@ -74,7 +74,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks: of an error, and of each failed run as it fails.")] = False,
           version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print normreg's version and exit.")] = False) -> None:
     _state["debug"] = debug
@@ -164,7 +164,7 @@ def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
 def _progress() -> Display:
     from normreg.render.progress import progress_display
 
-    return progress_display()
+    return progress_display(tracebacks=_state["debug"])
 
 
 def _emit(report: Report, report_path: Path | None) -> int:

@@ -82,3 +82,9 @@ def test_failed_runs_keep_their_traceback(tmp_path: Path, write_suite, cli) -> N
     assert f"Tracebacks of the failed runs: {out / 'pair' / 'failures'}" in result.output
     quiet = cli("run", suite, "--out", tmp_path / "run2", "--baselines", tmp_path / "b", script=script)
     assert quiet.exit_code == 3
+    # --debug prints each failed run's traceback as the run fails, below its line; without it, only the line
+    line = "pair/twin seed 1: FAILED RuntimeError: loss is NaN at epoch 3"
+    assert line in result.output and line in quiet.output
+    live = result.output[result.output.index(line):result.output.index("Run directory:")]
+    assert "Traceback (most recent call last)" in live and "RuntimeError: loss is NaN at epoch 3\n" in live
+    assert "Traceback (most recent call last)" not in quiet.output

@@ -36,6 +36,14 @@ def finished_line(p: Progress) -> str:
             f"({r.duration_s:.1f}s; elapsed {p.elapsed_s:.0f}s)")
 
 
+def traceback_block(p: Progress) -> str | None:
+    """A failed run's full traceback, indented under its line (for --debug); None when it has none."""
+    r = p.result
+    if r is None or r.ok or not r.traceback:
+        return None
+    return "\n".join("    " + line for line in r.traceback.rstrip().splitlines())
+
+
 def clock(seconds: float) -> str:
     """`0:42`, `12:05`, `1:02:03`."""
     s = max(0, int(round(seconds)))
@@ -111,14 +119,16 @@ def status(tally: Tally) -> RenderableType:
 
 
 class LineDisplay:
-    """One line per finished run, for logs and CI."""
+    """One line per finished run, for logs and CI; with `tracebacks`, a failed run's traceback below its line."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], tracebacks: bool = False) -> None:
         self.stream = stream
+        self.tracebacks = tracebacks
 
     def __call__(self, p: Progress) -> None:
         if p.result is not None:
-            self.stream.write(finished_line(p) + "\n")
+            block = traceback_block(p) if self.tracebacks else None
+            self.stream.write(finished_line(p) + "\n" + (block + "\n" if block else ""))
             self.stream.flush()
 
     def note(self, text: str) -> None:
@@ -132,8 +142,10 @@ class LineDisplay:
 class LiveDisplay:
     """The live block at the bottom of the terminal, finished runs printed above it."""
 
-    def __init__(self, console: Console, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, console: Console, now: Callable[[], float] = time.monotonic,
+                 tracebacks: bool = False) -> None:
         self.console = console
+        self.tracebacks = tracebacks
         self.tally = Tally(now)
         self.live = Live(console=console, get_renderable=self.renderable, refresh_per_second=4, transient=True,
                          redirect_stdout=False, redirect_stderr=False)
@@ -147,6 +159,9 @@ class LiveDisplay:
         if p.result is not None:
             self.console.print(escape(finished_line(p)), style=None if p.result.ok else "red", highlight=False,
                                soft_wrap=True)
+            block = traceback_block(p) if self.tracebacks else None
+            if block:
+                self.console.print(escape(block), highlight=False, soft_wrap=True)
         self.live.refresh()
 
     def note(self, text: str) -> None:
@@ -170,12 +185,14 @@ def in_ci(env: Mapping[str, str]) -> bool:
     return env.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def progress_display(stream: IO[str] | None = None, env: Mapping[str, str] | None = None) -> Display:
-    """A live display when `stream` (default stderr) is a terminal outside CI, else one line per finished run.
-    Call `close()` when the run ends (the live block then disappears; the lines above it stay)."""
+def progress_display(stream: IO[str] | None = None, env: Mapping[str, str] | None = None, *,
+                     tracebacks: bool = False) -> Display:
+    """A live display when `stream` (default stderr) is a terminal outside CI, else one line per finished run;
+    `tracebacks` (--debug) prints each failed run's traceback under its line. Call `close()` when the run ends
+    (the live block then disappears; the lines above it stay)."""
     stream = stream or sys.stderr
     env = os.environ if env is None else env
     console = Console(file=stream, stderr=stream is sys.stderr)
     if console.is_terminal and not console.is_dumb_terminal and not in_ci(env):
-        return LiveDisplay(console)
-    return LineDisplay(stream)
+        return LiveDisplay(console, tracebacks=tracebacks)
+    return LineDisplay(stream, tracebacks=tracebacks)
