@@ -74,7 +74,8 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks: of an error, and of each failed run as it fails.")] = False,
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks: of an error, and of each failed run "
+                                              "as it fails.")] = False,
           version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print normreg's version and exit.")] = False) -> None:
     _state["debug"] = debug
