@@ -221,18 +221,23 @@ def run(
 
     def body() -> int:
         from normreg.fileio import check_output_file
-        from normreg.pipeline import run_suites
         from normreg.run.executor import ExecutorOptions
+        from normreg.suite.spec import load_suites
 
         for option, path in (("--report", report), ("--html", html), ("--markdown", markdown), ("--junit", junit)):
             if path is not None:
                 check_output_file(path, option)
+        # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
+        # (torch, Lightning) are imported. The pipeline loads them again, which costs milliseconds.
+        load_suites(suites, set_ or (), _seeds_option(seeds))
 
         held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
                                   accelerator=accelerator, address=ray_address)
-        display = _progress()
+        display = _progress()  # on a terminal, a status line from now on: the checks before training take seconds
         try:
+            from normreg.pipeline import run_suites
+
             with make_executor(executor, options) as ex:
                 result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out, resume=resume,
                                     baselines=baselines, update_baseline=update_baseline, overrides=set_ or (),

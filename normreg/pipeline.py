@@ -17,7 +17,7 @@ from typing import Any
 
 from normreg.audit.findings import AuditReport
 from normreg.environment import fingerprint
-from normreg.errors import InputError, SuiteError
+from normreg.errors import InputError
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
@@ -28,30 +28,12 @@ from normreg.run.events import Progress
 from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
-from normreg.suite.spec import MAX_SEEDS, SeedPlan, Seeds, Suite, discover, load_suite
+from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
 
 
 def default_out_dir() -> Path:
     """A new, empty `runs/<timestamp>` (with a suffix when another run took that name), made exclusively."""
     return new_run_dir()
-
-
-def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:
-    """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
-    or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
-    if seeds not in (None, "auto") and not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS):
-        raise InputError(f"expected a seed count from 1 to {MAX_SEEDS} or 'auto', got {seeds!r}")
-    suites = [load_suite(p, overrides) for p in discover(paths)]
-    if seeds == "auto":
-        suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
-                  for s in suites]
-    elif seeds is not None:
-        suites = [replace(s, seeds=tuple(range(int(seeds))), seed_plan=None) for s in suites]
-    names = [s.name for s in suites]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SuiteError(f"two suites share the name {', '.join(dupes)}; give each a distinct 'name'")
-    return suites
 
 
 @dataclass(frozen=True)

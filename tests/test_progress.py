@@ -114,3 +114,12 @@ def test_many_runs_in_flight_are_counted_not_listed() -> None:
     tally.update(Progress(None, 0, 12, 0.0, jobs, jobs[-1]))
     text = _text(status(tally))
     assert text.count("running: ") == 8 and "... and 4 more" in text
+
+
+def test_before_the_first_run_the_live_block_says_what_takes_the_time() -> None:
+    now = Clock()
+    tally = Tally(now)
+    now.t = 1007.0
+    shown = " ".join(_text(status(tally)).split())
+    assert shown == ("checking the suites before training: importing torch and Lightning, building each model once "
+                     "(elapsed 0:07)")

@@ -98,8 +98,13 @@ class Tally:
         return self.now() - self.started_at
 
 
+CHECKING = "checking the suites before training: importing torch and Lightning, building each model once"
+
+
 def status(tally: Tally) -> RenderableType:
-    """The live block: bar and counts, then the runs in flight."""
+    """The live block: bar and counts, then the runs in flight; before the first run, what is being done."""
+    if tally.total == 0:
+        return Text(f"{CHECKING} (elapsed {clock(tally.elapsed_s())})", style="dim")
     eta = tally.eta_s()
     head = Table.grid(padding=(0, 1))
     head.add_column(width=20)

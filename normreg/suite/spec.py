@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ import yaml
 
 from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem, describe_value
 from normreg.environment import BASELINE_KEYS
-from normreg.errors import SuiteError, did_you_mean
+from normreg.errors import InputError, SuiteError, did_you_mean
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
 TRAINER_DEFAULTS: Mapping[str, Any] = {
@@ -645,3 +645,21 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
         else:
             found.append(p)
     return found
+
+
+def load_suites(paths: Sequence[str | Path], overrides: Sequence[str] = (), seeds: Seeds = None) -> list[Suite]:
+    """Load every suite named or found in the folders named; `seeds` replaces each suite's seeds with 0..N-1,
+    or with "auto" stages them (the suite's own `seeds: {min, max}`, else min 3, max 20)."""
+    if seeds not in (None, "auto") and not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS):
+        raise InputError(f"expected a seed count from 1 to {MAX_SEEDS} or 'auto', got {seeds!r}")
+    suites = [load_suite(p, overrides) for p in discover(paths)]
+    if seeds == "auto":
+        suites = [s if s.seed_plan else replace(s, seed_plan=SeedPlan(), seeds=tuple(range(SeedPlan().max)))
+                  for s in suites]
+    elif seeds is not None:
+        suites = [replace(s, seeds=tuple(range(int(seeds))), seed_plan=None) for s in suites]
+    names = [s.name for s in suites]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SuiteError(f"two suites share the name {', '.join(dupes)}; give each a distinct 'name'")
+    return suites
