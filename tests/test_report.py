@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REGRESSION
 
 from normreg.audit.findings import AuditReport, Finding
 from normreg.errors import ResultsError
@@ -104,3 +105,22 @@ def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
     rf = report_from_json(data)
     assert rf.report.verdict == "error"
     assert "NonFiniteMetric: acc=nan" in render_markdown(rf.report)
+
+
+def test_the_runs_and_checks_as_pandas_tables_match_the_run_directory(cli, write_suite, tmp_path) -> None:
+    import pandas as pd  # here, not at the top: importing it takes seconds, and only this test needs it
+    script = {"merged": REGRESSION["merged"],
+              "twin": {m: [*xs[:-1], RuntimeError("diverged")] for m, xs in REGRESSION["twin"].items()}}
+    cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=script)
+    report = read_report(tmp_path / "run" / "report.json").report
+    runs = report.runs_frame()
+    on_disk = pd.read_csv(tmp_path / "run" / "pair" / "results.csv", keep_default_na=False, na_values={"value": [""]},
+                          dtype={"error": str, "metric": str})
+    key = ["variant", "seed", "metric"]
+    mine = runs.drop(columns="device").sort_values(key).reset_index(drop=True)
+    assert list(runs.columns) == [*on_disk.columns, "device"] and set(runs["device"]) == {"fake"}
+    pd.testing.assert_frame_equal(mine, on_disk.sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert runs["value"].isna().sum() == 1 and (runs["status"] == "failed").sum() == 1
+    checks = report.checks_frame()
+    assert len(checks) == len(report.checks)
+    assert list(checks["verdict"]) == [c.comparison.verdict for c in report.checks]

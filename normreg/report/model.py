@@ -6,17 +6,21 @@ are derived from the checks, never stored twice in memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import normreg
 from normreg.audit.findings import AuditReport
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
-from normreg.run.results import RunResult
+from normreg.run.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA = "normreg.report/1"
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
@@ -114,3 +118,21 @@ class Report:
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
+
+    def runs_frame(self) -> pd.DataFrame:
+        """The runs as a tidy pandas table, one row per (suite, variant, seed, metric), as in `results.csv`:
+        columns suite, variant, seed, metric, value (float; NaN for a failed run's row), status, duration_s, error,
+        device. pandas is imported here, on first use: the commands never need it."""
+        import pandas as pd
+
+        rows = [{**row, "value": float(row["value"]) if row["value"] != "" else math.nan, "device": r.device}
+                for r in self.runs for row in tidy_rows(r)]
+        columns = [*TIDY_COLUMNS, "device"]
+        return pd.DataFrame(rows, columns=columns).astype({"seed": "int64", "value": "float64"})
+
+    def checks_frame(self) -> pd.DataFrame:
+        """The comparisons as a pandas table, one row per check, with the report's JSON fields as columns
+        (suite, kind, metric, a, b, diff, ci_low, ci_high, p_value, p_adjusted, verdict, failed, ...)."""
+        import pandas as pd
+
+        return pd.DataFrame([c.to_json() for c in self.checks])
