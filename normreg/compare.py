@@ -93,11 +93,8 @@ def compare(
                 have = sorted(set(a.values[va]) & set(b.values[vb]))
                 raise InputError(f"metric '{m}' is not in both {a.source} ({va}) and {b.source} ({vb}); "
                                  f"shared metrics: {', '.join(have) or 'none'}")
-            for rs, v in ((a, va), (b, vb)):
-                bad = rs.left_out.get(v, {}).get(m)
-                if bad:
-                    raise InputError(f"{rs.source.partition('#')[0]}: variant {v}, metric {m}: non-finite values "
-                                     f"({'; '.join(bad)}); remove those rows or mark them status failed")
+            a.refuse_non_finite([m], [va])
+            b.refuse_non_finite([m], [vb])
             spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
             spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
             xa, xb = a.values[va][m], b.values[vb][m]

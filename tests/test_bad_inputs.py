@@ -142,3 +142,12 @@ def test_a_bad_suite_is_refused_before_the_statistics_or_torch_are_imported(tmp_
                          cwd=Path(__file__).resolve().parent.parent)
     last = out.stdout.strip().splitlines()[-1]
     assert last == f"[2] {len(HOSTILE)} []", out.stdout + out.stderr
+
+
+def test_plan_and_calibrate_refuse_non_finite_values_naming_the_line(cli, tmp_path: Path) -> None:
+    path = BAD / "csv_nan.csv"
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmetrics: {acc: {min_effect: 0.01}}\nvariants: {a: {model: m:M}, b: {model: m:M}}\n")
+    fragment = ": variant b, metric acc: non-finite values (line 6: seed 1 is nan)"
+    _one_line(cli("calibrate", path, "--min-effect", "0.01", "--reps", "100"), path, fragment)
+    _one_line(cli("plan", suite, "--pilot", path), path, fragment)

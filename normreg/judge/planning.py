@@ -263,6 +263,7 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
         values = run_pilot(suite_path, pilot_seeds)
     else:
         values = load_result_set(source)
+        values.refuse_non_finite(m.name for m in s.metrics)
     return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, values,
                 alpha=s.stats.alpha, design=s.stats.design)
 
@@ -292,6 +293,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: Seeds = N
             raise InputError(f"{source}: the file declares no metric's goal or min_effect; give --suite or "
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
+    rs.refuse_non_finite(specs)
     chosen = check_choice("--design", design or cfg.get("design", "welch"), DESIGNS)
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,

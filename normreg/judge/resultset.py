@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from normreg.errors import ResultsError, did_you_mean
+from normreg.errors import InputError, ResultsError, did_you_mean
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json
 from normreg.judge.baseline import Baseline, metric_specs
 from normreg.run.results import RunResult, check_run_json, values_from_runs
@@ -34,6 +34,16 @@ class ResultSet:
     alpha: float | None = None
     # variant -> metric -> "line 7: seed 3 is nan" for each non-finite value read and left out of `values`
     left_out: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def refuse_non_finite(self, metrics: Iterable[str], variants: Iterable[str] | None = None) -> None:
+        """An `InputError` naming the lines when a variant (default: any) had non-finite values of one of
+        `metrics`: a comparison, plan or calibration uses every value, so none is dropped without a word."""
+        wanted = set(metrics)
+        for v in (self.left_out if variants is None else variants):
+            for m, bad in self.left_out.get(v, {}).items():
+                if m in wanted and bad:
+                    raise InputError(f"{self.source.partition('#')[0]}: variant {v}, metric {m}: non-finite values "
+                                     f"({'; '.join(bad)}); remove those rows or mark them status failed")
 
     def select(self, variant: str) -> ResultSet:
         if variant in self.values:
