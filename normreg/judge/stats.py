@@ -138,17 +138,6 @@ def bisect(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> fl
     return 0.5 * (lo + hi)
 
 
-def power(effect: float, se: float, df: float, alpha: float) -> float:
-    """Chance that the two-sided t-test at `alpha` finds a true difference `effect` significant, for a test
-    whose estimated standard error is a scaled chi with `df` degrees of freedom (noncentral t)."""
-    if se <= 0:
-        return 1.0 if effect else alpha
-    crit = float(_sp.stdtrit(df, 1.0 - alpha / 2.0))
-    ncp = abs(effect) / se
-    far = float(_sp.nctdtr(df, ncp, -crit))  # significant in the wrong direction: tiny, NaN when ncp is large
-    return min(1.0, 1.0 - float(_sp.nctdtr(df, ncp, crit)) + (far if far == far else 0.0))
-
-
 _K = 64
 _Q = (np.arange(_K) + 0.5) / _K  # quantile midpoints: a simple quadrature over the sampling distribution
 
