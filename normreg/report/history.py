@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from normreg.errors import ResultsError
+from normreg.judge import changepoints
 from normreg.judge.changepoints import detect_changes
-from normreg.judge.stats import Comparison
 from normreg.report.file import ReportFile, read_report
 from normreg.suite.spec import MetricSpec
 
@@ -58,23 +58,12 @@ class Night:
 
 
 @dataclass(frozen=True)
-class Change:
-    """A confirmed change in one series: from night `night` on (an index into `History.nights`) its values moved.
+class Change(changepoints.Change):
+    """A confirmed change (`judge.changepoints.Change`: `night`, `before` and `after` index `History.nights`)
+    with `last_before`, the last night before the change with values: the commits of `last_before` and `night`
+    bound the change (`normreg bisect --good --bad`)."""
 
-    `comparison` tests the per-seed values of the nights `before` against those of the nights `after`
-    ([start, end) night indices; one-night outliers left out); `last_before` is the last night before the change
-    with values, so the commits of `last_before` and `night` bound the change (`normreg bisect --good --bad`).
-    """
-
-    night: int
     last_before: int
-    before: tuple[int, int]
-    after: tuple[int, int]
-    comparison: Comparison
-
-    @property
-    def verdict(self) -> str:
-        return self.comparison.verdict
 
 
 @dataclass(frozen=True)
@@ -226,9 +215,10 @@ def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int)
     for p in series.points:
         per_night[p.night] = p.values
     found = detect_changes(per_night, spec, alpha)
-    changes = tuple(Change(c.night, max(i for i in range(c.before[0], c.night) if per_night[i]
-                                        and i not in found.outliers),
-                           c.before, c.after, c.comparison) for c in found.changes)
+    changes = tuple(Change(c.night, c.before, c.after, c.comparison,
+                           last_before=max(i for i in range(c.before[0], c.night)
+                                           if per_night[i] and i not in found.outliers))
+                    for c in found.changes)
     return replace(series, changes=changes, outliers=found.outliers, no_changes_reason=found.reason)
 
 
