@@ -169,3 +169,12 @@ def test_sigint_ends_the_ray_tasks_and_the_local_instance_and_keeps_what_finishe
     rows = results.read_text().splitlines()[1:]
     assert 1 <= len(rows) < 12 and all(",ok," in r for r in rows), rows
     none_left(f"{name}={value}")
+
+
+def test_a_ray_without_the_upload_helper_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from normreg.errors import RunError
+
+    monkeypatch.setitem(sys.modules, "ray._private.runtime_env.py_modules", None)  # as if Ray had moved it
+    with pytest.raises(RunError, match=r"has no ray\._private\.runtime_env\.py_modules\.upload_py_modules_if_needed"
+                                       r".*pip install ray=="):
+        RayExecutor._upload(ray, {"py_modules": []})

@@ -222,8 +222,17 @@ class RayExecutor:
     @staticmethod
     def _upload(ray: Any, env: dict[str, Any]) -> dict[str, Any] | None:
         """Upload the folders and modules (Ray keys them by content, so again costs nothing) and return the
-        per-task runtime environment naming them; None for a Ray Client connection, which has them already."""
-        from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
+        per-task runtime environment naming them; None for a Ray Client connection, which has them already.
+
+        Ray uploads local folders only for a job-level environment given to `ray.init`; normreg may join a Ray
+        already started (by the user, or with other suites' modules), so it uploads them itself with the helper
+        `ray.init` uses. That helper is not public: a Ray without it is refused with what to do."""
+        try:
+            from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
+        except ImportError:
+            raise RunError(f"this Ray ({ray.__version__}) has no ray._private.runtime_env.py_modules."
+                           "upload_py_modules_if_needed, which normreg uses to ship the suites' folders to the "
+                           "cluster; install the Ray normreg is tested with (pip install ray==2.60.0)") from None
 
         node = getattr(ray._private.worker.global_worker, "node", None)
         if node is None:
