@@ -27,6 +27,10 @@ class StatTest(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for the CLI help and the README
+    # Staged seeding: "welch" or "paired" when the test's p-values come from t statistics, whose boundaries are
+    # lowered by a simulated factor (`sequential.t_correction`); None when its p-values hold against the nominal
+    # levels as they are (checked by simulation in the tests).
+    staged_calibration: ClassVar[str | None] = "welch"
 
     @abstractmethod
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
