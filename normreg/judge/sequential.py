@@ -258,7 +258,10 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     """
     comparisons = [compare_values(xa, xb, spec, alpha=alpha, design=design, a_name=a_name, b_name=b_name)
                    for xa, xb in zip(a_looks, b_looks)]
-    sizes = tuple(max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
+    # Seeds per side at each look are the candidate's when the reference side is fixed (a stored baseline), so a
+    # row's n, its stages and its reason ("after 2 stages (5 seeds)") count the same seeds.
+    fixed = all(len(xa) == n_max[0] for xa in a_looks)
+    sizes = tuple(len(xb) if fixed else max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
     last = comparisons[-1]
     h_max = _harmonic(*n_max)
     info: list[float] = []
