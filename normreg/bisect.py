@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from normreg.errors import InputError, NormregError, did_you_mean
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, mean_sd
+from normreg.judge.stats import Comparison, as_record, mean_sd
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
 
@@ -210,7 +210,7 @@ class Step:
         return {"role": self.role, "commit": self.commit, "subject": self.subject, "status": self.status,
                 "values": {str(s): v for s, v in sorted(self.values.items())}, "reason": self.reason,
                 "trained": self.trained, "cached": self.cached,
-                "comparison": clean_json(asdict(self.comparison)) if self.comparison else None}
+                "comparison": clean_json(as_record(self.comparison)) if self.comparison else None}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,35 @@ def test_staged_seeds_stop_for_baseline_checks_more_seeds_cannot_decide(tmp_path
     assert twin.seeds_needed is None and twin.n_b == report.suites[0].seeds_used["twin"]
     assert report.suites[0].seeds_used["twin"] <= 8 and report.suites[0].seeds_used["merged"] <= 8
     assert len(runner.jobs) < 40  # 48 before: the reference and the undecidable checks kept running
+
+
+def test_staged_rows_count_one_n_per_variant(tmp_path):
+    """Each row reports the seeds it was judged on, one n per side: its table n, its stages and its reason agree.
+    A baseline's fixed side (5 values) is not the candidate's seed count: a baseline check decided at the first
+    stage says "after 1 stage (3 seeds)" with n=3, where it said "(5 seeds)"."""
+
+    def script(variant: str, seed: int) -> dict[str, float]:
+        rng = np.random.default_rng([seed, {"merged": 1, "twin": 2, "same": 3}[variant], seed >= 100])
+        mean, sd = {"merged": (0.984, 0.005), "twin": (0.937, 0.018), "same": (0.984, 0.005)}[variant]
+        return {"acc": float(rng.normal(mean, sd)), "loss": float(rng.normal(1.0, 0.01))}
+
+    suite = tmp_path / "fixed.yaml"
+    suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 5"))
+    run_suites([suite], executor=FakeRunner(lambda v, s: script(v, s + 100)), out=tmp_path / "r1",
+               baselines=tmp_path / "b", update_baseline=True)
+    report = run_suites([suite], seeds="auto", executor=FakeRunner(script), out=tmp_path / "r2",
+                        baselines=tmp_path / "b")
+    used = report.suites[0].seeds_used
+    kinds = set()
+    for check in report.checks:
+        c = check.comparison
+        kinds.add((check.kind, c.n_b < used[c.b]))
+        assert c.stages[-1] == c.n_b <= used[c.b], (check.kind, c.b, c.metric)
+        assert list(c.stages) == sorted(set(c.stages))
+        assert f"after {len(c.stages)} stage{'s' * (len(c.stages) > 1)} ({c.n_b} seeds)" in c.reason
+        if check.kind == "pair":
+            assert c.n_a == c.n_b
+        else:
+            assert c.n_a == 5
+        assert all(int(n) == c.n_b for n in re.findall(r"\((\d+) seeds\)", c.reason))
+    assert ("baseline", True) in kinds  # a baseline check decided before its variant's last stage

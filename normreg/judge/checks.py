@@ -16,7 +16,7 @@ from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
 from normreg.judge.designs import compare_values
 from normreg.judge.sequential import final_levels, sequential_compare
-from normreg.judge.stats import Comparison, adjust, welch_se_df
+from normreg.judge.stats import Comparison, adjust, as_record, welch_se_df
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
@@ -53,7 +53,7 @@ class Check:
             self.expected in SIGNIFICANT
 
     def to_json(self) -> dict[str, Any]:
-        c = asdict(self.comparison)
+        c = as_record(self.comparison)
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
                 "ci_level": self.comparison.ci_level,

@@ -8,7 +8,8 @@ Brownian motion observed at the information fractions) are computed by numerical
 (Armitage, McPherson and Rowe). Each look then tests at the nominal level those boundaries imply, using the
 t distribution with the look's own degrees of freedom. With few seeds that alone lets too many false alarms
 through (t statistics are not z statistics), so the overall level is lowered by a factor found by simulation
-for the planned looks (`t_correction`); the tests check the overall rate by simulation.
+for the planned looks (`t_correction`). The permutation test's p-values are used against the nominal levels as
+they are. The tests check the overall rate by simulation.
 
 Pure functions; nothing here imports torch.
 """
@@ -186,9 +187,12 @@ def t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: str
     alpha 0.05 (paired design; spread ratios 3 and 10). The rate is simulated under no difference for the
     planned looks (`sizes_a`, `sizes_b`: seeds per side at each look, the last one final), with fixed random
     seeds, at every spread ratio in `SD_RATIOS` (one for the paired design, whose t is pivotal), and r is
-    chosen so that the worst of them is alpha. Cached: one simulation per plan.
+    chosen so that the worst of them is alpha. Cached: one simulation per plan. A test whose p-values are not
+    t-based (`StatTest.staged_calibration` None: the permutation test) keeps the nominal levels: r is 1.
     """
-    kind = "paired" if get(design).pairs_by_seed else "welch"  # other tests: calibrated as Welch's
+    kind = get(design).staged_calibration
+    if kind is None:
+        return 1.0
     return _t_correction(tuple(sizes_a), tuple(sizes_b), kind, spending, round(float(alpha), 12), two_sided)
 
 
@@ -255,7 +259,10 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     """
     comparisons = [compare_values(xa, xb, spec, alpha=alpha, design=design, a_name=a_name, b_name=b_name)
                    for xa, xb in zip(a_looks, b_looks)]
-    sizes = tuple(max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
+    # Seeds per side at each look are the candidate's when the reference side is fixed (a stored baseline), so a
+    # row's n, its stages and its reason ("after 2 stages (5 seeds)") count the same seeds.
+    fixed = all(len(xa) == n_max[0] for xa in a_looks)
+    sizes = tuple(len(xb) if fixed else max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
     last = comparisons[-1]
     h_max = _harmonic(*n_max)
     info: list[float] = []

@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
 from normreg.choices import CORRECTIONS, VERDICTS, check_choice
 from normreg.suite.spec import MetricSpec
+
+
+class Retest(Protocol):
+    """What a test without a standard error (the permutation test) keeps of its values, so that what depends on
+    the level the verdict uses can be found again when a correction or a staged boundary changes that level."""
+
+    def interval(self, a: float) -> tuple[float, float]:
+        """The shifts of the candidate that neither one-sided test at level `a` rejects (±inf: none is)."""
+
+    def seeds_for(self, effect: float, alpha: float, goal: str, delta: float, start: int) -> int | None:
+        """Seeds per side for an 80% chance of the verdict (see `seeds_for`), found with this test."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class Comparison:
     p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
     stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
     method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
+    # tests without a standard error: the interval and seed advice at any level (not stored in reports)
+    retest: Retest | None = field(default=None, repr=False, compare=False)
 
     @property
     def p_decision(self) -> float | None:
@@ -90,6 +104,13 @@ class Comparison:
     def tested(self) -> bool:
         """False where no test was made: too few values, or an exact (or identical) comparison."""
         return self.p_value is not None
+
+
+def as_record(c: Comparison) -> dict:
+    """The comparison's fields as reports store them: all but `retest`, which holds the test's values."""
+    record = asdict(replace(c, retest=None))
+    del record["retest"]
+    return record
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -329,15 +350,21 @@ def _level(alpha: float, raw: float | None, used: float | None) -> float:
 def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
     """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which excludes 0
     exactly when the (adjusted, sequential) p is below alpha. Equivalence: the 1 - 2a interval of TOST, which
-    lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha."""
-    if c.se is None or c.df is None or c.diff is None:
+    lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha. A test without a standard error
+    inverts its one-sided tests at that level (`Comparison.retest`)."""
+    if c.diff is None or (c.retest is None and (c.se is None or c.df is None)):
         return {}
     if equivalence:
         a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
-        half, level = float(_sp.stdtrit(c.df, 1.0 - a)) * c.se, 1.0 - 2.0 * a
+        level = 1.0 - 2.0 * a
     else:
-        a = _level(c.alpha, c.p_value, c.p_used)
-        half, level = float(_sp.stdtrit(c.df, 1.0 - a / 2.0)) * c.se, 1.0 - a
+        a = _level(c.alpha, c.p_value, c.p_used) / 2.0
+        level = 1.0 - 2.0 * a
+    if c.retest is not None:
+        low, high = c.retest.interval(a)
+        return dict(ci_low=low, ci_high=high, ci_level=level)
+    assert c.se is not None and c.df is not None
+    half = float(_sp.stdtrit(c.df, 1.0 - a)) * c.se
     return dict(ci_low=c.diff - half, ci_high=c.diff + half, ci_level=level)
 
 
@@ -387,18 +414,22 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
     and spreads as the truth (a rough guide: with few seeds both are uncertain)."""
     if c.diff is None or c.sd_a is None or c.sd_b is None:
         return None, None
+    sd_a, sd_b, diff = c.sd_a, c.sd_b, c.diff
     sd_diff = c.sd_diff if c.design == "paired" else None
     start = max(c.n_a, c.n_b)
+
+    def find(goal: str, level: float) -> int | None:
+        if c.retest is not None:  # the test's own answer (the permutation test simulates itself)
+            return c.retest.seeds_for(diff, level, goal, c.min_effect, start)
+        return seeds_for(diff, sd_a, sd_b, level, design=c.design, sd_diff=sd_diff, goal=goal, delta=c.min_effect,
+                         start=start)
+
     if abs(c.diff) > c.min_effect:
         worse = MetricSpec(c.metric, c.goal).worse(c.diff)  # type: ignore[arg-type]
-        level = _level(c.alpha, c.p_value, c.p_used)
-        n = seeds_for(c.diff, c.sd_a, c.sd_b, level, design=c.design, sd_diff=sd_diff, delta=c.min_effect,
-                      start=start)
+        n = find("difference", _level(c.alpha, c.p_value, c.p_used))
         return n, ("regressed" if worse else "improved") if n else None
     if c.min_effect > 0:
-        level = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
-        n = seeds_for(c.diff, c.sd_a, c.sd_b, level, design=c.design, sd_diff=sd_diff, goal="equivalence",
-                      delta=c.min_effect, start=start)
+        n = find("equivalence", _level(c.alpha, c.p_equivalence, c.p_equivalence_used))
         return n, "equivalent" if n else None
     return None, None
 

@@ -27,6 +27,10 @@ class StatTest(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for the CLI help and the README
+    # Staged seeding: "welch" or "paired" when the test's p-values come from t statistics, whose boundaries are
+    # lowered by a simulated factor (`sequential.t_correction`); None when its p-values hold against the nominal
+    # levels as they are (checked by simulation in the tests).
+    staged_calibration: ClassVar[str | None] = "welch"
 
     @abstractmethod
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
@@ -40,11 +44,11 @@ class StatTest(ABC):
 
     def seeds_for(self, effect: float, sd_a: float, sd_b: float, alpha: float, target: float, *,
                   sd_diff: float | None = None, goal: str = "difference", delta: float = 0.0,
-                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None) -> int | None:
-        """Seeds per side for probability `target` of the verdict (see `stats.seeds_for`); t-based by default.
-        `pilot`: the pilot's values on each side, for tests whose power is found by simulating from them."""
+                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None, start: int = 2) -> int | None:
+        """Seeds per side for probability `target` of the verdict (see `stats.seeds_for`), at least `start`; t-based
+        by default. `pilot`: the pilot's values on each side, for tests whose power is found by simulating them."""
         return seeds_for(effect, sd_a, sd_b, alpha, target, design="paired" if sd_diff is not None else "welch",
-                         sd_diff=sd_diff, goal=goal, delta=delta, limit=limit)
+                         sd_diff=sd_diff, goal=goal, delta=delta, limit=limit, start=start)
 
     @property
     def pairs_by_seed(self) -> bool:

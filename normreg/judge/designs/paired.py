@@ -15,6 +15,7 @@ from normreg.suite.spec import MetricSpec
 class Paired(StatTest):
     name = "paired"
     summary = "paired t-test on per-seed differences (same seed = same initial weights and data order)"
+    staged_calibration = "paired"
 
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
                 a_name: str, b_name: str) -> Comparison:

@@ -4,22 +4,23 @@ The difference of means is compared with its distribution over every way of spli
 groups of the two sizes (252 splits for 5 and 5), or over 9,999 random splits when there are more than 20,000.
 P-values follow scipy's `permutation_test`: one-sided tail shares, two-sided twice the smaller tail. Equivalence
 uses the same rule as TOST: shifting the candidate by ∓min_effect, both one-sided tests must reject. Intervals
-come from inverting the one-sided tests over shifts. Power is found by simulation: a smoothed bootstrap of each
-side's own values, the candidate shifted by twice min_effect, every draw judged by this test.
+come from inverting the one-sided tests over shifts, at the level the verdict used (after a correction or a
+staged boundary). Power, `plan`'s seeds and the advice on seeds are found by simulation: a smoothed bootstrap of
+each side's own values, the candidate shifted by the true difference assumed, every draw judged by this test.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
 
 from normreg.judge.designs.base import StatTest, register
-from normreg.judge.stats import Comparison, _decide, _describe, _level, bisect, design_effect, smoothed_draws
+from normreg.judge.stats import Comparison, _decide, _describe, bisect, design_effect, smoothed_draws
 from normreg.suite.spec import MetricSpec
 
 EXACT_LIMIT = 20000  # all splits up to this many, else Monte Carlo
@@ -76,12 +77,15 @@ def _p_values(xa: np.ndarray, xb: np.ndarray, delta: float, mask: np.ndarray,
 
 
 def _bound(tail: Callable[[float], float], a: float, start: float, step: float, upward: bool) -> float:
-    """The shift where a one-sided permutation p-value crosses `a`, searched from the estimate outwards."""
+    """The shift where a one-sided permutation p-value crosses `a`, searched from the estimate outwards; infinite
+    when no shift reaches it (with 252 splits, one-sided levels below 1/252 reject nothing)."""
     far = start + (step if upward else -step)
     for _ in range(60):
         if tail(far) <= a:
             break
         far = start + 2.0 * (far - start)
+    else:
+        return math.inf if upward else -math.inf
     return bisect(lambda s: tail(s) - a - 1e-15, min(start, far), max(start, far), xtol=step * 1e-6)
 
 
@@ -89,6 +93,9 @@ def _bound(tail: Callable[[float], float], a: float, start: float, step: float, 
 class Permutation(StatTest):
     name = "permutation"
     summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
+    # Each look's p-value is a permutation test's, valid by itself whatever the distribution; against the nominal
+    # levels it keeps the false alarms of staged seeding at about alpha (see the README), so nothing is lowered.
+    staged_calibration = None
 
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
                 a_name: str, b_name: str) -> Comparison:
@@ -103,30 +110,8 @@ class Permutation(StatTest):
         how = f"exact over all {len(mask)} splits" if exact else f"{len(mask)} random splits"
         c = Comparison(**{**base, "p_value": float(p[0]), "p_equivalence": float(p_eq[0]) if delta > 0 else None},
                        verdict="", reason="", power=self.power(xa, xb, spec, alpha) if delta > 0 else None,
-                       method=f"permutation test, {how}")
-        return self._interval(_decide(c), xa, xb, mask, exact)
-
-    def _interval(self, c: Comparison, xa: np.ndarray, xb: np.ndarray, mask: np.ndarray, exact: bool) -> Comparison:
-        """The interval the verdict used, by inverting the one-sided tests over shifts of the candidate."""
-        assert c.diff is not None
-        delta = c.min_effect
-        equivalence = c.verdict == "equivalent" or (c.verdict == "inconclusive" and 0 < delta and abs(c.diff) <= delta)
-        if equivalence:
-            a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
-            level = 1.0 - 2.0 * a
-        else:
-            a = _level(c.alpha, c.p_value, c.p_used) / 2.0
-            level = 1.0 - 2.0 * a
-
-        def tail(shift: float, upper: bool) -> float:
-            up, down = _tails(_diffs(np.concatenate([xa, xb - shift])[None], mask, len(xa), len(xb)),
-                              np.array([[c.diff - shift]]), exact)
-            return float(up[0] if upper else down[0])
-
-        step = float(np.ptp(np.concatenate([xa, xb]))) or 1.0
-        low = _bound(lambda s: tail(s, True), a, c.diff, step, upward=False)
-        high = _bound(lambda s: tail(s, False), a, c.diff, step, upward=True)
-        return replace(c, ci_low=low, ci_high=high, ci_level=level)
+                       method=f"permutation test, {how}", retest=_Values(self, xa, xb, mask, exact))
+        return _decide(c)
 
     def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask, exact = splits(a.shape[-1], b.shape[-1], limit=SIM_SPLITS, random=SIM_SPLITS)
@@ -135,21 +120,23 @@ class Permutation(StatTest):
 
     def seeds_for(self, effect: float, sd_a: float, sd_b: float, alpha: float, target: float, *,
                   sd_diff: float | None = None, goal: str = "difference", delta: float = 0.0,
-                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None) -> int | None:
-        """Seeds per side for probability `target` of `regressed`, by simulation from the pilot's own values
-        (equivalence, or without a pilot: the t-based answer, a close guide for a permutation test)."""
-        if pilot is None or goal == "equivalence" or len(pilot[0]) < 2 or len(pilot[1]) < 2:
+                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None, start: int = 2) -> int | None:
+        """Seeds per side for probability `target` of the verdict (a difference beyond `delta` in the direction of a
+        true difference `effect`, or equivalence within ±`delta`), by simulating this test from the pilot's own
+        values (without a pilot of two values a side: the t-based answer, a close guide on normal values)."""
+        if pilot is None or len(pilot[0]) < 2 or len(pilot[1]) < 2:
             return super().seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=sd_diff, goal=goal, delta=delta,
-                                     limit=limit)
-        if abs(effect) <= delta:
+                                     limit=limit, start=start)
+        if goal != "equivalence" and abs(effect) <= delta:
             return None
-        spec = MetricSpec("m", "max", delta)
         cap = min(limit, 256)
 
         def reached(n: int) -> bool:
-            return self.power(pilot[0], pilot[1], spec, alpha, n=n, effect=abs(effect)) >= target
+            return self.chance(pilot[0], pilot[1], alpha, n, effect, delta, goal) >= target
 
-        lo, hi = 2, 3
+        lo = hi = max(start, 2)
+        if reached(lo):
+            return lo
         while not reached(hi):
             if hi >= cap:
                 return None
@@ -163,11 +150,51 @@ class Permutation(StatTest):
               effect: float | None = None, reps: int = POWER_REPS) -> float:
         """Chance of `regressed` for a true regression of `effect` (default twice min_effect) at `n` seeds per
         side (default: as observed), by simulation from a smoothed bootstrap of each side's values."""
+        effect = design_effect(spec.min_effect) if effect is None else abs(effect)
+        return self.chance(xa, xb, alpha, n, -effect if spec.goal == "max" else effect, spec.min_effect,
+                           "difference", reps)
+
+    def chance(self, xa: np.ndarray, xb: np.ndarray, alpha: float, n: int | None, effect: float, delta: float,
+               goal: str, reps: int = POWER_REPS) -> float:
+        """Chance of the verdict at `n` seeds per side (default: as observed) when the true difference is `effect`:
+        a difference beyond `delta` on its side (goal "difference") or equivalence within ±`delta`. Draws come
+        from a smoothed bootstrap of each side's values, the candidate's centred on the reference's mean plus
+        `effect`; every draw is judged by this test (the same random numbers for every `n` of one pilot)."""
         rng = np.random.default_rng(len(xa) * 7919 + len(xb))
-        effect = design_effect(spec.min_effect) if effect is None else effect
-        shift = -effect if spec.goal == "max" else effect
         da = smoothed_draws(xa, (reps, n or len(xa)), rng)
-        db = smoothed_draws(xb - xb.mean() + xa.mean(), (reps, n or len(xb)), rng) + shift
-        diff, p, _ = self.array_test(da, db, spec.min_effect)
-        worse = diff < -spec.min_effect if spec.goal == "max" else diff > spec.min_effect
-        return float(np.mean((p < alpha) & worse))
+        db = smoothed_draws(xb - xb.mean() + xa.mean(), (reps, n or len(xb)), rng) + effect
+        diff, p, p_eq = self.array_test(da, db, delta if goal == "equivalence" else 0.0)  # 0: no TOST, 3x faster
+        if goal == "equivalence":
+            return float(np.mean(p_eq < alpha))
+        beyond = diff < -delta if effect < 0 else diff > delta
+        return float(np.mean((p < alpha) & beyond))
+
+
+@dataclass(frozen=True, eq=False)
+class _Values:
+    """A permutation comparison's values: its interval and seed advice at whatever level the verdict ends up using
+    (`stats.Retest`), after a correction or a staged boundary."""
+
+    test: Permutation
+    xa: np.ndarray
+    xb: np.ndarray
+    mask: np.ndarray
+    exact: bool
+
+    def interval(self, a: float) -> tuple[float, float]:
+        """Inverts the one-sided permutation tests over shifts of the candidate: the shifts neither rejects at `a`."""
+        diff = float(self.xb.mean() - self.xa.mean())
+
+        def tail(shift: float, upper: bool) -> float:
+            up, down = _tails(_diffs(np.concatenate([self.xa, self.xb - shift])[None], self.mask, len(self.xa),
+                                     len(self.xb)), np.array([[diff - shift]]), self.exact)
+            return float(up[0] if upper else down[0])
+
+        step = float(np.ptp(np.concatenate([self.xa, self.xb]))) or 1.0
+        low = _bound(lambda s: tail(s, True), a, diff, step, upward=False)
+        high = _bound(lambda s: tail(s, False), a, diff, step, upward=True)
+        return low, high
+
+    def seeds_for(self, effect: float, alpha: float, goal: str, delta: float, start: int) -> int | None:
+        return self.test.seeds_for(effect, float(self.xa.std(ddof=1)), float(self.xb.std(ddof=1)), alpha, 0.8,
+                                   goal=goal, delta=delta, pilot=(self.xa, self.xb), start=start)
