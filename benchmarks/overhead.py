@@ -51,7 +51,7 @@ for seed in suite.seeds:
         dm = make(v.data) if v.data is not None else None
         model = make(v.model)
         pl.seed_everything(seed, workers=True, verbose=False)
-        trainer = pl.Trainer(accelerator="cpu", devices=1, deterministic=True, **v.trainer)
+        trainer = pl.Trainer(**{"accelerator": "cpu", "devices": 1, "deterministic": True, **v.trainer})
         trainer.fit(model, datamodule=dm)
         out = trainer.test(model, datamodule=dm, verbose=False)
         values[f"{v.name}/{seed}"] = {k: float(x) for k, x in out[0].items()}
