@@ -14,7 +14,7 @@ from typing import Any
 import normreg
 
 # Keys whose difference can change results; dates, hosts and commits differ every night and are not reported.
-COMPARED_KEYS = ("normreg", "python", "torch", "pytorch_lightning", "device", "platform")
+COMPARED_KEYS = ("normreg", "python", "torch", "pytorch_lightning", "device", "platform", "torch_threads")
 
 
 def _version(dist: str) -> str | None:

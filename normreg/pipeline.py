@@ -215,10 +215,14 @@ def device_kind(device: str) -> str:
 
 
 def with_devices(environment: Mapping[str, Any], results: Iterable[RunResult]) -> dict[str, Any]:
-    """The environment with the devices the runs used: `devices` lists each, `device` their kinds."""
+    """The environment with the devices the runs used: `devices` lists each, `device` their kinds, and
+    `torch_threads` the CPU thread counts they trained with (values can differ in the last digits between counts)."""
+    results = list(results)
     devices = sorted({r.device for r in results if r.device})
     kinds = sorted({device_kind(d) for d in devices})
-    return {**environment, "device": ", ".join(kinds) if kinds else environment.get("device"), "devices": devices}
+    threads = sorted({r.threads for r in results if r.threads is not None})
+    return {**environment, "device": ", ".join(kinds) if kinds else environment.get("device"), "devices": devices,
+            **({"torch_threads": ", ".join(map(str, threads))} if threads else {})}
 
 
 def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment: Mapping[str, Any],

@@ -4,6 +4,7 @@ with --baseline-key, refused when malformed."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from normreg import cli
 from normreg.environment import device_class
 from normreg.errors import InputError, SuiteError
 from normreg.judge.baseline import choose_baseline
+from normreg.pipeline import run_suites
 from normreg.render.html import render_html
 from normreg.report.file import read_report
 from normreg.run.fake import FakeRunner
@@ -97,6 +99,27 @@ def test_a_baseline_from_before_the_suite_content_was_kept_says_it_cannot_name_t
     res = cli("run", suite, "--out", tmp_path / "r2", "--baselines", base, script=SAME)
     assert "pair: the suite changed since the baseline (digest 000000000000 -> " in res.output
     assert "which keys changed is not known" in res.output
+
+
+def test_a_baseline_made_with_another_cpu_thread_count_is_noted(write_suite, tmp_path: Path) -> None:
+    """CPU values are bit-identical for a seed only at the same torch thread count (reductions split differently),
+    so the count the runs trained with is part of the environment a baseline is compared in."""
+
+    class Threaded(FakeRunner):
+        def __init__(self, script: object, threads: int) -> None:
+            super().__init__(script)
+            self.threads = threads
+
+        def _result(self, job):  # noqa: ANN001, ANN202
+            return replace(super()._result(job), threads=self.threads)
+
+    suite, base = write_suite(), tmp_path / "baselines"
+    run_suites([suite], executor=Threaded(SAME, 2), out=tmp_path / "r1", baselines=base, update_baseline=True)
+    assert json.loads((base / "pair.json").read_text())["environment"]["torch_threads"] == "2"
+    report = run_suites([suite], executor=Threaded(SAME, 1), out=tmp_path / "r2", baselines=base)
+    assert report.environment["torch_threads"] == "1"
+    c = next(c for c in report.checks if c.kind == "baseline")
+    assert c.environment_differences["torch_threads"] == ["2", "1"]
 
 
 def test_bad_baseline_is_bad_input(cli, write_suite, tmp_path: Path) -> None:

@@ -51,10 +51,13 @@ def test_missing_metric_and_nan_fail_the_run(tmp_path: Path) -> None:
     assert result.error.startswith("MissingMetric: the model logged acc in its test_step, but not nope")
 
 
-def test_runs_reproduce_exactly() -> None:
+def test_runs_reproduce_exactly_and_record_their_thread_count() -> None:
+    import torch
+
     suite = load_suite(TINY, ["variants={a: {model: tiny_models:Classifier}}", "seeds=1"])
     first, second = run_one(Job(suite, "a", 0)), run_one(Job(suite, "a", 0))
     assert first.ok and first.metrics == second.metrics
+    assert first.threads == torch.get_num_threads() and first.to_json()["threads"] == first.threads
 
 
 def test_plan_is_seed_major() -> None:

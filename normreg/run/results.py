@@ -36,6 +36,8 @@ class RunResult:
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per-epoch values, when logged
     device: str = ""  # where it ran: "cpu", "cuda:0 (NVIDIA H200)", "... on host" for a cluster; "fake" for scripted
     traceback: str | None = None  # a failed run's full traceback, when it raised
+    # torch's CPU threads in the run: on the CPU, values are bit-identical for a seed only at the same count
+    threads: int | None = None
 
     @property
     def failure_name(self) -> str:
@@ -50,7 +52,7 @@ class RunResult:
         return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
                 "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
                 "history": {k: list(v) for k, v in self.history.items()}, "device": self.device,
-                "traceback": self.traceback}
+                "traceback": self.traceback, "threads": self.threads}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunResult:
@@ -58,7 +60,8 @@ class RunResult:
                    metrics={k: float(v) for k, v in (d.get("metrics") or {}).items()},
                    duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
                    history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()},
-                   device=str(d.get("device") or ""), traceback=d.get("traceback"))
+                   device=str(d.get("device") or ""), traceback=d.get("traceback"),
+                   threads=int(d["threads"]) if d.get("threads") is not None else None)
 
 
 def tidy_rows(run: RunResult) -> list[dict[str, Any]]:

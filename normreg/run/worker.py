@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from normreg.run.executor import Job
@@ -127,7 +128,14 @@ def noting_sigint() -> Iterator[list[int]]:
 
 def run_one(job: Job, accelerator: str = "auto") -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
-    RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise."""
+    RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise. The result
+    records torch's thread count: CPU values are bit-identical for a seed only at the same count."""
+    import torch
+
+    return replace(_train(job, accelerator), threads=torch.get_num_threads())
+
+
+def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
 
     from normreg.suite.targets import build, importable
