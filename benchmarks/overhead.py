@@ -5,7 +5,9 @@ over the same variants and seeds, and 2 workers against 1.
     python benchmarks/overhead.py suites/gan_discriminator.yaml --repeat 5
 
 Each repeat runs, in fresh processes and in alternating order, the plain loop, `normreg run --workers 1` and
-`normreg run --workers 2`; the per-seed values of all three must be identical (the script exits 1 otherwise).
+`normreg run --workers 2`; per-seed values must be identical wherever the torch thread count per run is the same
+(the script exits 1 otherwise); where it differs (2 workers on 2 cores take 1 thread each), the largest difference
+is printed: CPU values are bit-identical only at the same thread count.
 Prints the medians and the ratios; targets: --workers 1 at most 1.15x the plain loop, 2 workers at most 0.6x of
 one on 2 cores. A benchmark, not a test: shared machines are noisy, so it reports the load average beside the
 numbers.
@@ -55,20 +57,25 @@ for seed in suite.seeds:
         trainer.fit(model, datamodule=dm)
         out = trainer.test(model, datamodule=dm, verbose=False)
         values[f"{v.name}/{seed}"] = {k: float(x) for k, x in out[0].items()}
-print(json.dumps({"values": values, "seconds": time.perf_counter() - start}))
+import torch
+print(json.dumps({"values": values, "seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
 '''
 
 
-def _plain(suite: Path) -> tuple[float, dict[str, dict[str, float]]]:
+Values = dict[str, dict[str, float]]
+
+
+def _plain(suite: Path) -> tuple[float, Values, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PLAIN, str(suite)], cwd=ROOT, env=env, capture_output=True,
                           text=True, check=True)
     wall = time.perf_counter() - start
-    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["values"]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return wall, out["values"], out["threads"]
 
 
-def _normreg(suite: Path, workers: int, tmp: Path) -> tuple[float, dict[str, dict[str, float]]]:
+def _normreg(suite: Path, workers: int, tmp: Path) -> tuple[float, Values, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = Path(tempfile.mkdtemp(dir=tmp))
     start = time.perf_counter()
@@ -77,7 +84,13 @@ def _normreg(suite: Path, workers: int, tmp: Path) -> tuple[float, dict[str, dic
                    cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     report = json.loads((out / "run" / "report.json").read_text())
-    return wall, {f"{r['variant']}/{r['seed']}": r["metrics"] for r in report["runs"]}
+    threads = {r["threads"] for r in report["runs"]}
+    assert len(threads) == 1, threads
+    return wall, {f"{r['variant']}/{r['seed']}": r["metrics"] for r in report["runs"]}, threads.pop()
+
+
+def _largest_difference(a: Values, b: Values) -> float:
+    return max(abs(a[k][m] - b[k][m]) for k in a for m in a[k])
 
 
 def main() -> int:
@@ -91,22 +104,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as t:
         for i in range(args.repeat):
             order = ["plain", "workers 1", "workers 2"] if i % 2 == 0 else ["workers 2", "workers 1", "plain"]
-            got = {}
+            got, threads = {}, {}
             for name in order:
-                wall, values = _plain(suite) if name == "plain" else _normreg(suite, int(name[-1]), Path(t))
+                wall, got[name], threads[name] = (_plain(suite) if name == "plain" else
+                                                  _normreg(suite, int(name[-1]), Path(t)))
                 times[name].append(wall)
-                got[name] = values
-                print(f"repeat {i + 1} {name:10s} {wall:6.1f}s  load {os.getloadavg()[0]:.1f}", flush=True)
+                print(f"repeat {i + 1} {name:10s} {wall:6.1f}s  {threads[name]} torch threads per run  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+            # CPU values are bit-identical for a seed only at the same thread count (reductions split otherwise)
             for name in ("workers 1", "workers 2"):
-                if got[name] != got["plain"]:
+                if threads[name] == threads["plain"] and got[name] != got["plain"]:
                     identical = False
-                    print(f"repeat {i + 1}: {name} values differ from the plain loop's")
+                    print(f"repeat {i + 1}: {name} values differ from the plain loop's at the same thread count")
+                elif threads[name] != threads["plain"]:
+                    print(f"repeat {i + 1}: {name} ({threads[name]} threads against {threads['plain']}) differs "
+                          f"from the plain loop by at most {_largest_difference(got[name], got['plain']):.2g}")
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nmedians over {args.repeat} repeats ({os.cpu_count()} cores): plain {med['plain']:.1f}s, "
           f"--workers 1 {med['workers 1']:.1f}s, --workers 2 {med['workers 2']:.1f}s")
     print(f"--workers 1 / plain loop: {med['workers 1'] / med['plain']:.2f}x (target <= 1.15x)")
     print(f"--workers 2 / --workers 1: {med['workers 2'] / med['workers 1']:.2f}x (target <= 0.6x on 2 cores)")
-    print(f"per-seed values identical: {'yes' if identical else 'NO'}")
+    print(f"per-seed values identical at equal thread counts: {'yes' if identical else 'NO'}")
     return 0 if identical else 1
 
 
