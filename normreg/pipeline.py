@@ -216,7 +216,7 @@ def device_kind(device: str) -> str:
 
 def with_devices(environment: Mapping[str, Any], results: Iterable[RunResult]) -> dict[str, Any]:
     """The environment with the devices the runs used: `devices` lists each, `device` their kinds, and
-    `torch_threads` the CPU thread counts they trained with (values can differ in the last digits between counts)."""
+    `torch_threads` the CPU thread counts they trained with (values differ between counts)."""
     results = list(results)
     devices = sorted({r.device for r in results if r.device})
     kinds = sorted({device_kind(d) for d in devices})

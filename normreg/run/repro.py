@@ -2,8 +2,8 @@
 
 The script is the runner's sequence, written out: put the suite's folder on the path, seed, build the data
 module and the model, seed again, build the Trainer with normreg's options and the suite's, fit, then test (or
-validate, for a model without a test_step), and print each logged value. Run on the same machine it prints the
-values `normreg run` recorded for that (variant, seed).
+validate, for a model without a test_step), and print each logged value. Run on the same machine, with the
+same torch thread count, it prints the values `normreg run` recorded for that (variant, seed).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ TEMPLATE = '''\
 """Reproduces one run of normreg suite {suite!r}: variant {variant!r}, seed {seed}.
 
 Written by `normreg repro`; needs only {flavour_package}, torch and your own code. It repeats what normreg's
-runner does, step for step, so it prints the same values as `normreg run` on the same machine:
+runner does, step for step, so it prints the same values as `normreg run` on the same machine, with the same
+number of torch threads on the CPU (the report's runs record it as `threads`; each normreg worker takes
+cores // workers; call torch.set_num_threads(N) first to match a run made with another count):
 
   1. seed_everything(seed, workers=True)  before the data module and the model are built, so their
      construction (random weights, random data) is seeded;
