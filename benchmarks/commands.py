@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +42,12 @@ def _fixture_reports(tmp: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def measure(cmd: list[str], repeat: int) -> tuple[list[float], int]:
+def measure(cmd: Callable[[int], list[str]], repeat: int) -> tuple[list[float], int]:
+    """Wall times of `cmd(i)` for each repeat i (a run needs a fresh --out each time), and the peak memory."""
     times = []
-    for _ in range(repeat):
+    for i in range(repeat):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(cmd(i), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - start)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return times, peak_kib
@@ -60,9 +62,9 @@ def main() -> None:
         tmp = Path(t)
         one, two = _fixture_reports(tmp)
         benches = {
-            "compare": (NORMREG + ["compare", str(one), str(two)], 7),
-            "flagship": (NORMREG + ["run", "suites/domain_adapt.yaml", "--out", str(tmp / "flagship")], 3),
-            "audit": (NORMREG + ["audit", "suites/domain_adapt.yaml"], 5),
+            "compare": (lambda i: NORMREG + ["compare", str(one), str(two)], 7),
+            "flagship": (lambda i: NORMREG + ["run", "suites/domain_adapt.yaml", "--out", str(tmp / f"run{i}")], 3),
+            "audit": (lambda i: NORMREG + ["audit", "suites/domain_adapt.yaml"], 5),
         }
         for name, (cmd, default_repeat) in benches.items():
             if args.names and name not in args.names:
