@@ -326,7 +326,7 @@ def plan(
     pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
-    """Seeds per side for 80% and 90% power at each metric's min_effect, from a pilot's spreads."""
+    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed."""
 
     def body() -> int:
         from normreg.judge.planning import plan_suite
