@@ -235,6 +235,11 @@ def run(
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
                                   accelerator=accelerator, address=ray_address)
         display = _progress()  # on a terminal, a status line from now on: the checks before training take seconds
+
+        def checked(run_dir: Path) -> None:  # the first line in a log: everything loaded and checked, runs start
+            held.append(run_dir)
+            display.note(f"Checked every suite; training into {run_dir}")
+
         try:
             from normreg.pipeline import run_suites
 
@@ -242,7 +247,7 @@ def run(
                 result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out, resume=resume,
                                     baselines=baselines, update_baseline=update_baseline, overrides=set_ or (),
                                     ignore_expect=ignore_expect, baseline_key=baseline_key, progress=display,
-                                    on_run_dir=held.append, on_note=display.note)
+                                    on_run_dir=checked, on_note=display.note)
         finally:
             display.close()
         from normreg.render.terminal import render

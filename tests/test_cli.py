@@ -241,3 +241,14 @@ def test_usage_errors_are_one_line_with_the_help_hint(cli, tmp_path: Path) -> No
 def test_seed_counts_beyond_the_limit_are_usage_errors(cli, write_suite, tmp_path: Path) -> None:
     res = cli("run", write_suite(), "--seeds", "1000000000", "--out", tmp_path / "r", script=SAME)
     assert res.exit_code == 2 and "from 1 to 1000" in res.output and not (tmp_path / "r").exists()
+
+
+def test_the_first_line_of_a_run_says_the_checks_passed_and_where_it_trains(cli, write_suite, tmp_path: Path) -> None:
+    """In a log, the first line comes as soon as every suite is loaded and checked, not with the first run's end;
+    a suite refused by the checks still prints its one line and nothing else."""
+    res = cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=SAME)
+    lines = res.output.splitlines()
+    assert lines[0] == f"Checked every suite; training into {tmp_path / 'run'}" and lines[1].startswith("[1/10] ")
+    bad = cli("run", write_suite(extra="metrcs: {}\n", name="bad"), "--out", tmp_path / "r2",
+              "--baselines", tmp_path / "b", script=SAME)
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
