@@ -9,8 +9,9 @@ import pytest
 from scripted import NIGHT_DATES
 
 from normreg.errors import ResultsError
-from normreg.render.history import render_history
+from normreg.render.history import ad_hoc_line, render_history
 from normreg.render.html import render_history_html
+from normreg.render.markdown import render_history_markdown
 from normreg.report.history import find_reports, load_history
 
 
@@ -89,7 +90,8 @@ def test_an_ad_hoc_run_is_not_a_night_unless_asked_and_then_marked(nights_dir, t
     history = load_history([nights_dir, tmp_path])
     assert [n.created for n in history.nights] == NIGHT_DATES
     assert len(history.ad_hoc) == 1 and history.ad_hoc[0].endswith("2025-03-03T152007.json")
-    assert "Left out, a suite differing from its newest report" in render_history(history)
+    assert "Left out, 1 report of a suite differing from its newest report" in render_history(history)
+    assert "Left out, 1 report of a suite differing" in render_history_markdown(history)
 
     kept = load_history([nights_dir, tmp_path], include_other_suites=True)
     assert len(kept.nights) == 6 and kept.ad_hoc == ()
@@ -107,3 +109,9 @@ def test_a_night_on_which_every_run_failed_is_marked(nights_dir, tmp_path):
     history = load_history([nights_dir, tmp_path])
     assert [n.all_failed for n in history.nights] == [False] * 5 + [True]
     assert "2025-03-09 03:00:00 (all runs failed)" in render_history(history)
+
+
+def test_many_reports_left_out_are_counted_and_the_first_few_named():
+    line = ad_hoc_line([f"history/{n:02d}.json" for n in range(40)])
+    assert line.startswith("Left out, 40 reports of a suite differing from its newest report")
+    assert line.endswith(": history/00.json, history/01.json, history/02.json and 37 more")

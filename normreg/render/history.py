@@ -43,9 +43,20 @@ def render_history(history: History) -> str:
     if history.unreadable:
         parts.append(f"Left out, not valid JSON (cut short while being written?): {', '.join(history.unreadable)}")
     if history.ad_hoc:
-        parts.append(f"Left out, a suite differing from its newest report (ad-hoc runs with --set or other seeds, or "
-                     f"the suite before an edit; --all-runs keeps them, marked): {', '.join(history.ad_hoc)}")
+        parts.append(ad_hoc_line(history.ad_hoc))
     return "\n\n".join(parts)
+
+
+SHOWN_PATHS = 3
+
+
+def ad_hoc_line(sources: Sequence[str]) -> str:
+    """The reports left out because a suite differed from its newest report: how many, and the first few."""
+    shown = ", ".join(sources[:SHOWN_PATHS]) + (f" and {len(sources) - SHOWN_PATHS} more"
+                                                if len(sources) > SHOWN_PATHS else "")
+    return (f"Left out, {len(sources)} report{'s' * (len(sources) != 1)} of a suite differing from its newest "
+            f"report (ad-hoc runs with --set or other seeds, or the suite before an edit; --all-runs keeps them, "
+            f"marked): {shown}")
 
 
 def short_commit(commit: str | None) -> str:

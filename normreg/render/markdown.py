@@ -9,7 +9,7 @@ from __future__ import annotations
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
 from normreg.render.escape import markdown_text, plain
-from normreg.render.history import short_commit
+from normreg.render.history import ad_hoc_line, short_commit
 from normreg.render.labels import (
     EN_DASH,
     MARKDOWN,
@@ -162,6 +162,8 @@ def render_history_markdown(history: History) -> str:
                 for s in history.series if s.outliers]
     if outliers:
         lines += ["", "One-night outliers (not changes): " + "; ".join(outliers)]
+    if history.ad_hoc:
+        lines += ["", _md(ad_hoc_line(history.ad_hoc))]
     lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
               "on the values before and after it."]
     return "\n".join(lines) + "\n"
