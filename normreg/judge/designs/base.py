@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from normreg.errors import InputError, did_you_mean
-from normreg.judge.stats import Comparison, seeds_for
+from normreg.judge.stats import Comparison, array_p, array_stats, seeds_for
 from normreg.suite.spec import MetricSpec
 
 
@@ -54,6 +54,14 @@ class StatTest(ABC):
     def pairs_by_seed(self) -> bool:
         """Whether the test uses only seeds both sides hold (it then needs the per-seed differences' spread)."""
         return False
+
+
+class TTest(StatTest):
+    """A t-test (welch, paired): its array form is `stats.array_stats` under the design of the same name."""
+
+    def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        diff, se, df = array_stats(a, b, self.name)
+        return (diff, *array_p(diff, se, df, delta))
 
 
 REGISTRY: dict[str, StatTest] = {}
