@@ -228,8 +228,8 @@ def run(
             if path is not None:
                 check_output_file(path, option)
         # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
-        # (torch, Lightning) are imported. The pipeline loads them again, which costs milliseconds.
-        load_suites(suites, set_ or (), _seeds_option(seeds))
+        # (torch, Lightning) are imported; the pipeline takes the suites as loaded.
+        loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
 
         held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
@@ -244,8 +244,8 @@ def run(
             from normreg.pipeline import run_suites
 
             with make_executor(executor, options) as ex:
-                result = run_suites(suites, executor=ex, seeds=_seeds_option(seeds), out=out, resume=resume,
-                                    baselines=baselines, update_baseline=update_baseline, overrides=set_ or (),
+                result = run_suites(loaded, executor=ex, out=out, resume=resume,
+                                    baselines=baselines, update_baseline=update_baseline,
                                     ignore_expect=ignore_expect, baseline_key=baseline_key, progress=display,
                                     on_run_dir=checked, on_note=display.note)
         finally:

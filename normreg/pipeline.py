@@ -65,7 +65,7 @@ class Execution:
     staged: dict[str, tuple[list[Check], list[Problem], dict[str, int], int]] = field(default_factory=dict)
 
 
-def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: Seeds = None,
+def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[[], str], seeds: Seeds = None,
              out: Path | None = None, resume: Path | None = None, baselines: Path = Path("baselines"),
              overrides: Sequence[str] = (), baseline_key: str | None = None, check_targets: bool = True,
              update_baseline: bool = False, warm_up: Callable[[], None] | None = None) -> RunPlan:
@@ -74,11 +74,17 @@ def plan_run(paths: Sequence[str | Path], *, device: Callable[[], str], seeds: S
     model and data target once: every mistake found here costs a second, not a night of training. `device()`: where
     the executor will train runs that do not ask for the CPU; asked only when a suite keeps baselines per device.
     `warm_up()` is called once the suites are loaded, before the targets are built (the executor's own start then
-    overlaps it). The caller closes `plan.rundir`."""
+    overlaps it). `paths` may be suites `load_suites` already returned (with `overrides` and `seeds` applied): the
+    CLI loads them first, to refuse a bad one before the heavy imports. The caller closes `plan.rundir`."""
     if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
         raise InputError(f"--out {out} and --resume {resume} name two directories; a resumed run writes into the "
                          "directory it resumes, so give only --resume")
-    suites = load_suites(paths, overrides, seeds)
+    if paths and all(isinstance(p, Suite) for p in paths):
+        if overrides or seeds is not None:
+            raise ValueError("suites already loaded have their overrides and seeds applied: pass neither again")
+        suites = list(paths)
+    else:
+        suites = load_suites(paths, overrides, seeds)  # type: ignore[arg-type]
     # a bad baseline fails before training
     chosen = {s.name: choose_baseline(baselines, s.name, baseline_key or s.baseline_key,
                                       {"device": _planned_device(s, device)}
@@ -295,7 +301,7 @@ def write_report(report: Report, plan: RunPlan) -> Path:
 
 
 def run_suites(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path] | Sequence[Suite],
     *,
     executor: Executor,
     seeds: Seeds = None,
@@ -312,7 +318,8 @@ def run_suites(
     on_run_dir: Callable[[Path], None] | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> Report:
-    """Train and judge every suite in `paths` with `executor`; see the README for what each option does.
+    """Train and judge every suite in `paths` (files, folders, or suites `load_suites` returned) with `executor`;
+    see the README for what each option does.
 
     `preflight`: import and build every target before training (skipped when the executor trains nothing).
     `audit`: attach `normreg audit`'s findings to suites with a failing (or expected-failing) pair as the likely
