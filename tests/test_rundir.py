@@ -166,8 +166,8 @@ def test_resume_of_a_changed_suite_names_what_changed(cli, write_suite, tmp_path
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
         f"SuiteError: suite 'pair' ({changed}) changed since the run in {out / 'pair'} was started "
-        "(stats.alpha: 0.05 -> 0.01); restore it (with the same --set options) to resume, or start a new run "
-        "without --resume"]
+        '(stats: (none) -> {"alpha": 0.01}); restore it (with the same --set options) to resume, or start a new '
+        "run without --resume"]
     assert (out / "pair" / "results.csv").read_text() == before
 
 

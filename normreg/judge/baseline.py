@@ -181,11 +181,6 @@ def _read(path: Path, suite: str) -> Baseline | None:
     return baseline
 
 
-def load_baseline(directory: Path, suite: str) -> Baseline | None:
-    """The stored plain baseline of `suite`, or None when there is none."""
-    return _read(baseline_path(directory, suite), suite)
-
-
 def make_baseline(suite: Suite, runs: Iterable[RunResult], environment: Mapping[str, Any]) -> Baseline:
     declared = {m.name for m in suite.metrics}
     values = values_from_runs([r for r in runs if r.suite == suite.name], qualify=False)

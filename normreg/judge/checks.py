@@ -56,7 +56,6 @@ class Check:
         c = as_record(self.comparison)
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
-                "ci_level": self.comparison.ci_level,
                 "environment_differences": dict(self.environment_differences),
                 "suite_changes": list(self.suite_changes)}
 
@@ -96,6 +95,8 @@ def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]
     `compare` makes each comparison from the reference's (or the baseline's) values."""
     checks: list[Check] = []
     keys: list[Key] = []
+    if baseline is not None:  # the same for every baseline check of the suite
+        env_diff, suite_changes = differences(baseline.environment, environment), baseline.changes(suite)
     for v in suite.variants:
         if not ignore_expect and suite.expected(v.name, "*") == "failed":
             continue  # its runs are meant to crash: nothing to compare
@@ -109,7 +110,7 @@ def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]
                 stored = baseline.values[v.name][m.name]
                 checks.append(Check(suite.name, "baseline", compare("baseline", v.name, m, stored,
                                                                     f"baseline:{v.name}"), None,
-                                    differences(baseline.environment, environment), baseline.changes(suite)))
+                                    env_diff, suite_changes))
                 keys.append(("baseline", v.name, m.name))
     return checks, keys
 

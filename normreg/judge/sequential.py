@@ -112,17 +112,6 @@ def nominal_levels(info: Sequence[float], alpha: float, kind: str = "pocock",
     return tuple(float(_sp.ndtr(-c) * (2 if two_sided else 1)) for c in cs)
 
 
-def info_fractions(sizes: Sequence[float], n_max: float) -> tuple[float, ...]:
-    """Information fractions of looks at `sizes` seeds per side out of `n_max`; clipped to (0, 1]."""
-    out: list[float] = []
-    for n in sizes:
-        t = min(float(n) / n_max, 1.0)
-        if out and t <= out[-1]:
-            continue
-        out.append(t)
-    return tuple(out)
-
-
 def repeated_p(p_values: Sequence[float], info: Sequence[float], kind: str = "pocock",
                two_sided: bool = True) -> float:
     """The smallest alpha at which some look's p-value would have crossed its boundary (a repeated p-value).

@@ -132,9 +132,10 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
     return ReportFile(source, report, {k: v for k, v in extras.items() if v})
 
 
-def read_report(path: Path) -> ReportFile:
+def read_report(path: str | Path) -> ReportFile:
     """Read a report JSON written by `normreg run --report` or `normreg compare --report`, or the `report.json`
     of a run directory given as the directory."""
+    path = Path(path)
     if path.is_dir():
         if not (path / "report.json").is_file():
             raise ResultsError(f"{path}: a folder without report.json; give a report file or a run directory that "

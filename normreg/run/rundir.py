@@ -53,24 +53,6 @@ def new_run_dir(root: Path = Path("runs"), now: _dt.datetime | None = None) -> P
         return candidate
 
 
-def suite_content(suite: Suite) -> dict[str, Any]:
-    """What a suite asks to run, as JSON: compared on `--resume` to say what changed when the digest differs."""
-
-    def target(t: Any) -> Any:
-        return None if t is None else {"target": t.spec, "args": dict(t.args)}
-
-    content = {
-        "reference": suite.reference,
-        "metrics": metrics_to_json(suite.metrics),
-        "variants": {v.name: {"model": target(v.model), "data": target(v.data), "trainer": dict(v.trainer)}
-                     for v in suite.variants},
-        "stats": {"alpha": suite.stats.alpha, "design": suite.stats.design, "correction": suite.stats.correction,
-                  "spending": suite.stats.spending},
-        "expect": {v: dict(m) for v, m in suite.expect.items()},
-    }
-    return json.loads(json.dumps(content, sort_keys=True, default=str))
-
-
 def read_runs(path: Path) -> list[RunResult]:
     """The runs of a `runs.jsonl`, last record per (variant, seed) winning; a torn last line (the process was
     killed while writing it) is skipped, a bad line elsewhere is an error naming the line."""
@@ -203,7 +185,7 @@ class RunDir:
                       "spending": suite.stats.spending},
             "seed_plan": {"min": suite.seed_plan.min, "max": suite.seed_plan.max} if suite.seed_plan else None,
             "metrics": metrics_to_json(suite.metrics),
-            "content": suite_content(suite),
+            "content": dict(suite.content),
             "environment": dict(environment),
         })
         log = RunLog(d)
@@ -223,7 +205,7 @@ class RunDir:
     def _check_unchanged(self, suite: Suite, meta: Mapping[str, Any]) -> None:
         d = self.suite_dir(suite.name)
         if meta.get("digest") != suite.digest:
-            changes = content_changes(meta.get("content"), suite_content(suite)) if "content" in meta else []
+            changes = content_changes(meta.get("content"), suite.content) if "content" in meta else []
             what = summarise(changes)
             raise SuiteError(f"suite '{suite.name}' ({suite.path}) changed since the run in {d} was started "
                              f"({what or 'its content differs'}); restore it (with the same --set options) to "

@@ -50,10 +50,6 @@ class StatTest(ABC):
         return seeds_for(effect, sd_a, sd_b, alpha, target, design="paired" if sd_diff is not None else "welch",
                          sd_diff=sd_diff, goal=goal, delta=delta, limit=limit, start=start)
 
-    @property
-    def pairs_by_seed(self) -> bool:
-        """Whether the test uses only seeds both sides hold (it then needs the per-seed differences' spread)."""
-        return False
 
 
 class TTest(StatTest):

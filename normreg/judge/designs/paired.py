@@ -19,6 +19,3 @@ class Paired(TTest):
                 a_name: str, b_name: str) -> Comparison:
         return paired(a, b, spec, alpha=alpha, a_name=a_name, b_name=b_name)
 
-    @property
-    def pairs_by_seed(self) -> bool:
-        return True

@@ -173,8 +173,8 @@ class LocalExecutor:
         self._workers = []
 
     def __enter__(self) -> Executor:
-        """Nothing starts here: the fork server (which imports torch and Lightning) starts with the first run, so
-        a suite refused while loading or checking costs no import in a process left behind."""
+        """Nothing starts here: the fork server (which imports torch and Lightning) starts with `warm_up`, once the
+        suites have loaded, or with the first run; a suite refused while loading costs no import at all."""
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
