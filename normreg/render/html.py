@@ -27,6 +27,8 @@ from normreg.render.labels import (
     SUITE_CHANGED,
     adjusted_p,
     environment_changes,
+    first_environment_differences,
+    first_suite_changes,
     interval,
     level,
     number,
@@ -259,12 +261,10 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
     parts.append(audit_html(suite.audit))
-    changed = next((c.suite_changes for c in checks if c.suite_changes), ())
+    changed = dict(first_suite_changes(checks)).get(suite.name, ())
     if changed:
         parts.append(f"<p class=meta><b>{escape(SUITE_CHANGED.capitalize())}:</b> {escape(summarise(changed))}.</p>")
-    diffs: dict[str, Sequence[Any]] = {}
-    for c in checks:
-        diffs.update(c.environment_differences)
+    diffs = dict(first_environment_differences(checks)).get(suite.name, {})
     parts.append(environment_html(report.environment, suite.baseline_environment, diffs))
     return "\n".join(p for p in parts if p)
 
