@@ -125,7 +125,8 @@ def test_staged_seeds_stop_at_the_first_decisive_stage(tmp_path):
     ex = ScoreExecutor()
     result = _bisect(repo, commits[0], commits[7], tmp_path / "cache", ex, seeds="auto")
     assert result.culprit == commits[4]
-    assert all(c.stages == (3,) for c in (s.comparison for s in result.steps) if c is not None)
+    compared = [s.comparison for s in result.steps if s.comparison is not None]
+    assert compared and all(c.stages == (3,) for c in compared)
     assert {seeds for _, seeds in ex.calls} == {(0, 1, 2)}  # decisive at 3 seeds: no commit ran a second stage
 
 

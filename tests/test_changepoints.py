@@ -158,7 +158,7 @@ def test_fail_on_change_exits_1_only_for_a_recent_regression(thirty_nights):
 
 def test_a_regression_undone_later_does_not_fail_the_ci_check():
     """--fail-on-change looks at each series' newest change: a regression that a later change undid passes."""
-    from normreg.report.history import Change, History, Night, NightPoint, Series, _with_changes
+    from normreg.report.history import History, Night, NightPoint, Series, _with_changes
 
     rng = np.random.default_rng(11)
     values = _series(rng, step_at=10, step=-3.0)
@@ -167,6 +167,5 @@ def test_a_regression_undone_later_does_not_fail_the_ci_check():
     series = Series("s", "acc", "v", "max", tuple(NightPoint(i, tuple(v), False) for i, v in enumerate(values)))
     history = History(nights, (_with_changes(series, SPEC, 0.05, 30),))
     assert [(c.night, c.verdict) for _, c in history.changes()] == [(10, "regressed"), (20, "improved")]
-    assert all(isinstance(c, Change) for _, c in history.changes())
     assert history.recent_regressions(30) == []
     assert "one-night outlier" not in render_history(history)
