@@ -37,7 +37,7 @@ def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None
 def compare(a: PathLike, b: PathLike, *, metrics: Sequence[str] = (), alpha: float | None = None,
             goal: str | None = None, min_effect: float | None = None, mode: str = "pair", design: str = "welch",
             correction: str = "holm") -> Report:
-    """`normreg compare`: Welch verdicts between two result sets on disk (report, run directory, baseline or tidy
+    """`normreg compare`: verdicts between two result sets on disk (report, run directory, baseline or tidy
     CSV, each optionally `PATH#variant`); trains nothing."""
     from normreg.compare import compare as compare_sets
 
