@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from normreg.choices import GOALS
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, did_you_mean
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
@@ -114,7 +115,7 @@ def metric_specs(source: str, where: str, raw: Any) -> dict[str, MetricSpec]:
             raise ResultsError(f"{source}: {where}.{name}: expected {{goal, min_effect}}, found "
                                f"{describe_value(spec)}")
         goal, min_effect = spec.get("goal", "max"), spec.get("min_effect", 0.0)
-        if goal not in ("max", "min"):
+        if goal not in GOALS:
             raise ResultsError(f"{source}: {where}.{name}.goal: expected 'max' or 'min', found {describe_value(goal)}")
         if not finite_number(min_effect) or min_effect < 0:
             raise ResultsError(f"{source}: {where}.{name}.min_effect: expected a finite number >= 0, found "

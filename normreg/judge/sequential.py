@@ -155,7 +155,12 @@ def _info(sizes_a: Sequence[int], sizes_b: Sequence[int], n_max: tuple[int, int]
     info = [min(_harmonic(na, nb) / h_max, 1.0) for na, nb in zip(sizes_a, sizes_b)]
     if final:
         info[-1] = 1.0
-    for i in range(len(info) - 2, -1, -1):  # keep fractions increasing below the last one
+    return _increasing(info)
+
+
+def _increasing(info: list[float]) -> list[float]:
+    """Information fractions kept strictly increasing below the last one (equal looks nudged down)."""
+    for i in range(len(info) - 2, -1, -1):
         if info[i] >= info[i + 1]:
             info[i] = info[i + 1] * (1 - 1e-9)
     return info
@@ -273,9 +278,7 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
         return replace(last, stages=sizes, spending=spending)
     if final:
         info[-1] = 1.0
-        for i in range(len(info) - 2, -1, -1):  # keep fractions increasing below the final one
-            if info[i] >= info[i + 1]:
-                info[i] = info[i + 1] * (1 - 1e-9)
+        _increasing(info)
     plan_a, plan_b = planned_looks(tested[0].n_a, tested[0].n_b, n_max, design)
     r2 = t_correction(plan_a, plan_b, design, spending, alpha, two_sided=True)
     r1 = t_correction(plan_a, plan_b, design, spending, alpha, two_sided=False)
