@@ -10,25 +10,13 @@ from normreg._callable import make_callable
 from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
 from normreg.environment import fingerprint
 from normreg.errors import InputError
-from normreg.fileio import read_json
 from normreg.judge.checks import Check
 from normreg.judge.designs import compare_values
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.stats import adjust
 from normreg.report.file import check_report
-from normreg.report.model import SCHEMA, Report
+from normreg.report.model import Report
 from normreg.suite.spec import MetricSpec
-
-
-def _load(spec: str) -> ResultSet:
-    """A result set; a report is checked in full first, as `report` and `history` check it, though compare reads
-    only its runs and suites."""
-    path = Path(spec.partition("#")[0])
-    if path.is_file() and path.suffix.lower() == ".json":
-        data = read_json(path)
-        if isinstance(data, dict) and data.get("schema") == SCHEMA:
-            check_report(data, str(path))
-    return load_result_set(spec)
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:
@@ -80,7 +68,8 @@ def compare(
     if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
         raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
                          f"matters), got {min_effect}")
-    a, b = _load(a_spec), _load(b_spec)
+    # reports are checked in full, as `report` and `history` check them, in the same read
+    a, b = (load_result_set(spec, check_report=check_report) for spec in (a_spec, b_spec))
     pairs = _pairs(a, b)
     checks: list[Check] = []
     level = alpha if alpha is not None else (a.alpha or b.alpha or 0.05)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,10 @@ def _from_csv(path: Path) -> ResultSet:
                      {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()})
 
 
-def load_result_set(spec: str) -> ResultSet:
-    """Read `PATH` or `PATH#variant`: a report JSON, a baseline JSON, a run directory or a tidy CSV."""
+def load_result_set(spec: str, *, check_report: Callable[[Any, str], None] | None = None) -> ResultSet:
+    """Read `PATH` or `PATH#variant`: a report JSON, a baseline JSON, a run directory or a tidy CSV.
+    `check_report(data, source)` validates a report in full as it is read (the report layer's check; the judge
+    layer reads only its runs and suites)."""
     path_text, _, variant = spec.partition("#")
     path = Path(path_text)
     if not path.exists():
@@ -179,6 +181,8 @@ def load_result_set(spec: str) -> ResultSet:
         if isinstance(schema, str) and schema.startswith("normreg.baseline/"):
             rs = _from_baseline(path, data)
         elif isinstance(schema, str) and schema.startswith("normreg.report/"):
+            if check_report is not None:
+                check_report(data, str(path))
             rs = _from_report(path, data)
         else:
             raise ResultsError(f"{path}: not a normreg report or baseline (its 'schema' field is "
