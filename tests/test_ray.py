@@ -178,3 +178,40 @@ def test_a_ray_without_the_upload_helper_is_refused_with_what_to_do(monkeypatch:
     with pytest.raises(RunError, match=r"has no ray\._private\.runtime_env\.py_modules\.upload_py_modules_if_needed"
                                        r".*pip install ray=="):
         RayExecutor._upload(ray, {"py_modules": []})
+
+
+def test_a_cluster_wanting_a_token_is_refused_with_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's own chain, as `ray.init` raises it when the cluster wants a token (the slow cluster test meets it for
+    real): normreg says to set the token instead of blaming the address."""
+    from normreg.errors import RunError
+
+    def init(**kwargs):
+        try:
+            raise RuntimeError("Failed to connect to GCS. Last connection error: ray.exceptions.AuthenticationError: "
+                               "RPC error: InvalidAuthToken: Authentication token is missing or incorrect.")
+        except RuntimeError as e:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from e
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(RunError, match=r"cluster at 10\.0\.0\.1:6379: it uses token authentication.*"
+                                       r"RAY_AUTH_MODE=token.*RAY_AUTH_TOKEN"):
+        RayExecutor(ExecutorOptions(address="10.0.0.1:6379"))._connect(None)
+
+
+@pytest.mark.gpu
+def test_runs_share_the_gpu_as_ray_tasks_with_the_local_executors_values(local_ray, cli, tmp_path: Path,
+                                                                          local_executor) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available() or not ray.cluster_resources().get("GPU"):
+        pytest.skip("no CUDA device in the Ray instance")
+    res = cli("run", TINY, "--executor", "ray", "--accelerator", "gpu", "--runs-per-gpu", "3", "--out",
+              tmp_path / "ray", "--baselines", tmp_path / "b")
+    assert res.exit_code == 3, res.output  # the broken variant fails, as it does locally
+    on_ray = json.loads((tmp_path / "ray" / "report.json").read_text())["runs"]
+    local = run_suites([TINY], executor=local_executor(workers=0, accelerator="gpu"), out=tmp_path / "local",
+                       baselines=tmp_path / "b")
+    ok = {(r["variant"], r["seed"]): r["metrics"] for r in on_ray if r["status"] == "ok"}
+    assert ok == {(r.variant, r.seed): r.metrics for r in local.runs if r.ok} and len(ok) == 4
+    name = torch.cuda.get_device_name(0)
+    assert {r["device"] for r in on_ray if r["status"] == "ok"} == {f"cuda:0 ({name}) on {socket.gethostname()}"}

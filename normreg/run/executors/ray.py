@@ -117,6 +117,17 @@ def _first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _authentication_failed(e: BaseException) -> bool:
+    """Whether connecting failed because the cluster wants a token this process did not send: Ray wraps its
+    AuthenticationError in a RuntimeError wrapped in a ConnectionError, so the chain's text is searched."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if type(seen).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _failed(job: Job, message: str) -> RunResult:
     return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, message)
 
@@ -215,6 +226,11 @@ class RayExecutor:
                      include_dashboard=False if address is None else None)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            if _authentication_failed(e):
+                raise RunError(f"cannot connect to {where}: it uses token authentication (the default of "
+                               "`ray start --head`) and this process sent no valid token; set "
+                               "RAY_AUTH_MODE=token, and the cluster's token in RAY_AUTH_TOKEN or in "
+                               "~/.ray/auth_token (copied from the head node)") from None
             raise RunError(f"cannot connect to {where}: {_first_line(e)}; check --ray-address (or RAY_ADDRESS) "
                            "and that the cluster runs the same Ray and Python versions") from None
         self._opened = True
