@@ -1,5 +1,5 @@
 """What normreg costs over training itself: `normreg run SUITE --workers 1` against a plain in-process Lightning loop
-over the same variants and seeds, and 2 workers against 1.
+over the same variants and seeds, and 2 workers against 1 and against two plain loops run side by side.
 
     python benchmarks/overhead.py                       # the flagship, 3 paired repeats
     python benchmarks/overhead.py suites/gan_discriminator.yaml --repeat 5
@@ -39,6 +39,10 @@ from normreg.suite.targets import importable
 
 suite = load_suite(sys.argv[1])
 importable([suite.directory])
+part, parts = (int(x) for x in sys.argv[2].split("/")) if len(sys.argv) > 2 else (0, 1)
+if len(sys.argv) > 3:
+    import torch
+    torch.set_num_threads(int(sys.argv[3]))
 
 def make(target):
     obj = importlib.import_module(target.module)
@@ -47,16 +51,16 @@ def make(target):
     return obj(**dict(target.args))
 
 values = {}
-for seed in suite.seeds:
-    for v in suite.variants:
-        pl.seed_everything(seed, workers=True, verbose=False)
-        dm = make(v.data) if v.data is not None else None
-        model = make(v.model)
-        pl.seed_everything(seed, workers=True, verbose=False)
-        trainer = pl.Trainer(**{"accelerator": "cpu", "devices": 1, "deterministic": True, **v.trainer})
-        trainer.fit(model, datamodule=dm)
-        out = trainer.test(model, datamodule=dm, verbose=False)
-        values[f"{v.name}/{seed}"] = {k: float(x) for k, x in out[0].items()}
+jobs = [(seed, v) for seed in suite.seeds for v in suite.variants]
+for seed, v in jobs[part::parts]:
+    pl.seed_everything(seed, workers=True, verbose=False)
+    dm = make(v.data) if v.data is not None else None
+    model = make(v.model)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    trainer = pl.Trainer(**{"accelerator": "cpu", "devices": 1, "deterministic": True, **v.trainer})
+    trainer.fit(model, datamodule=dm)
+    out = trainer.test(model, datamodule=dm, verbose=False)
+    values[f"{v.name}/{seed}"] = {k: float(x) for k, x in out[0].items()}
 import torch
 print(json.dumps({"values": values, "seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
 '''
@@ -73,6 +77,19 @@ def _plain(suite: Path) -> tuple[float, Values, int]:
     wall = time.perf_counter() - start
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return wall, out["values"], out["threads"]
+
+
+def _plain_split(suite: Path, parts: int) -> tuple[float, Values, int]:
+    """What no harness can beat on this machine: `parts` plain loops started at once, each over its share of the
+    jobs with one torch thread (as each of normreg's workers has): the wall time until the last one ends."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", PLAIN, str(suite), f"{i}/{parts}", "1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for i in range(parts)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    wall = time.perf_counter() - start
+    assert all(p.returncode == 0 for p in procs)
+    return wall, {k: v for o in outs for k, v in o["values"].items()}, 1
 
 
 def _normreg(suite: Path, workers: int, tmp: Path) -> tuple[float, Values, int]:
@@ -99,19 +116,24 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     suite = Path(args.suite).resolve()
-    times: dict[str, list[float]] = {"plain": [], "workers 1": [], "workers 2": []}
+    times: dict[str, list[float]] = {"plain": [], "workers 1": [], "workers 2": [], "plain split 2": []}
     identical = True
     with tempfile.TemporaryDirectory() as t:
         for i in range(args.repeat):
-            order = ["plain", "workers 1", "workers 2"] if i % 2 == 0 else ["workers 2", "workers 1", "plain"]
+            order = ["plain", "workers 1", "workers 2", "plain split 2"]
+            order = order if i % 2 == 0 else order[::-1]
             got, threads = {}, {}
             for name in order:
-                wall, got[name], threads[name] = (_plain(suite) if name == "plain" else
-                                                  _normreg(suite, int(name[-1]), Path(t)))
+                wall, got[name], threads[name] = (
+                    _plain(suite) if name == "plain" else _plain_split(suite, 2) if name == "plain split 2" else
+                    _normreg(suite, int(name[-1]), Path(t)))
                 times[name].append(wall)
                 print(f"repeat {i + 1} {name:10s} {wall:6.1f}s  {threads[name]} torch threads per run  "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
             # CPU values are bit-identical for a seed only at the same thread count (reductions split otherwise)
+            if got["plain split 2"] != got["workers 2"]:
+                identical = False
+                print(f"repeat {i + 1}: --workers 2 values differ from the split plain loops' (1 thread each)")
             for name in ("workers 1", "workers 2"):
                 if threads[name] == threads["plain"] and got[name] != got["plain"]:
                     identical = False
@@ -124,6 +146,9 @@ def main() -> int:
           f"--workers 1 {med['workers 1']:.1f}s, --workers 2 {med['workers 2']:.1f}s")
     print(f"--workers 1 / plain loop: {med['workers 1'] / med['plain']:.2f}x (target <= 1.15x)")
     print(f"--workers 2 / --workers 1: {med['workers 2'] / med['workers 1']:.2f}x (target <= 0.6x on 2 cores)")
+    print(f"the bound on this machine, 2 plain loops of 1 thread at once / 1 plain loop: "
+          f"{med['plain split 2'] / med['plain']:.2f}x ({med['plain split 2']:.1f}s); --workers 2 / that: "
+          f"{med['workers 2'] / med['plain split 2']:.2f}x")
     print(f"per-seed values identical at equal thread counts: {'yes' if identical else 'NO'}")
     return 0 if identical else 1
 

@@ -252,3 +252,32 @@ def test_the_first_line_of_a_run_says_the_checks_passed_and_where_it_trains(cli,
     bad = cli("run", write_suite(extra="metrcs: {}\n", name="bad"), "--out", tmp_path / "r2",
               "--baselines", tmp_path / "b", script=SAME)
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+def test_a_command_that_imported_torch_skips_the_teardown_but_not_the_exit_handlers(tmp_path: Path) -> None:
+    """The console script leaves a process that imported torch without the interpreter's module teardown (seconds
+    on a small machine), yet runs every exit handler, flushes the output and keeps the exit status; a process
+    without torch exits as usual."""
+    program = textwrap.dedent("""
+        import atexit, sys
+        from pathlib import Path
+        out = Path(sys.argv[1])
+        if sys.argv[2] == "torch":
+            import torch
+        atexit.register(lambda: (out / "exit handler").write_text("ran"))
+        class Teardown:  # a module global: only the interpreter's teardown deletes it
+            def __del__(self):
+                (out / "teardown").write_text("ran")
+        kept = Teardown()
+        sys.argv = ["normreg", "compare", str(out / "missing-a.json"), str(out / "missing-b.json")]
+        from normreg.cli import main
+        main()
+    """)
+    for mode in ("torch", "plain"):
+        where = tmp_path / mode
+        where.mkdir()
+        done = subprocess.run([sys.executable, "-c", program, str(where), mode], capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr  # compare's "no such file": exit 2 either way
+        assert "missing-a.json" in done.stdout + done.stderr
+        assert (where / "exit handler").read_text() == "ran"
+        assert (where / "teardown").exists() == (mode == "plain"), mode
