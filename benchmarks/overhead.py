@@ -4,13 +4,15 @@ over the same variants and seeds, and 2 workers against 1 and against two plain 
     python benchmarks/overhead.py                       # the flagship, 3 paired repeats
     python benchmarks/overhead.py suites/gan_discriminator.yaml --repeat 5
 
-Each repeat runs, in fresh processes and in alternating order, the plain loop, `normreg run --workers 1` and
-`normreg run --workers 2`; per-seed values must be identical wherever the torch thread count per run is the same
-(the script exits 1 otherwise); where it differs (2 workers on 2 cores take 1 thread each), the largest difference
-is printed: CPU values are bit-identical only at the same thread count.
+Each repeat runs, in fresh processes and in alternating order, the plain loop, `normreg run --workers 1`,
+`normreg run --workers 2`, and two plain loops side by side, each over half the runs with one torch thread (what
+no harness can beat with 2 workers on this machine). Per-seed values must be identical wherever the torch thread
+count per run is the same: --workers 1 against the plain loop, --workers 2 against the two loops side by side (the
+script exits 1 otherwise). Where the count differs (2 workers on 2 cores take 1 thread each), the largest
+difference is printed: CPU values are bit-identical only at the same thread count.
 Prints the medians and the ratios; targets: --workers 1 at most 1.15x the plain loop, 2 workers at most 0.6x of
-one on 2 cores. A benchmark, not a test: shared machines are noisy, so it reports the load average beside the
-numbers.
+one on 2 cores, printed beside the bound. A benchmark, not a test: shared machines are noisy, so it reports the
+load average beside the numbers.
 """
 
 from __future__ import annotations
