@@ -215,3 +215,26 @@ def test_runs_share_the_gpu_as_ray_tasks_with_the_local_executors_values(local_r
     assert ok == {(r.variant, r.seed): r.metrics for r in local.runs if r.ok} and len(ok) == 4
     name = torch.cuda.get_device_name(0)
     assert {r["device"] for r in on_ray if r["status"] == "ok"} == {f"cuda:0 ({name}) on {socket.gethostname()}"}
+
+
+@pytest.mark.gpu
+def test_each_gpu_task_asks_ray_for_its_share_of_a_gpu(local_ray) -> None:
+    if not ray.cluster_resources().get("GPU"):
+        pytest.skip("no GPU in the Ray instance")
+    suite = load_suite(TINY, ["seeds=1", "variants.b.trainer={accelerator: cpu}"])
+
+    def worker(job, accelerator):  # what Ray gave the task, instead of training
+        import ray
+
+        from normreg.run.results import RunResult
+
+        got = ray.get_runtime_context().get_assigned_resources()
+        return RunResult(job.suite.name, job.variant, job.seed, "ok",
+                         {"gpu": got.get("GPU", 0.0), "cpu": got.get("CPU", 0.0)}, 0.0, accelerator, device="-")
+
+    results = []
+    with RayExecutor(ExecutorOptions(runs_per_gpu=4, accelerator="gpu"), worker=worker) as ex:
+        ex.run(plan_jobs(suite), results.append)
+    by = {r.variant: r for r in results}
+    assert by["a"].metrics == {"gpu": 0.25, "cpu": 1.0} and by["a"].error == "gpu"
+    assert by["b"].metrics == {"gpu": 0.0, "cpu": 1.0} and by["b"].error == "cpu"  # its own trainer wins
