@@ -61,6 +61,18 @@ def test_verdict_table_has_a_row_per_comparison_failures_first(page, report_json
     assert rows[:4] == ["fail", "fail", "xfail", "xfail"] and set(rows[4:]) == {""}
 
 
+def test_a_row_without_an_interval_names_no_level(report_json):
+    """An identical pair or a failed side has no interval: its cell is a dash, not a dash with "- CI" under it."""
+    data = json.loads(json.dumps(report_json))
+    data["comparisons"][0].update(ci_low=None, ci_high=None)  # as an identical pair's
+    page = render_html(report_from_json(data).report)
+    table = page.split('<table class="verdicts">')[1].split("</table>")[0]
+    rows = table.split("<tr class=")[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row)[6] for row in rows]  # the "CI of b − a" column
+    assert len(cells) == len(data["comparisons"]) and cells.count("–") == 1, cells
+    assert all(c.endswith("% CI</small>") for c in cells if c != "–")
+
+
 def test_each_suite_has_seed_plot_and_curves_as_decodable_pngs(page):
     pngs = images(page)
     assert len(pngs) == 4  # per suite: per-seed values and learning curves

@@ -102,6 +102,8 @@ def verdict_table(checks: Sequence[Check]) -> str:
         c = ch.comparison
         cls = HTML_ROW_CLASS[status(ch)]
         ci = interval(c, missing=EN_DASH)
+        if c.ci_low is not None:
+            ci += f"<br><small>{level(c.ci_level)} CI</small>"
         diff = signed(c.diff, 4, missing=EN_DASH)
         p = escape(p_value(c.p_value, missing=EN_DASH))
         adjusted = adjusted_p(c, missing=EN_DASH)
@@ -112,7 +114,7 @@ def verdict_table(checks: Sequence[Check]) -> str:
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}<br><small>{level(c.ci_level)} CI</small></td><td class=num>{p}</td>"
+            f"<td class=num>{ci}</td><td class=num>{p}</td>"
             f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
             "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
