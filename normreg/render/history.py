@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from normreg.judge.stats import mean_sd
-from normreg.render.labels import text_table
+from normreg.render.labels import mean_pm_sd, text_table
 from normreg.report.history import Change, History, Series
 
 
@@ -25,8 +25,7 @@ def render_history(history: History) -> str:
                     continue
                 n = len(p.values)
                 mean, sd = mean_sd(p.values)
-                text = f"{mean:.4g} ± {sd:.2g}" if sd is not None else f"{mean:.4g}"
-                cells.append(f"{text} (n={n}){' FAIL' if p.failed else ''}")
+                cells.append(f"{mean_pm_sd(mean, sd)} (n={n}){' FAIL' if p.failed else ''}")
             rows.append(cells)
         goal = group[0].goal
         parts.append("\n".join([f"{suite}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)",

@@ -31,6 +31,7 @@ from normreg.render.labels import (
     first_suite_changes,
     interval,
     level,
+    mean_pm_sd,
     number,
     order,
     p_value,
@@ -92,8 +93,7 @@ def _verdict(check: Check) -> str:
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
-    value = f"{_g(mean)} ± {_g(sd, 2)}" if sd is not None else _g(mean)
-    return f"{value}<br><small>n={n}</small>"
+    return f"{mean_pm_sd(mean, sd, EN_DASH)}<br><small>n={n}</small>"
 
 
 def verdict_table(checks: Sequence[Check]) -> str:

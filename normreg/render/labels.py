@@ -31,6 +31,14 @@ def signed(x: float | None, digits: int = 3, missing: str = DASH) -> str:
     return missing if x is None else f"{x:+.{digits}g}"
 
 
+def mean_pm_sd(mean: float | None, sd: float | None, missing: str = DASH) -> str:
+    """One side's mean and spread, `0.9781 ± 0.0086` (4 and 2 significant digits); the mean alone when there is no
+    spread (one seed), `missing` when there is no mean."""
+    if mean is None:
+        return missing
+    return number(mean, 4) + ("" if sd is None else f" ± {number(sd, 2)}")
+
+
 def interval(c: Comparison, digits: int = 3, missing: str = DASH) -> str:
     """The confidence interval of b - a as `[low, high]`, or `missing` when there is none."""
     return missing if c.ci_low is None else f"[{signed(c.ci_low, digits)}, {signed(c.ci_high, digits)}]"

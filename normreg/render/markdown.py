@@ -20,6 +20,7 @@ from normreg.render.labels import (
     first_suite_changes,
     interval,
     level,
+    mean_pm_sd,
     number,
     order,
     p_value,
@@ -57,9 +58,7 @@ def verdict_cell(check: Check) -> str:
 
 
 def _side(mean: float | None, sd: float | None, n: int) -> str:
-    if mean is None:
-        return f"– (n={n})"
-    return f"{_num(mean)} ± {_num(sd, 2)} (n={n})" if sd is not None else f"{_num(mean)} (n={n})"
+    return f"{mean_pm_sd(mean, sd, EN_DASH)} (n={n})"
 
 
 def _level(c: Comparison) -> str:
