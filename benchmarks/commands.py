@@ -5,7 +5,7 @@
     python benchmarks/commands.py --repeat 5
 
 Targets (from the issues): `compare` well under a second to start (1.44 s measured: not met, since importing
-scipy's special functions alone takes 0.7 s); the flagship suite under a minute on 2 cores (27.2 s). These are
+scipy's special functions alone takes 0.7 s); the flagship suite under a minute on 2 cores (22.0 s). These are
 measured here, not asserted in tests, because shared machines are noisy.
 """
 
