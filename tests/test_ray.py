@@ -200,8 +200,8 @@ def test_a_cluster_wanting_a_token_is_refused_with_what_to_set(monkeypatch: pyte
 
 
 @pytest.mark.gpu
-def test_runs_share_the_gpu_as_ray_tasks_with_the_local_executors_values(local_ray, cli, tmp_path: Path,
-                                                                          local_executor) -> None:
+def test_ray_tasks_on_the_gpu_give_the_local_executors_values(local_ray, cli, tmp_path: Path,
+                                                               local_executor) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available() or not ray.cluster_resources().get("GPU"):
         pytest.skip("no CUDA device in the Ray instance")
