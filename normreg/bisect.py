@@ -29,16 +29,13 @@ from typing import Any
 
 from normreg.environment import COMPARED_KEYS, fingerprint
 from normreg.errors import InputError, NormregError, did_you_mean
-from normreg.fileio import clean_json, write_json_atomic
+from normreg.fileio import write_json_atomic
 from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
-from normreg.judge.stats import Comparison, as_record, mean_sd
+from normreg.judge.stats import Comparison
+from normreg.report.bisect import BisectResult, Step
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
-
-SCHEMA = "normreg.bisect/1"
-EXIT = {"found": 0, "not_worse": 1, "undecided": 3}
-
 
 # ------------------------------------------------------------------------------------------------- git
 
@@ -187,71 +184,6 @@ def run_child(args: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Step:
-    """One commit looked at: its runs' values of the metric, the comparison with the good commit, the decision.
-
-    `status` is "good", "bad" or "skip"; `role` is "good", "bad" (the two ends) or "step" (a search step).
-    """
-
-    role: str
-    commit: str
-    subject: str
-    status: str
-    values: Mapping[int, float]
-    comparison: Comparison | None
-    reason: str
-    trained: int
-    cached: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "commit": self.commit, "subject": self.subject, "status": self.status,
-                "values": {str(s): v for s, v in sorted(self.values.items())}, "reason": self.reason,
-                "trained": self.trained, "cached": self.cached,
-                "comparison": clean_json(as_record(self.comparison)) if self.comparison else None}
-
-
-@dataclass(frozen=True)
-class BisectResult:
-    suite: str
-    variant: str
-    metric: str
-    good: str
-    bad: str
-    candidates: tuple[str, ...]
-    steps: tuple[Step, ...]
-    outcome: str  # found | not_worse | undecided
-    culprit: str | None = None
-    culprit_subject: str = ""
-    culprit_stat: str = ""
-    suspects: tuple[str, ...] = ()  # undecided: the commits among which the first bad one lies
-    cache: str = ""
-    environment: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.outcome]
-
-    @property
-    def search_steps(self) -> int:
-        return sum(1 for s in self.steps if s.role == "step")
-
-    @property
-    def trained(self) -> int:
-        return sum(s.trained for s in self.steps)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "suite": self.suite, "variant": self.variant, "metric": self.metric,
-                "good": self.good, "bad": self.bad, "candidates": list(self.candidates),
-                "steps": [s.to_json() for s in self.steps], "outcome": self.outcome, "exit_code": self.exit_code,
-                "culprit": self.culprit, "culprit_subject": self.culprit_subject, "culprit_stat": self.culprit_stat,
-                "suspects": list(self.suspects), "cache": self.cache, "runs_trained": self.trained,
-                "environment": dict(self.environment)}
-
-    def write(self, path: Path) -> None:
-        write_json_atomic(path, self.to_json())
 
 
 # ------------------------------------------------------------------------------------------------ search
@@ -484,51 +416,3 @@ def _step(role: str, commit: str, title: str, status: str, values: Mapping[int, 
     cached = sum(c[1] for c in commits.counts.values())
     commits.counts.clear()
     return Step(role, commit, title, status, dict(values), comparison, reason, trained, cached)
-
-
-# ------------------------------------------------------------------------------------------------ render
-
-
-def describe_values(values: Mapping[int, float]) -> str:
-    if not values:
-        return "-"
-    mean, sd = mean_sd(list(values.values()))
-    assert mean is not None
-    return f"{mean:.4g} ± {sd:.2g} (n={len(values)})" if sd is not None else f"{mean:.4g} (n={len(values)})"
-
-
-def render_step(step: Step) -> str:
-    """One line per commit looked at: which, its subject, its values, the verdict against the good commit."""
-    c = step.comparison
-    verdict = "" if c is None else c.verdict
-    if c is not None and c.p_value is not None and c.diff is not None:
-        verdict = f"{c.verdict} vs good (diff {c.diff:+.4g}, p={c.p_value:.2g})"
-    label = {"good": "good", "bad": "bad ", "step": "step"}[step.role]
-    runs = f"trained {step.trained}, cached {step.cached}"
-    what = {"bad": "BAD", "good": "good", "skip": "SKIP"}[step.status]
-    text = f"{label} {step.commit[:10]} {step.subject[:50]!r}: {describe_values(step.values)}"
-    text += f" -> {what}" + (f": {verdict}" if verdict else "")
-    if step.status == "skip" or step.role == "good":
-        text += f" ({step.reason})"
-    return f"{text} [{runs}]"
-
-
-def render_bisect(result: BisectResult) -> str:
-    """The outcome after the step lines: the culprit with its diff stat, or why there is none."""
-    lines = []
-    if result.outcome == "found":
-        lines += [f"First bad commit: {result.culprit} {result.culprit_subject!r}",
-                  f"({result.search_steps} search steps over {len(result.candidates)} commits; "
-                  f"{result.trained} runs trained, {sum(s.cached for s in result.steps)} read from the cache "
-                  f"{result.cache})", result.culprit_stat]
-    elif result.outcome == "not_worse":
-        lines.append(f"The bad commit {result.bad[:10]} is not worse than the good commit {result.good[:10]} on "
-                     f"{result.variant} {result.metric}: nothing to search (exit 1)")
-    else:
-        if result.suspects:
-            lines.append("Could not decide: the first bad commit is one of " +
-                         ", ".join(c[:10] for c in result.suspects) + " (the others were skipped or undecided)")
-        else:
-            lines.append("Could not decide: an end of the range could not be judged (see the skipped lines)")
-    lines.append(f"Outcome: {result.outcome} (exit {result.exit_code})")
-    return "\n".join(lines)

@@ -480,7 +480,8 @@ def bisect_cmd(
     """Binary-search git history for the first commit where a variant regressed; 0 found, 1 not worse, 3 undecided."""
 
     def body() -> int:
-        from normreg.bisect import bisect, render_bisect, render_step
+        from normreg.bisect import bisect
+        from normreg.render.bisect import render_bisect, render_step
 
         result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
                         overrides=set_ or (), workers=workers, on_step=lambda s: typer.echo(render_step(s)))
