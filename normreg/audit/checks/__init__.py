@@ -47,6 +47,12 @@ class Recordings:
     data_note: str | None = None  # how the variant's own data differs from the reference's, when it does
     drift_steps: int = 3
 
+    @property
+    def training(self) -> StepRecord | None:
+        """The recorded training step (train mode), when it ran without error; None otherwise."""
+        train = self.steps.get("train")
+        return None if train is None or train.error else train
+
 
 CheckFn = Callable[[Recordings], list[Finding]]
 

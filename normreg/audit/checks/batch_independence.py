@@ -136,9 +136,8 @@ def check(rec: Recordings) -> list[Finding]:
     """Batch independence: an example's output must not depend on the rest of its batch where nothing trains."""
     probed: set[tuple[int, frozenset[tuple[int, bool]]]] = set()
     roots = [(p, c, True) for p, calls in rec.paths.items() for c in calls if c.args is not None]
-    train = rec.steps.get("train")
-    if train is not None and not train.error:
-        roots += [("training_step", c, False) for c in train.calls if c.args is not None]
+    if rec.training is not None:
+        roots += [("training_step", c, False) for c in rec.training.calls if c.args is not None]
     found: set[tuple[str, str]] = set()
     findings: list[Finding] = []
     for path, call, inference in roots:

@@ -76,7 +76,5 @@ def heterogeneous_normalisation(calls: Sequence[Call], variant: str, limit: floa
 @register("heterogeneous_normalisation", order=6)
 def check(rec: Recordings) -> list[Finding]:
     """Heterogeneous normalisation: features of very different scales pooled by one normalisation."""
-    train = rec.steps.get("train")
-    if train is None or train.error:
-        return []
-    return heterogeneous_normalisation(train.calls, rec.variant)
+    train = rec.training
+    return [] if train is None else heterogeneous_normalisation(train.calls, rec.variant)

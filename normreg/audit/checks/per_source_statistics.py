@@ -66,7 +66,5 @@ def per_source_statistics(calls: Sequence[Call], variant: str, start: Mapping[st
 @register("per_source_statistics", order=5)
 def check(rec: Recordings) -> list[Finding]:
     """Per-source statistics: sub-batches normalised apart in training, together at test time."""
-    train = rec.steps.get("train")
-    if train is None or train.error:
-        return []
-    return per_source_statistics(train.calls, rec.variant, train.before)
+    train = rec.training
+    return [] if train is None else per_source_statistics(train.calls, rec.variant, train.before)
