@@ -270,3 +270,30 @@ def test_storing_a_baseline_leaves_every_pair_verdict_unchanged(tmp_path):
     base = [c.comparison for c in second.checks if c.kind == "baseline"]
     assert len(base) == 6 and {c.verdict for c in base} == {"identical"}
     assert all(c.p_adjusted is None for c in base)
+
+
+def test_a_permutation_baseline_check_stops_when_its_p_values_cannot_reach_the_last_level():
+    """3 baseline values against at most 4 seeds: the permutation test's p cannot go below 2/35 two-sided or 1/35
+    one-sided, above the last look's levels, so more seeds cannot decide it, however far apart the values are (a
+    Welch projection of these spreads says 4 seeds would). Its floor is the same one `compare` meets."""
+    from itertools import combinations
+
+    from normreg.judge.checks import _stop_if_undecidable
+    from normreg.judge.designs import get
+
+    spec = MetricSpec("acc", "max", 0.01)
+    base, cand = {0: 0.90, 1: 0.91, 2: 0.92}, {0: 0.80, 1: 0.81, 2: 0.82, 3: 0.79}
+    assert compare_values(base, cand, spec, design="permutation").p_value == pytest.approx(2 / 35)
+    assert len(list(combinations(range(7), 4))) == 35
+
+    c = replace(compare_values(base, {s: cand[s] for s in range(3)}, spec, design="permutation"), stages=(3,),
+                spending="pocock")
+    assert c.verdict == "inconclusive"  # 3 against 3: p is at least 0.1
+    stopped = _stop_if_undecidable(Check("s", "baseline", c), 4, "permutation").comparison
+    assert stopped.stopped and "the permutation test gives p of at least 0.0571 even at 4 seeds" in stopped.reason
+    welch = replace(compare_values(base, {s: cand[s] for s in range(3)}, spec), stages=(3,), spending="pocock")
+    assert _stop_if_undecidable(Check("s", "baseline", replace(welch, verdict="inconclusive")), 4,
+                                "welch").comparison.stopped is None  # the t-test can decide at 4 seeds
+    test = get("permutation")
+    assert test.smallest_p(3, 4) == pytest.approx(2 / 35) and test.smallest_p(3, 4, two_sided=False) == 1 / 35
+    assert get("welch").smallest_p(3, 4) == 0.0

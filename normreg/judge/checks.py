@@ -15,6 +15,7 @@ from normreg.environment import differences
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
 from normreg.judge.designs import compare_values
+from normreg.judge.designs import get as get_design
 from normreg.judge.sequential import final_levels, sequential_compare
 from normreg.judge.stats import Comparison, adjust, as_record, welch_se_df
 from normreg.run.results import RunResult
@@ -203,7 +204,10 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
     The baseline's side is fixed, so its spread bounds the standard error however many seeds the candidate
     runs. Taking the observed difference and spreads as they are, at the plan's maximum the check would still
     be inconclusive: neither beyond min_effect with the interval clear of zero, nor with the interval inside
-    ±min_effect. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing more helps.)
+    ±min_effect (projected with Welch's t for every unpaired design). A test whose p-values have a floor (a
+    permutation test: one split in all of them) cannot decide at all once that floor, at the plan's maximum, is
+    above the last look's levels. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing
+    more helps.)
     """
     c = check.comparison
     if c.verdict != "inconclusive" or c.diff is None or c.sd_a is None or c.sd_b is None or c.n_b >= n_max:
@@ -213,15 +217,21 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
             return check
         why = f"all {c.n_a} seeds the baseline holds are paired; more seeds cannot pair"
     else:
-        se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
         lv2, lv1 = final_levels(c.n_a, c.stages[0] if c.stages else c.n_b, n_max, c.alpha, design,
                                 c.spending or "pocock")
-        t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
         delta = c.min_effect
-        if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
-            return check
-        why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
-               f"(standard error at least {se:.3g})")
+        test = get_design(design)
+        floor2, floor1 = test.smallest_p(c.n_a, n_max), test.smallest_p(c.n_a, n_max, two_sided=False)
+        if floor2 > lv2 and (delta <= 0 or floor1 > lv1):
+            why = (f"against the baseline's {c.n_a} fixed values the {design} test gives p of at least "
+                   f"{floor2:.3g} even at {n_max} seeds, above the level {lv2:.3g} a verdict needs there")
+        else:
+            se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
+            t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
+            if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
+                return check
+            why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
+                   f"(standard error at least {se:.3g})")
     stopped = f"more seeds cannot decide it: {why}"
     reason = c.reason.split("; about ")[0]  # per-side seed advice does not apply with one side fixed
     return replace(check, comparison=replace(c, stopped=stopped, reason=f"{reason}; {stopped}", seeds_needed=None,

@@ -50,6 +50,10 @@ class StatTest(ABC):
         return seeds_for(effect, sd_a, sd_b, alpha, target, design="paired" if sd_diff is not None else "welch",
                          sd_diff=sd_diff, goal=goal, delta=delta, limit=limit, start=start)
 
+    def smallest_p(self, n_a: int, n_b: int, *, two_sided: bool = True) -> float:
+        """The smallest p-value the test can give with `n_a` and `n_b` seeds, whatever the values: 0 for a test on
+        a continuous statistic (a t-test); a permutation test cannot go below one split in all of them."""
+        return 0.0
 
 
 class TTest(StatTest):
