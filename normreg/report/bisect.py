@@ -41,6 +41,8 @@ class Step:
 
 @dataclass(frozen=True)
 class BisectResult:
+    """A whole bisect: the range searched, every commit looked at, and the outcome with its culprit or suspects."""
+
     suite: str
     variant: str
     metric: str
