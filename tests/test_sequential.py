@@ -161,3 +161,16 @@ def test_staged_permutation_false_alarms_with_the_real_splits(data, spending):
             "cauchy": lambda s: rng.standard_cauchy(s)}[data]
     rate = staged_permutation_false_alarms(draw((32000, 20)), draw((32000, 20)), spending)
     assert 0.05 - 0.015 <= rate <= 0.05 + 0.005
+
+
+def test_a_single_stage_pair_counts_both_sides_even_when_a_candidate_seed_failed():
+    """A pair check whose plan has one stage (min = max) has a reference of the plan's size at its only look, like
+    a stored baseline; it is still a pair, so its stage counts both sides, not the candidate's 4 surviving seeds.
+    A stored baseline (`fixed_reference`) counts the candidate's."""
+    a = {s: 0.90 + 0.01 * s for s in range(5)}
+    b = {s: 0.80 + 0.01 * s for s in range(4)}  # seed 4 failed
+    spec = MetricSpec("acc", "max", 0.01)
+    pair = sequential_compare([a], [b], spec, n_max=(5, 5), final=True)
+    assert pair.stages == (5,)
+    baseline = sequential_compare([a], [b], spec, n_max=(5, 5), final=True, fixed_reference=True)
+    assert baseline.stages == (4,)

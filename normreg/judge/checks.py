@@ -187,7 +187,7 @@ def judge_staged(suite: Suite, runs: Sequence[RunResult], baseline: Baseline | N
         return sequential_compare(a_looks, [{s: x for s, x in b.items() if s < n} for n in mine], m,
                                   n_max=(plan.max if grows else len(a), plan.max), final=mine[-1] >= plan.max,
                                   alpha=stats.alpha, design=stats.design, spending=stats.spending, a_name=a_name,
-                                  b_name=v)
+                                  b_name=v, fixed_reference=not grows)
 
     checks, keys = _each_check(suite, ok, baseline, environment, ignore_expect, compare)
     problems = run_problems(suite, runs, ignore_expect)

@@ -243,8 +243,9 @@ def _t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: st
 def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence[Mapping[int, float]],
                        spec: MetricSpec, *, n_max: tuple[int, int], final: bool, alpha: float = 0.05,
                        design: str = "welch", spending: str = "pocock", a_name: str = "a",
-                       b_name: str = "b") -> Comparison:
-    """The comparison after the looks so far: {seed: value} on each side at each look (growing).
+                       b_name: str = "b", fixed_reference: bool = False) -> Comparison:
+    """The comparison after the looks so far: {seed: value} on each side at each look (growing; the reference's
+    stays the same at every look when `fixed_reference`, as a stored baseline's does).
 
     The verdict rests on repeated p-values: a difference counts once some look's p-value (at a look where the
     difference exceeded min_effect) crossed that look's two-sided boundary; equivalence once some look's TOST
@@ -255,8 +256,7 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
                    for xa, xb in zip(a_looks, b_looks)]
     # Seeds per side at each look are the candidate's when the reference side is fixed (a stored baseline), so a
     # row's n, its stages and its reason ("after 2 stages (5 seeds)") count the same seeds.
-    fixed = all(len(xa) == n_max[0] for xa in a_looks)
-    sizes = tuple(len(xb) if fixed else max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
+    sizes = tuple(len(xb) if fixed_reference else max(len(xa), len(xb)) for xa, xb in zip(a_looks, b_looks))
     last = comparisons[-1]
     h_max = _harmonic(*n_max)
     info: list[float] = []
