@@ -115,3 +115,21 @@ def test_many_reports_left_out_are_counted_and_the_first_few_named():
     line = ad_hoc_line([f"history/{n:02d}.json" for n in range(40)])
     assert line.startswith("Left out, 40 reports of a suite differing from its newest report")
     assert line.endswith(": history/00.json, history/01.json, history/02.json and 37 more")
+
+
+def test_commits_keep_their_dirty_mark_and_p_values_read_as_in_every_format(nights_dir, tmp_path):
+    """The terminal table shows a night's commit as the change lines do (a `+dirty` mark kept), and a change's p is
+    written as the report tables write it (`<1e-4`, not `8.5e-06`)."""
+    from normreg.render.labels import p_value
+
+    for i, path in enumerate(sorted(nights_dir.glob("*/report.json"))):
+        data = json.loads(path.read_text())
+        data["environment"]["git_commit"] = f"{i:040d}+dirty"
+        (tmp_path / f"{i}.json").write_text(json.dumps(data))
+    history = load_history([tmp_path])
+    text = render_history(history)
+    rows = text.split("\n\n")[0].splitlines()[3:8]
+    assert all("0000000000+dirty" in r for r in rows), rows
+    (series, change), *_ = history.changes()
+    p = change.comparison.p_value
+    assert f", p={p_value(p)}: " in text and (p >= 1e-4 or f"p={p:.2g}" not in text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from normreg.judge.stats import mean_sd
-from normreg.render.labels import mean_pm_sd
+from normreg.render.labels import mean_pm_sd, p_value, signed
 from normreg.report.bisect import BisectResult, Step
 
 
@@ -22,7 +22,7 @@ def render_step(step: Step) -> str:
     c = step.comparison
     verdict = "" if c is None else c.verdict
     if c is not None and c.p_value is not None and c.diff is not None:
-        verdict = f"{c.verdict} vs good (diff {c.diff:+.4g}, p={c.p_value:.2g})"
+        verdict = f"{c.verdict} vs good (diff {signed(c.diff, 4)}, p={p_value(c.p_value)})"
     label = {"good": "good", "bad": "bad ", "step": "step"}[step.role]
     runs = f"trained {step.trained}, cached {step.cached}"
     what = {"bad": "BAD", "good": "good", "skip": "SKIP"}[step.status]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from normreg.judge.stats import mean_sd
-from normreg.render.labels import mean_pm_sd, text_table
+from normreg.render.labels import interval, mean_pm_sd, number, p_value, signed, text_table
 from normreg.report.history import Change, History, Series
 
 
@@ -17,7 +17,7 @@ def render_history(history: History) -> str:
         head = ["night", "commit", *[s.variant for s in group]]
         rows = []
         for i, night in enumerate(history.nights):
-            cells = [night.label + night.marks, (night.commit or "-")[:10]]
+            cells = [night.label + night.marks, short_commit(night.commit)]
             for s in group:
                 p = next((p for p in s.points if p.night == i), None)
                 if p is None:
@@ -69,11 +69,11 @@ def change_summary(history: History, change: Change) -> str:
     """One change in words: where, between which commits, before -> after with the interval, p and verdict."""
     c = change.comparison
     new, old = history.nights[change.night], history.nights[change.last_before]
-    ci = f" [{c.ci_low:+.4g}, {c.ci_high:+.4g}]" if c.ci_low is not None and c.ci_high is not None else ""
-    p = f", p={c.p_value:.2g}" if c.p_value is not None else ""
+    ci = f" {interval(c, 4)}" if c.ci_low is not None else ""
+    p = f", p={p_value(c.p_value)}" if c.p_value is not None else ""
     return (f"from {new.label} (commit {short_commit(new.commit)}; last night before: {old.label}, commit "
-            f"{short_commit(old.commit)}): {c.mean_a:.4g} (n={c.n_a}) -> {c.mean_b:.4g} (n={c.n_b}), "
-            f"diff {c.diff:+.4g}{ci}{p}: {c.verdict}")
+            f"{short_commit(old.commit)}): {number(c.mean_a)} (n={c.n_a}) -> {number(c.mean_b)} (n={c.n_b}), "
+            f"diff {signed(c.diff, 4)}{ci}{p}: {c.verdict}")
 
 
 def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
