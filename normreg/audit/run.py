@@ -109,7 +109,7 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
         if train is not None and train.error:
             notes.append(f"{s.name}: {train.error}")
         out.append(Recordings(
-            variant=s.name, model=s.model, names=names[s.name], start=snaps[s.name].state,
+            variant=s.name, model=s.model, names=names[s.name],
             paths={DATA_PATH: data_calls[s.name], **_eval_paths(s, snaps[s.name], names[s.name], seed, notes)},
             steps=steps, batch=batches.get(s.name, batches.get(ref.name)), seed=seed,
             restore=lambda s=s: restore(s.model, snaps[s.name]), optimizers=lambda s=s: optimizers(s), pair=pair,

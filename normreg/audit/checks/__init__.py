@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 from normreg.audit.findings import Finding, PairSummary
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from normreg.audit.pair import StepRecord
     from normreg.audit.record import Call
 
@@ -36,7 +34,6 @@ class Recordings:
     variant: str
     model: Any  # the built LightningModule
     names: Mapping[int, str]  # id(module) -> qualified name
-    start: Mapping[str, Tensor]  # the model's state as built
     paths: Mapping[str, Sequence[Call]]  # calls per inference or acting path (fetching data, eval steps)
     steps: Mapping[str, StepRecord]  # "train"/"eval" -> one training step on the compared batch
     batch: Any | None  # a training batch the model accepts (its own, else the reference's)
@@ -64,7 +61,6 @@ class AuditCheck:
     name: str
     order: int
     run: CheckFn
-    summary: str
 
 
 _REGISTRY: dict[str, AuditCheck] = {}
@@ -75,7 +71,7 @@ def register(name: str, order: int) -> Callable[[CheckFn], CheckFn]:
     def deco(fn: CheckFn) -> CheckFn:
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
             raise ValueError(f"two audit checks are named {name!r}")
-        _REGISTRY[name] = AuditCheck(name, order, fn, (fn.__doc__ or "").strip().splitlines()[0])
+        _REGISTRY[name] = AuditCheck(name, order, fn)
         return fn
 
     return deco
