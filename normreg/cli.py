@@ -295,7 +295,7 @@ def compare(
     design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
-    """Welch verdicts between two existing result sets; trains nothing."""
+    """Verdicts between two existing result sets (Welch, paired or permutation: --design); trains nothing."""
 
     def body() -> int:
         from normreg.compare import compare as do_compare

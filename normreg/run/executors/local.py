@@ -141,7 +141,7 @@ class LocalExecutor:
 
     def warm_up(self) -> None:
         """Start the fork server, so that its imports of torch and Lightning overlap the up-front checks (which
-        import them in this process): about 4 s of a run's start on 2 cores. `close` stops it again if no run
+        import them in this process; importing both took 7 s on an idle 2-core machine). `close` stops it if no run
         came, so a suite refused by the checks leaves no process importing torch behind."""
         if self.options.workers == 0 or self._ctx is not None:
             return
