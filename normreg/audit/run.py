@@ -48,8 +48,9 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
     notes: list[str] = []
     recordings = record(subjects, seed=seed, drift_steps=drift_steps, notes=notes)
     findings: list[Finding] = []
+    checks = all_checks()
     for rec in recordings:
-        for check in all_checks():
+        for check in checks:
             try:
                 findings += check.run(rec)
             except Exception as e:  # noqa: BLE001 - one check that cannot run must not hide the others

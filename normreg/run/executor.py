@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
+from normreg.choices import check_choice
 from normreg.errors import InputError, NormregError, did_you_mean
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
@@ -110,6 +111,9 @@ class ExecutorOptions:
     devices: tuple[int, ...] | None = None
     accelerator: str = "auto"
     address: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("--accelerator", self.accelerator, ACCELERATORS)  # for every executor, before any starts
 
 
 ACCELERATORS = ("auto", "cpu", "gpu")

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from normreg.errors import InputError
-from normreg.run.executor import ACCELERATORS, Executor, ExecutorOptions, Job, OnResult, OnStart, register
+from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
 from normreg.run.placement import Placement, Slot, plan_placement
 from normreg.run.results import RunResult
 from normreg.run.worker import run_one, worker_main
@@ -111,8 +111,6 @@ class LocalExecutor:
 
     def __init__(self, options: ExecutorOptions | None = None) -> None:
         self.options = options or ExecutorOptions()
-        if self.options.accelerator not in ACCELERATORS:
-            raise InputError(f"expected --accelerator cpu, gpu or auto, got {self.options.accelerator!r}")
         self._workers: list[_Worker] = []
         self._cancelled = False
         self._ctx: Any = None

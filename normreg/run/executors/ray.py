@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from normreg.errors import InputError, RunError
-from normreg.run.executor import ACCELERATORS, Executor, ExecutorOptions, Job, OnResult, OnStart, register
+from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
 from normreg.run.results import RunResult
 
 # Not worth shipping to every node: results, checkouts, caches, checkpoints, logs.
@@ -143,8 +143,6 @@ class RayExecutor:
     def __init__(self, options: ExecutorOptions | None = None, *, cpus_per_run: float = 1.0,
                  worker: Worker | None = None) -> None:
         self.options = options or ExecutorOptions()
-        if self.options.accelerator not in ACCELERATORS:
-            raise InputError(f"expected --accelerator cpu, gpu or auto, got {self.options.accelerator!r}")
         if self.options.devices is not None:
             raise InputError("--devices chooses GPUs of this machine; with --executor ray, Ray places each run "
                              "on a GPU of the cluster (use --runs-per-gpu to share them)")
