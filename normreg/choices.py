@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from normreg.errors import InputError, did_you_mean
+from normreg.fileio import describe_value
 
 Goal = Literal["max", "min"]
 GOALS: tuple[Goal, ...] = ("max", "min")
@@ -36,28 +37,12 @@ SPENDING = ("pocock", "obrien-fleming")
 MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes
 
 
-def describe_value(value: object) -> str:
-    """What a value is, in words, for a message: `a string ('pared')`, `a number (3)`."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({value})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def choice_problem(value: object, options: Sequence[str]) -> str | None:
     """None when `value` is one of `options`; else `expected one of a, b, but found ... Did you mean ...?`."""
     if isinstance(value, str) and value in options:
         return None
-    return f"expected one of {', '.join(options)}, but found {describe_value(value)}.{did_you_mean(value, options)}"
+    return (f"expected one of {', '.join(options)}, but found {describe_value(value, yaml=True)}."
+            f"{did_you_mean(value, options)}")
 
 
 def check_choice(what: str, value: object, options: Sequence[str]) -> str:

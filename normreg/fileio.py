@@ -143,10 +143,11 @@ def _suffix(option: str) -> str:
 MAX_ABS_VALUE = 1e100
 
 
-def describe_value(value: Any) -> str:
-    """`a string ('0.01')`, `null`, `a list`: what was found, for an error message."""
+def describe_value(value: Any, *, yaml: bool = False) -> str:
+    """What was found, in words, for an error message: `a string ('0.01')`, `a list`; in JSON's words (`null`,
+    `an object`) by default, in YAML's (`nothing (null)`, `a mapping`) for suite files."""
     if value is None:
-        return "null"
+        return "nothing (null)" if yaml else "null"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, (int, float)):
@@ -156,7 +157,7 @@ def describe_value(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
-        return "an object"
+        return "a mapping" if yaml else "an object"
     return type(value).__name__
 
 

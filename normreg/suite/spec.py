@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 import yaml
 
-from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem, describe_value
+from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, SuiteError, did_you_mean
+from normreg.fileio import describe_value
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
 TRAINER_DEFAULTS: Mapping[str, Any] = {
@@ -404,7 +405,9 @@ def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
     return _build_suite(doc)
 
 
-_kind = describe_value
+def _kind(value: object) -> str:
+    """What a suite file holds where another value was expected, in YAML's words."""
+    return describe_value(value, yaml=True)
 
 
 def _has_control(text: str) -> bool:
