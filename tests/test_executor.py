@@ -37,7 +37,8 @@ def test_cli_rejects_an_unknown_executor_in_one_line(cli: Any, write_suite: Any)
 
 def test_bad_accelerator_and_devices_are_usage_errors(cli: Any, write_suite: Any) -> None:
     res = cli("run", write_suite(), "--accelerator", "tpu")
-    assert res.exit_code == 2 and "--accelerator: expected one of auto, cpu, gpu, but found a string ('tpu')" in res.output
+    assert res.exit_code == 2
+    assert "--accelerator: expected one of auto, cpu, gpu, but found a string ('tpu')" in res.output
     res = cli("run", write_suite(), "--devices", "0,x")
     assert res.exit_code == 2 and "expected --devices as GPU indices" in res.output
 

@@ -9,7 +9,7 @@ import pytest
 from scripted import NIGHT_DATES
 
 from normreg.errors import ResultsError
-from normreg.render.history import ad_hoc_line, render_history
+from normreg.render.history import ad_hoc_line, night_marks, render_history
 from normreg.render.html import render_history_html
 from normreg.render.markdown import render_history_markdown
 from normreg.report.history import find_reports, load_history
@@ -92,12 +92,14 @@ def test_an_ad_hoc_run_is_not_a_night_unless_asked_and_then_marked(nights_dir, t
     assert len(history.ad_hoc) == 1 and history.ad_hoc[0].endswith("2025-03-03T152007.json")
     assert "Left out, 1 report of a suite differing from its newest report" in render_history(history)
     assert "Left out, 1 report of a suite differing" in render_history_markdown(history)
+    assert "Left out, 1 report of a suite differing" in render_history_html(history)  # every format says it
 
     kept = load_history([nights_dir, tmp_path], include_other_suites=True)
     assert len(kept.nights) == 6 and kept.ad_hoc == ()
     marked = [n for n in kept.nights if n.other_suite]
-    assert [n.label + n.marks for n in marked] == ["2025-03-03 15:20:07 (other suite: drift)"]
+    assert [n.label + night_marks(n) for n in marked] == ["2025-03-03 15:20:07 (other suite: drift)"]
     assert "2025-03-03 15:20:07 (other suite: drift)" in render_history(kept)
+    assert "(other suite: drift)</td>" in render_history_html(kept)
 
 
 def test_a_night_on_which_every_run_failed_is_marked(nights_dir, tmp_path):

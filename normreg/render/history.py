@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from normreg.judge.stats import mean_sd
 from normreg.render.labels import interval, mean_pm_sd, number, p_value, signed, text_table
-from normreg.report.history import Change, History, Series
+from normreg.report.history import Change, History, Night, Series
 
 
 def render_history(history: History) -> str:
@@ -17,7 +17,7 @@ def render_history(history: History) -> str:
         head = ["night", "commit", *[s.variant for s in group]]
         rows = []
         for i, night in enumerate(history.nights):
-            cells = [night.label + night.marks, short_commit(night.commit)]
+            cells = [night.label + night_marks(night), short_commit(night.commit)]
             for s in group:
                 p = next((p for p in s.points if p.night == i), None)
                 if p is None:
@@ -56,6 +56,14 @@ def ad_hoc_line(sources: Sequence[str]) -> str:
     return (f"Left out, {len(sources)} report{'s' * (len(sources) != 1)} of a suite differing from its newest "
             f"report (ad-hoc runs with --set or other seeds, or the suite before an edit; --all-runs keeps them, "
             f"marked): {shown}")
+
+
+def night_marks(night: Night) -> str:
+    """What sets a night apart from a plain nightly run, for the tables: ` (other suite: NAME; all runs failed)`;
+    "" for a plain one."""
+    parts = ([f"other suite: {', '.join(night.other_suite)}"] if night.other_suite else []) + \
+        (["all runs failed"] if night.all_failed else [])
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def short_commit(commit: str | None) -> str:

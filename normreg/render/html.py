@@ -299,7 +299,7 @@ def render_html(report: Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
-    from normreg.render.history import change_summary
+    from normreg.render.history import ad_hoc_line, change_summary, night_marks
     from normreg.render.plots import history_figure
 
     labels = [n.label for n in history.nights]
@@ -317,9 +317,11 @@ def render_history_html(history: History) -> str:
     rows = []
     for n in history.nights:
         failed = ", ".join(n.failed_checks) or "–"
-        rows.append(f'<tr class="{"fail" if n.verdict != "pass" else ""}"><td>{escape(n.created)}</td>'
+        rows.append(f'<tr class="{"fail" if n.verdict != "pass" else ""}"><td>{escape(n.created + night_marks(n))}</td>'
                     f"<td><code>{escape(n.commit or '–')}</code></td><td>{escape(n.verdict)}</td>"
                     f"<td>{escape(failed)}</td><td><code>{escape(n.source)}</code></td></tr>")
     body.append("<h2>Nights</h2><table><tr><th>created</th><th>commit</th><th>verdict</th><th>failed checks</th>"
                 f"<th>report</th></tr>{''.join(rows)}</table>")
+    if history.ad_hoc:
+        body.append(f"<p class=meta>{escape(ad_hoc_line(history.ad_hoc))}</p>")
     return _page("normreg history", body)

@@ -49,13 +49,6 @@ class Night:
         """The date and time, to the second (two runs of one night stay apart)."""
         return self.created[:19].replace("T", " ")
 
-    @property
-    def marks(self) -> str:
-        """What sets this night apart from a plain nightly run, for the tables; "" for a plain one."""
-        parts = ([f"other suite: {', '.join(self.other_suite)}"] if self.other_suite else []) + \
-            (["all runs failed"] if self.all_failed else [])
-        return f" ({'; '.join(parts)})" if parts else ""
-
 
 @dataclass(frozen=True)
 class Change(changepoints.Change):
