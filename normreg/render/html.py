@@ -27,8 +27,7 @@ from normreg.render.labels import (
     SUITE_CHANGED,
     adjusted_p,
     environment_changes,
-    first_environment_differences,
-    first_suite_changes,
+    first_per_suite,
     interval,
     level,
     mean_pm_sd,
@@ -263,10 +262,10 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
     parts.append(audit_html(suite.audit))
-    changed = dict(first_suite_changes(checks)).get(suite.name, ())
+    changed = dict(first_per_suite(checks, lambda c: c.suite_changes)).get(suite.name, ())
     if changed:
         parts.append(f"<p class=meta><b>{escape(SUITE_CHANGED.capitalize())}:</b> {escape(summarise(changed))}.</p>")
-    diffs = dict(first_environment_differences(checks)).get(suite.name, {})
+    diffs = dict(first_per_suite(checks, lambda c: c.environment_differences)).get(suite.name, {})
     parts.append(environment_html(report.environment, suite.baseline_environment, diffs))
     return "\n".join(p for p in parts if p)
 

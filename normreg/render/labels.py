@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from normreg.judge.checks import Check, Problem
 from normreg.judge.stats import Comparison
@@ -154,21 +154,17 @@ def suite_change_note(changes: Sequence[str]) -> str:
     return f"{SUITE_CHANGED} ({summarise(changes)})"
 
 
-def first_suite_changes(checks: Sequence[Check]) -> list[tuple[str, tuple[str, ...]]]:
-    """(suite, changes) of the first check of each suite whose baseline was made of another version of it."""
-    seen: dict[str, tuple[str, ...]] = {}
-    for c in checks:
-        if c.suite_changes and c.suite not in seen:
-            seen[c.suite] = c.suite_changes
-    return list(seen.items())
+T = TypeVar("T")
 
 
-def first_environment_differences(checks: Sequence[Check]) -> list[tuple[str, Mapping[str, Sequence[Any]]]]:
-    """(suite, differences) of the first check of each suite that was compared against another environment."""
-    seen: dict[str, Mapping[str, Sequence[Any]]] = {}
+def first_per_suite(checks: Sequence[Check], field: Callable[[Check], T]) -> list[tuple[str, T]]:
+    """(suite, value) of the first check of each suite whose `field` is not empty: a suite's changes since its
+    baseline (`lambda c: c.suite_changes`) or its environment differences, which every baseline check carries."""
+    seen: dict[str, T] = {}
     for c in checks:
-        if c.environment_differences and c.suite not in seen:
-            seen[c.suite] = c.environment_differences
+        value = field(c)
+        if value and c.suite not in seen:
+            seen[c.suite] = value
     return list(seen.items())
 
 

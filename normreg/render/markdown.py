@@ -16,8 +16,7 @@ from normreg.render.labels import (
     NO_BASELINE,
     OTHER_ENVIRONMENT,
     environment_changes,
-    first_environment_differences,
-    first_suite_changes,
+    first_per_suite,
     interval,
     level,
     mean_pm_sd,
@@ -117,9 +116,9 @@ def render_markdown(report: Report) -> str:
             lines.append(f"- {_md(g.suite)}/{_md(first)}")
         lines.append("")
     notes = []
-    for suite, changes in first_suite_changes(checks):
+    for suite, changes in first_per_suite(checks, lambda c: c.suite_changes):
         notes.append(f"- {_md(suite)}: {_md(suite_change_note(changes))}")
-    for suite, diffs in first_environment_differences(checks):
+    for suite, diffs in first_per_suite(checks, lambda c: c.environment_differences):
         notes.append(f"- {_md(suite)}: {OTHER_ENVIRONMENT} ({_md(environment_changes(diffs, '→'))})")
     for s in report.suites:
         if s.baseline is None and report.command == "run":

@@ -11,8 +11,7 @@ from normreg.render.labels import (
     NO_BASELINE_HINT,
     TERMINAL,
     environment_note,
-    first_environment_differences,
-    first_suite_changes,
+    first_per_suite,
     interval,
     level,
     number,
@@ -112,9 +111,9 @@ def render(report: Report) -> str:
             notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan.stages)} stages run "
                          f"(seeds {s.seed_plan.min}..{s.seed_plan.max}, {s.spending} spending); "
                          f"seeds used: {used}; {total} runs, {fixed} at the maximum")
-    for suite, changes in first_suite_changes(report.checks):
+    for suite, changes in first_per_suite(report.checks, lambda c: c.suite_changes):
         notes.append(f"  {suite}: {suite_change_note(changes)}")
-    for suite, diffs in first_environment_differences(report.checks):
+    for suite, diffs in first_per_suite(report.checks, lambda c: c.environment_differences):
         notes.append(f"  {suite}: {environment_note(diffs)}")
     if notes:
         parts.append("Notes:\n" + "\n".join(notes))
