@@ -423,6 +423,9 @@ def history_cmd(
                                                 "searched for them.")],
     html: Annotated[Optional[Path], typer.Option(help="Write the history as an HTML page with plots.")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the changes found as Markdown.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the history as JSON (schema "
+                                                     "normreg.history/1): nights, values, changes with their "
+                                                     "evidence and environment changes.")] = None,
     fail_on_change: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Exit 1 when a series' newest "
                                                           "change is a regression within the last N nights.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Keep reports whose suite differs from its newest "
@@ -448,11 +451,19 @@ def history_cmd(
 
             write_text_atomic(markdown, render_history_markdown(history))
             typer.echo(f"Wrote {markdown}")
+        if json_out is not None:
+            from normreg.fileio import write_json_atomic
+
+            write_json_atomic(json_out, history.to_json())
+            typer.echo(f"Wrote {json_out}")
         if fail_on_change is not None:
+            from normreg.render.history import environment_text
+
             recent = history.recent_regressions(fail_on_change)
             for s, c in recent:
                 typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
-                           f"from {history.nights[c.night].label}")
+                           f"from {history.nights[c.night].label}" + (f" ({environment_text(c)})"
+                                                                      if c.environment else ""))
             return 1 if recent else 0
         return 0
 

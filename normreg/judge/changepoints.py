@@ -1,19 +1,30 @@
-"""Change points: the nights where a metric's distribution of per-seed values moved, each confirmed by a test.
+"""Change points: the nights where a metric's values moved, each confirmed by a test whose unit of evidence is what
+is independent: a distinct night, not a per-seed value repeated night after night.
 
 Detection uses `ruptures` (PELT, exact penalised segmentation) with a cost on the per-seed values in which a
 segment boundary can only fall between two nights: each night is summarised by its count, sum and sum of squares,
 so the cost of a segment is the sum of squared deviations of all its per-seed values from their mean, exactly
-ruptures' `l2` cost on the flattened values, but never cutting a night in two. The penalty is BIC-like,
-`PENALTY * sigma^2 * log(number of values)`, with sigma^2 the pooled seed-to-seed variance within nights, so it
-does not depend on the metric's scale; `PENALTY` is set so that fewer than 5% of 30-night series without a change
-report one (see the tests).
+ruptures' `l2` cost on the flattened values, but never cutting a night in two. That cost is the within-night
+spread (the same for every segmentation) plus each night's count times its mean's squared deviation, so only the
+night means move boundaries. The penalty is `PENALTY * n * v * log(number of values)`, with n the mean values
+per night and v the variance of a night mean: estimated from the differences between consecutive nights (the
+median, so a step or an odd night does not inflate it), which holds the seed noise and any night-to-night effect,
+and never below the seed-to-seed variance within nights divided by n. It does not depend on the metric's scale.
 
-A change must hold: a segment of one night (a night that differs and the next night returns) is a one-night
-outlier, left out, and the detector runs again without it; so a change needs two nights after it to be seen.
-Each remaining boundary is then confirmed with normreg's own two-sample test (`stats.welch`) on the per-seed
-values of the segment before against the segment after, at the suite's alpha and with the metric's
-`min_effect`: only `regressed` or `improved` counts. Unconfirmed boundaries are dropped one at a time (the least
-significant first) and the neighbours re-tested on the merged segments.
+A change must hold for `MIN_NIGHTS` nights: a segment of one night (a night that differs and the next night
+returns, or a newest night alone) is a one-night outlier, left out, and the detector runs again without it.
+
+Each remaining boundary is confirmed by `segment_test` on the segment before against the segment after (at the
+suite's alpha and with the metric's `min_effect`; only `regressed` or `improved` counts). Its unit is the
+distinct night: nights that repeat an earlier night's values exactly (a deterministic nightly) are one
+observation, not new evidence. With two or more distinct nights in the two segments together, the test is
+Student's t on the distinct nights' means, with the variance of a night mean pooled from their spread within each
+segment: seed noise and night-to-night effect are both in the error, and the degrees of freedom are those of the
+nights. With one distinct night a side (every night repeated), nothing shows the night-to-night effect: the test
+is Welch's on that night's per-seed values on each side, the best the data allow. Unconfirmed boundaries are
+dropped one at a time (the least significant first) and the neighbours re-tested on the merged segments.
+
+Measured in `benchmarks/history_alarms.py` (docs/history-evidence.md).
 """
 
 from __future__ import annotations
@@ -24,25 +35,51 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normreg.judge.stats import Comparison, welch
+from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd, welch
 from normreg.suite.spec import MetricSpec
 
-PENALTY = 3.0  # times sigma^2 * log(n values): the false-alarm rate over 30 nights stays under 5% (tests)
+PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
 MAX_PASSES = 5  # rounds of leaving out one-night outliers
+MIN_NIGHTS = 2  # a change must hold this many nights: a single odd night is an outlier, not a change
+_MAD_TO_SD = 0.6744897501960817  # the median of |N(0, 1)|
+
+
+@dataclass(frozen=True)
+class Side:
+    """The evidence on one side of a change: `nights` with values in the segment (outliers left out), of which
+    `distinct` differ from every other one in it (a night repeating another's values exactly counts once), and
+    `values`, the per-seed values of those distinct nights."""
+
+    nights: int
+    distinct: int
+    values: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a change's test used. `unit` is "nights" (Student's t on the distinct nights' means, their spread
+    within segments as the error) or "seeds" (one distinct night a side: Welch's test on its per-seed values)."""
+
+    before: Side
+    after: Side
+    unit: str
 
 
 @dataclass(frozen=True)
 class Change:
     """A confirmed change: from night `night` on (a position in the sequence given), the values moved.
 
-    `comparison` is the two-sample test of the segment before (side a, nights `before`) against the segment
-    after (side b, nights `after`); `before` and `after` are [start, end) positions, outliers left out.
+    `comparison` is the test of the segment before (side a, nights `before`) against the segment after (side b,
+    nights `after`); `before` and `after` are [start, end) positions, outliers left out. Its counts `n_a`, `n_b`
+    are those of the unit tested (distinct nights, or values when each side is one distinct night); `evidence`
+    says which.
     """
 
     night: int
     before: tuple[int, int]
     after: tuple[int, int]
     comparison: Comparison
+    evidence: Evidence
 
     @property
     def verdict(self) -> str:
@@ -91,6 +128,68 @@ def pooled_variance(nights: Sequence[Sequence[float]]) -> float | None:
     return num / den if den else None
 
 
+def distinct(nights: Sequence[Sequence[float]]) -> list[tuple[float, ...]]:
+    """The nights in order, each night that repeats an earlier one's values exactly (seed by seed) left out: a
+    deterministic rerun of the same code and environment is no new evidence."""
+    seen: set[tuple[float, ...]] = set()
+    out = []
+    for vals in nights:
+        key = tuple(float(v) for v in vals)
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return out
+
+
+def night_mean_variance(nights: Sequence[Sequence[float]]) -> float:
+    """The variance of one night's mean around its level, for the search's penalty: from the median difference
+    between consecutive nights (a step or an odd night moves it little; nights that repeat the one before count
+    as no difference), and at least the seed-to-seed variance within nights over the mean count."""
+    means = [math.fsum(v) / len(v) for v in nights]
+    steps = np.abs(np.diff(means))
+    between = float(np.median(steps) / _MAD_TO_SD) ** 2 / 2.0 if len(steps) else 0.0
+    var = pooled_variance(nights)
+    within = var / float(np.mean([len(v) for v in nights])) if var is not None else 0.0
+    return max(between, within)
+
+
+def _side(nights: Sequence[Sequence[float]], kept: tuple[tuple[float, ...], ...]) -> Side:
+    return Side(len(nights), len(kept), sum(len(v) for v in kept))
+
+
+def segment_test(before: Sequence[Sequence[float]], after: Sequence[Sequence[float]], spec: MetricSpec,
+                 alpha: float = 0.05) -> tuple[Comparison, Evidence]:
+    """Did the metric move between two segments of nights (each night its per-seed values)? The unit of evidence
+    is the distinct night (see the module's docstring); `regressed` and `improved` follow normreg's verdict rule
+    at `alpha` and the metric's `min_effect`, so a change within min_effect is not one."""
+    da, db = tuple(distinct(before)), tuple(distinct(after))
+    sides = (_side(before, da), _side(after, db))
+    if len(da) == 1 and len(db) == 1:
+        c = welch(da[0], db[0], spec, alpha=alpha, a_name="before", b_name="after")
+        return c, Evidence(*sides, "seeds")
+    ma = [math.fsum(v) / len(v) for v in da]
+    mb = [math.fsum(v) / len(v) for v in db]
+    mean_a, sd_a = mean_sd(ma)
+    mean_b, sd_b = mean_sd(mb)
+    assert mean_a is not None and mean_b is not None
+    ss = math.fsum((m - mean_a) ** 2 for m in ma) + math.fsum((m - mean_b) ** 2 for m in mb)
+    df = len(ma) + len(mb) - 2
+    var = ss / df
+    if _flat(math.sqrt(var), [*ma, *mb]):  # distinct nights with equal means: no night-to-night spread to use
+        c = welch([v for n in da for v in n], [v for n in db for v in n], spec, alpha=alpha, a_name="before",
+                  b_name="after")
+        return c, Evidence(*sides, "seeds")
+    diff = mean_b - mean_a
+    se = math.sqrt(var * (1.0 / len(ma) + 1.0 / len(mb)))
+    c = Comparison(metric=spec.name, a="before", b="after", goal=spec.goal, min_effect=spec.min_effect,
+                   alpha=alpha, n_a=len(ma), n_b=len(mb), mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b,
+                   diff=diff, rel_diff=diff / abs(mean_a) if mean_a else None, ci_low=None, ci_high=None,
+                   verdict="", reason="", design="nights",
+                   method=f"t on {len(ma)} + {len(mb)} distinct night means, df {df}",
+                   **_test(diff, se, float(df), spec.min_effect))
+    return _decide(c), Evidence(*sides, "nights")
+
+
 def _segment(nights: Sequence[Sequence[float]], positions: Sequence[int], pen: float) -> list[int]:
     """PELT over the nights at `positions`; returns the indices into `positions` where a new segment starts."""
     import ruptures as rpt
@@ -112,10 +211,10 @@ def _confirm(nights: Sequence[Sequence[float]], kept: Sequence[int], starts: lis
         changes = []
         for j in range(1, len(edges) - 1):
             lo, mid, hi = edges[j - 1], edges[j], edges[j + 1]
-            a = [v for p in kept[lo:mid] for v in nights[p]]
-            b = [v for p in kept[mid:hi] for v in nights[p]]
-            c = welch(a, b, spec, alpha=alpha, a_name="before", b_name="after")
-            changes.append(Change(kept[mid], (kept[lo], kept[mid - 1] + 1), (kept[mid], kept[hi - 1] + 1), c))
+            c, evidence = segment_test([nights[p] for p in kept[lo:mid]], [nights[p] for p in kept[mid:hi]], spec,
+                                       alpha)
+            changes.append(Change(kept[mid], (kept[lo], kept[mid - 1] + 1), (kept[mid], kept[hi - 1] + 1), c,
+                                  evidence))
         weak = [(c.comparison.p_value if c.comparison.p_value is not None else 2.0, i)
                 for i, c in enumerate(changes) if c.verdict not in ("regressed", "improved")]
         if not weak:
@@ -134,17 +233,19 @@ def detect_changes(nights: Sequence[Sequence[float]], spec: MetricSpec, alpha: f
                "no seed-to-seed variance within any night: a change cannot be tested")
         return Segmentation((), reason=why)
     total = sum(len(nights[i]) for i in kept)
-    pen = penalty * var * math.log(max(total, 2))
+    per_night = total / len(kept)
+    pen = penalty * per_night * night_mean_variance([nights[i] for i in kept]) * math.log(max(total, 2))
     outliers: list[int] = []
     starts: list[int] = []
     for _ in range(MAX_PASSES):
         starts = _segment(nights, kept, pen)
         edges = [0, *starts, len(kept)]
-        single = [kept[edges[j]] for j in range(len(edges) - 1) if edges[j + 1] - edges[j] == 1]
-        if not single or len(single) >= len(kept) - 1:
+        short = [p for j in range(len(edges) - 1) if edges[j + 1] - edges[j] < MIN_NIGHTS
+                 for p in kept[edges[j]:edges[j + 1]]]
+        if not short or len(short) >= len(kept) - 1:
             break
-        outliers += single
-        kept = [p for p in kept if p not in single]
+        outliers += short
+        kept = [p for p in kept if p not in short]
     candidates = tuple(kept[s] for s in starts)
     changes = _confirm(nights, kept, starts, spec, alpha)
     return Segmentation(tuple(changes), tuple(sorted(outliers)), candidates)
