@@ -20,8 +20,11 @@ distinct night: nights that repeat an earlier night's values exactly (a determin
 observation, not new evidence. With two or more distinct nights in the two segments together, the test is
 Student's t on the distinct nights' means, with the variance of a night mean pooled from their spread within each
 segment: seed noise and night-to-night effect are both in the error, and the degrees of freedom are those of the
-nights. With one distinct night a side (every night repeated), nothing shows the night-to-night effect: the test
-is Welch's on that night's per-seed values on each side, the best the data allow. Unconfirmed boundaries are
+nights. Nights that differ a little but rerun the same seeds (nondeterministic kernels) share each seed's own
+effect, which their spread does not show: a two-way layout (nights x seeds, `seed_effect`) estimates that
+persistent part and adds it to the error (Satterthwaite's degrees of freedom); it is zero when seeds do not persist.
+With one distinct night a side (every night repeated), nothing shows the night-to-night effect: the test is
+Welch's on that night's per-seed values on each side, the best the data allow. Unconfirmed boundaries are
 dropped one at a time (the least significant first) and the neighbours re-tested on the merged segments.
 
 Measured in `benchmarks/history_alarms.py` (docs/history-evidence.md).
@@ -153,6 +156,29 @@ def night_mean_variance(nights: Sequence[Sequence[float]]) -> float:
     return max(between, within)
 
 
+def seed_effect(segments: Sequence[Sequence[Sequence[float]]]) -> tuple[float, int] | None:
+    """The variance of a seed's effect that persists from night to night within a segment (the same seeds rerun
+    with small differences), pooled over the segments with two or more nights of the same count, with its degrees
+    of freedom; None when no segment has them. Two-way layout, nights x seeds (values in seed order)."""
+    est: list[tuple[float, int]] = []
+    for nights in segments:
+        counts = [len(v) for v in nights]
+        n = max(set(counts), key=counts.count) if counts else 0
+        rows = [v for v in nights if len(v) == n]
+        if len(rows) < 2 or n < 2:
+            continue
+        y = np.asarray(rows, dtype=float)
+        d = len(rows)
+        by_seed, by_night, grand = y.mean(axis=0), y.mean(axis=1), y.mean()
+        ms_seed = d * float(((by_seed - grand) ** 2).sum()) / (n - 1)
+        ms_res = float(((y - by_night[:, None] - by_seed[None, :] + grand) ** 2).sum()) / ((d - 1) * (n - 1))
+        est.append(((ms_seed - ms_res) / d, n - 1))
+    if not est:
+        return None
+    df = sum(w for _, w in est)
+    return max(0.0, sum(e * w for e, w in est) / df), df
+
+
 def _side(nights: Sequence[Sequence[float]], kept: tuple[tuple[float, ...], ...]) -> Side:
     return Side(len(nights), len(kept), sum(len(v) for v in kept))
 
@@ -180,12 +206,19 @@ def segment_test(before: Sequence[Sequence[float]], after: Sequence[Sequence[flo
                   b_name="after")
         return c, Evidence(*sides, "seeds")
     diff = mean_b - mean_a
-    se = math.sqrt(var * (1.0 / len(ma) + 1.0 / len(mb)))
+    between = var * (1.0 / len(ma) + 1.0 / len(mb))
+    shared = seed_effect([da, db])
+    n_a, n_b = sides[0].values / len(da), sides[1].values / len(db)
+    seeds = shared[0] * (1.0 / n_a + 1.0 / n_b) if shared else 0.0
+    se = math.sqrt(between + seeds)
+    if seeds > 0:
+        assert shared is not None
+        df = (between + seeds) ** 2 / (between ** 2 / df + seeds ** 2 / shared[1])
     c = Comparison(metric=spec.name, a="before", b="after", goal=spec.goal, min_effect=spec.min_effect,
                    alpha=alpha, n_a=len(ma), n_b=len(mb), mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b,
                    diff=diff, rel_diff=diff / abs(mean_a) if mean_a else None, ci_low=None, ci_high=None,
                    verdict="", reason="", design="nights",
-                   method=f"t on {len(ma)} + {len(mb)} distinct night means, df {df}",
+                   method=f"t on {len(ma)} + {len(mb)} distinct night means, df {df:.3g}",
                    **_test(diff, se, float(df), spec.min_effect))
     return _decide(c), Evidence(*sides, "nights")
 
