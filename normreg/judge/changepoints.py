@@ -22,7 +22,8 @@ Student's t on the distinct nights' means, with the variance of a night mean poo
 segment: seed noise and night-to-night effect are both in the error, and the degrees of freedom are those of the
 nights. Nights that differ a little but rerun the same seeds (nondeterministic kernels) share each seed's own
 effect, which their spread does not show: a two-way layout (nights x seeds, `seed_effect`) estimates that
-persistent part and adds it to the error (Satterthwaite's degrees of freedom); it is zero when seeds do not persist.
+persistent part and adds it to the error (Satterthwaite's degrees of freedom) when its F-test shows it at
+`POOL_LEVEL` (Bancroft's sometimes-pool rule), so fresh seed noise every night costs no power.
 With one distinct night a side (every night repeated), nothing shows the night-to-night effect: the test is
 Welch's on that night's per-seed values on each side, the best the data allow. Unconfirmed boundaries are
 dropped one at a time (the least significant first) and the neighbours re-tested on the merged segments.
@@ -37,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special as _sp
 
 from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd, welch
 from normreg.suite.spec import MetricSpec
@@ -44,6 +46,7 @@ from normreg.suite.spec import MetricSpec
 PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
 MAX_PASSES = 5  # rounds of leaving out one-night outliers
 MIN_NIGHTS = 2  # a change must hold this many nights: a single odd night is an outlier, not a change
+POOL_LEVEL = 0.05  # a seed effect is added to the error when its F-test has p below this (sometimes-pool rule)
 _MAD_TO_SD = 0.6744897501960817  # the median of |N(0, 1)|
 
 
@@ -159,8 +162,12 @@ def night_mean_variance(nights: Sequence[Sequence[float]]) -> float:
 def seed_effect(segments: Sequence[Sequence[Sequence[float]]]) -> tuple[float, int] | None:
     """The variance of a seed's effect that persists from night to night within a segment (the same seeds rerun
     with small differences), pooled over the segments with two or more nights of the same count, with its degrees
-    of freedom; None when no segment has them. Two-way layout, nights x seeds (values in seed order)."""
+    of freedom; None when no segment has them. Two-way layout, nights x seeds (values in seed order); 0 unless the
+    F-test of the seeds' effect against the residual has p below `POOL_LEVEL`, so fresh seed noise every night
+    costs no power."""
     est: list[tuple[float, int]] = []
+    ss_seed = ss_res = 0.0
+    df_res = 0
     for nights in segments:
         counts = [len(v) for v in nights]
         n = max(set(counts), key=counts.count) if counts else 0
@@ -173,9 +180,13 @@ def seed_effect(segments: Sequence[Sequence[Sequence[float]]]) -> tuple[float, i
         ms_seed = d * float(((by_seed - grand) ** 2).sum()) / (n - 1)
         ms_res = float(((y - by_night[:, None] - by_seed[None, :] + grand) ** 2).sum()) / ((d - 1) * (n - 1))
         est.append(((ms_seed - ms_res) / d, n - 1))
+        ss_seed, ss_res, df_res = ss_seed + ms_seed * (n - 1), ss_res + ms_res * (d - 1) * (n - 1), \
+            df_res + (d - 1) * (n - 1)
     if not est:
         return None
     df = sum(w for _, w in est)
+    if ss_res > 0 and float(_sp.fdtrc(df, df_res, (ss_seed / df) / (ss_res / df_res))) >= POOL_LEVEL:
+        return 0.0, df  # no persistent seed effect shown: leave it out (Bancroft's sometimes-pool rule)
     return max(0.0, sum(e * w for e, w in est) / df), df
 
 
