@@ -184,7 +184,7 @@ def _env_history(torch_at_15: str) -> History:
     rng = np.random.default_rng(9)
     first, second = rng.normal(0.0, 1.0, (2, 5))
     nights = tuple(Night(f"n{i}.json", f"2026-10-{i + 1:02d}T03:00:00+00:00", _commit(i), "pass", (),
-                         environment={"torch": "2.4.0" if i < 15 else torch_at_15, "device": "cpu"})
+                         environment=(("torch", "2.4.0" if i < 15 else torch_at_15), ("device", "cpu")))
                    for i in range(30))
     points = tuple(NightPoint(i, tuple(first if i < 15 else second - 3.0), False) for i in range(30))
     return History(nights, (_with_changes(Series("s", "acc", "v", "max", points), UNIT, 0.05, nights),))

@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,12 @@ class Night:
     failed_checks: tuple[str, ...]  # "suite metric a vs b" of every failing check
     other_suite: tuple[str, ...] = ()  # suites whose content differs from their newest report's (an ad-hoc run)
     all_failed: bool = False  # not one run finished: the night has no values
-    environment: dict[str, Any] = field(default_factory=dict)  # the report's keys that can change results
+    environment: tuple[tuple[str, Any], ...] = ()  # the report's (key, value) of environment.COMPARED_KEYS
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The environment keys that can change results, as a dict."""
+        return dict(self.environment)
 
     @property
     def label(self) -> str:
@@ -117,7 +122,7 @@ class History:
         return {"schema": HISTORY_SCHEMA,
                 "nights": [{"source": n.source, "created": n.created, "commit": n.commit, "verdict": n.verdict,
                             "failed_checks": list(n.failed_checks), "other_suite": list(n.other_suite),
-                            "all_failed": n.all_failed, "environment": dict(n.environment)} for n in self.nights],
+                            "all_failed": n.all_failed, "environment": n.fingerprint} for n in self.nights],
                 "series": [_series_json(s) for s in self.series],
                 "skipped": list(self.skipped), "unreadable": list(self.unreadable), "ad_hoc": list(self.ad_hoc)}
 
@@ -230,7 +235,7 @@ def build_history(reports: Sequence[ReportFile], *, include_other_suites: bool =
         nights.append(Night(rf.source, rep.created, rep.environment.get("git_commit"), rep.verdict,
                             tuple(f"{c.suite} {c.comparison.metric} {c.comparison.a} vs {c.comparison.b}"
                                   for c in failing), others[i], not any(r.ok for r in rep.runs),
-                            {k: rep.environment[k] for k in COMPARED_KEYS if k in rep.environment}))
+                            tuple((k, rep.environment[k]) for k in COMPARED_KEYS if k in rep.environment)))
         bad = {(c.suite, c.comparison.metric, c.comparison.b) for c in failing}
         broken = {(p.suite, p.variant) for p in rep.problems if not p.expected}
         for s in rep.suites:
@@ -262,7 +267,7 @@ def _with_changes(series: Series, spec: MetricSpec, alpha: float, nights: Sequen
     changes = []
     for c in found.changes:
         last = max(i for i in range(c.before[0], c.night) if per_night[i] and i not in found.outliers)
-        old, new = nights[last].environment, nights[c.night].environment
+        old, new = nights[last].fingerprint, nights[c.night].fingerprint
         changes.append(Change(c.night, c.before, c.after, c.comparison, c.evidence, last_before=last,
                               environment=tuple(EnvironmentChange(k, a, b)
                                                 for k, (a, b) in differences(old, new).items()),
