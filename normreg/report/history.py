@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def change_json(c: Change) -> dict[str, Any]:
     e = c.evidence
     return {"night": c.night, "last_before": c.last_before, "before": list(c.before), "after": list(c.after),
             "verdict": c.verdict, "comparison": as_record(c.comparison),
-            "evidence": {"unit": e.unit, "before": vars(e.before), "after": vars(e.after)},
+            "evidence": {"unit": e.unit, "before": asdict(e.before), "after": asdict(e.after)},
             "environment_recorded": c.environment_recorded,
             "environment": [{"key": d.key, "before": d.before, "after": d.after} for d in c.environment]}
 
