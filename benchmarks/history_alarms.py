@@ -15,6 +15,9 @@ Each series is 30 nights of 5 seeds of one metric (higher is better) whose seed-
 - same seeds: as deterministic, plus a fresh jitter of sd 0.1 per value each night (the same seeds rerun by
   nondeterministic kernels: the nights differ, but each seed's own effect persists).
 
+A last line gives the deterministic regime at the flagship's scale: the twin's stored spread in
+baselines/domain_adapt.json (sd 0.020) and its suite's min_effect (0.01), which --min-effect does not change.
+
 The false change rate is the share of series in which any change is reported. Detection: in the fresh regime the
 metric drops by 2 (2 x min_effect) from night 20 on; the detector is run on the nights up to 1, 2 and 3 nights after
 the step, as a nightly job would, and a series counts as found by then when a regression is reported at night 20
@@ -24,6 +27,7 @@ the step, as a nightly job would, and a series counts as found by then when a re
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +40,7 @@ from normreg.judge.changepoints import detect_changes  # noqa: E402
 from normreg.suite.spec import MetricSpec  # noqa: E402
 
 NIGHTS, SEEDS, STEP_AT, ALPHA = 30, 5, 20, 0.05
+FLAGSHIP = Path(__file__).resolve().parent.parent / "baselines" / "domain_adapt.json"
 
 
 def fresh(rng: np.random.Generator) -> np.ndarray:
@@ -98,6 +103,17 @@ def readme_example() -> str:
                      f"p={c.comparison.p_value:.2g}, {c.verdict}" for c in changes) or "no change"
 
 
+def flagship(series: int, seed: int) -> tuple[str, float]:
+    """The deterministic regime at the flagship twin's scale: its stored test_acc values' mean and sd, and the
+    suite's min_effect (sd 0.020 against min_effect 0.01)."""
+    data = json.loads(FLAGSHIP.read_text(encoding="utf-8"))
+    values = data["variants"]["twin"]["test_acc"]["values"]
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    spec = MetricSpec("test_acc", "max", float(data["metrics"]["test_acc"]["min_effect"]))
+    rate = false_change_rate(lambda rng: mean + sd * deterministic(rng), spec, series, seed)
+    return f"flagship twin (mean {mean:.4f}, sd {sd:.4f}, min_effect {spec.min_effect:g}), deterministic", rate
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=400, help="series per regime (default 400)")
@@ -113,6 +129,8 @@ def main() -> int:
         rate = false_change_rate(make, spec, args.series, args.seed + i)
         se = (rate * (1 - rate) / args.series) ** 0.5
         print(f"{name:<48} {rate:.3f} (± {se:.3f})")
+    name, rate = flagship(args.series, args.seed + 20)
+    print(f"{name:<48} {rate:.3f} (± {(rate * (1 - rate) / args.series) ** 0.5:.3f})")
     found = detection(spec, args.series, args.seed + 10)
     print(f"step of 2 (2 seed sd) at night {STEP_AT}, fresh seed noise: found as a regression with "
           + ", ".join(f"{k} night{'s' * (k > 1)} after it {f:.3f}" for k, f in enumerate(found, 1)))
