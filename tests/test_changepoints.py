@@ -1,7 +1,9 @@
-"""Change points in the nightly history: found by ruptures, confirmed by Welch's test, shown everywhere.
+"""Change points in the nightly history: found by ruptures, confirmed by a test whose unit is the distinct night,
+shown everywhere with the evidence used and whether the environment changed.
 
-The detector's rates are measured on series generated in memory; one 30-night series goes through real report
-files and the `history` command end to end.
+The detector's rates are checked on series generated in memory with fixed seeds (the regimes of
+benchmarks/history_alarms.py, fewer series); one 30-night series goes through real report files and the `history`
+command end to end.
 """
 
 from __future__ import annotations
