@@ -123,6 +123,14 @@ def test_repeated_nights_are_one_observation_each():
     assert change.evidence == Evidence(Side(4, 1, 3), Side(4, 1, 3), "seeds")
 
 
+def test_a_night_with_a_failed_seed_repeats_the_full_night():
+    """A deterministic night that lost one seed holds no value the others lack: still one distinct night."""
+    full, other = [0.91, 0.92, 0.93, 0.94, 0.95], [0.88, 0.90, 0.89, 0.87, 0.905]
+    c, evidence = segment_test([full] * 6 + [full[:2] + full[3:]] + [full] * 3, [other] * 4, UNIT)
+    assert evidence == Evidence(Side(10, 1, 5), Side(4, 1, 5), "seeds")
+    assert c.p_value == pytest.approx(scipy.stats.ttest_ind(full, other, equal_var=False).pvalue, rel=1e-9)
+
+
 def test_distinct_nights_are_tested_on_their_means_with_the_spread_between_nights_as_the_error():
     """Each night rotates one set of 4 values and adds its own night effect, so every seed has the same mean over
     4 nights: no seed effect persists, and the test is Student's t on the night means."""

@@ -34,6 +34,7 @@ Measured in `benchmarks/history_alarms.py` (docs/history-evidence.md).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,16 +136,22 @@ def pooled_variance(nights: Sequence[Sequence[float]]) -> float | None:
 
 
 def distinct(nights: Sequence[Sequence[float]]) -> list[tuple[float, ...]]:
-    """The nights in order, each night that repeats an earlier one's values exactly (seed by seed) left out: a
-    deterministic rerun of the same code and environment is no new evidence."""
-    seen: set[tuple[float, ...]] = set()
-    out = []
-    for vals in nights:
-        key = tuple(float(v) for v in vals)
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
-    return out
+    """The nights in order, each night that repeats another one's values exactly left out: a deterministic rerun
+    of the same code and environment is no new evidence. A night whose values all appear in another night's (the
+    same run with a seed that failed) is a repeat too; of equal nights the first is kept."""
+    rows = [tuple(float(v) for v in vals) for vals in nights]
+    kept: list[int] = []
+    for i in sorted(range(len(rows)), key=lambda i: -len(rows[i])):  # stable: the first of equal nights stays
+        if not any(_within(rows[i], rows[j]) for j in kept):
+            kept.append(i)
+    return [rows[i] for i in sorted(kept)]
+
+
+def _within(small: tuple[float, ...], big: tuple[float, ...]) -> bool:
+    """Every value of `small` is one of `big`'s (counting repeats)."""
+    have = Counter(big)
+    have.subtract(Counter(small))
+    return min(have.values(), default=0) >= 0
 
 
 def night_mean_variance(nights: Sequence[Sequence[float]]) -> float:
