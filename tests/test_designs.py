@@ -167,7 +167,7 @@ def test_permutation_seed_advice_comes_from_the_permutation_test():
     rng = np.random.default_rng(22)
     da = smoothed_draws(xa, (4000, 4), rng)
     db = smoothed_draws(xb - xb.mean() + xa.mean(), (4000, 4), rng) + c.diff
-    diff, p, _ = _p_values(da, db, 0.0, *splits(4, 4))
+    diff, p, *_ = _p_values(da, db, 0.0, *splits(4, 4))
     assert float(np.mean((p < 0.05) & (diff < -0.01))) >= 0.8 - 0.05
     assert get_design("permutation").smallest_p(3, 3) == pytest.approx(0.1)  # at 3 a side: never below 0.05
 
@@ -190,5 +190,5 @@ def test_permutation_plan_promises_the_rate_of_the_real_test():
     rng = np.random.default_rng(23)
     da = smoothed_draws(xa, (2000, n), rng)
     db = smoothed_draws(xb - xb.mean() + xa.mean(), (2000, n), rng) - 0.02
-    diff, p, _ = _p_values(da, db, 0.0, *splits(n, n))
+    diff, p, *_ = _p_values(da, db, 0.0, *splits(n, n))
     assert 0.8 - 0.02 <= float(np.mean((p < 0.05) & (diff < -0.01))) <= 0.9

@@ -127,7 +127,7 @@ def staged_permutation_false_alarms(a: np.ndarray, b: np.ndarray, spending: str)
     for n, level in zip(STAGES, levels):
         mask, exact = splits(n, n)
         for i in range(0, len(a), 500):
-            _, p, _ = _p_values(a[i:i + 500, :n], b[i:i + 500, :n], 0.0, mask, exact)
+            _, p, *_ = _p_values(a[i:i + 500, :n], b[i:i + 500, :n], 0.0, mask, exact)
             alarm[i:i + 500] |= p <= level + 1e-12
     return float(np.mean(alarm))
 
