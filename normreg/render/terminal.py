@@ -67,9 +67,11 @@ def render(report: Report) -> str:
         if reasons:
             parts.append("Why:\n" + "\n".join(reasons))
         undecided = [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
-                     f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
-                     f"{c.comparison.seeds_needed_for}" for c in report.checks
-                     if c.comparison.verdict == "inconclusive" and c.comparison.seeds_needed is not None]
+                     + (c.comparison.reason if c.comparison.short_of_margin else
+                        f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
+                        f"{c.comparison.seeds_needed_for}") for c in report.checks
+                     if c.comparison.verdict == "inconclusive" and (c.comparison.seeds_needed is not None
+                                                                    or c.comparison.short_of_margin)]
         undecided += [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
                       f"{c.comparison.stopped}" for c in report.checks if c.comparison.stopped]
         if undecided:
