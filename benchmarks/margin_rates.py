@@ -84,8 +84,11 @@ def staged_rows(reps: int, alpha: float) -> list[str]:
             a, b = np.zeros_like(a), b - a  # per-seed differences carry both sides' noise
         codes, _ = simulate(a, b, spec, alpha=alpha, design=design, stages=stages)
         sd_diff = np.sqrt(2.0) if design == "paired" else None
-        staged = "none" if staged_power is None else \
-            f"{staged_power(1.0, 1.0, stages, stages, spec, alpha=alpha, design=design, effect=1.0, sd_diff=sd_diff):.3f}"
+        staged = "none"
+        if staged_power is not None:
+            power = staged_power(1.0, 1.0, stages, stages, spec, alpha=alpha, design=design, effect=1.0,
+                                 sd_diff=sd_diff)
+            staged = f"{power:.3f}"
         fixed = compare_fixed_power(design, 20, alpha)
         lines.append(f"{design:<12} {-1.0:>9}  {np.mean(codes == 0):>19.3f}  {staged:>23}  {fixed:>26.3f}")
     return lines

@@ -13,7 +13,7 @@ from scipy import stats as st
 
 from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare, simulate, staged_mde, staged_power
-from normreg.judge.stats import Design, margin_p, paired, seeds_for, welch
+from normreg.judge.stats import Design, paired, seeds_for, welch
 from normreg.suite.spec import MetricSpec, stage_sizes
 
 ME = MetricSpec("m", "max", 1.0)  # min_effect one seed-sd in the simulations below

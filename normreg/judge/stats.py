@@ -379,9 +379,9 @@ def _p_margin(c: Comparison) -> float | None:
 
 def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
     """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which lies beyond
-    ±min_effect exactly when the (adjusted, sequential) margin p is below alpha. Equivalence: the 1 - 2a interval of TOST, which
-    lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha. A test without a standard error
-    inverts its one-sided tests at that level (`Comparison.retest`)."""
+    ±min_effect exactly when the (adjusted, sequential) margin p is below alpha. Equivalence: the 1 - 2a
+    interval of TOST, which lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha. A test
+    without a standard error inverts its one-sided tests at that level (`Comparison.retest`)."""
     if c.diff is None or (c.retest is None and (c.se is None or c.df is None)):
         return {}
     if equivalence:
