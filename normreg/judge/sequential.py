@@ -298,9 +298,6 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     return _decide(seq)
 
 
-STAGED_REPS = 2000  # simulated staged checks behind a staged row's power and MDE (standard error <= 0.011)
-
-
 def _staged_power_fields(c: Comparison, looks_a: tuple[int, ...], looks_b: tuple[int, ...], spec: MetricSpec,
                          alpha: float, design: str, spending: str) -> dict[str, float | None]:
     """`power` and `mde` of the staged procedure, from the latest look's spreads; the last look's fixed-sample
@@ -308,7 +305,7 @@ def _staged_power_fields(c: Comparison, looks_a: tuple[int, ...], looks_b: tuple
     sd_diff = c.sd_diff if design == "paired" else None
     if len(looks_b) < 2 or c.sd_a is None or c.sd_b is None or (design == "paired" and not sd_diff):
         return {}
-    kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff)
+    kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff, reps=get(design).staged_power_reps)
     power = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw) if spec.min_effect > 0 else None
     return dict(power=power, mde=staged_mde(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw))
 
@@ -337,7 +334,7 @@ def _staged_draws(sd_a: float, sd_b: float, looks_a: tuple[int, ...], looks_b: t
 
 def staged_power(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
                  alpha: float = 0.05, design: str = "welch", spending: str = "pocock", effect: float | None = None,
-                 sd_diff: float | None = None, reps: int = STAGED_REPS) -> float:
+                 sd_diff: float | None = None, reps: int = 2000) -> float:
     """Chance that the staged procedure (seeds per side at each planned look `looks_a`, `looks_b`; the last
     final) ends `regressed` when the true regression is `effect` (default twice min_effect): by simulation of
     the procedure itself, with normal per-seed values of spreads `sd_a`, `sd_b` (paired: differences of spread
@@ -358,7 +355,7 @@ def _regressed_share(a: np.ndarray, b: np.ndarray, looks_a: tuple[int, ...], loo
 
 def staged_mde(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
                alpha: float = 0.05, design: str = "welch", spending: str = "pocock", sd_diff: float | None = None,
-               target: float = 0.8, reps: int = STAGED_REPS) -> float | None:
+               target: float = 0.8, reps: int = 2000) -> float | None:
     """The smallest true regression the staged procedure reports `regressed` with chance `target` (see
     `staged_power`); None when no difference reaches it (a test whose p-values cannot pass the boundaries)."""
     la, lb = tuple(looks_a), tuple(looks_b)
@@ -379,7 +376,7 @@ def staged_mde(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequen
         hi = delta + 2.0 * (hi - delta)
     else:
         return None
-    return bisect(short, delta, hi, xtol=se * 1e-3)
+    return bisect(short, delta, hi, xtol=se * 1e-2)  # 1% of a standard error: finer than the simulation
 
 
 def final_levels(n_a: int, n_b: int, n_max: int, alpha: float, design: str, spending: str) -> tuple[float, float]:
