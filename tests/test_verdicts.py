@@ -198,7 +198,7 @@ def simulate_verdict_rate(n: int, effect: float, sds: tuple[float, float], delta
 
 @pytest.mark.parametrize("n, effect, sds, delta, design", [
     (3, 0.02, (0.005, 0.018), 0.01, "welch"),
-    (5, 0.01, (0.01, 0.01), 0.01, "welch"),  # a true difference of exactly min_effect: at most half
+    (5, 0.01, (0.01, 0.01), 0.01, "welch"),  # a true difference of exactly min_effect: at most alpha / 2
     (10, 0.015, (0.01, 0.02), 0.01, "welch"),
     (8, 0.03, (0.02, 0.01), 0.01, "paired"),
     (20, 0.02, (0.01, 0.01), 0.0, "welch"),
