@@ -249,3 +249,18 @@ def test_short_of_the_margin_is_shown_in_every_output_and_does_not_fail_a_baseli
     rec = next(r for r in saved["comparisons"] if r["kind"] == "baseline" and r["b"] == "twin" and r["metric"] == "acc")
     assert rec["short_of_margin"] == "worse" and "not shown beyond min_effect" in rec["reason"]
     assert rec["p_margin"] == pytest.approx(c.p_margin)
+
+
+def test_a_staged_paired_row_compares_staged_procedures():
+    """`power_unpaired` beside a staged paired row's power is Welch's staged procedure's, not a fixed sample's."""
+    spec = MetricSpec("m", "max", 0.5)
+    rng = np.random.default_rng(12)
+    a = rng.normal(0, 1, 8)
+    b = a + rng.normal(0, 0.5, 8)
+    looks = (3, 5, 8)
+    row = sequential_compare([dict(enumerate(a[:n])) for n in looks], [dict(enumerate(b[:n])) for n in looks], spec,
+                             n_max=(20, 20), final=False, design="paired")
+    stages = stage_sizes(3, 20)
+    assert row.power_unpaired == staged_power(row.sd_a, row.sd_b, stages, stages, spec)
+    assert row.power == staged_power(row.sd_a, row.sd_b, stages, stages, spec, design="paired", sd_diff=row.sd_diff)
+    assert row.power > row.power_unpaired

@@ -307,7 +307,10 @@ def _staged_power_fields(c: Comparison, looks_a: tuple[int, ...], looks_b: tuple
         return {}
     kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff, reps=get(design).staged_power_reps)
     power = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw) if spec.min_effect > 0 else None
-    return dict(power=power, mde=staged_mde(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw))
+    out = dict(power=power, mde=staged_mde(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw))
+    if design == "paired" and power is not None:  # what Welch's staged procedure would have found, to compare
+        out["power_unpaired"] = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, alpha=alpha, spending=spending)
+    return out
 
 
 def _staged_levels(looks_a: tuple[int, ...], looks_b: tuple[int, ...], alpha: float, design: str,
