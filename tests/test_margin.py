@@ -264,3 +264,20 @@ def test_a_staged_paired_row_compares_staged_procedures():
     assert row.power_unpaired == staged_power(row.sd_a, row.sd_b, stages, stages, spec)
     assert row.power == staged_power(row.sd_a, row.sd_b, stages, stages, spec, design="paired", sd_diff=row.sd_diff)
     assert row.power > row.power_unpaired
+
+
+def test_a_staged_baseline_check_stops_when_no_seeds_could_show_it_beyond_the_margin():
+    """Against 5 fixed baseline values (sd 0.01) the standard error never drops below 0.005 (at 20 seeds, where
+    the last look needs t = 4.1), so an observed difference of 0.025 at min_effect 0.01 cannot be shown beyond the
+    margin at any number of seeds: the check stops holding its variant open. Under the old rule (clear of zero
+    sufficed: 0.025 > 0.0205) it would have run on."""
+    from normreg.judge.checks import Check, _stop_if_undecidable
+
+    unit = np.array([-1.2, -0.4, 0.4, 1.2, 0.0])
+    unit = unit / unit.std(ddof=1)
+    base = dict(enumerate(0.95 + 0.01 * unit))
+    cand = dict(enumerate(0.925 + 0.01 * np.array([-1.0, 0.0, 1.0])))  # sd 0.01 too
+    c = sequential_compare([base], [cand], ACC, n_max=(5, 20), final=False, fixed_reference=True)
+    assert c.verdict == "inconclusive" and c.diff == pytest.approx(-0.025)
+    stopped = _stop_if_undecidable(Check("s", "baseline", c), 20, "welch").comparison
+    assert stopped.stopped is not None and "more seeds cannot decide it" in stopped.reason
