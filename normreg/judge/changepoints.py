@@ -255,7 +255,8 @@ def _segment(nights: Sequence[Sequence[float]], positions: Sequence[int], pen: f
 
 def _confirm(nights: Sequence[Sequence[float]], kept: Sequence[int], starts: list[int], spec: MetricSpec,
              alpha: float) -> list[Change]:
-    """Test each boundary on its neighbouring segments; drop the least significant unconfirmed one and repeat."""
+    """Test each boundary on its neighbouring segments; drop the unconfirmed one with the largest p (the one its
+    verdict uses) and repeat."""
     starts = sorted(starts)
     while starts:
         edges = [0, *starts, len(kept)]
@@ -266,7 +267,7 @@ def _confirm(nights: Sequence[Sequence[float]], kept: Sequence[int], starts: lis
                                        alpha)
             changes.append(Change(kept[mid], (kept[lo], kept[mid - 1] + 1), (kept[mid], kept[hi - 1] + 1), c,
                                   evidence))
-        weak = [(c.comparison.p_value if c.comparison.p_value is not None else 2.0, i)
+        weak = [(c.comparison.p_used if c.comparison.p_used is not None else 2.0, i)
                 for i, c in enumerate(changes) if c.verdict not in ("regressed", "improved")]
         if not weak:
             return changes
