@@ -19,7 +19,7 @@ import scipy.stats
 from typer.testing import CliRunner
 
 from normreg import cli
-from normreg.judge.changepoints import Evidence, Side, detect_changes, seed_effect, segment_test
+from normreg.judge.changepoints import Evidence, Side, TwoWay, detect_changes, segment_test, two_way
 from normreg.pipeline import run_suites
 from normreg.render.history import render_history
 from normreg.report.history import EnvironmentChange, History, Night, NightPoint, Series, _with_changes, load_history
@@ -148,6 +148,17 @@ def test_distinct_nights_are_tested_on_their_means_with_the_spread_between_night
     assert evidence == Evidence(Side(9, 8, 32), Side(4, 4, 16), "nights") and c.verdict == "regressed"
 
 
+def test_fresh_seed_noise_lends_the_test_its_degrees_of_freedom_and_a_night_effect_does_not():
+    """Without a night effect the residual of the nights x seeds layout is what a night mean's spread is made of:
+    pooled, it adds its 28 + 12 degrees of freedom to the 10 of the night means. A night effect (sd 2 here) keeps
+    them apart."""
+    rng = np.random.default_rng(13)
+    before, after = rng.normal(0.0, 1.0, (8, 5)), rng.normal(-3.0, 1.0, (4, 5))
+    assert segment_test(before.tolist(), after.tolist(), UNIT)[0].df == 50.0
+    shaken = [x + rng.normal(0.0, 2.0, (len(x), 1)) for x in (before, after)]
+    assert segment_test(shaken[0].tolist(), shaken[1].tolist(), UNIT)[0].df == 10.0
+
+
 def test_a_harmless_change_between_deterministic_nights_is_rarely_a_change():
     """Old code: 22 of these 200 series reported a change (15 repeats counted as 75 values)."""
     assert _alarms(_deterministic, UNIT, 102) <= 10
@@ -164,10 +175,18 @@ def test_the_same_seeds_rerun_with_jitter_share_their_effect():
     assert _alarms(lambda rng: _deterministic(rng) + rng.normal(0.0, 0.1, (30, 5)), UNIT, 105) <= 10
 
 
-def test_seed_effect_is_the_variance_of_the_seeds_persistent_part():
+def test_the_two_way_layout_against_an_anova_by_hand():
     effect, night = np.array([0.3, -1.2, 0.5, 2.0]), np.array([0.0, 0.7, -0.4])
-    assert seed_effect([(night[:, None] + effect[None, :]).tolist()]) == (pytest.approx(np.var(effect, ddof=1)), 3)
-    assert seed_effect([[[1.0, 2.0]], [[3.0]]]) is None  # no segment with two nights of one count
+    noise = np.random.default_rng(3).normal(0.0, 0.01, (3, 4))
+    y = night[:, None] + effect[None, :] + noise
+    layout = two_way([y.tolist()])
+    res = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    ms_res, ms_seed = (res ** 2).sum() / 6, 3 * y.mean(axis=0).var(ddof=1)
+    assert layout == TwoWay(pytest.approx((ms_seed - ms_res) / 3), 3, pytest.approx(ms_res), 6)
+    assert layout.seed_var == pytest.approx(np.var(effect, ddof=1), rel=0.05)
+    fresh = two_way([np.random.default_rng(4).normal(0.0, 1.0, (10, 5)).tolist()])
+    assert fresh is not None and fresh.seed_var == 0.0  # no persistent effect shown: none added
+    assert two_way([[[1.0, 2.0]], [[3.0]]]) is None  # no segment with two nights of one count
 
 
 def test_fresh_seed_noise_every_night_stays_quiet_and_a_two_min_effect_step_is_found_within_three_nights():

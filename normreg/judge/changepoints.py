@@ -20,10 +20,12 @@ distinct night: nights that repeat an earlier night's values exactly (a determin
 observation, not new evidence. With two or more distinct nights in the two segments together, the test is
 Student's t on the distinct nights' means, with the variance of a night mean pooled from their spread within each
 segment: seed noise and night-to-night effect are both in the error, and the degrees of freedom are those of the
-nights. Nights that differ a little but rerun the same seeds (nondeterministic kernels) share each seed's own
-effect, which their spread does not show: a two-way layout (nights x seeds, `seed_effect`) estimates that
-persistent part and adds it to the error (Satterthwaite's degrees of freedom) when its F-test shows it at
-`POOL_LEVEL` (Bancroft's sometimes-pool rule), so fresh seed noise every night costs no power.
+nights. A two-way layout of the segments (nights x seeds, `two_way`) adds what the night means' spread misses
+or could borrow, each by Bancroft's sometimes-pool rule at `POOL_LEVEL`: nights that differ a little but rerun
+the same seeds (nondeterministic kernels) share each seed's own effect, which is added to the error
+(Satterthwaite's degrees of freedom) when its F-test shows it; and when no night effect is shown (the F-test of
+the night means against the residual), the residual is fresh seed noise, the stuff a night mean's spread is then
+made of, and lends the test its degrees of freedom.
 With one distinct night a side (every night repeated), nothing shows the night-to-night effect: the test is
 Welch's on that night's per-seed values on each side, the best the data allow. Unconfirmed boundaries are
 dropped one at a time (the least significant first) and the neighbours re-tested on the merged segments.
@@ -47,7 +49,7 @@ from normreg.suite.spec import MetricSpec
 PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
 MAX_PASSES = 5  # rounds of leaving out one-night outliers
 MIN_NIGHTS = 2  # a change must hold this many nights: a single odd night is an outlier, not a change
-POOL_LEVEL = 0.05  # a seed effect is added to the error when its F-test has p below this (sometimes-pool rule)
+POOL_LEVEL = 0.05  # a seed effect, or a night effect, counts as shown when its F-test has p below this
 _MAD_TO_SD = 0.6744897501960817  # the median of |N(0, 1)|
 
 
@@ -166,12 +168,22 @@ def night_mean_variance(nights: Sequence[Sequence[float]]) -> float:
     return max(between, within)
 
 
-def seed_effect(segments: Sequence[Sequence[Sequence[float]]]) -> tuple[float, int] | None:
-    """The variance of a seed's effect that persists from night to night within a segment (the same seeds rerun
-    with small differences), pooled over the segments with two or more nights of the same count, with its degrees
-    of freedom; None when no segment has them. Two-way layout, nights x seeds (values in seed order); 0 unless the
-    F-test of the seeds' effect against the residual has p below `POOL_LEVEL`, so fresh seed noise every night
-    costs no power."""
+@dataclass(frozen=True)
+class TwoWay:
+    """The nights x seeds layout of the segments around a change (values in seed order, nights of a segment's usual
+    count), pooled over segments: `seed_var`, the variance of a seed's effect that persists from night to night
+    (the same seeds rerun), 0 unless its F-test against the residual has p below `POOL_LEVEL`; `residual`, the
+    variance of a value around its night's and its seed's effects (fresh seed noise); with their degrees of
+    freedom."""
+
+    seed_var: float
+    seed_df: int
+    residual: float
+    residual_df: int
+
+
+def two_way(segments: Sequence[Sequence[Sequence[float]]]) -> TwoWay | None:
+    """The two-way layout of the segments with two or more nights of one count; None when none has them."""
     est: list[tuple[float, int]] = []
     ss_seed = ss_res = 0.0
     df_res = 0
@@ -185,16 +197,16 @@ def seed_effect(segments: Sequence[Sequence[Sequence[float]]]) -> tuple[float, i
         d = len(rows)
         by_seed, by_night, grand = y.mean(axis=0), y.mean(axis=1), y.mean()
         ms_seed = d * float(((by_seed - grand) ** 2).sum()) / (n - 1)
-        ms_res = float(((y - by_night[:, None] - by_seed[None, :] + grand) ** 2).sum()) / ((d - 1) * (n - 1))
-        est.append(((ms_seed - ms_res) / d, n - 1))
-        ss_seed, ss_res, df_res = ss_seed + ms_seed * (n - 1), ss_res + ms_res * (d - 1) * (n - 1), \
-            df_res + (d - 1) * (n - 1)
+        res = float(((y - by_night[:, None] - by_seed[None, :] + grand) ** 2).sum())
+        est.append(((ms_seed - res / ((d - 1) * (n - 1))) / d, n - 1))
+        ss_seed, ss_res, df_res = ss_seed + ms_seed * (n - 1), ss_res + res, df_res + (d - 1) * (n - 1)
     if not est:
         return None
     df = sum(w for _, w in est)
-    if ss_res > 0 and float(_sp.fdtrc(df, df_res, (ss_seed / df) / (ss_res / df_res))) >= POOL_LEVEL:
-        return 0.0, df  # no persistent seed effect shown: leave it out (Bancroft's sometimes-pool rule)
-    return max(0.0, sum(e * w for e, w in est) / df), df
+    residual = ss_res / df_res
+    shown = residual <= 0 or float(_sp.fdtrc(df, df_res, (ss_seed / df) / residual)) < POOL_LEVEL
+    seed_var = max(0.0, sum(e * w for e, w in est) / df) if shown else 0.0  # Bancroft's sometimes-pool rule
+    return TwoWay(seed_var, df, residual, df_res)
 
 
 def _side(nights: Sequence[Sequence[float]], kept: tuple[tuple[float, ...], ...]) -> Side:
@@ -224,14 +236,21 @@ def segment_test(before: Sequence[Sequence[float]], after: Sequence[Sequence[flo
                   b_name="after")
         return c, Evidence(*sides, "seeds")
     diff = mean_b - mean_a
-    between = var * (1.0 / len(ma) + 1.0 / len(mb))
-    shared = seed_effect([da, db])
+    layout = two_way([da, db])
     n_a, n_b = sides[0].values / len(da), sides[1].values / len(db)
-    seeds = shared[0] * (1.0 / n_a + 1.0 / n_b) if shared else 0.0
+    per_night = (sides[0].values + sides[1].values) / (len(da) + len(db))
+    if layout is not None and layout.residual > 0:
+        # no night effect shown (F-test at POOL_LEVEL): the residual is fresh seed noise, as a night mean's spread
+        # is then, and adds its degrees of freedom
+        if float(_sp.fdtrc(df, layout.residual_df, per_night * var / layout.residual)) >= POOL_LEVEL:
+            var = (df * var + layout.residual_df * layout.residual / per_night) / (df + layout.residual_df)
+            df += layout.residual_df
+    between = var * (1.0 / len(ma) + 1.0 / len(mb))
+    seeds = layout.seed_var * (1.0 / n_a + 1.0 / n_b) if layout is not None else 0.0
     se = math.sqrt(between + seeds)
     if seeds > 0:
-        assert shared is not None
-        df = (between + seeds) ** 2 / (between ** 2 / df + seeds ** 2 / shared[1])
+        assert layout is not None
+        df = (between + seeds) ** 2 / (between ** 2 / df + seeds ** 2 / layout.seed_df)
     c = Comparison(metric=spec.name, a="before", b="after", goal=spec.goal, min_effect=spec.min_effect,
                    alpha=alpha, n_a=len(ma), n_b=len(mb), mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b,
                    diff=diff, rel_diff=diff / abs(mean_a) if mean_a else None, ci_low=None, ci_high=None,
