@@ -62,7 +62,7 @@ def test_each_figure_is_drawn_once_with_every_label_inside_it(monkeypatch):
     assert len(draws) == len(saved) == 3
     for fig in saved:
         assert fig.get_layout_engine() is None
-        drawn = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer())  # inches: every title, tick label and legend drawn
+        drawn = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer())  # inches: all drawn
         width, height = fig.get_size_inches()
         assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01 and drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, \
             (drawn, width, height)
