@@ -120,9 +120,9 @@ def test_the_audit_check_example_runs_after_the_ordered_checks(monkeypatch) -> N
 
 SCRIPT = """
 import sys
-from normreg.render.outputs import FORMATS
 
-exec(compile(open({page_code!r}).read(), "normreg/render/formats/tsv.py", "exec"), {{"__name__": "normreg.render.formats.tsv"}})
+code = compile(open({page_code!r}).read(), "normreg/render/formats/tsv.py", "exec")
+exec(code, {{"__name__": "normreg.render.formats.tsv"}})  # as if the file were in the package
 from normreg.cli import app
 
 app(sys.argv[1:])
