@@ -25,14 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NORMREG = [sys.executable, "-m", "normreg.cli"]
 
 
-def _median_wall(cmd: list[str], repeat: int) -> list[float]:
-    times = []
+def _walls(cmds: dict[str, list[str]], repeat: int) -> dict[str, list[float]]:
+    """Wall times of each command, taken in turns (one of each, `repeat` times): a shared machine's load then
+    weighs on every command alike."""
+    times: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(repeat):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+        for name, cmd in cmds.items():
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            times[name].append(time.perf_counter() - start)
+            if done.returncode != 0:
+                sys.exit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return times
 
 
@@ -47,22 +50,28 @@ def main() -> None:
         tmp = Path(t)
         report = tmp / "report.json"
         report.write_text(json.dumps(make_report(tmp / "work"), indent=2, sort_keys=True) + "\n")
-        plain = _median_wall(NORMREG + ["report", str(report)], args.repeat)
-        html = _median_wall(NORMREG + ["report", str(report), "--html", str(tmp / "r.html")], args.repeat)
-        for name, times in (("report", plain), ("report --html", html)):
+        walls = _walls({"report": NORMREG + ["report", str(report)],
+                        "report --html": NORMREG + ["report", str(report), "--html", str(tmp / "r.html")]},
+                       args.repeat)
+        for name, times in walls.items():
             print(f"{name:14s} median {statistics.median(times):6.2f}s  min {min(times):6.2f}s  "
                   f"max {max(times):6.2f}s  runs {len(times)}")
-        print(f"ratio          {statistics.median(html) / statistics.median(plain):6.2f}x")
+        ratio = statistics.median(walls["report --html"]) / statistics.median(walls["report"])
+        print(f"ratio          {ratio:6.2f}x")
+        start = time.perf_counter()
+        import matplotlib.backends.backend_agg  # noqa: F401 - what the figures need, timed apart
+        import matplotlib.figure  # noqa: F401
+
+        print(f"matplotlib     {time.perf_counter() - start:6.2f}s to import")
 
         from normreg.render.html import render_html
         from normreg.report.file import read_report
 
         loaded = read_report(report).report
-        render_html(loaded)  # matplotlib imported and warm
         start = time.perf_counter()
         page = render_html(loaded)
-        print(f"render_html    {time.perf_counter() - start:6.2f}s in-process, {page.count('<img')} figures, "
-              f"{len(page) / 1024:.0f} KiB")
+        print(f"render_html    {time.perf_counter() - start:6.2f}s in-process (matplotlib imported), "
+              f"{page.count('<img')} figures, {len(page) / 1024:.0f} KiB")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ BASELINE_COLOR = "#9a9a9a"
 FAIL_COLOR = "#c62828"
 CHANGE_UP_COLOR = "#2e7d32"
 DPI = 96
+# Titles sit just above their panel (no tick labels are drawn on top): a title placed by matplotlib instead
+# measures the top axis of every panel on every draw, a fifth of a figure's time.
+TITLE_Y = 1.0
 P = ParamSpec("P")
 
 
@@ -138,7 +141,7 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
                 label.set_color(FAIL_COLOR)
                 label.set_fontweight("bold")
         ax.set_xlim(-0.6, len(variants) - 0.4)
-        ax.set_title(f"{metric} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+        ax.set_title(f"{metric} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10, y=TITLE_Y)
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(labelsize=8)
     for k in range(len(metrics), rows * cols):
@@ -172,7 +175,7 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
             for seq in curves[key].get(v, ()):
                 ax.plot(range(1, len(seq) + 1), seq, color=COLORS[j % len(COLORS)], lw=1, alpha=0.7,
                         marker="." if len(seq) < 4 else None)
-        ax.set_title(key, fontsize=9)
+        ax.set_title(key, fontsize=9, y=TITLE_Y)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -223,7 +226,7 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
     ax.set_xticks(range(len(labels)), list(labels), rotation=rotation, ha="right" if rotation else "center")
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+    ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10, y=TITLE_Y)
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec=FAIL_COLOR, ms=9, label="check failed"))
     if changes:
