@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from normreg.choices import DESIGNS
-from normreg.errors import InputError, NormregError
+from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ def _fail(exc: BaseException) -> None:
         traceback.print_exception(exc)
     if isinstance(exc, NormregError):
         code = 2 if isinstance(exc, InputError) else 3
-        typer.echo(f"{type(exc).__name__}: {exc}", err=True)
+        # one line, whatever a file or a name held (a newline in a CSV's variant, a control character)
+        typer.echo(f"{type(exc).__name__}: {printable(str(exc))}", err=True)
     else:
         code = 3
         typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import normreg
-from normreg.errors import InputError, ResultsError
+from normreg.errors import InputError, ResultsError, file_problem, printable
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -41,18 +42,6 @@ def _umask() -> int:
     return mask
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, or raise `ResultsError` naming the file (and the line, for bad JSON)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-
-
 def check_schema(path: Path, data: Any, expected: str) -> None:
     """Refuse files of another kind or of a schema version this normreg does not know."""
     if not isinstance(data, dict):
@@ -75,6 +64,124 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_json(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------------------ reading: bounded, with limits
+
+# What normreg reads is bounded by what is actually read, not by the size a file reports: /dev/zero, a pipe and
+# /proc files all say they are empty. A report of 1000 seeds with per-epoch curves is a few MiB.
+MAX_DATA_BYTES = 128 * 1024 * 1024  # reports, baselines, run.json, runs.jsonl, CSVs
+MAX_JSON_DEPTH = 64  # a report nests about 8 deep; Python's own parser dies of recursion near 1000
+MAX_INT_DIGITS = 100  # JSON and YAML integers: far above any seed or count, far below Python's 4300-digit limit
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, in words, from its `st_mode`: `a regular file`, `a folder`, `a named pipe (FIFO)`, ..."""
+    return next((what for test, what in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else
+                "not a regular file")
+
+
+def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
+    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
+    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
+    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
+    message ("a suite file")."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise file_problem(path, "no such file", missing=True) from None
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise file_problem(path, f"over the {limit}-byte limit for {what}; is it the right file?")
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise file_problem(path, f"not UTF-8 text (byte {e.start}: {e.reason}); give {what}", line=line) from None
+
+
+class _IntTooLong(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _IntTooLong(f"an integer of {len(text.lstrip('-'))} digits, over the limit of {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def parse_json(text: str, source: str | Path) -> Any:
+    """JSON text parsed within normreg's limits (nesting depth, integer digits, valid Unicode strings), or a
+    `ResultsError` naming `source`, the line or the key path, and the limit. NaN and Infinity parse (as Python
+    does): the schema checks refuse them with the field's name."""
+    try:
+        data = json.loads(text, parse_int=_bounded_int)
+    except _IntTooLong as e:
+        raise file_problem(source, f"{e}; not a file normreg wrote") from None
+    except RecursionError:
+        raise file_problem(source, f"nested more than {MAX_JSON_DEPTH} levels deep (the limit for normreg's JSON "
+                                  "files); not a file normreg wrote") from None
+    except json.JSONDecodeError as e:
+        raise file_problem(source, f"not valid JSON: {e.msg}", line=e.lineno) from None
+    except ValueError as e:  # any other limit of the parser itself
+        raise file_problem(source, f"not valid JSON: {e}") from None
+    check_tree(data, source)
+    return data
+
+
+def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
+    """Refuse parsed data nested more than `MAX_JSON_DEPTH` deep, or holding a string or key with a lone surrogate
+    (JSON's and YAML's `\\ud800` escapes make one; no file, terminal or page can hold it), naming the key path."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise file_problem(source, f"{where or 'the top level'}: nested more than {MAX_JSON_DEPTH} levels deep "
+                                      f"(the limit for normreg's {'YAML' if yaml else 'JSON'} files)")
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                raise file_problem(source, f"{where or 'the top level'}: a string holding a lone surrogate "
+                                          f"({printable(value)[:60]}); write it as valid Unicode text")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                key = f"{where}.{k}" if where else str(k)
+                if isinstance(k, str) and _has_surrogate(k):
+                    raise file_problem(source, f"{printable(key)[:80]}: a key holding a lone surrogate; write "
+                                              "it as valid Unicode text")
+                stack.append((v, key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text) if not text.isascii() else False
+
+
+def read_json(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a normreg JSON file") -> Any:
+    """Parse a JSON file within normreg's limits (`read_text_bounded`, `parse_json`), or raise `ResultsError`
+    naming the file (and the line or key path)."""
+    return parse_json(read_text_bounded(path, limit, what), path)
 
 
 # ------------------------------------------------------------------------------ output paths, checked up front

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import fcntl
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
-from normreg.fileio import read_json, write_json_atomic
+from normreg.fileio import parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.run.results import RunLog, RunResult
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json
@@ -58,17 +57,14 @@ def read_runs(path: Path) -> list[RunResult]:
     killed while writing it) is skipped, a bad line elsewhere is an error naming the line."""
     if not path.exists():
         return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read: {e}") from None
+    lines = read_text_bounded(path, what="a run directory's runs.jsonl").splitlines()
     runs: dict[tuple[str, int], RunResult] = {}
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            r = RunResult.from_json(json.loads(line))
-        except (ValueError, TypeError, KeyError, AttributeError):
+            r = RunResult.from_json(parse_json(line, f"{path}:{i}"))
+        except (ValueError, TypeError, KeyError, AttributeError, ResultsError):
             if i == len(lines):
                 break
             raise ResultsError(f"{path}:{i}: not a run record; move the directory away and start a new run") \
