@@ -6,6 +6,7 @@ new design or correction is added in one place, and every message lists the same
 
 from __future__ import annotations
 
+import math
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,3 +52,18 @@ def check_choice(what: str, value: object, options: Sequence[str]) -> str:
     if problem is not None:
         raise InputError(f"{what}: {problem}")
     return str(value)
+
+
+def check_alpha(value: float | None, what: str = "--alpha") -> float | None:
+    """`value` when it is a significance level in (0, 0.5) (or None: not given); else an `InputError`."""
+    if value is not None and not (math.isfinite(value) and 0 < value < 0.5):
+        raise InputError(f"expected {what} in (0, 0.5), got {value}")
+    return value
+
+
+def check_min_effect(value: float | None, what: str = "--min-effect") -> float | None:
+    """`value` when it is a finite number >= 0 (or None: not given); else an `InputError`."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise InputError(f"expected {what} to be a finite number >= 0 (the smallest difference that matters), "
+                         f"got {value}")
+    return value

@@ -7,7 +7,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,18 +212,107 @@ def _probe_writable(folder: Path) -> str | None:
     return None
 
 
-def check_output_file(path: Path, option: str) -> None:
-    """Refuse, before any work is done, an output file that is a folder or could not be written."""
-    if path.is_dir():
+def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
+                      reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+    """The guard every output file of every command goes through, before any work is done. Refuses a path that is
+    a folder, a device, a FIFO or anything else that is not a regular file or a new name; one of the
+    command's `inputs` (the same file, however it is named); a file inside an input folder that the command reads
+    from that folder (`reads`: folder -> suffixes, e.g. the `.json` files `history` finds); a suite, a baseline or
+    a run directory's own file, which no output may replace; and a place that cannot be written."""
+    try:
+        st = os.stat(path)  # follows a symlink: the file it names is what would be read again
+    except FileNotFoundError:
+        st = None  # a new name (or a dangling symlink, which the atomic rename replaces)
+    except OSError as e:
+        raise InputError(f"{option} {path}: cannot use this path ({e.strerror or e}); give another file name") \
+            from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{option} {path}: is {file_kind(st.st_mode)}, not a regular file or a new name; give a "
+                         "file name")
+    for given in inputs:
+        if _same_file(path, given):
+            raise InputError(f"{option} {path}: is an input of this command ({given}); writing it would replace "
+                             "what was read: give another file name")
+    for folder, suffixes in (reads or {}).items():
+        if path.suffix.lower() in suffixes and _inside(path, folder):
+            raise InputError(f"{option} {path}: is inside {folder}, whose {'/'.join(suffixes)} files this command "
+                             "reads; write outside that folder or under another suffix")
+    if st is not None:
+        kind = _protected(path)
+        if kind:
+            raise InputError(f"{option} {path}: is {kind}, which no output replaces; give another file name")
     found = _nearest_existing(path.parent)
     if not found.is_dir():
         raise InputError(f"{option} {path}: {found} is a file, so the file cannot be created under it")
     why = _probe_writable(found)
-    if why is None and path.exists() and not os.access(path, os.W_OK):
+    if why is None and st is not None and not os.access(path, os.W_OK):
         why = "the file is read-only"
     if why:
         raise InputError(f"{option} {path}: cannot write there ({why}); give another path")
+
+
+def check_outputs(outputs: Mapping[str, Path | None], *, inputs: Iterable[Path] = (),
+                  reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+    """`check_output_file` for each output given (option -> path, None: not asked for), and no file named by two
+    options."""
+    inputs = tuple(inputs)
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        check_output_file(path, option, inputs=inputs, reads=reads)
+        key = os.path.realpath(path)
+        if key in seen:
+            raise InputError(f"{option} {path}: is also given to {seen[key]}; give each output its own file")
+        seen[key] = option
+
+
+def check_output_folder(path: Path, option: str, *, inputs: Iterable[Path] = ()) -> None:
+    """The guard of an output folder (`run --out`): not empty, not one of the command's inputs (a suite folder, the
+    baselines folder); the rest (a file, a folder that cannot be written) is `check_output_dir`'s."""
+    if str(path) in ("", "."):
+        raise InputError(f"{option}: the working directory; give a folder of its own, e.g. runs/nightly")
+    for given in inputs:
+        if _same_file(path, given):
+            raise InputError(f"{option} {path}: is an input of this command ({given}); give a folder of its own")
+    check_output_dir(path, option)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)) and Path(folder).is_dir()
+    except OSError:
+        return False
+
+
+def _protected(path: Path) -> str | None:
+    """What an existing file is when no output may replace it: a suite, a baseline, a run directory's own file."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "a YAML file (a suite)"
+    real = Path(os.path.realpath(path))
+    if real.name in RUN_FILES and any((d / LOCK_NAME).exists() for d in (real.parent, real.parent.parent)):
+        return "a file of a run directory"
+    if path.suffix.lower() == ".json":
+        try:
+            schema = read_json(path).get("schema")
+        except (ResultsError, AttributeError):
+            return None
+        if isinstance(schema, str) and schema.startswith("normreg.baseline/"):
+            return "a stored baseline (written only by --update-baseline)"
+    return None
+
+
+LOCK_NAME = ".normreg.lock"  # the lock every run directory holds (`run.rundir`)
+RUN_FILES = ("report.json", "run.json", "results.csv", "runs.jsonl")  # what a run directory records
 
 
 def check_output_dir(path: Path, what: str, *, write: bool = True) -> None:

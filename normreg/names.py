@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from normreg.fileio import describe_value
+
 # The longest name is followed by at most "@<device class>.json" and a temporary file's ".XXXXXXXX.tmp", or by
 # "-seed4294967295.txt": 128 bytes leaves room for both within 255.
 MAX_NAME_BYTES = 128
@@ -32,7 +34,7 @@ _FORBIDDEN: dict[Role, str] = {"suite": "/\\#@", "variant": "/\\#", "metric": ""
 def name_problem(name: object, role: Role) -> str | None:
     """None when `name` may be used as a `role` name; else what is wrong with it and what to do, in one line."""
     if not isinstance(name, str) or not name:
-        return "a name must be a non-empty string"
+        return f"a name must be a non-empty string, found {describe_value(name, yaml=True)}"
     bad = next((c for c in name if not (c.isprintable() or c == " ")), None)
     if bad is not None:
         return (f"a name must hold only printable characters (no control characters, separators, format "

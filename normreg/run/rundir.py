@@ -24,12 +24,12 @@ from typing import Any
 
 from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
-from normreg.fileio import parse_json, read_json, read_text_bounded, write_json_atomic
+from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.run.results import RunLog, RunResult
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json
 
-LOCK_FILE = ".normreg.lock"
+LOCK_FILE = LOCK_NAME
 REPORT_FILE = "report.json"
 
 
@@ -98,6 +98,9 @@ class RunDir:
         if resume and not path.is_dir():
             raise InputError(f"--resume {path}: no such run directory; give the directory an interrupted "
                              "run printed as 'Run directory: ...'")
+        if resume and not any(path.glob("*/run.json")):  # before the lock: nothing is left in a wrong folder
+            raise InputError(f"--resume {path}: not a run directory (no <suite>/run.json in it); give the "
+                             "directory an interrupted run printed as 'Run directory: ...'")
         if path.exists() and not path.is_dir():
             raise InputError(f"--out {path} is a file; give a directory (new or empty) for the run")
         try:

@@ -536,7 +536,7 @@ def _build_suite(doc: _Doc) -> Suite:
     name = top.get("name", doc.path.stem)
     problem = name_problem(name, "suite")
     if problem:
-        raise doc.error(("name",), f"{problem}; found {_kind(name)}")
+        raise doc.error(("name",), problem)
     description = top.get("description", "")
     if not isinstance(description, str):
         raise doc.error(("description",), f"expected a string, but found {_kind(description)}")
@@ -555,7 +555,7 @@ def _build_suite(doc: _Doc) -> Suite:
         keys = ("metrics", str(mname))
         problem = name_problem(mname, "metric")
         if problem:
-            raise doc.error(keys, f"{problem}; found {_kind(mname)}")
+            raise doc.error(keys, problem)
         spec = _mapping(doc, keys, spec if spec is not None else {})
         _check_keys(doc, keys, spec, ("goal", "min_effect"))
         goal = spec.get("goal", "max")
@@ -572,7 +572,7 @@ def _build_suite(doc: _Doc) -> Suite:
         keys = ("variants", str(vname))
         problem = name_problem(vname, "variant")
         if problem:
-            raise doc.error(keys, f"{problem}; found {_kind(vname)}")
+            raise doc.error(keys, problem)
         spec = _mapping(doc, keys, spec)
         _check_keys(doc, keys, spec, ("model", "data", "trainer"), required=("model",))
         model = _target(doc, keys + ("model",), spec["model"])
