@@ -36,6 +36,12 @@ DESIGNS = _designs()  # `judge.designs.names()` holds the same, imported; a test
 CORRECTIONS = ("holm", "bonferroni", "none")
 SPENDING = ("pocock", "obrien-fleming")
 MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes
+# What a report file may hold in its closed fields (checked when a report is read back: `report.file`).
+CHECK_KINDS = ("pair", "baseline")  # a comparison's `kind`
+PROBLEM_KINDS = ("run_failed", "expected_failure_missing", "baseline_not_updated", "write_failed")
+RUN_STATUSES = ("ok", "failed")
+REPORT_VERDICTS = {"pass": 0, "fail": 1, "error": 3}  # a report's verdict and its exit code
+REPORT_COMMANDS = ("run", "compare")  # the commands that write a report
 
 
 def choice_problem(value: object, options: Sequence[str]) -> str | None:

@@ -157,6 +157,7 @@ def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
     while stack:
         value, where, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
+            where = where if len(where) <= 80 else where[:60] + "..."
             raise file_problem(source, f"{where or 'the top level'}: nested more than {MAX_JSON_DEPTH} levels deep "
                                       f"(the limit for normreg's {'YAML' if yaml else 'JSON'} files)")
         if isinstance(value, str):
