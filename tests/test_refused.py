@@ -307,7 +307,7 @@ def test_the_hostile_script_runs_without_running_the_injected_code(cli, tmp_path
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "INJECTED" not in out.stdout + out.stderr
-    assert any(line.startswith(("val_acc=", "test_acc=")) for line in out.stdout.splitlines()), out.stdout
+    assert any(line.startswith("acc=") for line in out.stdout.splitlines()), out.stdout
 
 
 # ------------------------------------------------------------------------------- baselines and arguments
