@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "data" / "bad"
 
 
-VALID = {"repro_injection"}  # hostile names in a valid suite: `repro` must encode them (tests/test_refused.py)
+# Valid files of the corpus: hostile names in a valid suite (`repro` must encode them, tests/test_refused.py), and a
+# valid baseline refused only as the stored baseline of another suite (tests/test_bad_inputs.py).
+VALID = {"repro_injection", "baseline_other_suite"}
 
 
 def _commands(tmp: str) -> list[tuple[str, list[str]]]:
