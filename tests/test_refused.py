@@ -332,3 +332,14 @@ def test_a_baseline_that_is_a_symlink_loop_is_refused_not_taken_for_none(cli, fi
 ], ids=["alpha-2", "alpha-nan", "min-effect-negative", "min-effect-inf", "random-seed-negative"])
 def test_calibrate_refuses_argument_values_out_of_range(cli, files, args: list[str], fragment: str) -> None:
     _refused(cli("calibrate", files["report"], "--reps", "100", *args), fragment)
+
+
+def test_repro_refuses_a_value_without_a_literal_form_naming_its_key() -> None:
+    from normreg.run.repro import render_script
+
+    run = {"suite": "s", "variant": "a", "seed": 0, "suite_folder": "/x", "model": {"target": "m:A", "args": {}},
+           "data": None, "trainer": {"max_epochs": 1, "gradient_clip_val": float("nan")}, "evaluate": "test"}
+    with pytest.raises(InputError, match=r"variant 'a': trainer.gradient_clip_val is nan, which cannot be written"):
+        render_script(run, "pytorch_lightning")
+    with pytest.raises(InputError, match="not pytorch_lightning or lightning.pytorch"):
+        render_script({**run, "trainer": {}}, "os; import x")

@@ -84,16 +84,32 @@ FLAVOURS = {"pytorch_lightning": "pytorch_lightning", "lightning.pytorch": "ligh
 
 
 def _literal(value: Any, what: str) -> str:
-    """`value` as Python source that evaluates to it and can be nothing else: a literal, or an `InputError`."""
+    """`value` as Python source that evaluates to it and can be nothing else: a literal, or an `InputError` naming
+    the key path of the first value that has no literal form (a YAML timestamp, `.nan`)."""
     text = pprint.pformat(value, width=110, sort_dicts=False)
+    if _reads_back(text, value):
+        return text
+    key, bad = _first_non_literal(value, "")
+    raise InputError(f"{what}: {key or 'a value'} is {bad!r}, which cannot be written into a standalone script as "
+                     "data; give plain numbers, strings, lists and mappings")
+
+
+def _reads_back(text: str, value: Any) -> bool:
     try:
-        same = ast.literal_eval(text) == value
+        return bool(ast.literal_eval(text) == value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        same = False
-    if not same:
-        raise InputError(f"{what}: the value {text[:80]} cannot be written into a standalone script as data; give "
-                         "plain numbers, strings, lists and mappings")
-    return text
+        return False
+
+
+def _first_non_literal(value: Any, where: str) -> tuple[str, Any]:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) \
+        else None
+    if items is None:
+        return where, value
+    for k, v in items:
+        if not _reads_back(repr(v), v):
+            return _first_non_literal(v, f"{where}.{k}" if where else str(k))
+    return where, value
 
 
 def _call(target: Target | None) -> dict[str, Any] | None:
