@@ -343,3 +343,12 @@ def test_repro_refuses_a_value_without_a_literal_form_naming_its_key() -> None:
         render_script(run, "pytorch_lightning")
     with pytest.raises(InputError, match="not pytorch_lightning or lightning.pytorch"):
         render_script({**run, "trainer": {}}, "os; import x")
+
+
+def test_an_out_folder_holding_a_fifo_table_is_refused_not_waited_on(cli, files, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    (out / "pair").mkdir(parents=True)
+    os.mkfifo(out / "pair" / "results.csv")
+    res = _within(20, lambda: cli("run", files["suite"], "--out", out, "--baselines", tmp_path / "none",
+                                  script=SAME))
+    _refused(res, "results.csv: is a named pipe (FIFO), not a regular file")

@@ -249,7 +249,7 @@ def _read_pid(fd: int) -> int | None:
 
 
 def _has_rows(csv_path: Path) -> bool:
-    if not csv_path.exists():
+    if not os.path.lexists(csv_path):
         return False
-    with open(csv_path, encoding="utf-8", errors="replace") as f:
-        return sum(1 for line in f if line.strip()) > 1
+    text = read_text_bounded(csv_path, what="a run directory's results.csv")  # a FIFO is refused, not waited on
+    return sum(1 for line in text.splitlines() if line.strip()) > 1
