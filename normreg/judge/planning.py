@@ -2,7 +2,7 @@
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
 seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
-under the verdict's own rule (p < alpha and the observed difference beyond `min_effect`), integrating over the
+under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.Design`), integrating over the
 sample variances with Welch's degrees of freedom (or n - 1 for the paired design). `calibrate` resamples
 observed per-seed values: A/A comparisons (both sides drawn from one variant's values) estimate the false-alarm
 rate, the same with one side shifted by twice `min_effect` the power of the verdict, at the suite's seeds and
