@@ -11,7 +11,6 @@ device, threads: `environment.COMPARED_KEYS`) changed the same night, which poin
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +19,7 @@ from typing import Any
 
 from normreg.environment import COMPARED_KEYS, differences
 from normreg.errors import ResultsError
+from normreg.fileio import read_json
 from normreg.judge import changepoints
 from normreg.judge.changepoints import detect_changes
 from normreg.judge.stats import as_record
@@ -159,11 +159,10 @@ def _series_json(s: Series) -> dict[str, Any]:
 def _is_report(path: Path, unreadable: list[str] | None = None) -> bool:
     """A cheap look at a JSON file: is it a normreg report? One that cannot be read is noted in `unreadable`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = read_json(path)
+    except ResultsError as e:
         if unreadable is not None:
-            why = f"line {e.lineno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e)
-            unreadable.append(f"{path} ({why})")
+            unreadable.append(f"{path} ({f'line {e.line}: ' if e.line else ''}{e.reason or e})")
         return False
     return isinstance(data, dict) and str(data.get("schema", "")).startswith("normreg.report/")
 
