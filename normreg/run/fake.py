@@ -59,6 +59,11 @@ class FakeRunner(ExecutorBase):
                 on_start(job)
             on_result(self._result(job))
 
+    def worker(self, job: Job, accelerator: str) -> RunResult:
+        """The scripted result of one job, with the signature of the worker code a remote executor's task runs
+        (`run_one`): give it to the Ray or Slurm executor (`worker=fake.worker`) to test all but the training."""
+        return self._result(job)
+
     def _result(self, job: Job) -> RunResult:
         try:
             metrics = dict(self._metrics(job))
