@@ -24,9 +24,12 @@ it, and a dry run before a real cluster.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -110,13 +113,42 @@ class SlurmTask:
         worker = self.worker
         if worker is None:
             from normreg.run.worker import run_one as worker
-        result = worker(self.job, self.accelerator)
+        with _scheduler_stops() as stops:
+            result = worker(self.job, self.accelerator)
+        if stops:  # the worker took the scheduler's stop for the run's own failure: let submitit have it back
+            raise stops[0]
         return replace(result, device=f"{result.device or 'unknown'} on {socket.gethostname()}")
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self)
+
+
+@contextmanager
+def _scheduler_stops() -> Iterator[list[BaseException]]:
+    """Keep what submitit's pre-emption handler raises (SIGUSR2 from Slurm: the requeue's exit, or the error that
+    says the job will not be requeued). The worker code catches every exception of a run, SystemExit included,
+    and would report the scheduler's stop as a failed run; the task raises it again once the worker returns."""
+    signum = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
+    previous = signal.getsignal(signum)
+    stops: list[BaseException] = []
+    if not callable(previous):
+        yield stops
+        return
+
+    def handler(num: int, frame: Any) -> None:
+        try:
+            previous(num, frame)
+        except BaseException as e:
+            stops.append(e)
+            raise
+
+    signal.signal(signum, handler)
+    try:
+        yield stops
+    finally:
+        signal.signal(signum, previous)
 
 
 @register("slurm")
