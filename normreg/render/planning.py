@@ -40,13 +40,15 @@ def _estimate(x: float, se: float, digits: int) -> str:
 def render_calibration(c: Calibration) -> str:
     how = (f"staged seeds {', '.join(map(str, c.stages))} ({c.spending})" if c.stages else f"{c.seeds} seeds")
     out = [f"Calibration of {c.source}: {c.design} test at alpha {c.alpha:g}, {how} per side, {c.reps} resamples"]
-    head = ("variant", "metric", "values", "false alarms", f"power at {DESIGN_EFFECT:g} x min_effect")
-    rows = [(r.variant, r.metric, str(r.n_values), _estimate(r.false_alarm, r.false_alarm_se, 3),
-             _estimate(r.power, r.power_se, 2)) for r in c.rows]
+    head = ("check", "metric", "values", "false alarms", f"power at {DESIGN_EFFECT:g} x min_effect")
+    rows = [(r.check, r.metric, f"{r.n_reference} / {r.n_values}" if r.reference is not None and c.design != "paired"
+             else str(r.n_values), _estimate(r.false_alarm, r.false_alarm_se, 3), _estimate(r.power, r.power_se, 2))
+            for r in c.rows]
     out += text_table(head, rows)
-    out.append("± : how much each estimate would move with another pilot of the same size; power is the chance "
-               "of `regressed` under the verdict's rule.")
-    warns = [f"  WARNING {r.variant} {r.metric}: {w}" for r in c.rows for w in r.warnings]
+    out.append("a -> b: a pair check, each side drawn from its own variant's values; (baseline): the variant against "
+               "its own stored values. ± : how much each estimate would move with another pilot of the same size; "
+               "power is the chance of `regressed` under the verdict's rule.")
+    warns = [f"  WARNING {r.check} {r.metric}: {w}" for r in c.rows for w in r.warnings]
     if warns:
         out += ["", *warns]
     return "\n".join(out)
