@@ -63,7 +63,7 @@ def test_plan_and_calibrate_commands(tmp_path, monkeypatch):
     assert "false alarms" in res.output and "10 seeds per side" in res.output
     res = CliRunner().invoke(cli.app, ["calibrate", str(tmp_path / "r.json"), "--reps", "500", "--seeds", "3",
                                        "--strict"])
-    assert res.exit_code == 1 and "WARNING twin acc: power" in res.output
+    assert res.exit_code == 1 and "WARNING merged -> twin acc: power" in res.output
 
 
 def test_calibrate_judges_declared_metrics_and_needs_min_effect_for_a_csv(tmp_path):
@@ -129,7 +129,7 @@ def test_plan_states_the_true_difference_it_powers_for():
                                     for v in ("ref", "new")}, {})
     p = plan("s", "ref", ["ref", "new"], [ACC], pilot)
     (row,) = p.rows
-    d = Design(row.sd_a, row.sd_b, row.seeds_80, row.seeds_80)
-    assert d.verdict_power(0.02, 0.01, 0.05) >= 0.8
-    assert Design(row.sd_a, row.sd_b, row.seeds_80 - 1, row.seeds_80 - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
+    n = row.seeds_80_exact  # the pilot's spreads taken as the true ones
+    assert Design(row.sd_a, row.sd_b, n, n).verdict_power(0.02, 0.01, 0.05) >= 0.8
+    assert Design(row.sd_a, row.sd_b, n - 1, n - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
     assert "a true difference of 2 x min_effect is reported regressed" in render_plan(p)

@@ -318,7 +318,8 @@ class Calibration:
 
 
 MIN_CALIBRATION_VALUES = 5  # below this the resampled rates say more about the pilot than about the test
-PILOTS = 40  # bootstrap pilots behind each estimate's uncertainty
+PILOTS = 40  # bootstrap pilots behind each estimate's uncertainty and the power's bias
+NESTED = 10  # pilots of each pilot, for the spread of the bias-corrected power
 
 
 def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, rng: np.random.Generator,
@@ -328,37 +329,84 @@ def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, r
     shifted by twice min_effect, under the suite's test and verdict rule. Side a is drawn from the reference's
     values `x`, side b from the candidate's `y` (default `x`: one variant against itself, as a check against
     its own baseline sees it), each with its own spread. Paired: `x` holds per-seed differences, `y` is unused."""
-    if design == "paired":
-        draw_b = smoothed_draws(x - x.mean(), (reps, n_max), rng)
-        draw_a = np.zeros_like(draw_b)
-    else:
-        draw_a = smoothed_draws(x - x.mean(), (reps, n_max), rng)
-        other = x if y is None else y
-        draw_b = smoothed_draws(other - other.mean(), (reps, n_max), rng)
+    fa, pw = batched_rates([(x, y)], spec, n_max=n_max, reps=reps, rng=rng, alpha=alpha, design=design,
+                           stages=stages, spending=spending)[0]
+    return float(fa), float(pw)
+
+
+def batched_rates(sides: Sequence[tuple[np.ndarray, np.ndarray | None]], spec: MetricSpec, *, n_max: int, reps: int,
+                  rng: np.random.Generator, alpha: float = 0.05, design: str = "welch", stages: Sequence[int] = (),
+                  spending: str = "pocock", power_only: bool = False) -> np.ndarray:
+    """`resampled_rates` for many (x, y) at once, simulated together: (false alarms, power) a row (false alarms
+    NaN when `power_only`)."""
+    parts_a, parts_b = [], []
+    for x, y in sides:
+        if design == "paired":
+            draw_b = smoothed_draws(x - x.mean(), (reps, n_max), rng)
+            parts_a.append(np.zeros_like(draw_b))
+        else:
+            parts_a.append(smoothed_draws(x - x.mean(), (reps, n_max), rng))
+            other = x if y is None else y
+            draw_b = smoothed_draws(other - other.mean(), (reps, n_max), rng)
+        parts_b.append(draw_b)
+    draw_a, draw_b = np.concatenate(parts_a), np.concatenate(parts_b)
     kw = dict(alpha=alpha, design=design, stages=tuple(stages) or None, spending=spending)
-    codes, _ = simulate(draw_a, draw_b, spec, **kw)  # type: ignore[arg-type]
-    false_alarm = float(np.mean(codes < 2))
-    if spec.min_effect <= 0:
-        return false_alarm, math.nan
-    effect = design_effect(spec.min_effect)
-    codes, _ = simulate(draw_a, draw_b + (-effect if spec.goal == "max" else effect), spec, **kw)  # type: ignore[arg-type]
-    return false_alarm, float(np.mean(codes == 0))
+    out = np.full((len(sides), 2), math.nan)
+    if not power_only:
+        codes, _ = simulate(draw_a, draw_b, spec, **kw)  # type: ignore[arg-type]
+        out[:, 0] = (codes < 2).reshape(len(sides), reps).mean(1)
+    if spec.min_effect > 0:
+        effect = design_effect(spec.min_effect)
+        codes, _ = simulate(draw_a, draw_b + (-effect if spec.goal == "max" else effect), spec, **kw)  # type: ignore[arg-type]
+        out[:, 1] = (codes == 0).reshape(len(sides), reps).mean(1)
+    return out
+
+
+@dataclass(frozen=True)
+class PilotSpread:
+    """What another pilot of the same size would change: the spread of each estimate, and the power estimate's
+    bias (power is a steep, curved function of the spreads, so a few values' spreads, right on average, give a
+    power too high or too low on average; the false-alarm rate hardly depends on them)."""
+
+    false_alarm_se: float
+    power_se: float  # the spread of the bias-corrected power estimate
+    pilot_power: float  # mean power over pilots drawn at the estimated spreads: less the estimate, its bias
+
+
+def _normal_like(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0.0, float(x.std(ddof=1)), size)
 
 
 def pilot_spread(x: np.ndarray, y: np.ndarray | None, spec: MetricSpec, *, rng: np.random.Generator, reps: int,
-                 pilots: int = PILOTS, **kw: object) -> tuple[float, float]:
-    """How much the two rates would move with another pilot of the same size: their spread over pilots drawn from
-    the smoothed bootstrap of each side (Monte Carlo noise removed). Plain resampling of a few values understates
-    it (five values resampled vary less in spread than five new seeds do), so the pilots carry the kernel noise."""
-    inner = max(reps // 4, 100)
-    est = np.array([resampled_rates(smoothed_draws(x, (len(x),), rng), spec, reps=inner, rng=rng,
-                                    y=None if y is None else smoothed_draws(y, (len(y),), rng), **kw)  # type: ignore[arg-type]
-                    for _ in range(pilots)])
-    return _spread(est[:, 0], inner), _spread(est[:, 1], inner)
+                 pilots: int = PILOTS, nested: int = NESTED, **kw: object) -> PilotSpread:
+    """The estimates' spread over pilots of the same size, and the power estimate's bias (a parametric bootstrap).
+
+    Pilots are normal with each side's estimated spread: resampling a few values, plainly or smoothed, varies
+    their spread less than new seeds do, and so understates how much an estimate moves. The power's bias is the
+    pilots' mean power less the estimate; the bias-corrected estimate (estimate less bias) moves more than the
+    estimate itself, so its spread is found the same way one level down (`nested` pilots of each pilot), with the
+    Monte Carlo noise of both levels removed."""
+    inner, deep = max(reps // 4, 100), max(reps // 20, 100)
+
+    def draw(xs: np.ndarray, ys: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        return _normal_like(xs, len(xs), rng), None if ys is None else _normal_like(ys, len(ys), rng)
+
+    firsts = [draw(x, y) for _ in range(pilots)]
+    est = batched_rates(firsts, spec, reps=inner, rng=rng, **kw)  # type: ignore[arg-type]
+    fa_se = _spread(est[:, 0], inner)
+    if np.isnan(est[:, 1]).all():
+        return PilotSpread(fa_se, math.nan, math.nan)
+    below = batched_rates([draw(px, py) for px, py in firsts for _ in range(nested)], spec, reps=deep, rng=rng,
+                          power_only=True, **kw)[:, 1].reshape(pilots, nested)  # type: ignore[arg-type]
+    pw = est[:, 1]
+    corrected = 2.0 * pw - below.mean(1)
+    noise = 4.0 * pw * (1 - pw) / inner + below.var(1, ddof=1) / nested
+    pw_se = math.sqrt(max(float(np.var(corrected, ddof=1)) - float(np.mean(noise)), 0.0))
+    return PilotSpread(fa_se, pw_se, float(np.mean(pw)))
 
 
 def _spread(estimates: np.ndarray, reps: int) -> float:
-    """Spread of rate estimates over bootstrap pilots, without the Monte Carlo noise of `reps` resamples each."""
+    """Spread of rate estimates over pilots, without the Monte Carlo noise of `reps` resamples each."""
     if np.isnan(estimates).all():
         return math.nan
     mc = float(np.mean(estimates * (1 - estimates))) / reps
@@ -408,7 +456,7 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
             if spec is None:
                 continue
             for ref, x, y in _sides(rs, v, m, design, reference):
-                rows.append(_calibration_row(v, m, ref, x, y, spec, rng, reps, alpha, kw))
+                rows.append(calibrate_check(v, m, ref, x, y, spec, rng=rng, reps=reps, **kw))  # type: ignore[arg-type]
     if not rows:
         raise InputError(f"{rs.source}: no variant has values of a known metric to resample"
                          + (" (paired: each variant needs seeds shared with the reference)" if design == "paired"
@@ -416,8 +464,13 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
     return Calibration(rs.source, alpha, design, seeds, tuple(stages), spending, reps, tuple(rows))
 
 
-def _calibration_row(v: str, m: str, ref: str | None, x: np.ndarray, y: np.ndarray | None, spec: MetricSpec,
-                     rng: np.random.Generator, reps: int, alpha: float, kw: dict) -> CalibrationRow:
+def calibrate_check(v: str, m: str, ref: str | None, x: np.ndarray, y: np.ndarray | None, spec: MetricSpec, *,
+                    rng: np.random.Generator, reps: int, n_max: int, alpha: float = 0.05, design: str = "welch",
+                    stages: Sequence[int] = (), spending: str = "pocock") -> CalibrationRow:
+    """One row of `calibrate`: the check of variant `v` against `ref` (None: against itself) on metric `m`, from
+    the reference's values `x` and the variant's `y` (paired: `x` the centred per-seed differences, `y` None).
+    The power is bias-corrected (the estimate less its bias over pilots, `pilot_spread`)."""
+    kw = dict(n_max=n_max, alpha=alpha, design=design, stages=stages, spending=spending)
     mine = x if y is None else y
     n_ref = len(x) if y is not None else 0
     few = min(len(x), len(mine))
@@ -425,8 +478,10 @@ def _calibration_row(v: str, m: str, ref: str | None, x: np.ndarray, y: np.ndarr
         return CalibrationRow(v, m, len(mine), math.nan, math.nan, (
             f"only {few} values: too few to calibrate (at least {MIN_CALIBRATION_VALUES}); the rates "
             "would describe these few values more than the test; run more seeds",), reference=ref, n_reference=n_ref)
-    false_alarm, pw = resampled_rates(x, spec, reps=reps, rng=rng, y=y, **kw)
-    fa_se, pw_se = pilot_spread(x, y, spec, rng=rng, reps=reps, **kw)
+    false_alarm, raw = resampled_rates(x, spec, reps=reps, rng=rng, y=y, **kw)  # type: ignore[arg-type]
+    spread = pilot_spread(x, y, spec, rng=rng, reps=reps, **kw)
+    pw = raw if math.isnan(raw) else min(max(2.0 * raw - spread.pilot_power, 0.0), 1.0)
+    fa_se, pw_se = spread.false_alarm_se, spread.power_se
     warn = []
     mc = 2.0 * math.sqrt(alpha * (1 - alpha) / reps)
     if false_alarm > alpha + max(0.02, mc):

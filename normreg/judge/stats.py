@@ -79,6 +79,7 @@ class Comparison:
     stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
     method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
     seed_correlation: float | None = None  # per-seed correlation of the sides over shared seeds (see that function)
+    shared_seeds: int = 0  # seeds both sides hold
     # tests without a standard error: the interval and seed advice at any level (not stored in reports)
     retest: Retest | None = field(default=None, repr=False, compare=False)
 
@@ -141,6 +142,19 @@ def seed_correlation(a: Mapping[int, float], b: Mapping[int, float]) -> float | 
             _flat(math.sqrt(float(np.dot(y, y)) / len(y)), list(b.values())):
         return None
     return max(-1.0, min(1.0, float(np.dot(x, y)) / den))
+
+
+CORRELATION_LEVEL = 0.05  # two-sided level at which a per-seed correlation is taken as clearly not zero
+
+
+def clear_correlation(r: float | None, n: int, level: float = CORRELATION_LEVEL) -> tuple[int, float]:
+    """(+1, p) or (-1, p) when the per-seed correlation `r` of `n` shared seeds is clearly positive or negative
+    (two-sided p < level), else (0, p); (0, 1) without a correlation."""
+    if r is None:
+        return 0, 1.0
+    p_pos, p_neg = correlation_p(r, n)
+    p = min(1.0, 2.0 * min(p_pos, p_neg))
+    return (0 if p >= level else (1 if r > 0 else -1)), p
 
 
 def correlation_p(r: float, n: int) -> tuple[float, float]:
@@ -463,6 +477,17 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
     return None, None
 
 
+def paired_power(c: Comparison) -> float | None:
+    """The power (of the verdict, at twice min_effect) a paired test would have on an unpaired comparison's
+    values: the spread of per-seed differences follows from the sides' spreads and their per-seed correlation."""
+    if c.seed_correlation is None or c.sd_a is None or c.sd_b is None or c.min_effect <= 0 or c.shared_seeds < 2:
+        return None
+    var = c.sd_a**2 + c.sd_b**2 - 2.0 * c.seed_correlation * c.sd_a * c.sd_b
+    n = c.shared_seeds
+    d = Design(c.sd_a, c.sd_b, n, n, "paired", math.sqrt(max(var, 0.0)))
+    return d.verdict_power(design_effect(c.min_effect), c.min_effect, c.alpha)
+
+
 def _power_fields(d: Design, delta: float, alpha: float) -> dict[str, float | None]:
     return dict(power=d.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
                 mde=d.mde(alpha, delta=delta))
@@ -484,7 +509,7 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
     rel = diff / abs(mean_a) if diff is not None and mean_a else None
     base = dict(metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect, alpha=alpha,
                 n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b, diff=diff, rel_diff=rel,
-                design=design, seed_correlation=seed_correlation(a, b), **_NONE)
+                design=design, seed_correlation=seed_correlation(a, b), shared_seeds=len(set(a) & set(b)), **_NONE)
     if same_values(a, b):
         return base, Comparison(**{**base, "diff": 0.0, "rel_diff": 0.0 if rel is not None else None},
                                 verdict="identical",

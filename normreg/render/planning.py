@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from normreg.judge.planning import Calibration, Plan
+from normreg.judge.planning import Calibration, Plan, PlanRow
 from normreg.judge.stats import DESIGN_EFFECT
 from normreg.render.labels import number, text_table
 
 
+def _seeds(n: int | None, r: PlanRow, many: str) -> str:
+    return str(n) if n else (many if r.sd_a is not None and r.min_effect > 0 else "-")
+
+
+def _chance(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
 def render_plan(p: Plan) -> str:
-    head = ("variant", "metric", "min_effect", "pilot n", "sd ref", "sd var", "sd diff", "seeds 80%", "seeds 90%")
+    head = ("variant", "metric", "min_effect", "pilot n", "sd ref", "sd var", "sd diff", "seed r", "seeds 80%",
+            "seeds 90%", "sure of 80%", "below 0.5", "if sds exact")
     fmt = lambda x: number(x, 3)  # noqa: E731
     many = f">{p.limit}"
     rows = [(r.variant, r.metric, f"{r.min_effect:g}", str(r.n_pilot), fmt(r.sd_a), fmt(r.sd_b), fmt(r.sd_diff),
-             str(r.seeds_80) if r.seeds_80 else (many if r.sd_a is not None and r.min_effect > 0 else "-"),
-             str(r.seeds_90) if r.seeds_90 else (many if r.sd_a is not None and r.min_effect > 0 else "-"))
-            for r in p.rows]
+             "-" if r.correlation is None else f"{r.correlation:+.2f}", _seeds(r.seeds_80, r, many),
+             _seeds(r.seeds_90, r, many), _chance(r.sure_80), _chance(r.below_half_80),
+             _seeds(r.seeds_80_exact, r, many)) for r in p.rows]
     out = [f"Plan for {p.suite} from {p.source} (alpha {p.alpha:g}, {p.design} design; seeds per side for an "
-           f"80% or 90% chance that a true difference of {DESIGN_EFFECT:g} x min_effect is reported regressed):",
-           *text_table(head, rows)]
+           f"80% or 90% chance that a true difference of {DESIGN_EFFECT:g} x min_effect is reported regressed, on "
+           "average over the true spreads the pilot leaves possible):", *text_table(head, rows)]
     notes = [f"  {r.variant} {r.metric}: {r.note}" for r in p.rows if r.note]
     if notes:
         out += ["Notes:", *notes]
@@ -26,7 +35,9 @@ def render_plan(p: Plan) -> str:
         out.append(f"To catch every {DESIGN_EFFECT:g} x min_effect 80% of the time: seeds: {worst} (or seeds: "
                    f"{{min: 3, max: {max(worst, 3)}}} to stop early where the gap is clear). A true difference of "
                    "min_effect itself is reported regressed at most half the time, however many seeds run.")
-    out.append("Pilot spreads are estimates: with few pilot seeds the true need can be half or twice this.")
+    out.append("How sure: a pilot's spreads are estimates. `sure of 80%` is the chance, given the pilot, that the "
+               "power at the 80% seeds is at least 0.8, `below 0.5` that it is under 0.5; `if sds exact` is what the "
+               "pilot's spreads would need if they were the true ones. A larger pilot (--pilot-seeds) narrows the gap.")
     return "\n".join(out)
 
 
