@@ -71,50 +71,38 @@ class Plan:
 # ---------------------------------------------------------------------------- what a pilot leaves uncertain
 
 _GL_U, _GL_W = (lambda x, w: ((x + 1.0) / 2.0, w / 2.0))(*_sp.roots_legendre(16))  # Gauss-Legendre on (0, 1)
-_G_GRID = np.geomspace(1e-4, 1e8, 301)
-_Q_NODES = (np.arange(512) + 0.5) / 512
 
 
 @dataclass(frozen=True)
 class SpreadUncertainty:
     """How far a pilot's spreads may be from the true ones: the true variances are the pilot's times a factor G.
 
-    With the pilot's sample variance s^2 on df degrees of freedom, the true variance given the pilot is
-    s^2 df / chi^2_df (the scale-invariant prior), and over two independent sides the sum of the true variances is
-    the sum of the pilot's times G = sum(w_i df_i / chi^2_i) with weights w_i = s_i^2 / sum s^2. Power is taken
-    along that ray (both spreads scaled by sqrt(G)), which is exact for one spread and, for Welch, exact for many
-    seeds and close for few. For a normal-theory test the resulting average power over G equals the average, over
-    pilots, of the power a plan delivers: the promise holds on average over pilots (`benchmarks/planning_rates.py`).
+    With a pilot's sample variance s^2 on df degrees of freedom, the true variance is s^2 df / chi^2_df (the
+    scale-invariant prior, under which the chance given the pilot and the chance over pilots agree). Two sides'
+    variances add (Welch's standard error), and their sum is taken as one estimate on the Welch–Satterthwaite
+    degrees of freedom: G = df / chi^2_df, both spreads scaled by sqrt(G). For a normal-theory test the average
+    power over G is then the average, over pilots, of the power a plan delivers: the promise holds on average
+    over pilots (`benchmarks/planning_rates.py` measures it).
     """
 
-    weights: tuple[float, ...]
-    dfs: tuple[int, ...]
+    df: float
 
     def cdf(self, g: np.ndarray) -> np.ndarray:
         """P(G <= g) for an array of g > 0."""
-        g = np.asarray(g, dtype=float)
-        if len(self.dfs) == 1:
-            return _sp.chdtrc(self.dfs[0], self.dfs[0] / g)
-        (wa, wb), (da, db) = self.weights, self.dfs
-        first = wa * da / _sp.chdtri(da, _Q_NODES)  # the first side's share at quantile nodes
-        rest = g[..., None] - first
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(rest > 0, _sp.chdtrc(db, wb * db / np.where(rest > 0, rest, 1.0)), 0.0)
-        return p.mean(-1)
+        return _sp.chdtrc(self.df, self.df / np.asarray(g, dtype=float))
 
     def quantile(self, u: np.ndarray) -> np.ndarray:
-        """G at probabilities `u` (interpolated in log G over a fine grid where there are two sides)."""
-        if len(self.dfs) == 1:
-            return self.dfs[0] / _sp.chdtri(self.dfs[0], u)
-        return np.exp(np.interp(u, self.cdf(_G_GRID), np.log(_G_GRID)))
+        """G at probabilities `u`."""
+        return self.df / _sp.chdtri(self.df, np.asarray(u, dtype=float))
 
 
 def uncertainty(sds: Sequence[float], ns: Sequence[int]) -> SpreadUncertainty:
-    """The uncertainty of spreads `sds` estimated from `ns` values each (one entry: one spread for both sides)."""
+    """The uncertainty of the sum of the variances `sds`^2, each estimated from `ns` values (one entry: one spread
+    for both sides), on Welch–Satterthwaite's degrees of freedom."""
     var = np.array(sds, dtype=float) ** 2
-    total = float(var.sum())
-    weights = tuple(float(v / total) for v in var) if total > 0 else tuple(1.0 / len(sds) for _ in sds)
-    return SpreadUncertainty(weights, tuple(max(int(n) - 1, 1) for n in ns))
+    dfs = np.array([max(int(n) - 1, 1) for n in ns], dtype=float)
+    den = float(np.sum(var**2 / dfs))
+    return SpreadUncertainty(float(var.sum() ** 2 / den) if den > 0 else float(dfs.min()))
 
 
 @dataclass(frozen=True)
