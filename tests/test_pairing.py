@@ -107,3 +107,12 @@ def test_the_notes_premise_by_simulation():
 
     assert rates(-0.5, "welch")[0] > 0.08 and rates(-0.5, "paired")[0] < 0.055
     assert rates(0.8, "paired")[1] > rates(0.8, "welch")[1] + 0.3
+
+
+def test_html_shows_the_correlation_and_its_note():
+    from normreg.render.html import verdict_table
+
+    c = welch_values(*_sides(-0.9), ACC, a_name="ref", b_name="new")
+    html = verdict_table([Check("s", "pair", c)])
+    assert "<th>seed r</th>" in html and f"{c.seed_correlation:+.2f}" in html
+    assert "false-alarm rate is above alpha" in html
