@@ -28,7 +28,7 @@ from normreg.judge.stats import (
     DESIGN_EFFECT,
     Design,
     bisect,
-    correlation_p,
+    clear_correlation,
     design_effect,
     mean_sd,
     seed_correlation,
@@ -163,9 +163,6 @@ def assured_seeds(effect: float, sd_a: float, sd_b: float, alpha: float, target:
     return Assured(n, exact, float(sure), float(1.0 - half), math.sqrt(g_target))
 
 
-SIGNIFICANT_CORRELATION = 0.05  # one-sided level at which the pilot's or a check's seed correlation is taken as real
-
-
 def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequence[MetricSpec],
          pilot: ResultSet, *, alpha: float = 0.05, design: str = "welch", limit: int = 1000) -> Plan:
     """Seeds per side each (variant, metric) pair check needs so that a true difference of twice its
@@ -251,22 +248,22 @@ def _plan_row(v: str, m: MetricSpec, a: Mapping[int, float], b: Mapping[int, flo
 
 def pairing_note(r: float | None, n: int, design: str, sd_a: float, sd_b: float, sd_diff: float | None,
                  effect: float, delta: float, alpha: float, seeds: int | None, limit: int) -> str:
-    """What the pilot's per-seed correlation says about the design, when it is clearly not zero: positive, the
-    paired design would need fewer seeds; negative, Welch's false-alarm rate does not hold."""
-    if design == "paired" or r is None:
+    """What the pilot's per-seed correlation says about the design when it is clearly not zero (two-sided
+    p < 0.05, `stats.clear_correlation`): positive, the paired design would need fewer seeds; negative, Welch's
+    false-alarm rate does not hold."""
+    if design == "paired":
         return ""
-    p_pos, p_neg = correlation_p(r, n)
-    if p_pos < SIGNIFICANT_CORRELATION and sd_diff is not None and sd_diff > 0:
-        spread = uncertainty([sd_diff], [n])
-        paired_n = assured_seeds(effect, sd_a, sd_b, alpha, 0.8, spread, design="paired", sd_diff=sd_diff,
-                                 delta=delta, limit=limit).seeds
+    sign, p = clear_correlation(r, n)
+    if sign > 0 and sd_diff is not None and sd_diff > 0:
+        paired_n = assured_seeds(effect, sd_a, sd_b, alpha, 0.8, uncertainty([sd_diff], [n]), design="paired",
+                                 sd_diff=sd_diff, delta=delta, limit=limit).seeds
         if paired_n is not None and (seeds is None or paired_n < seeds):
-            return (f"per-seed correlation {r:+.2f} over {n} shared seeds (one-sided p={p_pos:.2g}): the sides share "
+            return (f"per-seed correlation {r:+.2f} over {n} shared seeds (p={p:.2g}): the sides share "
                     f"seed-to-seed noise, which Welch counts twice; design: paired would need {paired_n} seeds "
                     f"instead of {seeds if seeds else f'>{limit}'}")
-    if p_neg < SIGNIFICANT_CORRELATION:
-        return (f"per-seed correlation {r:+.2f} over {n} shared seeds (one-sided p={p_neg:.2g}): the sides move "
-                "against each other seed by seed, so Welch's false-alarm rate is above alpha; use design: paired")
+    if sign < 0:
+        return (f"per-seed correlation {r:+.2f} over {n} shared seeds (p={p:.2g}): the sides move against each "
+                "other seed by seed, so Welch's false-alarm rate is above alpha; use design: paired")
     return ""
 
 
