@@ -9,7 +9,8 @@ flagship's merged batch and twin towers), min_effect 0.01, 5 seeds per side, Wel
 bias-corrected, ± from normal pilots at the estimated spreads) and as it did before (the candidate's values on both
 sides; ± from plainly resampled pilots). Printed: the true rates of
 the pair check (simulated at the true spreads), the mean estimate over pilots with its standard error, the real
-spread of the estimates over pilots, and the root mean square of the printed ±.
+spread of the estimates over pilots, the root mean square and the median of the printed ±, and how often the
+truth lies within one and two printed ± of the estimate (about 0.68 and 0.95 for a right ±).
 
 plan: pilots of 3, 5 or 10 normal values a side, true spreads as above (and both 0.01), min_effect 0.01. Each
 pilot is planned for 80% power at twice min_effect the old way (the pilot's spreads taken as true) and the new
@@ -95,13 +96,17 @@ def part_calibrate(pilots: int, rng: np.random.Generator) -> None:
         rows["new"].append((r.false_alarm, r.power, r.false_alarm_se, r.power_se))
         rows["old"].append((*resampled_rates(xb, ACC, reps=reps, rng=rng, **kw),  # type: ignore[arg-type]
                             *old_spread(xb, rng, reps, **kw)))
-    print("method                            rate          truth   mean estimate (se)   real spread   printed ± (rms)")
+    print("method                            rate          truth   mean estimate (se)   real spread   printed ± "
+          "(rms, median)   truth within ±  within 2 ±")
     for name, label in (("old", "before: candidate on both sides"), ("new", "now: each side its own values")):
         e = np.array(rows[name])
         for i, (what, truth) in enumerate((("false alarms", fa), ("power", pw))):
             est, pm = e[:, i], e[:, i + 2]
+            miss = np.abs(est - truth)
             print(f"{label:32}  {what:12}  {truth:.4f}  {est.mean():.4f} ({est.std(ddof=1) / math.sqrt(len(est)):.4f})"
-                  f"      {est.std(ddof=1):.4f}        {math.sqrt(float(np.mean(pm ** 2))):.4f}")
+                  f"      {est.std(ddof=1):.4f}        {math.sqrt(float(np.mean(pm ** 2))):.4f}, "
+                  f"{float(np.median(pm)):.4f}        {np.mean(miss <= pm):.2f}"
+                  f"            {np.mean(miss <= 2 * pm):.2f}")
 
 
 def part_plan(pilots: int, rng: np.random.Generator) -> None:
