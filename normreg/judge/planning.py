@@ -1,12 +1,15 @@
-"""How many seeds a suite needs (`plan`) and how its test behaves on its own data (`calibrate`).
+"""How many seeds a suite needs (`plan`) and how its checks behave on their own data (`calibrate`).
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
 seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
-under the verdict's own rule (p < alpha and the observed difference beyond `min_effect`), integrating over the
-sample variances with Welch's degrees of freedom (or n - 1 for the paired design). `calibrate` resamples
-observed per-seed values: A/A comparisons (both sides drawn from one variant's values) estimate the false-alarm
-rate, the same with one side shifted by twice `min_effect` the power of the verdict, at the suite's seeds and
-test. Imports neither torch nor Lightning.
+under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.Design`), integrating over the
+sample variances with Welch's degrees of freedom (or n - 1 for the paired design) and, since a pilot's spreads are
+themselves estimates, averaging that power over the true spreads the pilot leaves possible (`SpreadUncertainty`),
+with how sure the plan is. `calibrate` resamples observed per-seed values: each pair check with each side drawn
+from its own variant's values, and each variant against itself as its baseline check sees it, estimate the
+false-alarm rate, and the same with the candidate shifted by twice `min_effect` the power of the verdict
+(bias-corrected), at the suite's seeds and test, each with its spread over pilots. Imports neither torch nor
+Lightning.
 """
 
 from __future__ import annotations

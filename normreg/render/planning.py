@@ -34,7 +34,8 @@ def render_plan(p: Plan) -> str:
     if worst:
         out.append(f"To catch every {DESIGN_EFFECT:g} x min_effect 80% of the time: seeds: {worst} (or seeds: "
                    f"{{min: 3, max: {max(worst, 3)}}} to stop early where the gap is clear). A true difference of "
-                   "min_effect itself is reported regressed at most half the time, however many seeds run.")
+                   f"min_effect itself is reported regressed at most alpha / 2 ({p.alpha / 2:g}) of the time, "
+                   "however many seeds run: the verdict needs it shown beyond min_effect.")
     out.append("How sure: a pilot's spreads are estimates. `sure of 80%` is the chance, given the pilot, that the "
                "power at the 80% seeds is at least 0.8, `below 0.5` that it is under 0.5; `if sds exact` is what the "
                "pilot's spreads would need if they were the true ones. A larger pilot (--pilot-seeds) narrows the gap.")
