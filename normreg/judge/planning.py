@@ -23,7 +23,8 @@ import numpy as np
 from scipy import special as _sp
 
 from normreg.choices import DESIGNS, check_choice
-from normreg.errors import InputError
+from normreg.errors import InputError, ResultsError
+from normreg.fileio import read_json
 from normreg.judge.designs import get
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
@@ -489,15 +490,12 @@ def calibrate_check(v: str, m: str, ref: str | None, x: np.ndarray, y: np.ndarra
 def settings_from(path_spec: str) -> dict:
     """The test settings a report records for its one suite (seeds, alpha, design, stages, spending, reference),
     or a baseline for its suite (reference, alpha, design, a fixed number of seeds); empty for other files."""
-    import json
-    from pathlib import Path
-
     path = Path(path_spec.partition("#")[0])
     if path.is_dir() or path.suffix.lower() == ".csv":
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except ResultsError:
         return {}
     if isinstance(data, dict) and isinstance(data.get("suite_content"), dict):  # a baseline: its suite's settings
         content = data["suite_content"]
