@@ -10,7 +10,7 @@ report one (see the tests).
 
 A change must hold: a segment of one night (a night that differs and the next night returns) is a one-night
 outlier, left out, and the detector runs again without it; so a change needs two nights after it to be seen.
-Each remaining boundary is then confirmed with normreg's own two-sample test (`stats.welch`) on the per-seed
+Each remaining boundary is then confirmed with normreg's own two-sample test (`designs.welch.welch`) on the per-seed
 values of the segment before against the segment after, at the suite's alpha and with the metric's
 `min_effect`: only `regressed` or `improved` counts. Unconfirmed boundaries are dropped one at a time (the least
 significant first) and the neighbours re-tested on the merged segments.
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normreg.judge.stats import Comparison, welch
+from normreg.judge.designs.welch import welch
+from normreg.judge.stats import Comparison
 from normreg.suite.spec import MetricSpec
 
 PENALTY = 3.0  # times sigma^2 * log(n values): the false-alarm rate over 30 nights stays under 5% (tests)
