@@ -34,7 +34,7 @@ import numpy as np
 from scipy import special as _sp
 
 from normreg.errors import InputError, did_you_mean
-from normreg.judge.stats import Comparison, PowerModel, array_p, seeds_for
+from normreg.judge.stats import Comparison, PowerModel, _decide, _describe, _power_fields, _test, array_p, seeds_for
 from normreg.suite.spec import MetricSpec
 
 Look = tuple[np.ndarray, np.ndarray, np.ndarray]  # (difference, standard error, degrees of freedom) per replicate
@@ -81,6 +81,13 @@ class StatTest(ABC):
         return seeds_for(lambda n: self.power_model(sd_a, sd_b, n, n, sd_diff), effect, alpha, target, goal=goal,
                          delta=delta, limit=limit, start=start)
 
+    def describe(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, alpha: float, a_name: str,
+                 b_name: str, *, flat_sides_exact: bool = True) -> tuple[dict, Comparison | None]:
+        """`compare`'s first step, the same for every test (`stats._describe`): counts, means and spreads as the
+        fields of a `Comparison`, and the finished comparison when no test is needed or possible (identical values,
+        fewer than two values a side, no seed-to-seed variance: `flat_sides_exact` False leaves that to the test)."""
+        return _describe(a, b, spec, alpha, a_name, b_name, self.name, flat_sides_exact=flat_sides_exact)
+
     def smallest_p(self, n_a: int, n_b: int, *, two_sided: bool = True) -> float:
         """The smallest p-value the test can give with `n_a` and `n_b` seeds, whatever the values: 0 for a test on
         a continuous statistic (a t-test); a permutation test cannot go below one split in all of them."""
@@ -112,6 +119,17 @@ class TTest(StatTest):
     def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         diff, se, df = self.array_stats(a, b)
         return (diff, *array_p(diff, se, df, delta))
+
+    def t_comparison(self, base: dict, se: float, df: float, spec: MetricSpec, alpha: float, model: PowerModel, *,
+                     sd_diff: float | None = None, **fields: float | None) -> Comparison:
+        """The decided comparison of a t statistic: `base` from `describe`, the difference's standard error `se`
+        with `df` degrees of freedom, `model` the power model at the observed spreads and counts; `fields`: more
+        of the comparison's fields (`power_unpaired`)."""
+        diff = base["diff"]
+        c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect)}, verdict="", reason="",
+                       **_power_fields(model, spec.min_effect, alpha), sd_diff=sd_diff, **fields,  # type: ignore[arg-type]
+                       retest=TRetest(self, diff, se, df, base["sd_a"], base["sd_b"], sd_diff))
+        return _decide(c)
 
     @abstractmethod
     def null_looks(self, a: np.ndarray, b: np.ndarray, sizes_a: Sequence[int],

@@ -8,18 +8,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from normreg.judge.designs.base import Look, TRetest, TTest, register
+from normreg.judge.designs.base import Look, TTest, register
 from normreg.judge.designs.welch import Welch, WelchPower
 from normreg.judge.stats import (
     _K,
     Comparison,
     PowerModel,
     _chi2_nodes,
-    _decide,
-    _describe,
     _flat,
-    _power_fields,
-    _test,
     cumulative_moments,
     design_effect,
     exact,
@@ -52,7 +48,8 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
     """
     common = sorted(set(a) & set(b))
     pa, pb = {s: float(a[s]) for s in common}, {s: float(b[s]) for s in common}
-    base, done = _describe(pa, pb, spec, alpha, a_name, b_name, Paired.name, flat_sides_exact=False)
+    test = Paired()
+    base, done = test.describe(pa, pb, spec, alpha, a_name, b_name, flat_sides_exact=False)
     if done is not None:
         if done.verdict == "inconclusive" and (len(common) < min(len(a), len(b)) or not common):
             return replace(done, reason=f"only {len(common)} seed(s) in common to pair ({a_name} has {len(a)}, "
@@ -70,11 +67,9 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
     se, df = sd_d / math.sqrt(n), float(n - 1)
     unpaired = WelchPower(base["sd_a"], base["sd_b"], n, n)
     delta = spec.min_effect
-    c = Comparison(**{**base, **_test(diff, se, df, delta)}, verdict="", reason="",
-                   **_power_fields(PairedPower(base["sd_a"], base["sd_b"], n, n, sd_d), delta, alpha),
-                   power_unpaired=unpaired.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
-                   sd_diff=sd_d, retest=TRetest(Paired(), diff, se, df, base["sd_a"], base["sd_b"], sd_d))
-    return _decide(c)
+    return test.t_comparison(base, se, df, spec, alpha, PairedPower(base["sd_a"], base["sd_b"], n, n, sd_d),
+                             sd_diff=sd_d, power_unpaired=unpaired.verdict_power(design_effect(delta), delta, alpha)
+                             if delta > 0 else None)
 
 
 @register

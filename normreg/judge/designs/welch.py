@@ -8,18 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normreg.judge.designs.base import Look, TRetest, TTest, register
-from normreg.judge.stats import (
-    Comparison,
-    PowerModel,
-    _chi2_nodes,
-    _decide,
-    _describe,
-    _power_fields,
-    _test,
-    cumulative_moments,
-    welch_se_df,
-)
+from normreg.judge.designs.base import Look, TTest, register
+from normreg.judge.stats import Comparison, PowerModel, _chi2_nodes, cumulative_moments, welch_se_df
 from normreg.suite.spec import MetricSpec
 
 SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads staged seeding is calibrated over (sd_b / sd_a)
@@ -54,15 +44,13 @@ def welch(a: Sequence[float], b: Sequence[float], spec: MetricSpec, *, alpha: fl
 def welch_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
                  a_name: str = "a", b_name: str = "b") -> Comparison:
     """`welch` on per-seed values {seed: value}: equal values for the same seeds are `identical`."""
-    base, done = _describe(a, b, spec, alpha, a_name, b_name, Welch.name)
+    test = Welch()
+    base, done = test.describe(a, b, spec, alpha, a_name, b_name)
     if done is not None:
         return done
-    sd_a, sd_b, diff = base["sd_a"], base["sd_b"], base["diff"]
+    sd_a, sd_b = base["sd_a"], base["sd_b"]
     se, df = welch_se_df(sd_a, sd_b, base["n_a"], base["n_b"])
-    c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect)}, verdict="", reason="",
-                   **_power_fields(WelchPower(sd_a, sd_b, base["n_a"], base["n_b"]), spec.min_effect, alpha),
-                   retest=TRetest(Welch(), diff, se, df, sd_a, sd_b))
-    return _decide(c)
+    return test.t_comparison(base, se, df, spec, alpha, WelchPower(sd_a, sd_b, base["n_a"], base["n_b"]))
 
 
 @register
