@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from normreg.choices import DEFAULT_DESIGN, DESIGNS, check_choice
-from normreg.errors import InputError
+from normreg.errors import InputError, ResultsError
+from normreg.fileio import read_json
 from normreg.judge.designs import get
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
@@ -219,15 +220,12 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
 def settings_from(path_spec: str) -> dict:
     """The test settings a report records for its one suite (seeds, alpha, design, stages, spending, reference);
     empty when the file is not a single-suite report."""
-    import json
-    from pathlib import Path
-
     path = Path(path_spec.partition("#")[0])
     if path.is_dir() or path.suffix.lower() == ".csv":
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except ResultsError:
         return {}
     suites = data.get("suites") if isinstance(data, dict) else None
     if not isinstance(suites, list) or len(suites) != 1:
