@@ -15,7 +15,7 @@ from scipy import stats as st
 
 from normreg import choices
 from normreg.judge import designs
-from normreg.judge.designs.base import REGISTRY, Look, TTest, register
+from normreg.judge.designs.base import DESIGNS, Look, TTest, register
 from normreg.judge.stats import Comparison, PowerModel, _chi2_nodes
 from normreg.suite.spec import MetricSpec, load_suite
 
@@ -122,12 +122,12 @@ class Student(TTest):
 
 
 @pytest.fixture
-def student() -> Iterator[Student]:
-    register(Student)
-    try:
-        yield designs.get(Student.name)  # type: ignore[misc]
-    finally:
-        REGISTRY.pop(Student.name)
+def student(monkeypatch: pytest.MonkeyPatch) -> Student:
+    """Student's test registered as a design file would register it, into a copy of the registry (undone after)."""
+    DESIGNS.names()  # the package's own designs first
+    monkeypatch.setattr(DESIGNS, "_parts", dict(DESIGNS._parts))
+    register(Student.name)(Student)
+    return designs.get(Student.name)  # type: ignore[return-value]
 
 
 def test_a_design_registered_in_a_test_file_reaches_a_pair_check(tmp_path: Path, student: Student):

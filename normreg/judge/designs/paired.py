@@ -72,7 +72,7 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
                              if delta > 0 else None)
 
 
-@register
+@register("paired")
 class Paired(TTest):
     name = "paired"
     summary = "paired t-test on per-seed differences (same seed = same initial weights and data order)"

@@ -53,7 +53,7 @@ def welch_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpe
     return test.t_comparison(base, se, df, spec, alpha, WelchPower(sd_a, sd_b, base["n_a"], base["n_b"]))
 
 
-@register
+@register("welch")
 class Welch(TTest):
     name = "welch"
     label = "Welch"
