@@ -21,7 +21,7 @@ try:  # typer vendors click from 0.2x on; older versions use click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from normreg.choices import DESIGNS
+from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names
 
@@ -337,10 +337,10 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
-    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
-    """Verdicts between two existing result sets (Welch, paired or permutation: --design); trains nothing."""
+    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
     def body() -> int:
         from normreg.compare import compare as do_compare
