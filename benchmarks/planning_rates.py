@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from normreg.judge.designs import get  # noqa: E402
 from normreg.judge.planning import (  # noqa: E402
     _spread,
     assured_seeds,
@@ -44,13 +45,10 @@ from normreg.judge.planning import (  # noqa: E402
     uncertainty,
 )
 from normreg.judge.stats import (  # noqa: E402
-    Design,
     array_p,
-    array_stats,
     array_verdicts,
     clear_correlation,
     design_effect,
-    seeds_for,
 )
 from normreg.suite.spec import MetricSpec  # noqa: E402
 
@@ -67,7 +65,7 @@ def true_rates(sd_a: float, sd_b: float, n: int, rng: np.random.Generator, reps:
     b = sd_b * (rho * z1 + math.sqrt(1 - rho * rho) * z2)
     out = []
     for shift in (0.0, -design_effect(ACC.min_effect)):
-        diff, se, df = array_stats(a, b + shift, design)
+        diff, se, df = get(design).array_stats(a, b + shift)
         p, p_eq = array_p(diff, se, df, delta)
         codes = array_verdicts(diff, p, p_eq, delta, ACC.goal, ALPHA, ALPHA)
         out.append(float(np.mean(codes < 2)) if shift == 0 else float(np.mean(codes == 0)))
@@ -121,13 +119,14 @@ def part_plan(pilots: int, rng: np.random.Generator) -> None:
         for _ in range(pilots):
             xa, xb = rng.normal(0, sd_a, n_pilot), rng.normal(0, sd_b, n_pilot)
             sa, sb = float(xa.std(ddof=1)), float(xb.std(ddof=1))
-            old.append(seeds_for(effect, sa, sb, ALPHA, 0.8, delta=delta))
+            old.append(get("welch").seeds_for(effect, sa, sb, ALPHA, 0.8, delta=delta))
             got = assured_seeds(effect, sa, sb, ALPHA, 0.8, uncertainty([sa, sb], [n_pilot, n_pilot]), delta=delta)
             new.append(got.seeds)
             sure.append(got.sure)
             half.append(got.below_half)
         for label, seeds in (("before", old), ("now", new)):
-            power = np.array([Design(sd_a, sd_b, n, n).verdict_power(effect, delta, ALPHA) if n else 1.0
+            welch = get("welch")
+            power = np.array([welch.power_model(sd_a, sd_b, n, n).verdict_power(effect, delta, ALPHA) if n else 1.0
                               for n in seeds])
             says = (f"{np.mean(sure):.3f}      {np.mean(half):.3f}" if label == "now" else "-          -")
             se = power.std(ddof=1) / math.sqrt(pilots)

@@ -11,17 +11,15 @@ import pytest
 from scipy import stats as st
 
 from normreg.judge.checks import Check
+from normreg.judge.designs import get
+from normreg.judge.designs.paired import PairedPower, paired, paired_power
+from normreg.judge.designs.welch import welch_values
 from normreg.judge.stats import (
-    Design,
     array_p,
-    array_stats,
     array_verdicts,
     clear_correlation,
     correlation_p,
-    paired,
-    paired_power,
     seed_correlation,
-    welch_values,
 )
 from normreg.render.labels import pairing_note
 from normreg.render.terminal import render_table
@@ -72,7 +70,7 @@ def test_paired_power_is_the_paired_designs_at_the_implied_spread_of_differences
     c = welch_values(a, b, ACC)
     d = [b[s] - a[s] for s in a]
     p = paired(a, b, ACC)
-    expected = Design(c.sd_a, c.sd_b, 8, 8, "paired", float(np.std(d, ddof=1))).verdict_power(0.02, 0.01, 0.05)
+    expected = PairedPower(c.sd_a, c.sd_b, 8, 8, float(np.std(d, ddof=1))).verdict_power(0.02, 0.01, 0.05)
     assert paired_power(c) == pytest.approx(expected, rel=1e-6)
     assert p.power == pytest.approx(expected, rel=1e-6)
 
@@ -99,7 +97,7 @@ def test_the_notes_premise_by_simulation():
         a, b = 0.02 * z1, 0.02 * (rho * z1 + math.sqrt(1 - rho * rho) * z2)
         out = []
         for shift in (0.0, -0.02):
-            diff, se, df = array_stats(a, b + shift, design)
+            diff, se, df = get(design).array_stats(a, b + shift)
             p, p_eq = array_p(diff, se, df, 0.0)
             codes = array_verdicts(diff, p, p_eq, 0.0, "max", 0.05, 0.05)
             out.append(float(np.mean(codes < 2 if shift == 0 else codes == 0)))

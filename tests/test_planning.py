@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from normreg import cli
 from normreg.errors import InputError
+from normreg.judge.designs import get
+from normreg.judge.designs.welch import WelchPower
 from normreg.judge.planning import (
     MIN_CALIBRATION_VALUES,
     calibrate,
@@ -21,7 +23,7 @@ from normreg.judge.planning import (
     smoothed_draws,
 )
 from normreg.judge.resultset import ResultSet
-from normreg.judge.stats import Design, array_p, array_stats
+from normreg.judge.stats import array_p
 from normreg.pipeline import pilot_run, run_suites
 from normreg.render.planning import render_calibration, render_plan
 from normreg.run.fake import FakeRunner
@@ -29,6 +31,7 @@ from normreg.suite.spec import MetricSpec
 
 DATA = Path(__file__).parent / "data" / "suites"
 ACC = MetricSpec("acc", "max", 0.01)
+WELCH = get("welch")
 
 
 def test_the_pilot_run_is_the_callers(tmp_path: Path, write_suite) -> None:
@@ -101,9 +104,9 @@ def test_calibrated_power_from_five_values_is_nearly_unbiased():
     rng = np.random.default_rng(21)
     est = np.array([resampled_rates(rng.normal(0.9, 0.01, 5), ACC, n_max=16, reps=400, rng=rng)
                     for _ in range(400)])
-    true_power = Design(0.01, 0.01, 16, 16).verdict_power(0.02, 0.01, 0.05)
+    true_power = WelchPower(0.01, 0.01, 16, 16).verdict_power(0.02, 0.01, 0.05)
     a, b = rng.normal(0, 0.01, (40000, 16)), rng.normal(0, 0.01, (40000, 16))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     p, _ = array_p(diff, se, df, 0.01)
     true_false_alarm = float(np.mean((p < 0.05) & (np.abs(diff) > 0.01)))
     assert float(est[:, 1].mean()) == pytest.approx(true_power, abs=0.04)
@@ -131,8 +134,8 @@ def test_plan_states_the_true_difference_it_powers_for():
     p = plan("s", "ref", ["ref", "new"], [ACC], pilot)
     (row,) = p.rows
     n = row.seeds_80_exact  # the pilot's spreads taken as the true ones
-    assert Design(row.sd_a, row.sd_b, n, n).verdict_power(0.02, 0.01, 0.05) >= 0.8
-    assert Design(row.sd_a, row.sd_b, n - 1, n - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
+    assert WelchPower(row.sd_a, row.sd_b, n, n).verdict_power(0.02, 0.01, 0.05) >= 0.8
+    assert WelchPower(row.sd_a, row.sd_b, n - 1, n - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
     assert "a true difference of 2 x min_effect is reported regressed" in render_plan(p)
 
 
@@ -158,8 +161,8 @@ def test_calibrate_draws_a_pair_check_from_each_sides_values():
     sd_a = float(np.std(list(values["ref"]["acc"].values()), ddof=1))
     sd_b = float(np.std(list(values["twin"]["acc"].values()), ddof=1))
     assert pair.reference == "ref" and pair.n_reference == 12 and pair.n_values == 12
-    assert pair.power == pytest.approx(Design(sd_a, sd_b, 12, 12).verdict_power(0.02, 0.01, 0.05), abs=0.08)
-    assert alone.power == pytest.approx(Design(sd_b, sd_b, 12, 12).verdict_power(0.02, 0.01, 0.05), abs=0.08)
+    assert pair.power == pytest.approx(WelchPower(sd_a, sd_b, 12, 12).verdict_power(0.02, 0.01, 0.05), abs=0.08)
+    assert alone.power == pytest.approx(WelchPower(sd_b, sd_b, 12, 12).verdict_power(0.02, 0.01, 0.05), abs=0.08)
     assert alone.power < pair.power
     text = render_calibration(c)
     assert "ref -> twin" in text and "12 / 12" in text and "twin (baseline)" in text
@@ -176,10 +179,10 @@ def test_calibrated_pair_rates_are_unbiased_over_pilots():
 
     rng = np.random.default_rng(32)
     a, b = rng.normal(0, 0.003, (200000, 5)), rng.normal(0, 0.02, (200000, 5))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     p, p_eq = array_p(diff, se, df, 0.01)
     true_fa = float(np.mean(array_verdicts(diff, p, p_eq, 0.01, "max", 0.05, 0.05) < 2))
-    true_power = Design(0.003, 0.02, 5, 5).verdict_power(0.02, 0.01, 0.05)
+    true_power = WelchPower(0.003, 0.02, 5, 5).verdict_power(0.02, 0.01, 0.05)
     rows = [calibrate_check("twin", "acc", "ref", rng.normal(0, 0.003, 5), rng.normal(0, 0.02, 5), ACC, rng=rng,
                             reps=800, n_max=5) for _ in range(40)]
     assert float(np.mean([r.false_alarm for r in rows])) == pytest.approx(true_fa, abs=0.006)
@@ -215,7 +218,7 @@ def test_plan_power_holds_on_average_over_the_spreads_the_pilot_allows():
     sa, sb = row.sd_a * f, row.sd_b * f
 
     def powers(n: int) -> np.ndarray:
-        return np.array([Design(a, b, n, n).verdict_power(0.02, 0.01, 0.05) for a, b in zip(sa, sb)])
+        return np.array([WelchPower(a, b, n, n).verdict_power(0.02, 0.01, 0.05) for a, b in zip(sa, sb)])
 
     at = powers(row.seeds_80)
     assert float(at.mean()) >= 0.8 - 0.01

@@ -2,7 +2,7 @@
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
 seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
-under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.Design`), integrating over the
+under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.PowerModel`), integrating over the
 sample variances with Welch's degrees of freedom (or n - 1 for the paired design) and, since a pilot's spreads are
 themselves estimates, averaging that power over the true spreads the pilot leaves possible (`SpreadUncertainty`),
 with how sure the plan is. `calibrate` resamples observed per-seed values: each pair check with each side drawn
@@ -22,21 +22,19 @@ from pathlib import Path
 import numpy as np
 from scipy import special as _sp
 
-from normreg.choices import DESIGNS, check_choice
+from normreg.choices import DEFAULT_DESIGN, DESIGNS, check_choice
 from normreg.errors import InputError, ResultsError
 from normreg.fileio import read_json
-from normreg.judge.designs import get
+from normreg.judge.designs import get, names
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import (
     DESIGN_EFFECT,
-    Design,
     bisect,
     clear_correlation,
     design_effect,
     mean_sd,
     seed_correlation,
-    seeds_for,
     smoothed_draws,
 )
 from normreg.suite.spec import MetricSpec, SeedPlan, Seeds, load_suite
@@ -121,18 +119,19 @@ class Assured:
 
 
 def assured_seeds(effect: float, sd_a: float, sd_b: float, alpha: float, target: float, spread: SpreadUncertainty, *,
-                  design: str = "welch", sd_diff: float | None = None, delta: float = 0.0,
+                  design: str = DEFAULT_DESIGN, sd_diff: float | None = None, delta: float = 0.0,
                   limit: int = 1000) -> Assured:
     """Seeds per side for probability `target` of the verdict (see `stats.seeds_for`) on average over the true
-    spreads the pilot leaves possible (`spread`), with how sure that is. Power is the normal-theory power of the
-    verdict (`Design.verdict_power`), Welch's or the paired test's."""
-    exact = seeds_for(effect, sd_a, sd_b, alpha, target, design=design, sd_diff=sd_diff, delta=delta, limit=limit)
+    spreads the pilot leaves possible (`spread`), with how sure that is. Power is the design's normal-theory power
+    of the verdict (`StatTest.power_model`; `sd_diff` for a test that pairs by seed)."""
+    test = get(design)
+    exact = test.seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=sd_diff, delta=delta, limit=limit)
     if abs(effect) <= delta:
         return Assured(None, None, None, None, None)
 
     def power(n: int, g: float) -> float:
         f = math.sqrt(g)
-        return Design(sd_a * f, sd_b * f, n, n, design, None if sd_diff is None else sd_diff * f) \
+        return test.power_model(sd_a * f, sd_b * f, n, n, None if sd_diff is None else sd_diff * f) \
             .verdict_power(effect, delta, alpha)
 
     nodes = spread.quantile(_GL_U)
@@ -164,11 +163,12 @@ def assured_seeds(effect: float, sd_a: float, sd_b: float, alpha: float, target:
 
     g_target, g_half = factor_at(target), factor_at(0.5)
     sure, half = spread.cdf(np.array([g_target, g_half]))
-    return Assured(n, exact, float(sure), float(1.0 - half), math.sqrt(g_target))
+    # the factor a hair inside, so that the design's own search at the widened spreads lands on n itself
+    return Assured(n, exact, float(sure), float(1.0 - half), math.sqrt(g_target * (1.0 - 1e-3)))
 
 
 def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequence[MetricSpec],
-         pilot: ResultSet, *, alpha: float = 0.05, design: str = "welch", limit: int = 1000) -> Plan:
+         pilot: ResultSet, *, alpha: float = 0.05, design: str = DEFAULT_DESIGN, limit: int = 1000) -> Plan:
     """Seeds per side each (variant, metric) pair check needs so that a true difference of twice its
     min_effect is reported `regressed` 80% (90%) of the time, on average over the true spreads the pilot
     leaves possible.
@@ -207,9 +207,10 @@ def _plan_row(v: str, m: MetricSpec, a: Mapping[int, float], b: Mapping[int, flo
     sd_diff = None
     if not alone and len(common) >= 2:
         _, sd_diff = mean_sd([b[s] - a[s] for s in common])
+    pairs = get(design).pairs_by_seed
     n_pilot = min(len(a), len(b))
     base = dict(variant=v, metric=m.name, min_effect=m.min_effect, n_pilot=n_pilot, sd_a=sd_a, sd_b=sd_b,
-                sd_diff=sd_diff if design == "paired" else None, correlation=r, n_shared=0 if alone else len(common))
+                sd_diff=sd_diff if pairs else None, correlation=r, n_shared=0 if alone else len(common))
     if sd_a is None or sd_b is None:
         return PlanRow(**base, seeds_80=None, seeds_90=None,  # type: ignore[arg-type]
                        note="the pilot has fewer than two values on a side: run more pilot seeds")
@@ -217,57 +218,67 @@ def _plan_row(v: str, m: MetricSpec, a: Mapping[int, float], b: Mapping[int, flo
         return PlanRow(**base, seeds_80=None, seeds_90=None,  # type: ignore[arg-type]
                        note="min_effect is 0: no difference is too small to matter; set min_effect")
     use = design
-    if design == "paired" and sd_diff is None:
-        use, note = "welch", "too few paired seeds in the pilot: planned as Welch"
-    t_design = "paired" if use == "paired" else "welch"
+    if pairs and (alone or sd_diff is None) and get(design).unpaired:
+        use = get(design).unpaired  # type: ignore[assignment]
+        note = note or f"too few paired seeds in the pilot: planned as {get(use).title}"
+    paired_use = get(use).pairs_by_seed
     effect = design_effect(m.min_effect)
-    if t_design == "paired":
+    if paired_use:
         spread = uncertainty([sd_diff], [len(common)])  # type: ignore[list-item]
     elif alone:
         spread = uncertainty([sd_a], [len(a)])
     else:
         spread = uncertainty([sd_a, sd_b], [len(a), len(b)])
-    found = [assured_seeds(effect, sd_a, sd_b, alpha, target, spread, design=t_design,
-                           sd_diff=sd_diff if t_design == "paired" else None, delta=m.min_effect, limit=limit)
-             for target in (0.8, 0.9)]
-    seeds = [f.seeds for f in found]
-    if use not in ("welch", "paired"):  # a simulated test: its own search, on the pilot's values widened
-        pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
-        seeds = [None if f.factor is None else
-                 get(use).seeds_for(effect, sd_a * f.factor, sd_b * f.factor, alpha, target, delta=m.min_effect,
-                                    limit=limit, pilot=tuple(x.mean() + f.factor * (x - x.mean())
-                                                             for x in pilot_values))  # type: ignore[arg-type]
-                 for f, target in zip(found, (0.8, 0.9))]
-        exact = [get(use).seeds_for(effect, sd_a, sd_b, alpha, target, delta=m.min_effect, limit=limit,
-                                    pilot=pilot_values) for target in (0.8, 0.9)]
-    else:
-        exact = [f.exact for f in found]
-    extra = pairing_note(r, len(common), design, sd_a, sd_b, sd_diff, effect, m.min_effect, alpha, seeds[0],
-                         limit) if not alone else ""
+    d = sd_diff if paired_use else None
+    found = [assured_seeds(effect, sd_a, sd_b, alpha, target, spread, design=use, sd_diff=d, delta=m.min_effect,
+                           limit=limit) for target in (0.8, 0.9)]
+    # The design's own search (a test simulated from the pilot's values searches by simulation) at the spreads
+    # widened by the factor the average power needs; for a model-based test this is the averaged answer itself.
+    pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
+    seeds = [None if f.factor is None else
+             get(use).seeds_for(effect, sd_a * f.factor, sd_b * f.factor, alpha, target,
+                                sd_diff=None if d is None else d * f.factor, delta=m.min_effect, limit=limit,
+                                pilot=tuple(x.mean() + f.factor * (x - x.mean()) for x in pilot_values))  # type: ignore[arg-type]
+             for f, target in zip(found, (0.8, 0.9))]
+    exact = [get(use).seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=d, delta=m.min_effect, limit=limit,
+                                pilot=pilot_values) for target in (0.8, 0.9)]
+    extra = "" if alone else pairing_note(r, len(common), design, sd_a, sd_b, sd_diff, effect, m.min_effect, alpha,
+                                          seeds[0], limit)
     note = "; ".join(x for x in (note, extra) if x)
     return PlanRow(**base, seeds_80=seeds[0], seeds_90=seeds[1], note=note,  # type: ignore[arg-type]
                    seeds_80_exact=exact[0], seeds_90_exact=exact[1], sure_80=found[0].sure,
                    below_half_80=found[0].below_half)
 
 
+def pairing_design(design: str) -> str | None:
+    """The registered design that pairs by seed and is compared with `design` (`StatTest.unpaired`), else the first
+    that pairs by seed; None where `design` pairs already or none does."""
+    if get(design).pairs_by_seed:
+        return None
+    pairing = [n for n in names() if get(n).pairs_by_seed]
+    return next((n for n in pairing if get(n).unpaired == design), pairing[0] if pairing else None)
+
+
 def pairing_note(r: float | None, n: int, design: str, sd_a: float, sd_b: float, sd_diff: float | None,
                  effect: float, delta: float, alpha: float, seeds: int | None, limit: int) -> str:
     """What the pilot's per-seed correlation says about the design when it is clearly not zero (two-sided
-    p < 0.05, `stats.clear_correlation`): positive, the paired design would need fewer seeds; negative, Welch's
-    false-alarm rate does not hold."""
-    if design == "paired":
+    p < 0.05, `stats.clear_correlation`): positive, the paired design would need fewer seeds; negative, the
+    unpaired test's false-alarm rate does not hold."""
+    paired = pairing_design(design)
+    if paired is None:
         return ""
     sign, p = clear_correlation(r, n)
+    title = get(design).title
     if sign > 0 and sd_diff is not None and sd_diff > 0:
-        paired_n = assured_seeds(effect, sd_a, sd_b, alpha, 0.8, uncertainty([sd_diff], [n]), design="paired",
+        paired_n = assured_seeds(effect, sd_a, sd_b, alpha, 0.8, uncertainty([sd_diff], [n]), design=paired,
                                  sd_diff=sd_diff, delta=delta, limit=limit).seeds
         if paired_n is not None and (seeds is None or paired_n < seeds):
             return (f"per-seed correlation {r:+.2f} over {n} shared seeds (p={p:.2g}): the sides share "
-                    f"seed-to-seed noise, which Welch counts twice; design: paired would need {paired_n} seeds "
+                    f"seed-to-seed noise, which {title} counts twice; design: {paired} would need {paired_n} seeds "
                     f"instead of {seeds if seeds else f'>{limit}'}")
     if sign < 0:
         return (f"per-seed correlation {r:+.2f} over {n} shared seeds (p={p:.2g}): the sides move against each "
-                "other seed by seed, so Welch's false-alarm rate is above alpha; use design: paired")
+                f"other seed by seed, so {title}'s false-alarm rate is above alpha; use design: {paired}")
     return ""
 
 
@@ -312,7 +323,7 @@ NESTED = 10  # pilots of each pilot, for the spread of the bias-corrected power
 
 
 def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, rng: np.random.Generator,
-                    alpha: float = 0.05, design: str = "welch", stages: Sequence[int] = (),
+                    alpha: float = 0.05, design: str = DEFAULT_DESIGN, stages: Sequence[int] = (),
                     spending: str = "pocock", y: np.ndarray | None = None) -> tuple[float, float]:
     """False-alarm rate (A/A: both sides with the same mean) and the rate of `regressed` with the candidate
     shifted by twice min_effect, under the suite's test and verdict rule. Side a is drawn from the reference's
@@ -324,13 +335,13 @@ def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, r
 
 
 def batched_rates(sides: Sequence[tuple[np.ndarray, np.ndarray | None]], spec: MetricSpec, *, n_max: int, reps: int,
-                  rng: np.random.Generator, alpha: float = 0.05, design: str = "welch", stages: Sequence[int] = (),
-                  spending: str = "pocock", power_only: bool = False) -> np.ndarray:
+                  rng: np.random.Generator, alpha: float = 0.05, design: str = DEFAULT_DESIGN,
+                  stages: Sequence[int] = (), spending: str = "pocock", power_only: bool = False) -> np.ndarray:
     """`resampled_rates` for many (x, y) at once, simulated together: (false alarms, power) a row (false alarms
     NaN when `power_only`)."""
     parts_a, parts_b = [], []
     for x, y in sides:
-        if design == "paired":
+        if get(design).pairs_by_seed:
             draw_b = smoothed_draws(x - x.mean(), (reps, n_max), rng)
             parts_a.append(np.zeros_like(draw_b))
         else:
@@ -410,7 +421,7 @@ def _sides(rs: ResultSet, v: str, m: str, design: str,
     by_seed = rs.values[v][m]
     mine = np.array([by_seed[s] for s in sorted(by_seed)])
     ref = rs.values.get(reference, {}).get(m) if reference is not None and v != reference else None
-    if design == "paired":
+    if get(design).pairs_by_seed:
         if ref is None:
             return []
         common = sorted(set(ref) & set(by_seed))
@@ -424,7 +435,7 @@ def _sides(rs: ResultSet, v: str, m: str, design: str,
 
 
 def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alpha: float = 0.05,
-              design: str = "welch", stages: Sequence[int] = (), spending: str = "pocock", reps: int = 2000,
+              design: str = DEFAULT_DESIGN, stages: Sequence[int] = (), spending: str = "pocock", reps: int = 2000,
               reference: str | None = None, random_seed: int = 0) -> Calibration:
     """Resample per-seed values to estimate the false-alarm rate and power of the suite's checks.
 
@@ -448,13 +459,13 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
                 rows.append(calibrate_check(v, m, ref, x, y, spec, rng=rng, reps=reps, **kw))  # type: ignore[arg-type]
     if not rows:
         raise InputError(f"{rs.source}: no variant has values of a known metric to resample"
-                         + (" (paired: each variant needs seeds shared with the reference)" if design == "paired"
+                         + (" (paired: each variant needs seeds shared with the reference)" if get(design).pairs_by_seed
                             else ""))
     return Calibration(rs.source, alpha, design, seeds, tuple(stages), spending, reps, tuple(rows))
 
 
 def calibrate_check(v: str, m: str, ref: str | None, x: np.ndarray, y: np.ndarray | None, spec: MetricSpec, *,
-                    rng: np.random.Generator, reps: int, n_max: int, alpha: float = 0.05, design: str = "welch",
+                    rng: np.random.Generator, reps: int, n_max: int, alpha: float = 0.05, design: str = DEFAULT_DESIGN,
                     stages: Sequence[int] = (), spending: str = "pocock") -> CalibrationRow:
     """One row of `calibrate`: the check of variant `v` against `ref` (None: against itself) on metric `m`, from
     the reference's values `x` and the variant's `y` (paired: `x` the centred per-seed differences, `y` None).
@@ -570,7 +581,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: Seeds = N
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
     rs.refuse_non_finite(specs)
-    chosen = check_choice("--design", design or cfg.get("design", "welch"), DESIGNS)
+    chosen = check_choice("--design", design or cfg.get("design", DEFAULT_DESIGN), DESIGNS)
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
                      stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,

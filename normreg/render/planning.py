@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from normreg.judge.designs import get
 from normreg.judge.planning import Calibration, Plan, PlanRow
 from normreg.judge.stats import DESIGN_EFFECT
 from normreg.render.labels import number, text_table
@@ -53,7 +54,8 @@ def render_calibration(c: Calibration) -> str:
     how = (f"staged seeds {', '.join(map(str, c.stages))} ({c.spending})" if c.stages else f"{c.seeds} seeds")
     out = [f"Calibration of {c.source}: {c.design} test at alpha {c.alpha:g}, {how} per side, {c.reps} resamples"]
     head = ("check", "metric", "values", "false alarms", f"power at {DESIGN_EFFECT:g} x min_effect")
-    rows = [(r.check, r.metric, f"{r.n_reference} / {r.n_values}" if r.reference is not None and c.design != "paired"
+    both = not get(c.design).pairs_by_seed  # a pair row draws from two variants' values
+    rows = [(r.check, r.metric, f"{r.n_reference} / {r.n_values}" if r.reference is not None and both
              else str(r.n_values), _estimate(r.false_alarm, r.false_alarm_se, 3), _estimate(r.power, r.power_se, 2))
             for r in c.rows]
     out += text_table(head, rows)
