@@ -21,7 +21,7 @@ try:  # typer vendors click from 0.2x on; older versions use click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from normreg.choices import DESIGNS
+from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names, make_executor  # tests put a fake in make_executor
 
@@ -335,10 +335,10 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
-    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
-    """Verdicts between two existing result sets (Welch, paired or permutation: --design); trains nothing."""
+    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
     def body() -> int:
         from normreg.compare import compare as do_compare
@@ -379,7 +379,8 @@ def plan(
     executor: str = "local",  # --executor and each executor's own options: what trains a pilot run
     executor_options: Optional[dict[str, Any]] = None,
 ) -> None:
-    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed."""
+    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
+    on average over the true spreads the pilot leaves possible, and how sure that is."""
 
     def body() -> int:
         from normreg.judge.planning import plan_suite

@@ -43,7 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as _sp
 
-from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd, welch
+from normreg.judge.designs.base import TRetest
+from normreg.judge.designs.welch import Welch, welch
+from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd
 from normreg.suite.spec import MetricSpec
 
 PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
@@ -256,6 +258,8 @@ def segment_test(before: Sequence[Sequence[float]], after: Sequence[Sequence[flo
                    diff=diff, rel_diff=diff / abs(mean_a) if mean_a else None, ci_low=None, ci_high=None,
                    verdict="", reason="", design="nights",
                    method=f"t on {len(ma)} + {len(mb)} distinct night means, df {df:.3g}",
+                   # seed advice as for Welch's test on the night means (in nights a side)
+                   retest=TRetest(Welch(), diff, se, float(df), sd_a, sd_b),  # type: ignore[arg-type]
                    **_test(diff, se, float(df), spec.min_effect))
     return _decide(c), Evidence(*sides, "nights")
 
