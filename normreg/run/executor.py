@@ -21,7 +21,11 @@ The contract, which every executor and its tests keep:
   reports any run that had already finished, and returns. The caller (the pipeline) raises `Interrupted`.
 - `close()` releases what the executor holds (worker processes, a Ray instance it started). `run` may be called
   several times before `close()` (staged seeds run stage by stage): long-lived workers pay their imports once.
-  Executors are context managers that close on exit.
+  Executors are context managers that close on exit (`ExecutorBase` has that, once, for all of them).
+- Options: each executor declares its own as a frozen dataclass, its `Options` (a subclass of `ExecutorOptions`,
+  which holds `accelerator`), and its constructor takes an instance. The command line makes one option of each
+  field (`cli_options`), on every command that trains; `make_executor(name, options)` builds any executor from
+  its Options or from a mapping of field names (the API, the pytest plugin, bisect's child process).
 - `trains` is False for an executor that builds no model (the fake): the up-front import checks and the attached
   audit then have nothing to look at. `name` is the registered name.
 - `device` is the kind of device the runs will train on, known before any run (`cpu`, `cuda (NVIDIA H200)`):
