@@ -210,3 +210,14 @@ def test_a_real_training_run_through_submitit(tmp_path: Path) -> None:
         ex.run([Job(suite, "a", 0)], results.append)
     here = run_one(Job(suite, "a", 0), "cpu")
     assert results[0].status == "ok" and results[0].metrics == here.metrics
+
+
+def test_a_job_past_its_time_limit_is_requeued_while_requeues_are_left(write_suite: Any, tmp_path: Path) -> None:
+    attempts = tmp_path / "attempts"
+    suite = load_suite(write_suite(seeds=1))
+    results: list[Any] = []
+    options = _local(tmp_path, time_min=parse_minutes("3s"), max_requeues=1)
+    with SlurmExecutor(options, worker=FakeRunner(_slow_once(str(attempts))).worker) as ex:
+        ex.run(plan_jobs(suite)[:1], results.append)
+    assert len(attempts.read_text().split()) == 2  # the first attempt ran out of time and was requeued
+    assert [(r.status, r.metrics["acc"]) for r in results] == [("ok", 0.9)]
