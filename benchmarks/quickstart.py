@@ -29,7 +29,7 @@ def readme_commands(readme: str) -> list[str]:
     """The first two bash blocks of the README's "Quick start" section: setup-and-flagship, then the tests."""
     start = readme.index("## Quick start")
     end = readme.find("\n## ", start + 1)
-    blocks = re.findall(r"```bash\n(.*?)```", readme[start:end if end != -1 else None], flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", readme[start : end if end != -1 else None], flags=re.S)
     if len(blocks) < 2:
         raise SystemExit("README: the Quick start section must hold two ```bash blocks (setup and run, then tests)")
     return [b.strip() for b in blocks[:2]]
@@ -45,8 +45,9 @@ def main() -> None:
     parser.add_argument("--first-only", action="store_true", help="measure only the first command")
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
     args = parser.parse_args()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     if dirty:
         print("note: the working tree has uncommitted changes; the clone measures the committed HEAD", file=sys.stderr)
     commands = readme_commands((ROOT / "README.md").read_text(encoding="utf-8"))
@@ -62,8 +63,9 @@ def main() -> None:
         for n, command in enumerate(commands, 1):
             print(f"$ {command}", flush=True)
             start = time.perf_counter()
-            proc = subprocess.run(["bash", "-c", command], cwd=clone, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(
+                ["bash", "-c", command], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             wall = time.perf_counter() - start
             print("\n".join(proc.stdout.splitlines()[-25:]), flush=True)
             results.append((n, wall, proc.returncode, venv_size(clone / ".venv")))
