@@ -232,3 +232,31 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     reference = (tmp_path / "site" / "commands" / "index.html").read_text(encoding="utf-8")
     assert "normreg run" in reference and "--update-baseline" in reference and "--fail-on-change" in reference
     assert (tmp_path / "site" / "report-screenshot.png").exists()
+
+
+def _documented_keys(block: str, name: str, following: str | None) -> set[str]:
+    start = block.index(f'"{name}":') + len(name) + 3
+    segment = re.sub(r"//.*", "", block[start : block.index(f'"{following}":') if following else None])
+    return set(re.findall(r'(?<![:\[] )(?<![\[])"(\w+)"', segment))
+
+
+def test_the_report_schema_page_is_the_reports(report_json: dict) -> None:
+    """docs/reports.md's annotated `normreg.report/1` holds every key a report has (comparisons: the main ones)."""
+    block = re.search(r"```jsonc\n(.*?)```", PAGES["docs/reports.md"], flags=re.S).group(1)
+    assert set(re.findall(r'^  "(\w+)":', block, flags=re.M)) == set(report_json)
+    assert report_json["schema"] in block
+    lists = ["suites", "runs", "comparisons", "problems"]
+    for name, following in zip(lists, [*lists[1:], None]):
+        real = set().union(*(set(item) for item in report_json[name]))
+        documented = _documented_keys(block, name, following)
+        assert documented <= real, f"docs/reports.md documents {name} keys a report does not have"
+        if name != "comparisons":  # the page lists the comparison's main fields, then "..."
+            assert real <= documented, f"docs/reports.md lacks the {name} keys {sorted(real - documented)}"
+
+
+def test_the_bisect_exit_codes_on_the_nightly_page_are_bisects() -> None:
+    from normreg.report.bisect import EXIT
+    from normreg.report.model import EXIT_INPUT
+
+    table = PAGES["docs/nightly.md"].split("| exit | meaning |", 1)[1].split("\n\n", 1)[0]
+    assert [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)] == sorted({*EXIT.values(), EXIT_INPUT})
