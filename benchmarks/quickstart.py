@@ -1,12 +1,14 @@
 """The README's two quick-start commands on a fresh clone in a fresh virtual environment: the wall time of each
 and the size of `.venv` after each, as a new user meets them.
 
-    python benchmarks/quickstart.py [--first-only] [--keep DIR]
+    python benchmarks/quickstart.py [--first-only] [--no-tests] [--keep DIR]
 
 The commands are read from the README's "Quick start" section (its first two bash blocks), so what is measured
 is what the README says. The repository's committed HEAD is cloned into a temporary folder; pip's cache is
 turned off (PIP_NO_CACHE_DIR=1), so every package is fetched and installed as on a fresh machine (packages that
 the machine's pip configuration finds on its own disk, such as a local torch wheel, are still read from there).
+Each command is a chain of steps joined by `&&`; each step is timed too (run one after another, stopping at the
+first that fails, as `&&` does). `--no-tests` leaves out the final `pytest` step, to measure the installs alone.
 Measured here, not asserted in tests: the figures depend on the network, the disk and the machine's load.
 """
 
@@ -40,9 +42,15 @@ def venv_size(venv: Path) -> str:
     return out.split()[0]
 
 
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes)} min {seconds:04.1f} s" if minutes else f"{seconds:.1f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--first-only", action="store_true", help="measure only the first command")
+    parser.add_argument("--no-tests", action="store_true", help="leave out the final pytest step")
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
     args = parser.parse_args()
     dirty = subprocess.run(
@@ -61,18 +69,32 @@ def main() -> None:
         env.pop("VIRTUAL_ENV", None)
         results = []
         for n, command in enumerate(commands, 1):
-            print(f"$ {command}", flush=True)
-            start = time.perf_counter()
-            proc = subprocess.run(
-                ["bash", "-c", command], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            wall = time.perf_counter() - start
-            print("\n".join(proc.stdout.splitlines()[-25:]), flush=True)
-            results.append((n, wall, proc.returncode, venv_size(clone / ".venv")))
+            steps = command.split(" && ")
+            if args.no_tests and steps[-1].endswith("pytest"):
+                steps = steps[:-1]
+            timings, code = [], 0
+            for step in steps:
+                print(f"$ {step}", flush=True)
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    ["bash", "-c", step],
+                    cwd=clone,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                timings.append((step, time.perf_counter() - start))
+                print("\n".join(proc.stdout.splitlines()[-25:]), flush=True)
+                code = proc.returncode
+                if code:
+                    break
+            results.append((n, timings, code, venv_size(clone / ".venv")))
         print()
-        for n, wall, code, size in results:
-            minutes, seconds = divmod(wall, 60)
-            print(f"command {n}: {int(minutes)} min {seconds:04.1f} s wall, exit {code}, .venv {size}")
+        for n, timings, code, size in results:
+            print(f"command {n}: {_duration(sum(t for _, t in timings))} wall, exit {code}, .venv {size}")
+            for step, seconds in timings:
+                print(f"  {_duration(seconds):>12}  {step}")
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
