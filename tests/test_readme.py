@@ -3,6 +3,7 @@ the reference lists loads, and the exit codes they give are the CLI's."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def section(text: str, title: str) -> str:
     return text[start : start + len(title) + ends[0] if ends else None]
 
 
+@functools.cache
 def _help(command: str) -> str:
     res = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
     assert res.exit_code == 0, res.output
