@@ -112,8 +112,8 @@ def test_the_reference_follows_the_cli_and_escapes_its_help() -> None:
 
 
 # A duration or a size that someone measured: "22.0 s", "4 min", "1.8 GB". Limits and settings are written in
-# other units (KiB, nights, days) or are not figures of a measurement.
-FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|s|min|GB|MB|GiB|MiB)(?![\w])")
+# binary units (KiB, MiB), or in nights and days.
+FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|s|min|GB|MB)(?![\w])")
 SOURCE = re.compile(r"benchmarks/|tests/test_\w+\.py|measured with\s+`")
 
 
