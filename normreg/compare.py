@@ -39,6 +39,15 @@ def _label(rs: ResultSet, other: ResultSet, variant: str) -> str:
     return f"{stem}:{variant}"
 
 
+def _suite(a: ResultSet, b: ResultSet, va: str, vb: str) -> str:
+    """The suite column of a comparison: the suite both sides come from, `x vs y` when they differ, else the
+    name of A's file (a CSV without a suite column names none)."""
+    sa, sb = a.suite_of(va), b.suite_of(vb)
+    if sa and sb and sa != sb:
+        return f"{sa} vs {sb}"
+    return sa or sb or Path(a.source.partition("#")[0]).stem
+
+
 def compare(
     a_spec: str,
     b_spec: str,
@@ -85,7 +94,7 @@ def compare(
             xa, xb = a.values[va][m], b.values[vb][m]
             comparison = compare_values(xa, xb, spec, alpha=level, design=design, a_name=_label(a, b, va),
                                         b_name=_label(b, a, vb))
-            checks.append(Check("", mode, comparison))
+            checks.append(Check(_suite(a, b, va, vb), mode, comparison))
         if not wanted:
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
     adjusted = adjust([c.comparison for c in checks], correction)

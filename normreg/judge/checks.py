@@ -5,7 +5,7 @@ multiple comparisons, plus the problems of failed runs. Fixed seeds use `judge`;
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from scipy import special as _sp
@@ -53,12 +53,26 @@ class Check:
         return self.expected is not None and self.expected == self.comparison.verdict and \
             self.expected in SIGNIFICANT
 
+    def __getattr__(self, name: str) -> Any:
+        # Flat, as the report's JSON and `checks_frame()` show a check: `check.a`, `check.diff`, `check.verdict`
+        # read the comparison's fields (`check.comparison.a` is the same value). Only for names not found on the
+        # check itself, and never for private names (copy and pickle probe those before the fields are set).
+        if name in _COMPARISON_FIELDS:
+            return getattr(self.comparison, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_COMPARISON_FIELDS})
+
     def to_json(self) -> dict[str, Any]:
         c = as_record(self.comparison)
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
                 "environment_differences": dict(self.environment_differences),
                 "suite_changes": list(self.suite_changes)}
+
+
+_COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison)) - {"retest"}  # as reports store them
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def _bound(tail: Callable[[float], float], a: float, start: float, step: float, 
     return bisect(lambda s: tail(s) - a - 1e-15, min(start, far), max(start, far), xtol=step * 1e-6)
 
 
-@register
+@register("permutation")
 class Permutation(StatTest):
     name = "permutation"
     summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
