@@ -24,11 +24,11 @@ def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None
     """`normreg run`: train and judge every suite (a file or a folder of them); returns the Report, whose
     `exit_code`, `verdict`, `checks` and `runs` say what happened. `report.json` is written in the run directory.
     `executor`: what trains (default: the local executor with `workers`)."""
-    from normreg.pipeline import default_out_dir, run_suites
+    from normreg.pipeline import run_suites
     from normreg.run.executor import ExecutorOptions, make_executor
 
     paths = [suites] if isinstance(suites, (str, Path)) else list(suites)
-    out_dir = Path(out) if out is not None else default_out_dir()
+    out_dir = Path(out) if out is not None else None  # None: a new runs/<timestamp>, removed if nothing trains
     with executor or make_executor("local", ExecutorOptions(workers=workers)) as ex:
         return run_suites(paths, executor=ex, seeds=seeds, out=out_dir, baselines=Path(baselines),
                           update_baseline=update_baseline, overrides=overrides, ignore_expect=ignore_expect)

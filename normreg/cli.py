@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
 from normreg.choices import DESIGNS
 from normreg.errors import InputError, NormregError
 from normreg.run.executor import executor_names
+from normreg.run.supervisor import resume_command
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
@@ -107,9 +108,8 @@ def guarded(fn: Callable[[], int]) -> None:
         if e.run_dir is not None:
             typer.echo(f"Continue with: {resume_command(e.run_dir)}", err=True)
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("Interrupted; finished runs are in the run directory.", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        _stopped(e)
     except SystemExit as e:
         # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
         if _state["debug"]:
@@ -123,24 +123,24 @@ def guarded(fn: Callable[[], int]) -> None:
         raise typer.Exit(code)
 
 
-def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
-    """This command line with `--resume RUN_DIR` in place of `--out`/`--resume`, ready to paste."""
-    import shlex
+def _stopped(e: KeyboardInterrupt) -> None:
+    """A stop outside training (Interrupted covers training): exit 128 + the signal, in one line. A
+    KeyboardInterrupt that no signal caused was raised by user code (at import, in `__init__`): a failed run."""
+    from normreg.run.executor import RECEIVED
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    kept: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in ("--out", "--resume"):
-            skip = True
-            continue
-        if a.startswith(("--out=", "--resume=")):
-            continue
-        kept.append(a)
-    return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
+    if not RECEIVED:
+        from normreg.run.failure import describe_error
+
+        if _state["debug"]:
+            traceback.print_exception(e)
+        typer.echo(f"RunError: user code raised {describe_error(e)} outside a training run; normreg did not "
+                   "finish", err=True)
+        raise typer.Exit(3) from None
+    import signal
+
+    typer.echo(f"Interrupted: stopped by {signal.Signals(RECEIVED[0]).name} before any run finished; nothing was "
+               "kept", err=True)
+    raise typer.Exit(128 + RECEIVED[0]) from None
 
 
 def make_executor(name: str, options: Any) -> Executor:
@@ -553,17 +553,85 @@ def repro(
     guarded(body)
 
 
+_SUPERVISED = ("run", "audit", "plan", "bisect")  # the commands that run user code (see normreg/run/supervisor.py)
+
+
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main() -> None:
-    """The console script. A command that imported torch (run, audit, bisect, calibrate) leaves without the
-    interpreter's teardown once it has finished: every exit handler runs and the output is flushed, but torch and
-    Lightning are not torn down module by module, which took 2.1 s of the flagship's wall time on 2 cores and
-    does nothing a user needs. Everything else exits as usual."""
+    """The console script. Commands that run user code run in a second process that user code cannot end
+    unnoticed (normreg/run/supervisor.py): this one only waits for its verdict. A command that imported torch
+    (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit
+    handler runs and the output is flushed, but torch and Lightning are not torn down module by module, which took
+    2.1 s of the flagship's wall time on 2 cores and does nothing a user needs. Everything else exits as usual."""
+    import os
+
+    from normreg.run import supervisor
+    from normreg.run.executor import stop_on_signals
+
+    if os.name == "posix" and not supervisor.supervised() and _command(sys.argv[1:]) in _SUPERVISED:
+        sys.exit(supervisor.supervise(sys.argv[1:]))
+    supervisor.adopt_pipe()
+    _forgiving_stdout()
+    stop_on_signals()
     try:
         app()  # typer ends every command with SystemExit, its exit status
     except SystemExit as e:
+        supervisor.note_exit(_status(e.code))
         if "torch" not in sys.modules:
             raise
         _leave(e.code)
+
+
+class _Forgiving:
+    """stdout whose reader went away (a closed pipe, `normreg run ... | head -1`) or that cannot be written (a full
+    disk, /dev/full): the reader's problem, not normreg's. What would have been printed is dropped (the stream is
+    pointed at the null device), and the command carries on to its own exit code: a run keeps training and
+    writes its run directory."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        import os
+
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+            self._stream.flush()  # what was buffered goes to the null device
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _forgiving_stdout() -> None:
+    if sys.stdout is not None and not isinstance(sys.stdout, _Forgiving):
+        sys.stdout = _Forgiving(sys.stdout)  # type: ignore[assignment]
+
+
+def _status(code: object) -> int:
+    """The exit status `sys.exit(code)` gives."""
+    if code is None:
+        return 0
+    return code & 0xFF if isinstance(code, int) else 1
 
 
 def _leave(code: object) -> None:
@@ -572,20 +640,16 @@ def _leave(code: object) -> None:
     import atexit
     import os
 
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
+    if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
-        status = 1
+    status = _status(code)
     atexit._run_exitfuncs()  # logging's flush, temporary folders, multiprocessing's clean-up
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing left to flush into
             pass
-    os._exit(status & 0xFF)  # as the shell sees sys.exit(-1): 255
+    os._exit(status)  # as the shell sees sys.exit(-1): 255
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.events import Progress
-from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
+from normreg.run.executor import Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
+from normreg.run.supervisor import note_phase, note_run_dir
 from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
 
 
@@ -93,7 +94,10 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
     if out is not None:
         check_output_dir(Path(out), "--out")
     check_output_dir(baselines, "--baselines", write=update_baseline)
-    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None)
+    fresh = resume is None and out is None
+    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None,
+                         created=True if fresh else None)
+    note_run_dir(rundir.path, rundir.created)
     try:
         if rundir.resume:
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
@@ -104,8 +108,10 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
             from normreg.audit.preflight import preflight  # also trainer options and logged metric names
 
             for s in suites:
+                note_phase(f"the up-front check of suite '{s.name}' (importing and building its models)")
                 preflight(s)
     except BaseException:
+        rundir.discard()  # a mistake or a stop before training leaves nothing on disk
         rundir.close()
         raise
     return RunPlan(tuple(suites), chosen, baselines, rundir, fingerprint(None, suites[0].directory))
@@ -338,9 +344,16 @@ def run_suites(
     with plan.rundir:
         if on_run_dir:
             on_run_dir(plan.out)
-        execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
-        report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
-                           audit=executor.trains if audit is None else audit)
+        try:
+            note_phase("training")
+            execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
+            note_phase("judging")
+            report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
+                               audit=executor.trains if audit is None else audit)
+        except Interrupted as e:
+            raise Interrupted(e.signum, None if plan.rundir.discard() else plan.out) from None
+        except Stop as e:  # a signal outside training: the same stop, with the line to resume it
+            raise Interrupted(e.signum, None if plan.rundir.discard() else plan.out) from None
         try:
             write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
         except OSError as e:  # everything trained: the verdicts are returned all the same, with what failed

@@ -134,6 +134,43 @@ class Interrupted(NormregError):
         return 128 + self.signum
 
 
+RECEIVED: list[int] = []  # every SIGINT/SIGTERM this process's handlers saw: a KeyboardInterrupt without one is
+# user code's own doing (raised at import or in __init__), a failed run, never a stop the user asked for
+
+
+class Stop(KeyboardInterrupt):
+    """SIGINT or SIGTERM outside training (loading, importing, the up-front check, judging): raised where the
+    process was, as Ctrl-C raises KeyboardInterrupt, so that every `finally` runs on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stopping(signum: int) -> bool:
+    """The signals normreg handles: SIGTERM always, SIGINT unless this process was started with it ignored (a
+    background job of a non-interactive shell: POSIX shells ignore SIGINT there so that Ctrl-C meant for the
+    foreground does not reach it; `kill -TERM` stops it)."""
+    return signum == signal.SIGTERM or signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+
+
+def stop_on_signals() -> None:
+    """From now on (main thread only), SIGINT and SIGTERM raise `Stop` in this process; the first one also ignores
+    any further one, so a second Ctrl-C cannot interrupt the clean-up into a traceback. Training replaces these
+    handlers with `cancel_on_signals` while it runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        RECEIVED.append(signum)
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is handler:
+                signal.signal(s, signal.SIG_IGN)
+        raise Stop(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if _stopping(s):
+            signal.signal(s, handler)
+
+
 @contextmanager
 def cancel_on_signals(executor: Executor) -> Iterator[list[int]]:
     """While inside, SIGINT and SIGTERM cancel `executor` instead of killing this process; yields the list the
@@ -142,10 +179,11 @@ def cancel_on_signals(executor: Executor) -> Iterator[list[int]]:
 
     def handler(signum: int, frame: object) -> None:
         received.append(signum)
+        RECEIVED.append(signum)
         executor.cancel()
 
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM) if _stopping(s)}
     except ValueError:  # not the main thread
         yield received
         return

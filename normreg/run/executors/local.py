@@ -24,6 +24,7 @@ from normreg.errors import InputError
 from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
 from normreg.run.placement import Placement, Slot, plan_placement
 from normreg.run.results import RunResult
+from normreg.run.supervisor import note_phase
 from normreg.run.worker import run_one, worker_main
 
 PRELOAD = ["normreg.run.forkserver_exit", "torch", "pytorch_lightning", "normreg.run.worker"]
@@ -323,4 +324,6 @@ class LocalExecutor:
                 return
             if on_start:
                 on_start(job)
+            note_phase(f"run {job.variant} seed {job.seed} of suite '{job.suite.name}', trained in normreg's own "
+                       "process (--workers 0)")
             on_result(run_one(job, accel[job.key]))

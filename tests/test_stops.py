@@ -1,0 +1,138 @@
+"""How a run ends when it does not end normally: user code that ends or crashes the process, signals in every
+phase, a run past its time limit, a reader that went away. Real `normreg` processes, small models written here.
+
+Each test starts `python -m normreg.cli` (the console script's path: the supervised pair of processes) with a tag
+in its environment, which every process it starts inherits, so a process left behind is seen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from processes import new_tag, none_left
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = Path(__file__).parent / "data" / "suites"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc, ps and Linux signals")
+
+# User code that ends the process its way: at import, in __init__ (the up-front check builds it), in a run.
+FAULTS = '''
+import ctypes
+import os
+import time
+
+from tiny_models import Classifier
+
+HOW = os.environ.get("FAULT_HOW", "")
+WHERE = os.environ.get("FAULT_WHERE", "")
+
+
+def fault(where):
+    if WHERE != where:
+        return
+    if HOW == "os_exit":
+        os._exit(0)
+    if HOW == "segfault":
+        ctypes.string_at(0)
+    if HOW == "keyboard":
+        raise KeyboardInterrupt
+    if HOW == "sleep":
+        time.sleep(3600)
+
+
+fault("import")
+
+
+class Faulty(Classifier):
+    def __init__(self):
+        super().__init__()
+        fault("init")
+
+    def training_step(self, batch, batch_idx):
+        fault("train")
+        return super().training_step(batch, batch_idx)
+'''
+
+
+def _suite(tmp_path: Path, extra: str = "", variants: str = "b: {model: faults:Faulty}") -> Path:
+    shutil.copy(SUITES / "tiny_models.py", tmp_path / "tiny_models.py")
+    (tmp_path / "faults.py").write_text(FAULTS)
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: s
+        data: {{target: tiny_models:Blobs, args: {{n: 64, batch_size: 32}}}}
+        trainer: {{max_epochs: 1}}
+        seeds: 1
+        metrics: {{acc: {{goal: max, min_effect: 0.05}}}}
+        reference: a
+        variants:
+          a: {{model: tiny_models:Classifier}}
+          {variants}
+        """) + extra)
+    return path
+
+
+def _start(tmp_path: Path, *args: object, env: dict[str, str] | None = None,
+           **popen: object) -> tuple[subprocess.Popen[str], str]:
+    name, value = new_tag()
+    full = {**os.environ, "PYTHONPATH": str(ROOT), name: value, **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "normreg.cli", *map(str, args)], env=full, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            **popen)  # type: ignore[call-overload]
+    return proc, f"{name}={value}"
+
+
+def _finish(proc: subprocess.Popen[str], tag: str, timeout: float = 240) -> str:
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    none_left(tag, within=5)
+    return output
+
+
+# ------------------------------------------------------------------------ user code that ends the process
+
+
+@pytest.mark.parametrize("how, where", [("os_exit", "import"), ("os_exit", "init"), ("os_exit", "train"),
+                                        ("segfault", "init"), ("segfault", "train")])
+def test_user_code_ending_the_process_is_a_failed_run_never_a_pass(tmp_path: Path, how: str, where: str) -> None:
+    # --workers 0: the up-front check and the runs in normreg's own process (with workers, only the check is)
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": how, "FAULT_WHERE": where})
+    output = _finish(proc, tag)
+    assert proc.returncode == 3, output
+    lines = output.strip().splitlines()
+    line = lines[-2] if lines[-1].startswith("Continue with: ") else lines[-1]
+    assert line.startswith("RunError: normreg's working process ended abruptly during "), output
+    assert ("killed by SIGSEGV: a crash in native code" if how == "segfault" else
+            "exit code 0 without finishing: code it ran called os._exit") in line
+    runs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
+    if where == "train":  # run a finished first: it is kept, and said where
+        assert "during run b seed 0 of suite 's', trained in normreg's own process (--workers 0)" in line, line
+        assert len(runs) == 1, runs
+        assert line.endswith(f"the run failed; finished runs are in {runs[0].relative_to(tmp_path)}"), line
+    else:  # nothing trained: no run directory left
+        assert "during the up-front check of suite 's'" in line and line.endswith("the run failed"), line
+        assert runs == []
+
+
+@pytest.mark.parametrize("where", ["import", "init"])
+def test_keyboard_interrupt_raised_by_user_code_is_a_failed_run(tmp_path: Path, where: str) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "keyboard", "FAULT_WHERE": where})
+    output = _finish(proc, tag)
+    assert proc.returncode == 3, output
+    assert output.strip().splitlines() == [
+        "RunError: user code raised KeyboardInterrupt (at faults.py:20 in fault) outside "
+        "a training run; normreg did not finish"], output
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
