@@ -216,6 +216,10 @@ def run(
     html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report here.")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Also write the Markdown summary here.")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML here.")] = None,
+    run_timeout: Annotated[Optional[str], typer.Option(metavar="DURATION", help="End a run that takes longer "
+                                                       "(e.g. 600, 90s, 30m, 2h) and record it failed; the others "
+                                                       "go on (default: each suite's run_timeout, else "
+                                                       "none).")] = None,
 ) -> None:
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
@@ -230,6 +234,16 @@ def run(
         # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
         # (torch, Lightning) are imported; the pipeline takes the suites as loaded.
         loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
+        if run_timeout is not None:
+            import dataclasses
+
+            from normreg.suite.spec import parse_duration
+
+            try:
+                limit = parse_duration(run_timeout)
+            except ValueError as e:
+                raise InputError(f"--run-timeout: {e}") from None
+            loaded = [dataclasses.replace(s, run_timeout=limit) for s in loaded]
 
         held: list[Path] = []
         options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),

@@ -25,7 +25,7 @@ from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.events import Progress
-from normreg.run.executor import Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
+from normreg.run.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
 from normreg.run.supervisor import note_phase, note_run_dir
@@ -103,10 +103,16 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
         check_output_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
+            from normreg.audit.preflight import check_options, preflight
+
+            # Options first (they need Lightning, not the models), then the executor's start (its workers import
+            # torch as well: started earlier, they competed with this process's import on a busy machine and a
+            # mistake took twice the import's time to report), overlapping the models' build and first step.
+            note_phase("the up-front check (importing torch and Lightning)")
+            for s in suites:
+                check_options(s, device)
             if warm_up is not None:
                 warm_up()
-            from normreg.audit.preflight import preflight  # also trainer options and logged metric names
-
             for s in suites:
                 note_phase(f"the up-front check of suite '{s.name}' (importing and building its models)")
                 preflight(s)
@@ -352,8 +358,11 @@ def run_suites(
                                audit=executor.trains if audit is None else audit)
         except Interrupted as e:
             raise Interrupted(e.signum, None if plan.rundir.discard() else plan.out) from None
-        except Stop as e:  # a signal outside training: the same stop, with the line to resume it
-            raise Interrupted(e.signum, None if plan.rundir.discard() else plan.out) from None
+        except KeyboardInterrupt as e:  # a signal outside the executor's handlers (or a run in this process)
+            signum = e.signum if isinstance(e, Stop) else (RECEIVED[0] if RECEIVED else None)
+            if signum is None:
+                raise  # user code's own KeyboardInterrupt, outside any run
+            raise Interrupted(signum, None if plan.rundir.discard() else plan.out) from None
         try:
             write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
         except OSError as e:  # everything trained: the verdicts are returned all the same, with what failed

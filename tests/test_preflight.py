@@ -143,3 +143,24 @@ def test_unusable_run_and_baseline_folders_fail_first(tmp_path: Path, write_suit
             run_suites([suite], executor=runner, **options)
         assert runner.jobs == []
     run_suites([suite], executor=FakeRunner(SAME), out=tmp_path / "run", baselines=Path("/proc/normreg-baselines"))
+
+
+@pytest.mark.parametrize(("accelerator", "match"), [
+    ("tpu", r"trainer.accelerator: accelerator 'tpu': this machine has no TPU \(its support for torch is not "
+            r"installed or finds no device\); use cpu or auto"),
+    ("gpus", r"trainer.accelerator: unknown accelerator 'gpus'. Did you mean 'gpu'\?"),
+], ids=["lacking", "unknown"])
+def test_an_accelerator_the_machine_lacks_is_refused_before_training(tmp_path: Path, accelerator: str,
+                                                                     match: str) -> None:
+    with pytest.raises(SuiteError, match=match):
+        _run(tmp_path, TINY, f"trainer.accelerator={accelerator}")
+    assert not (tmp_path / "run").exists()  # the run directory it made is gone again
+
+
+def test_a_gpu_accelerator_without_a_gpu_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SuiteError, match=r"accelerator 'gpu': this machine has no GPU that torch can use"):
+        _run(tmp_path, TINY, "trainer.accelerator=gpu")

@@ -7,16 +7,18 @@ in its environment, which every process it starts inherits, so a process left be
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-from processes import new_tag, none_left
+from processes import new_tag, none_left, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = Path(__file__).parent / "data" / "suites"
@@ -45,6 +47,7 @@ def fault(where):
     if HOW == "keyboard":
         raise KeyboardInterrupt
     if HOW == "sleep":
+        open("sleeping", "w").close()
         time.sleep(3600)
 
 
@@ -136,3 +139,111 @@ def test_keyboard_interrupt_raised_by_user_code_is_a_failed_run(tmp_path: Path, 
         "RunError: user code raised KeyboardInterrupt (at faults.py:20 in fault) outside "
         "a training run; normreg did not finish"], output
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+# ------------------------------------------------------------------------------------ stops in every phase
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> None:
+    """Ctrl-C reaches the whole process group; `kill` (SIGTERM) only the process named."""
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_the_up_front_check_leaves_nothing(tmp_path: Path, sig: int) -> None:
+    # workers: the fork server is importing torch meanwhile, and gets the Ctrl-C too
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "init"})
+    wait_for(lambda: (tmp_path / "sleeping").exists() or proc.poll() is not None, "the up-front check")
+    _stop(proc, sig)
+    output = _finish(proc, tag)
+    assert proc.returncode == 128 + sig, output
+    name = signal.Signals(sig).name
+    assert output.strip().splitlines() == [
+        f"Interrupted: stopped by {name} before any run finished; nothing was kept"], output
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_in_a_run_in_this_process_stops_it_and_keeps_what_finished(tmp_path: Path, sig: int) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "train"})
+    wait_for(lambda: (tmp_path / "sleeping").exists() or proc.poll() is not None, "run b")
+    _stop(proc, sig)
+    output = _finish(proc, tag)
+    assert proc.returncode == 128 + sig, output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert output.strip().splitlines()[-2:] == [
+        f"Interrupted: stopped by {signal.Signals(sig).name}; finished runs are in {run.relative_to(tmp_path)}",
+        f"Continue with: normreg run {tmp_path / 's.yaml'} --workers 0 --baselines {tmp_path / 'b'} --resume "
+        f"{run.relative_to(tmp_path)}"], output
+    assert "Traceback" not in output
+    assert (run / "s" / "runs.jsonl").read_text().count("\n") == 1  # run a, finished before the stop
+
+
+def test_a_background_job_with_sigint_ignored_stops_on_sigterm(tmp_path: Path) -> None:
+    # A non-interactive shell starts `normreg run ... &` with SIGINT ignored; it stays ignored, SIGTERM stops it.
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "init"},
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for(lambda: (tmp_path / "sleeping").exists() or proc.poll() is not None, "the up-front check")
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGTERM)
+    output = _finish(proc, tag)
+    assert proc.returncode == 143, output
+    assert output.strip().splitlines() == [
+        "Interrupted: stopped by SIGTERM before any run finished; nothing was kept"], output
+
+
+# ---------------------------------------------------------------------------------------- a time limit per run
+
+
+def test_a_run_past_the_time_limit_is_ended_and_failed_while_the_others_go_on(tmp_path: Path) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
+                       "--run-timeout", "10s", "--out", tmp_path / "run", "--report", tmp_path / "r.json",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "train"})
+    output = _finish(proc, tag)
+    assert proc.returncode == 3, output
+    runs = {r["variant"]: r for r in json.loads((tmp_path / "r.json").read_text())["runs"]}
+    assert runs["a"]["status"] == "ok"
+    assert runs["b"]["status"] == "failed" and runs["b"]["error"] == (
+        "TimedOut: timed out after 10 s (run_timeout); the run was ended and the other runs went on")
+    assert 10 <= runs["b"]["duration"] < 60
+
+
+def test_the_suite_time_limit_ends_a_run_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from normreg.pipeline import run_suites
+    from normreg.run.executor import ExecutorOptions
+    from normreg.run.executors.local import LocalExecutor
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAULT_HOW", "sleep")
+    monkeypatch.setenv("FAULT_WHERE", "train")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = _suite(tmp_path, extra="run_timeout: 3s\n")
+    start = time.monotonic()
+    try:
+        with LocalExecutor(ExecutorOptions(workers=0)) as executor:
+            report = run_suites([suite], executor=executor, out=tmp_path / "run", baselines=tmp_path / "b")
+    finally:  # this test's copies of the user modules, not a later test's
+        for name in ("faults", "tiny_models"):
+            if str(getattr(sys.modules.get(name), "__file__", "")).startswith(str(tmp_path)):
+                del sys.modules[name]
+    assert time.monotonic() - start < 60
+    runs = {r.variant: r for r in report.runs}
+    assert runs["a"].ok and not runs["b"].ok
+    assert runs["b"].error == "TimedOut: timed out after 3 s (run_timeout); the run was ended and the other runs went on"
+    assert report.exit_code == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf"])
+def test_a_bad_time_limit_is_refused(cli, tmp_path: Path, value: str) -> None:  # type: ignore[no-untyped-def]
+    res = cli("run", _suite(tmp_path), "--run-timeout", value, "--baselines", tmp_path / "b", script={})
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("InputError: --run-timeout: expected a duration: seconds (e.g. 600) or a number "
+                                 "with s, m or h (e.g. 30m)"), res.output
