@@ -237,7 +237,8 @@ def test_the_suite_time_limit_ends_a_run_in_this_process(tmp_path: Path, monkeyp
     assert time.monotonic() - start < 60
     runs = {r.variant: r for r in report.runs}
     assert runs["a"].ok and not runs["b"].ok
-    assert runs["b"].error == "TimedOut: timed out after 3 s (run_timeout); the run was ended and the other runs went on"
+    assert runs["b"].error == ("TimedOut: timed out after 3 s (run_timeout); the run was ended and the other runs "
+                               "went on")
     assert report.exit_code == 3
 
 
