@@ -105,9 +105,9 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
         if check_targets:
             from normreg.audit.preflight import check_options, preflight
 
-            # Options first (they need Lightning, not the models), then the executor's start (its workers import
-            # torch as well: started earlier, they competed with this process's import on a busy machine and a
-            # mistake took twice the import's time to report), overlapping the models' build and first step.
+            # Lightning's import and the accelerators first, then the executor's start (its workers import torch
+            # too: started before, they competed with this process's import on a busy machine, and a mistake took
+            # twice the import's time to report), overlapping the models' build and first step.
             note_phase("the up-front check (importing torch and Lightning)")
             for s in suites:
                 check_options(s, device)

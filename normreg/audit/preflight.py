@@ -172,11 +172,11 @@ def _torch() -> Any:
     return torch
 
 
-def check_accelerator(suite: Suite, variant: Variant, device: str) -> None:
+def check_accelerator(suite: Suite, variant: Variant, device: Callable[[], str]) -> None:
     """The variant's `trainer.accelerator` against the devices the runs will have: a name Lightning does not know,
     or a device this machine lacks (`tpu` without torch_xla, `gpu` without CUDA), would fail every run. `device`
     is the executor's (`cpu`, `cuda (...)`; `unknown` for a cluster not yet joined: then only the name is
-    checked)."""
+    checked), asked only for a device that may be missing."""
     value = variant.trainer.get("accelerator")
     if not isinstance(value, str):
         return  # not a name: the Trainer's signature check speaks for it
@@ -188,7 +188,7 @@ def check_accelerator(suite: Suite, variant: Variant, device: str) -> None:
         raise suite_error(suite, places, f"unknown accelerator {value!r}.{did_you_mean(name, list(_ACCELERATORS))} "
                                          f"Expected one of {', '.join(_ACCELERATORS)}")
     available = _ACCELERATORS[name]
-    if device == "unknown" or available is None:
+    if available is None or device() == "unknown":
         return
     if not available():
         what = "no GPU that torch can use (torch.cuda.is_available() is False)" if name in ("gpu", "cuda") else \
@@ -200,23 +200,15 @@ def check_accelerator(suite: Suite, variant: Variant, device: str) -> None:
 
 
 def check_options(suite: Suite, device: Callable[[], str]) -> None:
-    """What can be checked before any model is built: every variant's trainer options against the Trainer's
-    signature (of the Lightning flavour its model class subclasses: its module is imported, nothing is called),
-    and its accelerator against the machine (`device()`: where the executor trains, asked only when a variant
-    names an accelerator)."""
-    import importlib
-
-    from normreg.run.worker import flavour_of
-    from normreg.suite.targets import importable, resolve
-
-    importable([suite.directory])
+    """What can be checked before any user code runs: every variant's accelerator against the machine
+    (`device()`: where the executor trains, asked only for a device that may be missing). Imports Lightning, which
+    the models need next: a mistake in them is then found as soon as this process has imported it."""
+    try:
+        import pytorch_lightning  # noqa: F401
+    except ImportError:  # the other flavour
+        import lightning.pytorch  # noqa: F401
     for v in suite.variants:
-        factory = resolve(suite, v.model)
-        pl = flavour_of(factory) if isinstance(factory, type) else None
-        check_trainer(suite, v, pl or importlib.import_module("pytorch_lightning"))
-        if "accelerator" in v.trainer:
-            check_accelerator(suite, v, device())
-
+        check_accelerator(suite, v, device)
 
 
 def preflight(suite: Suite) -> None:

@@ -28,6 +28,7 @@ from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.fileio import read_json, write_json_atomic
 from normreg.run.results import RunLog, RunResult
+from normreg.run.supervisor import command_pid
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json
 
@@ -127,7 +128,7 @@ class RunDir:
             raise InputError(f"{path} is in use by another normreg run{who}; wait for it to finish or give "
                              "another --out") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{command_pid()}\n".encode(), 0)
         rundir = cls(path, fd, resume, created and not resume)
         if not resume:
             taken = rundir.earlier_results()

@@ -64,6 +64,12 @@ def supervised() -> bool:
     return bool(os.environ.get(ENV))
 
 
+def command_pid() -> int:
+    """The process id of the normreg command a user started (and may signal): the first process when this one is
+    supervised."""
+    return os.getppid() if supervised() else os.getpid()
+
+
 def adopt_pipe() -> None:
     """In the working process, at start: keep the pipe out of every process started later (exec or fork: a
     process user code forks must not hold it open)."""
@@ -91,6 +97,16 @@ def _die_with_parent() -> None:  # runs in the second process between fork and e
     _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _entry() -> list[str]:
+    """How the second process starts as this one did: the same script (the console script, or a wrapper script
+    of the user's or of the tests), or `-m normreg.cli` (without the working directory on the path, as the
+    console script has it) when this process was started that way."""
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
+    if script is None or not script.is_file() or script == Path(__file__).resolve().parents[1] / "cli.py":
+        return ["-P", "-m", "normreg.cli"]
+    return [str(script)]
+
+
 def supervise(argv: list[str]) -> int:
     """Run `normreg <argv>` in a second process and return the exit code it decided, or 3 with one line on
     stderr when it ended without deciding one."""
@@ -100,7 +116,7 @@ def supervise(argv: list[str]) -> int:
     root = str(Path(__file__).resolve().parents[2])  # the folder holding the normreg package: importable there
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the run become ours, and are ended at the end
-    child = subprocess.Popen([sys.executable, "-P", "-m", "normreg.cli", *argv], env=env, pass_fds=(write_fd,),
+    child = subprocess.Popen([sys.executable, *_entry(), *argv], env=env, pass_fds=(write_fd,),
                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     os.close(write_fd)
 

@@ -40,6 +40,7 @@ EXCLUDES = ["runs/", ".git/", "**/__pycache__/", "**/*.pyc", "lightning_logs/", 
 POLL_S = 0.2  # how often the wait for results wakes to look at the cancel flag
 CANCEL_RETRY_S = 1.0  # how long a cancelled task gets to end before its cancel is sent again
 CANCEL_WAIT_S = 30.0  # how long cancelling waits, at most, for the tasks in flight to end
+CONNECT_WITHIN_S = 10.0  # how long a cluster address may refuse connections before the run fails
 
 Worker = Callable[[Job, str], RunResult]
 
@@ -160,6 +161,8 @@ class RayExecutor:
 
         env = runtime_env(jobs)
         self._connect(env)
+        if self._cancelled:
+            return
         self._run(ray, list(jobs), self._upload(ray, env), on_result, on_start)
 
     def warm_up(self) -> None:
@@ -217,6 +220,8 @@ class RayExecutor:
         if ray.is_initialized():
             return
         address = self._address()
+        if address and address != "auto" and not self._check_reachable(address):
+            return  # cancelled while waiting
         try:
             # "local" starts a new instance even when another one on this machine left its address behind.
             ray.init(address=address or "local", runtime_env=env if self._client_address() else None,
@@ -232,6 +237,30 @@ class RayExecutor:
             raise RunError(f"cannot connect to {where}: {_first_line(e)}; check --ray-address (or RAY_ADDRESS) "
                            "and that the cluster runs the same Ray and Python versions") from None
         self._opened = True
+
+    def _check_reachable(self, address: str, within: float = CONNECT_WITHIN_S) -> bool:
+        """Fail in seconds, not minutes, on an address where nothing listens: Ray itself retries a dead address
+        for minutes without reacting to signals. A head still starting gets `within` seconds; a cancel (SIGINT,
+        SIGTERM) ends the wait at once: False."""
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            number = int(port)
+        except ValueError:
+            return True  # not host:port: Ray's own error says what is wrong with it
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                with socket.create_connection((host or "127.0.0.1", number), timeout=1.0):
+                    return True
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+            if self._cancelled:
+                return False
+            if time.monotonic() >= deadline:
+                raise RunError(f"cannot connect to the Ray cluster at {address}: nothing accepted a connection there "
+                               f"within {within:g} s ({reason}); check --ray-address (or RAY_ADDRESS) and that the "
+                               "head node runs") from None
+            time.sleep(0.25)
 
     @staticmethod
     def _upload(ray: Any, env: dict[str, Any]) -> dict[str, Any] | None:
