@@ -238,7 +238,7 @@ class RayExecutor:
                            "and that the cluster runs the same Ray and Python versions") from None
         self._opened = True
 
-    def _check_reachable(self, address: str, within: float = CONNECT_WITHIN_S) -> bool:
+    def _check_reachable(self, address: str, within: float | None = None) -> bool:
         """Fail in seconds, not minutes, on an address where nothing listens: Ray itself retries a dead address
         for minutes without reacting to signals. A head still starting gets `within` seconds; a cancel (SIGINT,
         SIGTERM) ends the wait at once: False."""
@@ -247,6 +247,7 @@ class RayExecutor:
             number = int(port)
         except ValueError:
             return True  # not host:port: Ray's own error says what is wrong with it
+        within = CONNECT_WITHIN_S if within is None else within
         deadline = time.monotonic() + within
         while True:
             try:
