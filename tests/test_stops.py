@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import new_tag, none_left, wait_for
+from processes import new_tag, none_left, tagged, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = Path(__file__).parent / "data" / "suites"
@@ -49,6 +49,10 @@ def fault(where):
     if HOW == "sleep":
         open("sleeping", "w").close()
         time.sleep(3600)
+    if HOW == "fork":  # a child that outlives its run, holding every descriptor its parent had
+        if os.fork() == 0:
+            time.sleep(3600)
+            os._exit(0)
 
 
 fault("import")
@@ -248,3 +252,57 @@ def test_a_bad_time_limit_is_refused(cli, tmp_path: Path, value: str) -> None:  
     assert res.exit_code == 2, res.output
     assert res.output.startswith("InputError: --run-timeout: expected a duration: seconds (e.g. 600) or a number "
                                  "with s, m or h (e.g. 30m)"), res.output
+
+
+# ------------------------------------------------------------------------------ readers gone, processes left
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "closed pipe"])
+def test_stdout_that_cannot_be_written_is_the_readers_problem(tmp_path: Path, where: str) -> None:
+    from scripted import make_report
+
+    (tmp_path / "r.json").write_text(json.dumps(make_report(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "normreg.cli", "report", str(tmp_path / "r.json")]
+    if where == "/dev/full":
+        with open("/dev/full", "w") as full:
+            res = subprocess.run(cmd, env=env, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        code, err = res.returncode, res.stderr
+    else:
+        read, write = os.pipe()
+        os.close(read)  # the reader went away before anything was written (`normreg report r.json | true`)
+        proc = subprocess.Popen(cmd, env=env, stdout=write, stderr=subprocess.PIPE, text=True)
+        os.close(write)
+        _, err = proc.communicate(timeout=120)
+        code = proc.returncode
+    assert (code, err) == (0, ""), err  # the command's own exit code, nothing said
+
+
+def test_kill_9_during_the_up_front_check_leaves_no_fork_server(tmp_path: Path) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "init"})
+    try:
+        wait_for(lambda: (tmp_path / "sleeping").exists() or proc.poll() is not None, "the up-front check")
+        wait_for(lambda: any("forkserver" in cmd for _, _, cmd in tagged(tag)), "the fork server")
+        for pid, _, _ in tagged(tag):  # the supervisor and the working process, as an OOM killer or a user might
+            if "forkserver" not in _cmd(pid) and "resource_tracker" not in _cmd(pid):
+                os.kill(pid, signal.SIGKILL)
+        none_left(tag, within=10)  # not when the server's import of torch is done: now
+    finally:
+        for pid, _, _ in tagged(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_child_user_code_left_running_does_not_keep_normregs_processes(tmp_path: Path, workers: str) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", workers, "--baselines", tmp_path / "b",
+                       env={"FAULT_HOW": "fork", "FAULT_WHERE": "train"})
+    output = _finish(proc, tag, timeout=240)  # none_left: the forked child too, and normreg's own helpers
+    assert proc.returncode == 0, output
