@@ -126,7 +126,7 @@ def guarded(fn: Callable[[], int]) -> None:
 def _stopped(e: KeyboardInterrupt) -> None:
     """A stop outside training (Interrupted covers training): exit 128 + the signal, in one line. A
     KeyboardInterrupt that no signal caused was raised by user code (at import, in `__init__`): a failed run."""
-    from normreg.run.executor import RECEIVED
+    from normreg.run.executor import RECEIVED, Interrupted
 
     if not RECEIVED:
         from normreg.run.failure import describe_error
@@ -136,11 +136,9 @@ def _stopped(e: KeyboardInterrupt) -> None:
         typer.echo(f"RunError: user code raised {describe_error(e)} outside a training run; normreg did not "
                    "finish", err=True)
         raise typer.Exit(3) from None
-    import signal
-
-    typer.echo(f"Interrupted: stopped by {signal.Signals(RECEIVED[0]).name} before any run finished; nothing was "
-               "kept", err=True)
-    raise typer.Exit(128 + RECEIVED[0]) from None
+    stop = Interrupted(RECEIVED[0])  # before the run directory was held: nothing was kept
+    typer.echo(f"Interrupted: {stop}", err=True)
+    raise typer.Exit(stop.exit_code) from None
 
 
 def make_executor(name: str, options: Any) -> Executor:

@@ -164,3 +164,22 @@ def test_a_gpu_accelerator_without_a_gpu_is_refused(tmp_path: Path) -> None:
         pytest.skip("this machine has a GPU")
     with pytest.raises(SuiteError, match=r"accelerator 'gpu': this machine has no GPU that torch can use"):
         _run(tmp_path, TINY, "trainer.accelerator=gpu")
+
+
+@pytest.mark.parametrize("overrides", [["metrics={accuracy: {goal: max}}"], ["trainer={max_epoch: 1}"],
+                                       ["variants.a.model.target=tiny_models:Clasifier"]],
+                         ids=["metric", "trainer", "class"])
+@pytest.mark.parametrize("out", ["new", "empty", "default"])
+def test_a_mistake_found_before_training_leaves_nothing_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                overrides: list[str], out: str) -> None:
+    from normreg.run.executor import ExecutorOptions
+    from normreg.run.executors.local import LocalExecutor
+
+    monkeypatch.chdir(tmp_path)
+    if out == "empty":
+        (tmp_path / "run").mkdir()  # the user's own empty folder stays, empty
+    with pytest.raises(SuiteError), LocalExecutor(ExecutorOptions(workers=0)) as executor:
+        run_suites([TINY], executor=executor, out=None if out == "default" else tmp_path / "run",
+                   baselines=tmp_path / "b", overrides=overrides)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == (
+        ["run"] if out == "empty" else ["runs"] if out == "default" else [])

@@ -306,3 +306,16 @@ def test_a_child_user_code_left_running_does_not_keep_normregs_processes(tmp_pat
                        env={"FAULT_HOW": "fork", "FAULT_WHERE": "train"})
     output = _finish(proc, tag, timeout=240)  # none_left: the forked child too, and normreg's own helpers
     assert proc.returncode == 0, output
+
+
+def test_a_stop_before_the_first_run_finished_leaves_no_run_directory(tmp_path: Path) -> None:
+    proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
+                       "--set", "variants={a: {model: faults:Faulty}, b: {model: faults:Faulty}}",
+                       env={"FAULT_HOW": "sleep", "FAULT_WHERE": "train"})
+    wait_for(lambda: (tmp_path / "sleeping").exists() or proc.poll() is not None, "run b")
+    os.kill(proc.pid, signal.SIGTERM)
+    output = _finish(proc, tag)
+    assert proc.returncode == 143, output
+    assert output.strip().splitlines()[-1] == (
+        "Interrupted: stopped by SIGTERM before any run finished; nothing was kept"), output
+    assert list((tmp_path / "runs").iterdir()) == []
