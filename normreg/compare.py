@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from pathlib import Path
 
 from normreg._callable import make_callable
-from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
+from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_alpha, check_choice, check_min_effect
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
@@ -63,11 +62,8 @@ def compare(
     check_choice("--mode", mode, MODES)
     if goal is not None:
         check_choice("--goal", goal, GOALS)
-    if alpha is not None and not 0 < alpha < 0.5:
-        raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
-    if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
-        raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
-                         f"matters), got {min_effect}")
+    check_alpha(alpha)
+    check_min_effect(min_effect)
     # reports are checked in full, as `report` and `history` check them, in the same read
     a, b = (load_result_set(spec, check_report=check_report) for spec in (a_spec, b_spec))
     pairs = _pairs(a, b)

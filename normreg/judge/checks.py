@@ -203,7 +203,7 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
 
     The baseline's side is fixed, so its spread bounds the standard error however many seeds the candidate
     runs. Taking the observed difference and spreads as they are, at the plan's maximum the check would still
-    be inconclusive: neither beyond min_effect with the interval clear of zero, nor with the interval inside
+    be inconclusive: neither with the interval wholly beyond min_effect, nor with the interval inside
     ±min_effect (projected with Welch's t for every unpaired design). A test whose p-values have a floor (a
     permutation test: one split in all of them) cannot decide at all once that floor, at the plan's maximum, is
     above the last look's levels. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing
@@ -228,7 +228,7 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
         else:
             se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
             t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
-            if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
+            if abs(c.diff) - delta > t2 * se or (delta > 0 and abs(c.diff) + t1 * se < delta):
                 return check
             why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
                    f"(standard error at least {se:.3g})")

@@ -31,6 +31,9 @@ class StatTest(ABC):
     # lowered by a simulated factor (`sequential.t_correction`); None when its p-values hold against the nominal
     # levels as they are (checked by simulation in the tests).
     staged_calibration: ClassVar[str | None] = "welch"
+    # Simulated staged checks behind a staged row's power and MDE (`sequential.staged_power`): 2,000 (standard
+    # error at most 0.011) for a t-test; fewer for a test whose array form is slow (it is run some 100 times).
+    staged_power_reps: ClassVar[int] = 2000
 
     @abstractmethod
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
