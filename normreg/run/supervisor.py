@@ -34,13 +34,15 @@ _LEFT_GRACE_S = 2.0  # how long the fork server and the resource tracker get to 
 # ----------------------------------------------------------------------------------- in the working process
 
 
+_PIPE: list[int] = []  # in the working process, once adopted: the pipe's descriptor
+
+
 def _write(line: str) -> None:
-    fd = os.environ.get(ENV)
-    if not fd:
+    if not _PIPE:
         return
     try:
-        os.write(int(fd), (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
-    except (OSError, ValueError):
+        os.write(_PIPE[0], (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+    except OSError:
         pass
 
 
@@ -61,24 +63,26 @@ def note_exit(code: int) -> None:
 
 
 def supervised() -> bool:
-    return bool(os.environ.get(ENV))
+    """Whether this process is a working process with a supervisor (or is about to adopt its pipe)."""
+    return bool(_PIPE) or bool(os.environ.get(ENV))
 
 
 def command_pid() -> int:
     """The process id of the normreg command a user started (and may signal): the first process when this one is
     supervised."""
-    return os.getppid() if supervised() else os.getpid()
+    return os.getppid() if _PIPE else os.getpid()
 
 
 def adopt_pipe() -> None:
-    """In the working process, at start: keep the pipe out of every process started later (exec or fork: a
-    process user code forks must not hold it open)."""
-    fd = os.environ.get(ENV)
-    if fd:
+    """In the working process, at start: take the pipe, and keep it (and its name in the environment) out of
+    every process started later (exec or fork: a process user code forks must not hold it open)."""
+    fd = os.environ.pop(ENV, None)  # a normreg this process starts (bisect's) supervises itself
+    if fd and not _PIPE:
         try:
             os.set_inheritable(int(fd), False)
+            _PIPE.append(int(fd))
         except (OSError, ValueError):
-            os.environ.pop(ENV, None)
+            pass
 
 
 # ------------------------------------------------------------------------------------------ the first process
