@@ -29,7 +29,8 @@ variants:
 """
 
 
-@pytest.mark.parametrize("guard, workers", [(False, 0), (False, 2), (True, 2)],
+@pytest.mark.parametrize("guard, workers", [pytest.param(False, 0, marks=pytest.mark.slow), (False, 2),
+                                           pytest.param(True, 2, marks=pytest.mark.slow)],
                          ids=["bare-workers0", "bare-workers2", "guarded-workers2"])
 def test_a_script_runs_a_suite_with_and_without_out(tmp_path: Path, guard: bool, workers: int) -> None:
     shutil.copy(SUITES / "tiny_models.py", tmp_path / "tiny_models.py")

@@ -110,8 +110,12 @@ def _finish(proc: subprocess.Popen[str], tag: str, timeout: float = 240) -> str:
 # ------------------------------------------------------------------------ user code that ends the process
 
 
-@pytest.mark.parametrize("how, where", [("os_exit", "import"), ("os_exit", "init"), ("os_exit", "train"),
-                                        ("segfault", "init"), ("segfault", "train")])
+SLOW = pytest.mark.slow  # each case imports torch in a process of its own: one case of each kind runs by default
+
+
+@pytest.mark.parametrize("how, where", [
+    pytest.param("os_exit", "import", marks=SLOW), ("os_exit", "init"), pytest.param("os_exit", "train", marks=SLOW),
+    pytest.param("segfault", "init", marks=SLOW), pytest.param("segfault", "train", marks=SLOW)])
 def test_user_code_ending_the_process_is_a_failed_run_never_a_pass(tmp_path: Path, how: str, where: str) -> None:
     # --workers 0: the up-front check and the runs in normreg's own process (with workers, only the check is)
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
@@ -133,7 +137,7 @@ def test_user_code_ending_the_process_is_a_failed_run_never_a_pass(tmp_path: Pat
         assert runs == []
 
 
-@pytest.mark.parametrize("where", ["import", "init"])
+@pytest.mark.parametrize("where", [pytest.param("import", marks=SLOW), "init"])
 def test_keyboard_interrupt_raised_by_user_code_is_a_failed_run(tmp_path: Path, where: str) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--baselines", tmp_path / "b",
                        env={"FAULT_HOW": "keyboard", "FAULT_WHERE": where})
@@ -156,7 +160,7 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> None:
         os.kill(proc.pid, sig)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=SLOW)], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_during_the_up_front_check_leaves_nothing(tmp_path: Path, sig: int) -> None:
     # workers: the fork server is importing torch meanwhile, and gets the Ctrl-C too
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
@@ -171,7 +175,7 @@ def test_a_stop_during_the_up_front_check_leaves_nothing(tmp_path: Path, sig: in
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=SLOW), signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_in_a_run_in_this_process_stops_it_and_keeps_what_finished(tmp_path: Path, sig: int) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
                        env={"FAULT_HOW": "sleep", "FAULT_WHERE": "train"})
@@ -188,6 +192,7 @@ def test_a_stop_in_a_run_in_this_process_stops_it_and_keeps_what_finished(tmp_pa
     assert (run / "s" / "runs.jsonl").read_text().count("\n") == 1  # run a, finished before the stop
 
 
+@SLOW
 def test_a_background_job_with_sigint_ignored_stops_on_sigterm(tmp_path: Path) -> None:
     # A non-interactive shell starts `normreg run ... &` with SIGINT ignored; it stays ignored, SIGTERM stops it.
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "0", "--baselines", tmp_path / "b",
@@ -207,6 +212,7 @@ def test_a_background_job_with_sigint_ignored_stops_on_sigterm(tmp_path: Path) -
 # ---------------------------------------------------------------------------------------- a time limit per run
 
 
+@SLOW
 def test_a_run_past_the_time_limit_is_ended_and_failed_while_the_others_go_on(tmp_path: Path) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
                        "--run-timeout", "10s", "--out", tmp_path / "run", "--report", tmp_path / "r.json",
@@ -278,6 +284,7 @@ def test_stdout_that_cannot_be_written_is_the_readers_problem(tmp_path: Path, wh
     assert (code, err) == (0, ""), err  # the command's own exit code, nothing said
 
 
+@SLOW
 def test_kill_9_during_the_up_front_check_leaves_no_fork_server(tmp_path: Path) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
                        env={"FAULT_HOW": "sleep", "FAULT_WHERE": "init"})
@@ -300,6 +307,7 @@ def _cmd(pid: int) -> str:
         return ""
 
 
+@SLOW
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_child_user_code_left_running_does_not_keep_normregs_processes(tmp_path: Path, workers: str) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", workers, "--baselines", tmp_path / "b",
@@ -308,6 +316,7 @@ def test_a_child_user_code_left_running_does_not_keep_normregs_processes(tmp_pat
     assert proc.returncode == 0, output
 
 
+@SLOW
 def test_a_stop_before_the_first_run_finished_leaves_no_run_directory(tmp_path: Path) -> None:
     proc, tag = _start(tmp_path, "run", _suite(tmp_path), "--workers", "2", "--baselines", tmp_path / "b",
                        "--set", "variants={a: {model: faults:Faulty}, b: {model: faults:Faulty}}",
