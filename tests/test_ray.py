@@ -114,6 +114,34 @@ def test_cancel_ends_the_tasks_in_flight_and_reports_the_finished(local_ray) -> 
         time.sleep(0.2)
 
 
+def test_a_task_past_its_time_limit_is_cancelled_and_failed(local_ray) -> None:
+    import dataclasses
+
+    suite = dataclasses.replace(load_suite(TINY, ["seeds=1"]), run_timeout=3.0)
+
+    def worker(job, accelerator):
+        import time
+
+        from normreg.run.results import RunResult
+
+        if job.variant == "b":
+            time.sleep(300)
+        return RunResult(job.suite.name, job.variant, job.seed, "ok", {"acc": 1.0}, 0.0, device="cpu")
+
+    results = []
+    start = time.monotonic()
+    RayExecutor(worker=worker).run(plan_jobs(suite), results.append)
+    assert time.monotonic() - start < 60
+    status = {r.variant: (r.status, r.error) for r in results}
+    assert status["a"] == ("ok", None) and status["broken"] == ("ok", None)
+    assert status["b"] == ("failed", "TimedOut: timed out after 3 s (run_timeout); the run was ended and the other "
+                                     "runs went on")
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2:  # the task was killed: its CPU is free again
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
+
+
 def test_ray_is_a_registered_executor_and_refuses_devices() -> None:
     from normreg.errors import InputError
 

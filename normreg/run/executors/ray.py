@@ -321,6 +321,8 @@ class RayExecutor:
         accel = {job.key: self._accelerator(job, cluster_gpus) for job in queue}
         remote = ray.remote(max_retries=0)(ray_task)
         in_flight: dict[Any, Job] = {}
+        started: dict[Any, float] = {}
+        ended: list[Any] = []  # timed out: cancelled, and cancelled again at the end until they are gone
         try:
             while not self._cancelled and (queue or in_flight):
                 gpu_jobs = any(accel[j.key] == "gpu" for j in [*queue, *in_flight.values()])
@@ -333,17 +335,35 @@ class RayExecutor:
                         runtime_env=env, name=f"normreg {job.suite.name}/{job.variant}/seed{job.seed}",
                     ).remote(job, accel[job.key], self.worker)
                     in_flight[ref] = job
+                    started[ref] = time.monotonic()
                     if on_start:
                         on_start(job)
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
                 for ref in done:
                     on_result(self._result(ray, ref, in_flight.pop(ref)))
+                self._time_out(ray, in_flight, started, ended, on_result)
             if in_flight:  # cancelled: report what already finished, end the rest
                 done, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
                 for ref in done:
                     on_result(self._result(ray, ref, in_flight.pop(ref)))
         finally:
-            self._end(ray, list(in_flight))
+            self._end(ray, list(in_flight) + ended)
+
+    @staticmethod
+    def _time_out(ray: Any, in_flight: dict[Any, Job], started: dict[Any, float], ended: list[Any],
+                  on_result: OnResult) -> None:
+        """Tasks past their suite's `run_timeout` (counted from when they were handed to Ray): cancelled (forced)
+        and recorded failed; the other runs go on."""
+        from normreg.run.worker import timed_out
+
+        now = time.monotonic()
+        for ref, job in list(in_flight.items()):
+            limit = job.suite.run_timeout
+            if limit is not None and now - started[ref] > limit:
+                ray.cancel(ref, force=True)
+                del in_flight[ref]
+                ended.append(ref)
+                on_result(timed_out(job, now - started[ref]))
 
     @staticmethod
     def _end(ray: Any, refs: list[Any]) -> None:
