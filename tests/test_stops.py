@@ -223,7 +223,7 @@ def test_a_run_past_the_time_limit_is_ended_and_failed_while_the_others_go_on(tm
     assert runs["a"]["status"] == "ok"
     assert runs["b"]["status"] == "failed" and runs["b"]["error"] == (
         "TimedOut: timed out after 10 s (run_timeout); the run was ended and the other runs went on")
-    assert 10 <= runs["b"]["duration"] < 60
+    assert 10 <= runs["b"]["duration_s"] < 60
 
 
 def test_the_suite_time_limit_ends_a_run_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

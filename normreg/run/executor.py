@@ -155,11 +155,14 @@ def _stopping(signum: int) -> bool:
 
 
 def stop_on_signals() -> None:
-    """From now on (main thread only), SIGINT and SIGTERM raise `Stop` in this process; the first one also ignores
-    any further one, so a second Ctrl-C cannot interrupt the clean-up into a traceback. Training replaces these
-    handlers with `cancel_on_signals` while it runs."""
+    """From now on (main thread only), SIGINT and SIGTERM raise `Stop` in this process, once: any later one (a
+    second Ctrl-C, or the same one forwarded by the supervising process, or one after training was cancelled) is
+    ignored, so the clean-up is never interrupted into a traceback. Training replaces these handlers with
+    `cancel_on_signals` while it runs."""
 
     def handler(signum: int, frame: object) -> None:
+        if RECEIVED:  # a stop is under way (Ctrl-C reaches this process twice: from the terminal, and forwarded)
+            return
         RECEIVED.append(signum)
         for s in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(s) is handler:

@@ -119,7 +119,8 @@ def noting_sigint() -> Iterator[list[int]]:
         before = previous[signum]
         if callable(before) and before is not signal.default_int_handler:
             before(signum, frame)
-        raise KeyboardInterrupt
+        if len(seen) == 1:  # once: the same Ctrl-C may arrive twice (the terminal's, and forwarded)
+            raise KeyboardInterrupt
 
     for s, before in previous.items():
         if (s == signal.SIGINT and before != signal.SIG_IGN) or (s == signal.SIGTERM and callable(before)):
