@@ -629,25 +629,17 @@ def repro(
     guarded(body)
 
 
-_SUPERVISED = ("run", "audit", "plan", "bisect")  # the commands that run user code (see normreg/run/supervisor.py)
-
-
-def _command(argv: list[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
-
-
 def main() -> None:
-    """The console script. Commands that run user code run in a second process that user code cannot end
-    unnoticed (normreg/run/supervisor.py): this one only waits for its verdict. A command that imported torch
+    """The command line (the console script starts in normreg.run.supervisor.main, which comes here). Commands
+    that run user code run in a second process that user code cannot end unnoticed (normreg/run/supervisor.py):
+    the first only waits for its verdict. A command that imported torch
     (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit
     handler runs and the output is flushed, but torch and Lightning are not torn down module by module, which took
     2.1 s of the flagship's wall time on 2 cores and does nothing a user needs. Everything else exits as usual."""
-    import os
-
     from normreg.run import supervisor
     from normreg.run.executor import stop_on_signals
 
-    if os.name == "posix" and not supervisor.supervised() and _command(sys.argv[1:]) in _SUPERVISED:
+    if supervisor.wanted(sys.argv[1:]):
         sys.exit(supervisor.supervise(sys.argv[1:]))
     supervisor.adopt_pipe()
     _forgiving_stdout()
