@@ -22,7 +22,8 @@ from normreg.run.executor import Job
 from normreg.run.failure import describe_error, describe_failure
 from normreg.run.results import RunResult
 
-__all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "worker_main"]
+__all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "time_limit",
+           "timed_out", "worker_main"]
 
 # What every run's Trainer gets before the suite's own `trainer` options (which win); `normreg repro` uses it too.
 TRAINER_OPTIONS: dict[str, Any] = {"accelerator": "auto", "devices": 1, "deterministic": True}
@@ -102,28 +103,33 @@ def _history_callback(pl: Any) -> Any:
 
 @contextmanager
 def noting_sigint() -> Iterator[list[int]]:
-    """Note a real SIGINT (Ctrl-C) in a list while the block runs, and restore the SIGINT handler afterwards:
-    Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user code must
-    be told apart from one the user asked for."""
+    """Note a real SIGINT (Ctrl-C) or SIGTERM in a list while the block runs, stop the run at once with a
+    KeyboardInterrupt (after the handler in place, the executor's cancel, has run), and restore the handlers
+    afterwards: Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user
+    code must be told apart from one the user asked for. SIGINT is left alone where it is ignored (a worker
+    process: its parent decides), SIGTERM where no Python handler takes it (a worker ends on it at once)."""
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, frame: Any) -> None:
         seen.append(signum)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
+        before = previous[signum]
+        if callable(before) and before is not signal.default_int_handler:
+            before(signum, frame)
+        if len(seen) == 1:  # once: the same Ctrl-C may arrive twice (the terminal's, and forwarded)
             raise KeyboardInterrupt
 
-    if previous != signal.SIG_IGN:
-        signal.signal(signal.SIGINT, handler)
+    for s, before in previous.items():
+        if (s == signal.SIGINT and before != signal.SIG_IGN) or (s == signal.SIGTERM and callable(before)):
+            signal.signal(s, handler)
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for s, before in previous.items():
+            signal.signal(s, before if before is not None else signal.SIG_DFL)
 
 
 def run_one(job: Job, accelerator: str = "auto") -> RunResult:
@@ -189,6 +195,42 @@ def _train(job: Job, accelerator: str) -> RunResult:
     step = "test_step" if evaluate == trainer.test else "validation_step"
     return result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
                                device_label(trainer, options["accelerator"]))
+
+
+def timed_out(job: Job, duration: float, device: str = "") -> RunResult:
+    """The failed result of a run ended at its suite's `run_timeout`."""
+    from normreg.suite.spec import format_duration
+
+    limit = format_duration(job.suite.run_timeout or duration)
+    return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, duration,
+                     f"TimedOut: timed out after {limit} (run_timeout); the run was ended and the other runs went on",
+                     device=device)
+
+
+class RunTimedOut(BaseException):
+    """Raised in a run trained in this process when its time limit passes (BaseException: user code's
+    `except Exception` must not swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise `RunTimedOut` in the main thread once `seconds` have passed (SIGALRM; POSIX). Python code is
+    interrupted where it is; a loop inside native code only when it returns to Python."""
+    if seconds is None or not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunTimedOut
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def device_label(trainer: Any, accelerator: str = "auto") -> str:

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -23,7 +24,8 @@ from normreg.errors import InputError
 from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.run.placement import Placement, Slot, plan_placement
 from normreg.run.results import RunResult
-from normreg.run.worker import run_one, worker_main
+from normreg.run.supervisor import note_phase
+from normreg.run.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
 
 PRELOAD = ["normreg.run.forkserver_exit", "torch", "pytorch_lightning", "normreg.run.worker"]
 _POLL_S = 0.2  # how often the parent looks at the cancel flag while waiting on workers
@@ -36,6 +38,38 @@ def _context() -> Any:
         ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return mp.get_context("spawn")
+
+
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start processes without multiprocessing re-running the user's `__main__` in them, and ignoring SIGINT.
+
+    A worker or fork server started from a script (`python go.py`) imports that script again as `__mp_main__`
+    (spawn and forkserver do, so that functions defined in it can be unpickled): a script without an
+    `if __name__ == "__main__":` guard would call `normreg.run` again inside every worker. normreg's workers need
+    nothing from `__main__` (a job names its targets by module), so the script's file and spec are hidden while
+    a process starts, as they are for an interactive session."""
+    import threading
+
+    main = sys.modules.get("__main__")
+    # Ctrl-C reaches the whole process group: a fork server still importing torch would print a traceback. It
+    # starts with SIGINT ignored (inherited across exec, and Python keeps it so); this process decides.
+    sigint = None
+    if threading.current_thread() is threading.main_thread():
+        sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hidden = {k: main.__dict__.pop(k) for k in ("__file__",) if main is not None and k in main.__dict__}
+    spec = getattr(main, "__spec__", None)
+    if main is not None and spec is not None:
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
+        if main is not None:
+            main.__dict__.update(hidden)
+            if spec is not None:
+                main.__spec__ = spec
 
 
 def _forkserver_pid() -> int | None:
@@ -99,6 +133,7 @@ class _Worker:
     conn: Connection
     lifeline: Connection  # the parent's end; the worker ends itself when this closes
     job: Job | None = None
+    started: float = 0.0  # time.monotonic() when its job was sent
 
 
 def parse_devices(text: str) -> tuple[int, ...]:
@@ -174,7 +209,8 @@ class LocalExecutor(ExecutorBase):
         if self._ctx.get_start_method() == "forkserver" and _forkserver_pid() is None:
             from multiprocessing import forkserver
 
-            forkserver.ensure_running()
+            with _main_not_rerun():
+                forkserver.ensure_running()
             # ours to stop if unused; a server that was already running may be serving another executor
             self._warm_unused = _forkserver_pid() is not None
 
@@ -244,7 +280,8 @@ class LocalExecutor(ExecutorBase):
         keep, lifeline = self._ctx.Pipe(duplex=False)  # (reader, writer): the worker reads, the parent holds
         process = self._ctx.Process(target=worker_main, args=(child, keep, env, os.getcwd(), slot.threads),
                                     name="normreg-worker", daemon=True)
-        process.start()
+        with _main_not_rerun():
+            process.start()
         self._warm_unused = False
         child.close()
         keep.close()
@@ -263,6 +300,7 @@ class LocalExecutor(ExecutorBase):
                     continue
                 queue.pop(i)
                 w.job = job
+                w.started = time.monotonic()
                 if on_start:
                     on_start(job)
                 try:
@@ -279,6 +317,22 @@ class LocalExecutor(ExecutorBase):
         for w in busy:
             if w.conn in ready or w.process.sentinel in ready:
                 self._receive(w, on_result)
+            elif w.job is not None and w.job.suite.run_timeout is not None and \
+                    time.monotonic() - w.started > w.job.suite.run_timeout:
+                self._time_out(w, on_result)
+
+    def _time_out(self, w: _Worker, on_result: OnResult) -> None:
+        """A run past its suite's `run_timeout`: its worker is ended (a run stuck in native code included) and
+        replaced, the run recorded failed; the other runs go on."""
+        job = w.job
+        assert job is not None and job.suite.run_timeout is not None
+        if w.conn.poll():  # it finished meanwhile
+            self._receive(w, on_result)
+            return
+        self._end([w], grace_s=0.0)
+        device = "cpu" if w.slot.gpu is None else f"cuda:{self._gpu_names[w.slot.gpu]}"
+        self._workers[self._workers.index(w)] = self._start(w.slot)
+        on_result(timed_out(job, time.monotonic() - w.started, device))
 
     def _receive(self, w: _Worker, on_result: OnResult) -> None:
         job = w.job
@@ -344,4 +398,12 @@ class LocalExecutor(ExecutorBase):
                 return
             if on_start:
                 on_start(job)
-            on_result(run_one(job, accel[job.key]))
+            note_phase(f"run {job.variant} seed {job.seed} of suite '{job.suite.name}', trained in normreg's own "
+                       "process (--workers 0)")
+            start = time.monotonic()
+            try:
+                with time_limit(job.suite.run_timeout):
+                    result = run_one(job, accel[job.key])
+            except RunTimedOut:
+                result = timed_out(job, time.monotonic() - start, "cpu" if accel[job.key] == "cpu" else "")
+            on_result(result)
