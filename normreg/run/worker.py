@@ -129,15 +129,21 @@ def noting_sigint() -> Iterator[list[int]]:
 def run_one(job: Job, accelerator: str = "auto") -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise. The result
-    records torch's thread count: CPU values are bit-identical for a seed only at the same count."""
+    records torch's thread count: CPU values are bit-identical for a seed only at the same count. A run that
+    asks for several devices runs in that many rank processes (normreg/run/ddp.py)."""
     import torch
 
+    from normreg.run import ddp
+
+    if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
+        return ddp.launch(job, accelerator)
     return replace(_train(job, accelerator), threads=torch.get_num_threads())
 
 
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
 
+    from normreg.run import ddp
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()
@@ -145,6 +151,8 @@ def _train(job: Job, accelerator: str) -> RunResult:
     suite, variant = job.suite, job.suite.variant(job.variant)
     history: dict[str, list[float]] = {}
     options: dict[str, Any] = {**TRAINER_OPTIONS, "accelerator": accelerator, **variant.trainer}
+    if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
+        options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
 
     def failed(message: str, trace: str) -> RunResult:
