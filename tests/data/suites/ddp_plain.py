@@ -6,7 +6,6 @@ import sys
 
 import pytorch_lightning as pl
 import torch
-
 from ddp_models import Blobs, Net
 
 if __name__ == "__main__":
