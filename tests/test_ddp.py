@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from normreg.pipeline import run_suites
 from normreg.run.ddp import popen_strategy, world_size
 from normreg.run.executor import Job
 from normreg.run.worker import run_one
@@ -45,11 +47,16 @@ def _plain(tmp_path: Path, seed: int, strategy: str = "ddp", sync: bool = False)
     return json.loads(out.read_text())
 
 
-def test_a_two_process_run_equals_the_plain_lightning_loop(tmp_path: Path) -> None:
-    result = run_one(Job(load_suite(DDP), "ddp", 3))
-    assert result.ok, result.error
-    assert result.metrics == _plain(tmp_path, 3)  # rank 0's values after sync_dist, bit for bit
-    assert len(result.history["train_loss"]) == 2 and result.device == "cpu"
+def test_a_two_process_run_in_a_worker_equals_the_plain_lightning_loop(tmp_path: Path, local_executor: Any) -> None:
+    """Launched from inside normreg's (daemonic) worker process, beside a one-process run of the same suite."""
+    suite = load_suite(DDP, ["variants={ddp: {model: ddp_models:Net, trainer: {devices: 2, strategy: ddp}}, "
+                             "one: {model: ddp_models:Net}}", "seeds=[3]"])
+    report = run_suites([suite], out=tmp_path / "run", baselines=tmp_path / "b", executor=local_executor(workers=2))
+    by = {r.variant: r for r in report.runs}
+    assert by["ddp"].ok and by["one"].ok, (by["ddp"].error, by["one"].error)
+    assert by["ddp"].metrics == _plain(tmp_path, 3)  # rank 0's values after sync_dist, bit for bit
+    assert by["ddp"].metrics != by["one"].metrics  # two processes really trained (half the batches each)
+    assert len(by["ddp"].history["train_loss"]) == 2 and by["ddp"].device == "cpu"
 
 
 def test_a_rank_that_dies_fails_the_run_and_never_hangs_it() -> None:

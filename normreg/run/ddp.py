@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,9 +81,11 @@ def _how(code: int | None) -> str:
     return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
-def launch(job: Job, accelerator: str, *, timeout_s: float | None = None) -> RunResult:
+def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
+           timeout_s: float | None = None) -> RunResult:
     """Train `job` in `world_size` rank processes and return rank 0's result (a failed one when any rank
-    failed or died). `timeout_s` bounds the whole run (None: no bound beyond the ranks' own)."""
+    failed or died). `gpus`: the GPUs the ranks see, as CUDA_VISIBLE_DEVICES names them (None: this process's).
+    `timeout_s` bounds the whole run (None: no bound beyond the ranks' own)."""
     import torch
 
     from normreg.run.results import RunResult
@@ -101,6 +103,8 @@ def launch(job: Job, accelerator: str, *, timeout_s: float | None = None) -> Run
             env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n),
                    "RANK": str(rank), "LOCAL_RANK": str(rank), "NODE_RANK": "0", RANK_ENV: str(rank),
                    "OMP_NUM_THREADS": str(threads)}
+            if gpus is not None:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             ranks.append(subprocess.Popen([sys.executable, "-m", "normreg.run.ddp", tmp, str(rank), str(threads)],
                                           env=env, stdin=subprocess.DEVNULL))
         failure = _wait(ranks, Path(tmp), start, timeout_s)
