@@ -21,7 +21,7 @@ try:  # typer vendors click from 0.2x on; older versions use click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from normreg.choices import DESIGNS
+from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names
 
@@ -173,6 +173,36 @@ def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
     return devices
 
 
+def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one `--NAME FILE.suffix` option per registered output format (normreg/render/formats/),
+    made from the registry; the command receives the ones given as `outputs`, {format name: path}."""
+    import functools
+    import inspect
+
+    from normreg.render.outputs import formats_for
+
+    def option(f: Any) -> inspect.Parameter:
+        verb = "Also write" if what == "run" else "Write"
+        text = f"Write {f.history}." if what == "history" else f"{verb} {f.describes} here."
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[Path], typer.Option(f"--{f.name}", parser=OUTPUT["parser"], metavar=f"FILE{f.suffix}",
+                                         help=text)])
+
+    made = [option(f) for f in formats_for("history" if what == "history" else "report")]
+
+    def add(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_outputs(**options: Any) -> None:
+            given = {p.name: options.pop(p.name, None) for p in made}
+            command(**options, outputs={name: path for name, path in given.items() if path is not None})
+
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "outputs"]
+        with_outputs.__signature__ = inspect.Signature([*own, *made])  # type: ignore[attr-defined]
+        return with_outputs
+
+    return add
+
+
 def _progress() -> Display:
     from normreg.render.progress import progress_display
 
@@ -191,6 +221,7 @@ def _emit(report: Report, report_path: Path | None) -> int:
 
 
 @app.command()
+@_format_options("run")
 def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
     seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
@@ -225,9 +256,7 @@ def run(
                                                       "trainer.max_epochs=2 (repeatable).")] = None,
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
                                                 "variant: fail on them.")] = False,
-    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report here.", **OUTPUT)] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Also write the Markdown summary here.", **OUTPUT)] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML here.", **OUTPUT)] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
 ) -> None:
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
@@ -239,7 +268,7 @@ def run(
         # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
         read = [*discover(suites), *suites, baselines]
         folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
-        check_outputs({"--report": report, "--html": html, "--markdown": markdown, "--junit": junit},
+        check_outputs({"--report": report, **{f"--{n}": p for n, p in (outputs or {}).items()}},
                       inputs=read, reads=folders)
         if out is not None:
             check_output_folder(out, "--out", inputs=read)
@@ -282,9 +311,9 @@ def run(
         typer.echo(render(result))
         if report is not None and not any(str(report) in f for f in failed):
             typer.echo(f"Report: {report}")
-        if html or markdown or junit:
+        if outputs:
             try:
-                _write_formats(result, html, markdown, junit)
+                _write_formats(result, outputs)
             except OSError as e:
                 failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
         if failed:
@@ -308,10 +337,10 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
-    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
 ) -> None:
-    """Verdicts between two existing result sets (Welch, paired or permutation: --design); trains nothing."""
+    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
     def body() -> int:
         from normreg.compare import compare as do_compare
@@ -377,20 +406,19 @@ def plan(
     guarded(body)
 
 
-def _write_formats(report: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
+def _write_formats(report: Report, outputs: dict[str, Path] | None) -> None:
     from normreg.render.outputs import write_outputs
 
-    for path in write_outputs(report, html=html, markdown=markdown, junit=junit):
+    for path in write_outputs(report, outputs or {}):
         typer.echo(f"Wrote {path}")
 
 
 @app.command("report")
+@_format_options("report")
 def report_cmd(
     report_file: Annotated[Path, typer.Argument(metavar="REPORT.json", help="A report written by 'normreg run' "
                                                 "or 'normreg compare'.")],
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML report here.", **OUTPUT)] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Write the Markdown summary here.", **OUTPUT)] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here.", **OUTPUT)] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
 ) -> None:
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
 
@@ -399,11 +427,11 @@ def report_cmd(
         from normreg.render.terminal import render
         from normreg.report.file import read_report
 
-        check_outputs({"--html": html, "--markdown": markdown, "--junit": junit},
+        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
                       inputs=[report_file, report_file / "report.json"])
         source = read_report(report_file)
         typer.echo(render(source.report))
-        _write_formats(source.report, html, markdown, junit)
+        _write_formats(source.report, outputs)
         return 0
 
     guarded(body)
@@ -443,45 +471,48 @@ def calibrate(
 
 
 @app.command("history")
+@_format_options("history")
 def history_cmd(
     paths: Annotated[list[Path], typer.Argument(metavar="DIR_OR_REPORTS...", help="Report JSON files, or folders "
                                                 "searched for them.")],
-    html: Annotated[Optional[Path], typer.Option(help="Write the history as an HTML page with plots.",
-                                                 **OUTPUT)] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Write the changes found as Markdown.", **OUTPUT)] = None,
     fail_on_change: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Exit 1 when a series' newest "
                                                           "change is a regression within the last N nights.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Keep reports whose suite differs from its newest "
                                            "report's (ad-hoc runs, or the suite before an edit), marked; by "
                                            "default they are left out and listed.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", metavar="FILE.json", help="Write the history as "
+                                                     "JSON (schema normreg.history/1): nights, values, changes with "
+                                                     "their evidence and environment changes.")] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown: the output formats with a history form
 ) -> None:
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
 
     def body() -> int:
-        from normreg.fileio import check_outputs, write_text_atomic
+        from normreg.fileio import check_outputs
         from normreg.render.history import render_history
+        from normreg.render.outputs import write_history_outputs
         from normreg.report.history import load_history
 
         # every .json file under a folder given is read as a report: an output there would be read next time
-        check_outputs({"--html": html, "--markdown": markdown}, inputs=paths,
+        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
                       reads={p: (".json",) for p in paths if p.is_dir()})
         history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
-        if html is not None:
-            from normreg.render.html import render_history_html
+        for path in write_history_outputs(history, outputs or {}):
+            typer.echo(f"Wrote {path}")
+        if json_out is not None:  # the history's data, not a rendering: beside the registered formats
+            from normreg.fileio import write_json_atomic
 
-            write_text_atomic(html, render_history_html(history))
-            typer.echo(f"Wrote {html}")
-        if markdown is not None:
-            from normreg.render.markdown import render_history_markdown
-
-            write_text_atomic(markdown, render_history_markdown(history))
-            typer.echo(f"Wrote {markdown}")
+            write_json_atomic(json_out, history.to_json())
+            typer.echo(f"Wrote {json_out}")
         if fail_on_change is not None:
+            from normreg.render.history import environment_text
+
             recent = history.recent_regressions(fail_on_change)
             for s, c in recent:
                 typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
-                           f"from {history.nights[c.night].label}")
+                           f"from {history.nights[c.night].label}" + (f" ({environment_text(c)})"
+                                                                      if c.environment else ""))
             return 1 if recent else 0
         return 0
 

@@ -1,4 +1,4 @@
-"""`compare`: Welch verdicts between two result sets already on disk. Imports neither torch nor Lightning."""
+"""`compare`: verdicts between two result sets already on disk. Imports neither torch nor Lightning."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import datetime as _dt
 from pathlib import Path
 
 from normreg._callable import make_callable
-from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_alpha, check_choice, check_min_effect
+from normreg.choices import (
+    CORRECTIONS,
+    DEFAULT_DESIGN,
+    DESIGNS,
+    GOALS,
+    MODES,
+    Goal,
+    check_alpha,
+    check_choice,
+    check_min_effect,
+)
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
@@ -39,6 +49,15 @@ def _label(rs: ResultSet, other: ResultSet, variant: str) -> str:
     return f"{stem}:{variant}"
 
 
+def _suite(a: ResultSet, b: ResultSet, va: str, vb: str) -> str:
+    """The suite column of a comparison: the suite both sides come from, `x vs y` when they differ, else the
+    name of A's file (a CSV without a suite column names none)."""
+    sa, sb = a.suite_of(va), b.suite_of(vb)
+    if sa and sb and sa != sb:
+        return f"{sa} vs {sb}"
+    return sa or sb or Path(a.source.partition("#")[0]).stem
+
+
 def compare(
     a_spec: str,
     b_spec: str,
@@ -48,14 +67,14 @@ def compare(
     goal: Goal | None = None,
     min_effect: float | None = None,
     mode: str = "pair",
-    design: str = "welch",
+    design: str = DEFAULT_DESIGN,
     correction: str = "holm",
 ) -> Report:
     """Compare B (candidate) with A (reference) on every shared metric, or only on `metrics`.
 
     mode "pair": a regression or an improvement fails (the two should match); "baseline": only a regression fails.
-    Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
-    `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
+    Goal and min_effect come from the files (A's first), unless given. `design` names the statistical test
+    (`judge.designs`); `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
     """
     check_choice("--design", design, DESIGNS)
     check_choice("--correction", correction, CORRECTIONS)
@@ -85,7 +104,7 @@ def compare(
             xa, xb = a.values[va][m], b.values[vb][m]
             comparison = compare_values(xa, xb, spec, alpha=level, design=design, a_name=_label(a, b, va),
                                         b_name=_label(b, a, vb))
-            checks.append(Check("", mode, comparison))
+            checks.append(Check(_suite(a, b, va, vb), mode, comparison))
         if not wanted:
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
     adjusted = adjust([c.comparison for c in checks], correction)

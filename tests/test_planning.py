@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from normreg import cli
 from normreg.errors import InputError
+from normreg.judge.designs import get
+from normreg.judge.designs.welch import WelchPower
 from normreg.judge.planning import (
     MIN_CALIBRATION_VALUES,
     calibrate,
@@ -21,7 +23,7 @@ from normreg.judge.planning import (
     smoothed_draws,
 )
 from normreg.judge.resultset import ResultSet
-from normreg.judge.stats import Design, array_p, array_stats
+from normreg.judge.stats import array_p
 from normreg.pipeline import pilot_run, run_suites
 from normreg.render.planning import render_calibration, render_plan
 from normreg.run.fake import FakeRunner
@@ -29,6 +31,7 @@ from normreg.suite.spec import MetricSpec
 
 DATA = Path(__file__).parent / "data" / "suites"
 ACC = MetricSpec("acc", "max", 0.01)
+WELCH = get("welch")
 
 
 def test_the_pilot_run_is_the_callers(tmp_path: Path, write_suite) -> None:
@@ -101,9 +104,9 @@ def test_calibrated_power_from_five_values_is_nearly_unbiased():
     rng = np.random.default_rng(21)
     est = np.array([resampled_rates(rng.normal(0.9, 0.01, 5), ACC, n_max=16, reps=400, rng=rng)
                     for _ in range(400)])
-    true_power = Design(0.01, 0.01, 16, 16).verdict_power(0.02, 0.01, 0.05)
+    true_power = WelchPower(0.01, 0.01, 16, 16).verdict_power(0.02, 0.01, 0.05)
     a, b = rng.normal(0, 0.01, (40000, 16)), rng.normal(0, 0.01, (40000, 16))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     p, _ = array_p(diff, se, df, 0.01)
     true_false_alarm = float(np.mean((p < 0.05) & (np.abs(diff) > 0.01)))
     assert float(est[:, 1].mean()) == pytest.approx(true_power, abs=0.04)
@@ -130,7 +133,7 @@ def test_plan_states_the_true_difference_it_powers_for():
                                     for v in ("ref", "new")}, {})
     p = plan("s", "ref", ["ref", "new"], [ACC], pilot)
     (row,) = p.rows
-    d = Design(row.sd_a, row.sd_b, row.seeds_80, row.seeds_80)
+    d = WelchPower(row.sd_a, row.sd_b, row.seeds_80, row.seeds_80)
     assert d.verdict_power(0.02, 0.01, 0.05) >= 0.8
-    assert Design(row.sd_a, row.sd_b, row.seeds_80 - 1, row.seeds_80 - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
+    assert WelchPower(row.sd_a, row.sd_b, row.seeds_80 - 1, row.seeds_80 - 1).verdict_power(0.02, 0.01, 0.05) < 0.8
     assert "a true difference of 2 x min_effect is reported regressed" in render_plan(p)

@@ -5,7 +5,7 @@ multiple comparisons, plus the problems of failed runs. Fixed seeds use `judge`;
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from scipy import special as _sp
@@ -53,12 +53,26 @@ class Check:
         return self.expected is not None and self.expected == self.comparison.verdict and \
             self.expected in SIGNIFICANT
 
+    def __getattr__(self, name: str) -> Any:
+        # Flat, as the report's JSON and `checks_frame()` show a check: `check.a`, `check.diff`, `check.verdict`
+        # read the comparison's fields (`check.comparison.a` is the same value). Only for names not found on the
+        # check itself, and never for private names (copy and pickle probe those before the fields are set).
+        if name in _COMPARISON_FIELDS:
+            return getattr(self.comparison, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_COMPARISON_FIELDS})
+
     def to_json(self) -> dict[str, Any]:
         c = as_record(self.comparison)
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
                 "environment_differences": dict(self.environment_differences),
                 "suite_changes": list(self.suite_changes)}
+
+
+_COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison)) - {"retest"}  # as reports store them
 
 
 @dataclass(frozen=True)
@@ -206,13 +220,14 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
     be inconclusive: neither with the interval wholly beyond min_effect, nor with the interval inside
     ±min_effect (projected with Welch's t for every unpaired design). A test whose p-values have a floor (a
     permutation test: one split in all of them) cannot decide at all once that floor, at the plan's maximum, is
-    above the last look's levels. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing
-    more helps.)
+    above the last look's levels. (A test that pairs by seed: only seeds the baseline holds can pair, so once they
+    all ran, nothing more helps.)
     """
     c = check.comparison
     if c.verdict != "inconclusive" or c.diff is None or c.sd_a is None or c.sd_b is None or c.n_b >= n_max:
         return check
-    if design == "paired":
+    test = get_design(design)
+    if test.pairs_by_seed:
         if c.n_b < c.n_a:
             return check
         why = f"all {c.n_a} seeds the baseline holds are paired; more seeds cannot pair"
@@ -220,7 +235,6 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
         lv2, lv1 = final_levels(c.n_a, c.stages[0] if c.stages else c.n_b, n_max, c.alpha, design,
                                 c.spending or "pocock")
         delta = c.min_effect
-        test = get_design(design)
         floor2, floor1 = test.smallest_p(c.n_a, n_max), test.smallest_p(c.n_a, n_max, two_sided=False)
         if floor2 > lv2 and (delta <= 0 or floor1 > lv1):
             why = (f"against the baseline's {c.n_a} fixed values the {design} test gives p of at least "

@@ -2,7 +2,7 @@
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
 seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
-under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.Design`), integrating over the
+under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.PowerModel`), integrating over the
 sample variances with Welch's degrees of freedom (or n - 1 for the paired design). `calibrate` resamples
 observed per-seed values: A/A comparisons (both sides drawn from one variant's values) estimate the false-alarm
 rate, the same with one side shifted by twice `min_effect` the power of the verdict, at the suite's seeds and
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from normreg.choices import DESIGNS, check_choice
+from normreg.choices import DEFAULT_DESIGN, DESIGNS, check_choice
 from normreg.errors import InputError, ResultsError
 from normreg.fileio import read_json
 from normreg.judge.designs import get
@@ -53,7 +53,7 @@ class Plan:
 
 
 def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequence[MetricSpec],
-         pilot: ResultSet, *, alpha: float = 0.05, design: str = "welch", limit: int = 1000) -> Plan:
+         pilot: ResultSet, *, alpha: float = 0.05, design: str = DEFAULT_DESIGN, limit: int = 1000) -> Plan:
     """Seeds per side each (variant, metric) pair check needs so that a true difference of twice its
     min_effect is reported `regressed` 80% (90%) of the time.
 
@@ -75,7 +75,7 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
             _, sd_b = mean_sd([b[s] for s in sorted(b)])
             common = sorted(set(a) & set(b))
             sd_diff = None
-            if design == "paired" and v != reference:
+            if get(design).pairs_by_seed and v != reference:
                 _, sd_diff = mean_sd([b[s] - a[s] for s in common])
             n_pilot = min(len(a), len(b))
             if sd_a is None or sd_b is None:
@@ -87,11 +87,12 @@ def plan(suite_name: str, reference: str, variants: Sequence[str], metrics: Sequ
                                     "min_effect is 0: no difference is too small to matter; set min_effect"))
                 continue
             use = design
-            if design == "paired" and sd_diff is None:
-                use, note = "welch", "too few paired seeds in the pilot: planned as Welch"
+            if get(design).pairs_by_seed and sd_diff is None and get(design).unpaired:
+                use = get(design).unpaired
+                note = f"too few paired seeds in the pilot: planned as {get(use).title}"
             pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
             found = tuple(get(use).seeds_for(design_effect(m.min_effect), sd_a, sd_b, alpha, target,
-                                             sd_diff=sd_diff if use == "paired" else None, delta=m.min_effect,
+                                             sd_diff=sd_diff if get(use).pairs_by_seed else None, delta=m.min_effect,
                                              limit=limit, pilot=pilot_values) for target in (0.8, 0.9))
             rows.append(PlanRow(v, m.name, m.min_effect, n_pilot, sd_a, sd_b, sd_diff, found[0], found[1], note))
     if not rows:
@@ -132,12 +133,12 @@ PILOTS = 40  # bootstrap pilots behind each estimate's uncertainty
 
 
 def resampled_rates(x: np.ndarray, spec: MetricSpec, *, n_max: int, reps: int, rng: np.random.Generator,
-                    alpha: float = 0.05, design: str = "welch", stages: Sequence[int] = (),
+                    alpha: float = 0.05, design: str = DEFAULT_DESIGN, stages: Sequence[int] = (),
                     spending: str = "pocock") -> tuple[float, float]:
     """False-alarm rate (A/A: both sides from `x`) and the rate of `regressed` with the candidate shifted by
     twice min_effect, under the suite's test and verdict rule. Paired: `x` holds centred per-seed differences."""
     draw_b = smoothed_draws(x, (reps, n_max), rng)
-    draw_a = np.zeros_like(draw_b) if design == "paired" else smoothed_draws(x, (reps, n_max), rng)
+    draw_a = np.zeros_like(draw_b) if get(design).pairs_by_seed else smoothed_draws(x, (reps, n_max), rng)
     kw = dict(alpha=alpha, design=design, stages=tuple(stages) or None, spending=spending)
     codes, _ = simulate(draw_a, draw_b, spec, **kw)  # type: ignore[arg-type]
     false_alarm = float(np.mean(codes < 2))
@@ -157,7 +158,7 @@ def _spread(estimates: np.ndarray, reps: int) -> float:
 
 
 def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alpha: float = 0.05,
-              design: str = "welch", stages: Sequence[int] = (), spending: str = "pocock", reps: int = 2000,
+              design: str = DEFAULT_DESIGN, stages: Sequence[int] = (), spending: str = "pocock", reps: int = 2000,
               reference: str | None = None, random_seed: int = 0) -> Calibration:
     """Resample each variant's per-seed values to estimate the false-alarm rate and power of the suite's test.
 
@@ -171,13 +172,13 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
     kw = dict(n_max=n_max, alpha=alpha, design=design, stages=stages, spending=spending)
     rows: list[CalibrationRow] = []
     for v in sorted(rs.values):
-        if design == "paired" and (reference is None or v == reference or reference not in rs.values):
+        if get(design).pairs_by_seed and (reference is None or v == reference or reference not in rs.values):
             continue
         for m, by_seed in sorted(rs.values[v].items()):
             spec = specs.get(m)
             if spec is None:
                 continue
-            if design == "paired":
+            if get(design).pairs_by_seed:
                 ref = rs.values[reference].get(m, {})  # type: ignore[index]
                 common = sorted(set(ref) & set(by_seed))
                 x = np.array([by_seed[s] - ref[s] for s in common])
@@ -211,7 +212,7 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
                                        _spread(pilots[:, 1], inner)))
     if not rows:
         raise InputError(f"{rs.source}: no variant has values of a known metric to resample"
-                         + (" (paired: each variant needs seeds shared with the reference)" if design == "paired"
+                         + (" (paired: each variant needs seeds shared with the reference)" if get(design).pairs_by_seed
                             else ""))
     return Calibration(rs.source, alpha, design, seeds, tuple(stages), spending, reps, tuple(rows))
 
@@ -292,7 +293,7 @@ def calibrate_source(source: str, *, suite: Path | None = None, seeds: Seeds = N
                              "--min-effect")
         specs = {m: MetricSpec(m, "max", min_effect) for ms in rs.values.values() for m in ms}
     rs.refuse_non_finite(specs)
-    chosen = check_choice("--design", design or cfg.get("design", "welch"), DESIGNS)
+    chosen = check_choice("--design", design or cfg.get("design", DEFAULT_DESIGN), DESIGNS)
     n = cfg.get("seeds") or max(len(x) for ms in rs.values.values() for x in ms.values())
     return calibrate(rs, specs, seeds=int(n), alpha=alpha or cfg.get("alpha", 0.05), design=chosen,
                      stages=cfg.get("stages", ()), spending=cfg.get("spending", "pocock"), reps=reps,

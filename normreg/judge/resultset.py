@@ -36,6 +36,12 @@ class ResultSet:
     alpha: float | None = None
     # variant -> metric -> "line 7: seed 3 is nan" for each non-finite value read and left out of `values`
     left_out: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    suite: str | None = None  # the one suite every value comes from, when the file names it
+
+    def suite_of(self, variant: str) -> str | None:
+        """The suite `variant`'s values come from: the prefix of a qualified `suite/variant`, else the file's."""
+        prefix, slash, _ = variant.rpartition("/")
+        return prefix if slash and self.suite is None else self.suite
 
     def refuse_non_finite(self, metrics: Iterable[str], variants: Iterable[str] | None = None) -> None:
         """An `InputError` naming the lines when a variant (default: any) had non-finite values of one of
@@ -50,11 +56,11 @@ class ResultSet:
     def select(self, variant: str) -> ResultSet:
         if variant in self.values:
             return ResultSet(self.source + "#" + variant, {variant: self.values[variant]}, self.specs, self.alpha,
-                             {variant: self.left_out.get(variant, {})})
+                             {variant: self.left_out.get(variant, {})}, self.suite_of(variant))
         matches = [k for k in self.values if k.split("/")[-1] == variant]
         if len(matches) == 1:
             return ResultSet(self.source + "#" + variant, {variant: self.values[matches[0]]}, self.specs,
-                             self.alpha, {variant: self.left_out.get(matches[0], {})})
+                             self.alpha, {variant: self.left_out.get(matches[0], {})}, self.suite_of(matches[0]))
 
         hint = did_you_mean(variant, list(self.values))
         what = "is ambiguous" if matches else "is not in it"
@@ -87,13 +93,15 @@ def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
         if "alpha" in s:
             _alpha(source, f"suites[{i}].alpha", s["alpha"])
     alpha = suites[0].get("alpha") if len(suites) == 1 else None
-    return ResultSet(str(path), values_from_runs(runs, qualify=len({r.suite for r in runs}) > 1), specs, alpha)
+    names = {r.suite for r in runs}
+    return ResultSet(str(path), values_from_runs(runs, qualify=len(names) > 1), specs, alpha,
+                     suite=next(iter(names)) if len(names) == 1 else None)
 
 
 def _from_baseline(path: Path, data: Mapping[str, Any]) -> ResultSet:
     b = Baseline.from_json(path, data)
     return ResultSet(str(path), {v: {m: dict(sv) for m, sv in ms.items()} for v, ms in b.values.items()},
-                     {m.name: m for m in b.metrics}, None)
+                     {m.name: m for m in b.metrics}, None, suite=b.suite)
 
 
 def _from_rundir(path: Path) -> ResultSet:
@@ -113,14 +121,16 @@ def _from_rundir(path: Path) -> ResultSet:
             for v, ms in s.left_out.items():
                 left_out[f"{p.name}/{v}" if len(sets) > 1 else v] = ms
             specs.update(s.specs)
-        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out)
+        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out,
+                         sets[0].suite if len(sets) == 1 else None)
     meta = read_json(meta_path) if meta_path.exists() else {}
     if not isinstance(meta, dict):
         raise ResultsError(f"{meta_path}: expected a JSON object, found {describe_value(meta)}")
     rs = _from_csv(csv_path)
     specs = metric_specs(str(meta_path), "metrics", meta.get("metrics", {}))
     alpha = _alpha(str(meta_path), "alpha", meta["alpha"]) if "alpha" in meta else None
-    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out)
+    name = meta.get("suite") if isinstance(meta.get("suite"), str) else None
+    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out, rs.suite or name)
 
 
 def _from_csv(path: Path) -> ResultSet:
@@ -137,7 +147,8 @@ def _from_csv(path: Path) -> ResultSet:
         rows = list(reader)
     except csv.Error as e:
         raise ResultsError(f"{path}: cannot read as CSV: {e}") from None
-    qualify = "suite" in columns and len({r.get("suite") for r in rows}) > 1
+    names = {r.get("suite") for r in rows} if "suite" in columns else set()
+    qualify = len(names) > 1
     values: dict[str, dict[str, dict[int, float]]] = {}
     left_out: dict[str, dict[str, list[str]]] = {}
     first_line: dict[tuple[str, str, int], int] = {}
@@ -165,8 +176,9 @@ def _from_csv(path: Path) -> ResultSet:
             left_out.setdefault(key, {}).setdefault(metric, []).append(f"line {line}: seed {seed} is {value:g}")
             continue
         values.setdefault(key, {}).setdefault(metric, {})[seed] = value
+    only = next(iter(names)) if len(names) == 1 else None
     return ResultSet(str(path), values, {}, None,
-                     {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()})
+                     {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()}, only or None)
 
 
 def load_result_set(spec: str, *, check_report: Callable[[Any, str], None] | None = None) -> ResultSet:

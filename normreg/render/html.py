@@ -298,14 +298,16 @@ def render_html(report: Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
-    from normreg.render.history import ad_hoc_line, change_summary, night_marks
+    from normreg.render.history import METHOD, ad_hoc_line, change_summary, night_marks
     from normreg.render.plots import history_figure
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "
             f"{escape(history.nights[0].created)} to {escape(history.nights[-1].created)}. Red rings mark nights "
             "on which a check of that variant failed; dashed lines the changes found (ruptures PELT on the per-seed "
-            "values, each confirmed by Welch's test on the values before and after).</p>"]
+            "values, each confirmed at the suite's alpha and beyond min_effect by a test whose unit is the distinct "
+            f"night; {escape(METHOD)}). A change that came with a new environment (torch, device, threads) says "
+            "so.</p>"]
     for (suite, metric), group in history.grouped().items():
         body.append(f"<h2>{escape(suite)}: {escape(metric)}</h2>")
         marks = [(s.variant, c.night, c.verdict) for s in group for c in s.changes]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
 from normreg.render.escape import markdown_text, plain
-from normreg.render.history import ad_hoc_line, short_commit
+from normreg.render.history import METHOD, ad_hoc_line, environment_text, evidence_text, short_commit
 from normreg.render.labels import (
     EN_DASH,
     MARKDOWN,
@@ -150,8 +150,8 @@ def render_history_markdown(history: History) -> str:
         lines.append("No change found in any series.")
     else:
         lines += ["| suite | metric | variant | from night | commit | last night before | before → after | "
-                  "diff [CI] | p | verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "diff [CI] | p | verdict | evidence | environment |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s, c in changes:
             k = c.comparison
             new, old = nights[c.night], nights[c.last_before]
@@ -159,15 +159,16 @@ def render_history_markdown(history: History) -> str:
             lines.append("| " + " | ".join([_md(s.suite), _md(s.metric), _md(s.variant)] + [_cell(x) for x in (
                 new.label, f"`{short_commit(new.commit)}`",
                 f"{old.label} (`{short_commit(old.commit)}`)",
-                f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}",
+                f"{_num(k.mean_a)} → {_num(k.mean_b)}", f"{_signed(k.diff)}{ci}",
                 p_value(k.p_value, EN_DASH),
-                _CHANGE_MARK.get(k.verdict, k.verdict))]) + " |")
+                _CHANGE_MARK.get(k.verdict, k.verdict), evidence_text(c.evidence, ""),
+                ("⚠️ " if c.environment else "") + environment_text(c))]) + " |")
     outliers = [f"{_md(s.suite)} {_md(s.metric)} {_md(s.variant)}: {', '.join(nights[i].label for i in s.outliers)}"
                 for s in history.series if s.outliers]
     if outliers:
         lines += ["", "One-night outliers (not changes): " + "; ".join(outliers)]
     if history.ad_hoc:
         lines += ["", _md(ad_hoc_line(history.ad_hoc))]
-    lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
-              "on the values before and after it."]
+    lines += ["", "Changes are found with ruptures (PELT) on the per-seed values, and each confirmed at the suite's "
+              f"alpha and beyond min_effect by a test whose unit is the distinct night ({METHOD})."]
     return "\n".join(lines) + "\n"
