@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from normreg.run.placement import Grant, Machine, default_runs_per_gpu, fits_machine, grant, pack, plan_placement
+from normreg.run.placement import Grant, Machine, Slot, default_runs_per_gpu, fits_machine, grant, pack, plan_placement
 
 CORES = [2, 3, 4, 8, 16, 32, 64]
 
@@ -145,3 +146,31 @@ def test_a_run_bigger_than_the_cores_runs_alone() -> None:
     assert grant(4, machine, [Grant((), 1)]) is None
     assert pack([2, 1], machine) == (Grant((), 2), None)
     assert grant(1, Machine(cores=4, gpus=(0,)), gpu=False) == Grant((), 1)  # a CPU run on a GPU machine
+
+
+def test_the_local_executor_starts_a_two_process_run_only_on_two_free_cores() -> None:
+    """Two idle workers on 2 cores: a 2-process run takes both cores, so the one-process run behind it waits."""
+    from normreg.run.executor import Job
+    from normreg.run.executors.local import LocalExecutor, _Worker
+    from normreg.suite.spec import load_suite
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.sent: list[object] = []
+
+        def send(self, message: object) -> None:
+            self.sent.append(message)
+
+    suite = load_suite(Path(__file__).parent / "data" / "suites" / "ddp.yaml",
+                       ["variants={ddp: {model: ddp_models:Net, trainer: {devices: 2}}, one: {model: ddp_models:Net}}"])
+    jobs = [Job(suite, "ddp", 0), Job(suite, "one", 0), Job(suite, "one", 1)]
+    ex = LocalExecutor()
+    ex._workers = [_Worker(Slot(None, 1), None, Pipe(), None) for _ in range(2)]  # type: ignore[arg-type]
+    queue, accel = list(jobs), {j.key: "cpu" for j in jobs}
+    sizes = {j.key: 2 if j.variant == "ddp" else 1 for j in jobs}
+    ex._dispatch(queue, accel, None, Machine(cores=2), sizes)
+    assert [w.job for w in ex._workers] == [jobs[0], None] and queue == jobs[1:]
+    assert ex._workers[0].grant == Grant((), 2)
+    ex._workers[0].job = ex._workers[0].grant = None  # the 2-process run finished
+    ex._dispatch(queue, accel, None, Machine(cores=2), sizes)
+    assert [w.job for w in ex._workers] == jobs[1:] and not queue  # now two one-process runs side by side
