@@ -378,7 +378,8 @@ def plan(
     pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
-    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed."""
+    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
+    on average over the true spreads the pilot leaves possible, and how sure that is."""
 
     def body() -> int:
         from normreg.judge.planning import plan_suite

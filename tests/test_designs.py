@@ -189,7 +189,7 @@ def test_permutation_plan_promises_the_rate_of_the_real_test():
     xa, xb = np.array([0.90, 0.915, 0.93, 0.91]), np.array([0.91, 0.89, 0.93, 0.9])
     pilot = ResultSet("pilot", {"ref": {"acc": dict(enumerate(xa))}, "new": {"acc": dict(enumerate(xb))}}, {})
     row = plan("s", "ref", ["ref", "new"], [ACC], pilot, design="permutation").rows[0]
-    n = row.seeds_80
+    n = row.seeds_80_exact  # at the pilot's values as they are (`seeds_80` also allows for their uncertainty)
     assert n is not None and 5 <= n <= 60
     rng = np.random.default_rng(23)
     da = smoothed_draws(xa, (2000, n), rng)

@@ -88,6 +88,8 @@ class Comparison:
     p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
     stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
     method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
+    seed_correlation: float | None = None  # per-seed correlation of the sides over shared seeds (see that function)
+    shared_seeds: int = 0  # seeds both sides hold
     # two-sided p of the test against the margin (H0: |true difference| <= min_effect; each side one-sided at
     # half the level); p_value itself when min_effect is 0. `regressed` and `improved` rest on it.
     p_margin: float | None = None
@@ -143,6 +145,47 @@ def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
         return mean, None
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var)
+
+
+def seed_correlation(a: Mapping[int, float], b: Mapping[int, float]) -> float | None:
+    """Pearson correlation of the two sides' values over the seeds they share: runs that share a seed share
+    initial weights and data order, so their values may move together (or against each other). None with fewer
+    than three shared seeds (two points always correlate fully) or no spread on a side."""
+    common = sorted(set(a) & set(b))
+    if len(common) < 3:
+        return None
+    x = np.array([float(a[s]) for s in common])
+    y = np.array([float(b[s]) for s in common])
+    x, y = x - x.mean(), y - y.mean()
+    den = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    if den == 0 or _flat(math.sqrt(float(np.dot(x, x)) / len(x)), list(a.values())) or \
+            _flat(math.sqrt(float(np.dot(y, y)) / len(y)), list(b.values())):
+        return None
+    return max(-1.0, min(1.0, float(np.dot(x, y)) / den))
+
+
+CORRELATION_LEVEL = 0.05  # two-sided level at which a per-seed correlation is taken as clearly not zero
+
+
+def clear_correlation(r: float | None, n: int, level: float = CORRELATION_LEVEL) -> tuple[int, float]:
+    """(+1, p) or (-1, p) when the per-seed correlation `r` of `n` shared seeds is clearly positive or negative
+    (two-sided p < level), else (0, p); (0, 1) without a correlation."""
+    if r is None:
+        return 0, 1.0
+    p_pos, p_neg = correlation_p(r, n)
+    p = min(1.0, 2.0 * min(p_pos, p_neg))
+    return (0 if p >= level else (1 if r > 0 else -1)), p
+
+
+def correlation_p(r: float, n: int) -> tuple[float, float]:
+    """One-sided p-values of a correlation `r` of `n` pairs against zero (positive, negative): the t-test of
+    r with n - 2 degrees of freedom (as scipy.stats.pearsonr's). (1, 1) with fewer than three pairs."""
+    if n < 3:
+        return 1.0, 1.0
+    if abs(r) >= 1.0:
+        return (0.0, 1.0) if r > 0 else (1.0, 0.0)
+    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    return float(_sp.stdtr(n - 2, -t)), float(_sp.stdtr(n - 2, t))
 
 
 def t_half_width(sd: float | None, n: int, alpha: float) -> float | None:
@@ -501,7 +544,7 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
     rel = diff / abs(mean_a) if diff is not None and mean_a else None
     base = dict(metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect, alpha=alpha,
                 n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b, diff=diff, rel_diff=rel,
-                design=design, **_NONE)
+                design=design, seed_correlation=seed_correlation(a, b), shared_seeds=len(set(a) & set(b)), **_NONE)
     if same_values(a, b):
         return base, Comparison(**{**base, "diff": 0.0, "rel_diff": 0.0 if rel is not None else None},
                                 verdict="identical",

@@ -26,6 +26,7 @@ from normreg.render.labels import (
     OTHER_ENVIRONMENT,
     SUITE_CHANGED,
     adjusted_p,
+    correlation,
     environment_changes,
     first_per_suite,
     interval,
@@ -34,6 +35,7 @@ from normreg.render.labels import (
     number,
     order,
     p_value,
+    pairing_note,
     signed,
     status,
 )
@@ -109,14 +111,16 @@ def verdict_table(checks: Sequence[Check]) -> str:
         if adjusted is not None:  # the verdict used the adjusted p
             p += f"<br><small>adj. {escape(adjusted)}</small>"
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
+        note = pairing_note(c)
+        pairing = "" if note is None else f'<div class="reason">{escape(note)}</div>'
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}</td><td class=num>{p}</td>"
-            f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
+            f"<td class=num>{ci}</td><td class=num>{p}</td><td class=num>{correlation(c, EN_DASH)}</td>"
+            f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div>{pairing}</td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
-            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
+            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>seed r</th><th>verdict</th></tr>")
     return f'<div class="scroll"><table class="verdicts">{head}{"".join(rows)}</table></div>'
 
 

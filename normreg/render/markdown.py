@@ -15,6 +15,7 @@ from normreg.render.labels import (
     MARKDOWN,
     NO_BASELINE,
     OTHER_ENVIRONMENT,
+    correlation,
     environment_changes,
     first_per_suite,
     interval,
@@ -24,6 +25,7 @@ from normreg.render.labels import (
     order,
     p_value,
     p_with_adjusted,
+    pairing_note,
     signed,
     suite_change_note,
 )
@@ -71,7 +73,7 @@ def _row(check: Check) -> str:
     kind = "" if check.kind == "pair" else f" ({check.kind})"
     cells = (suite, _md(c.metric), f"{_md(c.a)} vs {_md(c.b)}{kind}", _side(c.mean_a, c.sd_a, c.n_a),
              _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", p_with_adjusted(c, missing=EN_DASH),
-             verdict_cell(check))
+             correlation(c, EN_DASH), verdict_cell(check))
     return "| " + " | ".join(" ".join(x.split()) for x in cells) + " |"
 
 
@@ -93,8 +95,8 @@ def render_markdown(report: Report) -> str:
     facts.append(_md(str(report.created)))
     lines += [" · ".join(facts), ""]
     if checks:
-        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | seed r | "
+                  "verdict |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [_row(c) for c in checks]
         lines.append("")
         why = [c for c in checks if c.failed or c.expected_failure]
@@ -131,6 +133,11 @@ def render_markdown(report: Report) -> str:
             notes.append(f"- {_md(s.name)}: {NO_BASELINE}")
         if s.baseline_note:
             notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
+    for c in checks:
+        pairing = pairing_note(c.comparison)
+        if pairing:
+            notes.append(f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
+                         f"{_md(c.comparison.b)}: {_md(pairing)}")
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)
