@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -132,18 +132,25 @@ def noting_sigint() -> Iterator[list[int]]:
             signal.signal(s, before if before is not None else signal.SIG_DFL)
 
 
-def run_one(job: Job, accelerator: str = "auto") -> RunResult:
+def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = None) -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise. The result
-    records torch's thread count: CPU values are bit-identical for a seed only at the same count."""
+    records torch's thread count: CPU values are bit-identical for a seed only at the same count. A run that
+    asks for several devices runs in that many rank processes (normreg/run/ddp.py), on `gpus` (their names as
+    CUDA_VISIBLE_DEVICES gives them; None: the GPUs this process sees)."""
     import torch
 
+    from normreg.run import ddp
+
+    if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
+        return ddp.launch(job, accelerator, gpus=gpus)
     return replace(_train(job, accelerator), threads=torch.get_num_threads())
 
 
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
 
+    from normreg.run import ddp
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()
@@ -151,6 +158,8 @@ def _train(job: Job, accelerator: str) -> RunResult:
     suite, variant = job.suite, job.suite.variant(job.variant)
     history: dict[str, list[float]] = {}
     options: dict[str, Any] = {**TRAINER_OPTIONS, "accelerator": accelerator, **variant.trainer}
+    if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
+        options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
 
     def failed(message: str, trace: str) -> RunResult:
@@ -323,8 +332,8 @@ def worker_main(conn: Any, lifeline: Any, env: Mapping[str, str], cwd: str, thre
             return
         if message is None:
             return
-        job, accelerator = message
-        result = run_one(job, accelerator)
+        job, accelerator, *placed = message  # placed: the GPUs of a run of several devices
+        result = run_one(job, accelerator, placed[0] if placed else None)
         try:
             conn.send(result)
         except (EOFError, OSError):

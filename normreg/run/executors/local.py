@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from normreg.errors import InputError
+from normreg.run.ddp import world_size
 from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
-from normreg.run.placement import Placement, Slot, plan_placement
+from normreg.run.placement import Grant, Machine, Placement, Slot, fits_machine, grant, plan_placement
 from normreg.run.results import RunResult
 from normreg.run.supervisor import note_phase
 from normreg.run.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
@@ -134,6 +135,7 @@ class _Worker:
     lifeline: Connection  # the parent's end; the worker ends itself when this closes
     job: Job | None = None
     started: float = 0.0  # time.monotonic() when its job was sent
+    grant: Grant | None = None  # the cores and GPUs its run holds (several for a run of several devices)
 
 
 def parse_devices(text: str) -> tuple[int, ...]:
@@ -192,9 +194,17 @@ class LocalExecutor(ExecutorBase):
                                    gpu_jobs=sum(a == "gpu" for a in accel.values()), workers=self.options.workers,
                                    runs_per_gpu=self.options.runs_per_gpu)
         self._ensure_workers(placement, gpus)
+        machine = Machine(max(usable_cores(), placement.workers), tuple(range(len(gpus))), self.options.runs_per_gpu
+                          or (placement.gpu_slots // len(gpus) if gpus else None))
+        sizes = {job.key: world_size(job.suite.variant(job.variant).trainer) for job in jobs}
+        for job in jobs:
+            if not fits_machine(sizes[job.key], machine, gpu=accel[job.key] == "gpu"):
+                raise InputError(f"suite '{job.suite.name}', variant '{job.variant}' asks for {sizes[job.key]} "
+                                 f"devices (trainer.devices), but {len(gpus)} GPU(s) are given to this run; lower "
+                                 "trainer.devices or give more GPUs (--devices)")
         queue = list(jobs)
         while not self._cancelled and (queue or self._busy()):
-            self._dispatch(queue, accel, on_start)
+            self._dispatch(queue, accel, on_start, machine, sizes)
             self._collect(on_result)
         if self._cancelled:
             self._stop_busy(on_result)
@@ -290,21 +300,34 @@ class LocalExecutor(ExecutorBase):
     def _busy(self) -> list[_Worker]:
         return [w for w in self._workers if w.job is not None]
 
-    def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None) -> None:
-        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU."""
+    def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None,
+                  machine: Machine, sizes: dict[tuple[str, str, int], int]) -> None:
+        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU. A job
+        starts only when the cores and GPUs its size needs are free (placement.grant); until then the jobs behind
+        it wait too, so a run of several devices is never starved by one-device runs."""
         idle = sorted((w for w in self._workers if w.job is None), key=lambda w: w.slot.gpu is not None)
         for w in idle:
             for i, job in enumerate(queue):
                 gpu_job = accel[job.key] == "gpu"
                 if gpu_job and w.slot.gpu is None and any(x.slot.gpu is not None for x in self._workers):
                     continue
+                held = [x.grant for x in self._workers if x.grant is not None]
+                if gpu_job and sizes[job.key] == 1 and w.slot.gpu is not None:  # on the worker's own GPU
+                    given = grant(1, replace(machine, gpus=(w.slot.gpu,)), held)
+                    if given is None:
+                        break  # its GPU is held by a run of several devices: another worker may take the job
+                else:
+                    given = grant(sizes[job.key], machine, held, gpu=gpu_job)
+                    if given is None:
+                        return
                 queue.pop(i)
-                w.job = job
+                w.job, w.grant = job, given
                 w.started = time.monotonic()
                 if on_start:
                     on_start(job)
+                names = [self._gpu_names[g] for g in given.gpus] if len(given.gpus) > 1 else None
                 try:
-                    w.conn.send((job, accel[job.key]))
+                    w.conn.send((job, accel[job.key], names))
                 except OSError:
                     pass  # the worker died: _collect sees its end and fails this job alone
                 break
@@ -347,7 +370,7 @@ class LocalExecutor(ExecutorBase):
             result = self._died(w, job)
             self._replace(w)
         else:
-            w.job = None
+            w.job = w.grant = None
         on_result(result)
 
     def _died(self, w: _Worker, job: Job) -> RunResult:
