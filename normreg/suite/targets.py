@@ -17,11 +17,13 @@ from normreg.suite.spec import Suite, Target
 
 
 def importable(directories: Iterable[Path]) -> None:
-    """Put the suite folders and the working directory on sys.path, so a user's module next to a suite imports."""
+    """Put the suite folders and the working directory first on sys.path, so a user's module next to a suite
+    imports, and a module of the same name next to another suite met earlier in this process does not win."""
     for d in [Path.cwd(), *directories]:
         text = str(d.resolve())
-        if text not in sys.path:
-            sys.path.insert(0, text)
+        if text in sys.path:
+            sys.path.remove(text)
+        sys.path.insert(0, text)
 
 
 def _error(suite: Suite, target: Target, message: str, key_suffix: str = ".target") -> SuiteError:
