@@ -39,3 +39,17 @@ def test_module_next_to_the_suite_imports_from_any_working_directory(tmp_path: P
     assert type(model).__name__ == "Classifier"
     data = build(suite, suite.variant("a").data, "data")
     assert type(data).__name__ == "Blobs"
+
+
+def test_a_suite_folder_already_on_the_path_goes_first(tmp_path, monkeypatch) -> None:
+    """Another suite's folder met earlier in the process (a worker's inherited path) must not shadow this one's."""
+    import sys
+
+    from normreg.suite.targets import importable
+
+    earlier, this = tmp_path / "earlier", tmp_path / "this"
+    earlier.mkdir()
+    this.mkdir()
+    monkeypatch.setattr(sys, "path", [str(earlier.resolve()), str(this.resolve()), *sys.path])
+    importable([this])
+    assert sys.path[0] == str(this.resolve()) and sys.path.count(str(this.resolve())) == 1
