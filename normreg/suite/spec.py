@@ -68,6 +68,15 @@ def metrics_to_json(metrics: Sequence[MetricSpec]) -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    """`curves:` in a suite: the per-epoch metrics whose learning curves are compared, variant against reference,
+    epoch by epoch (`judge.curves`), and whether a curve that parts fails the run (by default curves inform)."""
+
+    metrics: tuple[MetricSpec, ...] = ()
+    fail: bool = False
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     """`stats:` in a suite. `correction` applies across every check of the suite; `spending` only to staged seeds."""
 
@@ -134,6 +143,7 @@ class Suite:
     expect: Mapping[str, Mapping[str, str]]  # variant -> metric -> expected verdict ("*" = every metric)
     digest: str  # sha256 of the validated content: comments and key order do not change it
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
+    curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
     # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` left out. A baseline keeps it,
     # so that a changed suite is reported with the keys that changed.
@@ -524,7 +534,7 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 def _build_suite(doc: _Doc) -> Suite:
     top = doc.data
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
-                               "variants", "stats", "expect", "baseline_key"), required=("metrics", "variants"))
+                               "variants", "stats", "expect", "baseline_key", "curves"), required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
     if not _plain_name(name):
         raise doc.error(("name",), f"expected a plain name (no '/', '\\', '#' or control characters, not "
@@ -591,6 +601,7 @@ def _build_suite(doc: _Doc) -> Suite:
         choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
+    curves = _curves(doc, top.get("curves"), {m.name: m for m in metrics})
     baseline_key = top.get("baseline_key", "none")
     if baseline_key not in ("none", *BASELINE_KEYS):
         allowed = ("none", *BASELINE_KEYS)
@@ -603,8 +614,62 @@ def _build_suite(doc: _Doc) -> Suite:
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
+        curves=curves,
         baseline_key=None if baseline_key == "none" else baseline_key,
     )
+
+
+def _metric_spec(doc: _Doc, keys: tuple[str, ...], name: Any, spec: Any) -> MetricSpec:
+    """`{goal, min_effect}` of the metric `name` (at `keys`), checked."""
+    if not isinstance(name, str) or not name or _has_control(name):
+        raise doc.error(keys, f"metric names must be non-empty strings without control characters, but found "
+                              f"{name!r}")
+    spec = _mapping(doc, keys, spec if spec is not None else {})
+    _check_keys(doc, keys, spec, ("goal", "min_effect"))
+    goal = spec.get("goal", "max")
+    if goal not in GOALS:
+        raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
+    min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
+    return MetricSpec(name=name, goal=goal, min_effect=min_effect)
+
+
+def _curves(doc: _Doc, raw: Any, metrics: Mapping[str, MetricSpec]) -> CurveConfig:
+    """`curves: [val_acc, {val_loss: {goal: min, min_effect: 0.02}}]`, or `curves: {metrics: [...], fail: true}`.
+    A bare name takes its goal and min_effect from `metrics:`; a name that is not there must give them."""
+    if raw is None:
+        return CurveConfig()
+    keys: tuple[str, ...] = ("curves",)
+    fail = False
+    if isinstance(raw, dict):
+        _check_keys(doc, keys, raw, ("metrics", "fail"), required=("metrics",))
+        fail = raw.get("fail", False)
+        if not isinstance(fail, bool):
+            raise doc.error(keys + ("fail",), f"expected true or false, but found {_kind(fail)}")
+        raw, keys = raw["metrics"], keys + ("metrics",)
+    if isinstance(raw, dict):  # {val_loss: {goal: min, min_effect: 0.02}, ...}
+        raw = [{k: v} for k, v in raw.items()]
+    if not isinstance(raw, list) or not raw:
+        raise doc.error(keys, f"expected a list of per-epoch metric names (e.g. [val_loss, val_acc]), but found "
+                              f"{_kind(raw)}")
+    specs: list[MetricSpec] = []
+    for i, item in enumerate(raw):
+        ikeys = keys + (str(i),)
+        if isinstance(item, dict) and len(item) == 1:
+            name, spec = next(iter(item.items()))
+            specs.append(_metric_spec(doc, ikeys + (str(name),), name, spec))
+        elif isinstance(item, str) and item in metrics:
+            specs.append(metrics[item])
+        elif isinstance(item, str):
+            raise doc.error(ikeys, f"'{item}' is not under 'metrics', so its goal and min_effect are unknown: "
+                                   f"write {{{item}: {{goal: max, min_effect: 0.01}}}} (with its own values)")
+        else:
+            raise doc.error(ikeys, f"expected a metric name or {{name: {{goal, min_effect}}}}, but found "
+                                   f"{_kind(item)}")
+    names = [m.name for m in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise doc.error(keys, f"the curve of {', '.join(dupes)} is named twice; name each once")
+    return CurveConfig(metrics=tuple(specs), fail=fail)
 
 
 def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
