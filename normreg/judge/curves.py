@@ -8,10 +8,10 @@ most the suite's alpha:
 
 * **max-statistic level (Westfall-Young, parametric).** Under "no difference at any epoch" the smallest of the E
   per-epoch p-values is at most L with probability alpha for the L found here. Its distribution is simulated:
-  new seeds are drawn as Gaussian combinations of the observed seeds' centred curves (both variants' curves of a
-  seed together), so the simulated curves have the spreads and the epoch-to-epoch (and variant-to-variant)
-  correlation estimated from the seeds, and each simulated pair of curves is judged by the design's own array
-  test. Correlated epochs (curves are random walks, not independent draws) give a level close to alpha; nearly
+  new seeds are drawn as Gaussian combinations of the observed seeds' centred curves (each variant's own; both
+  curves of a seed together for a design that pairs seeds), so the simulated curves have the spreads and the
+  epoch-to-epoch correlation estimated from the seeds, and each simulated pair of curves is judged by the
+  design's own array test. Correlated epochs (curves are random walks, not independent draws) give a level close to alpha; nearly
   independent epochs give one close to Bonferroni's alpha / E, which is where the level is floored: Bonferroni
   holds whatever the correlation, so the simulation can only make the check more powerful, never less safe.
 * The intervals at that level form a simultaneous band over the epochs: with probability 1 - alpha it holds the
@@ -50,29 +50,45 @@ def epoch_comparison(a: Mapping[int, float], b: Mapping[int, float], spec: Metri
     return compare_values(a, b, spec, alpha=level, design=design, a_name=a_name, b_name=b_name)
 
 
+def pairs_seeds(design: str) -> bool:
+    """Whether the design's test pairs the two sides by seed (the paired t-test): its t statistics are the paired
+    ones (`StatTest.staged_calibration`), so the simulation must keep each seed's two curves together."""
+    return get_design(design).staged_calibration == "paired"
+
+
+def _draws(x: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """(reps, seeds, columns) Gaussian draws with the covariance of the rows of `x` (seeds, columns): each simulated
+    seed a random combination of the observed seeds' centred rows."""
+    n = x.shape[0]
+    w = rng.standard_normal((reps, n, n)) / math.sqrt(n - 1)
+    return np.einsum("rsk,ke->rse", w, x - x.mean(0))
+
+
 def simultaneous_level(xa: np.ndarray, xb: np.ndarray, alpha: float, design: str, *, reps: int = LEVEL_REPS,
                        seed: int = LEVEL_SEED) -> float:
     """The per-epoch level L at which the smallest of the E per-epoch p-values falls below L with probability
-    `alpha` when the curves do not differ; `xa`, `xb` are (seeds, epochs), row i of each the same seed.
+    `alpha` when the curves do not differ; `xa`, `xb` are (seeds, epochs) (for a paired design row i of each is
+    the same seed).
 
-    Simulated seeds are Gaussian combinations of the observed seeds' centred curves (spreads and correlations as
-    estimated from the seeds); each simulated pair is judged by the design's array test. The result lies in
-    [alpha / E, alpha]: Bonferroni's level holds for any correlation, and one epoch alone needs no correction.
+    Simulated seeds are Gaussian combinations of the observed seeds' centred curves, so they have the spreads and
+    the epoch-to-epoch correlations estimated from the seeds: each side on its own, or, for a design that pairs
+    seeds, both curves of a seed together. Each simulated pair is judged by the design's array test. The result
+    lies in [alpha / E, alpha]: Bonferroni's level holds for any correlation, one epoch alone needs no correction.
     """
-    n, epochs = xa.shape
+    epochs = xa.shape[1]
     if epochs <= 1:
         return alpha
     floor = alpha / epochs
-    joint = np.concatenate([xa - xa.mean(0), xb - xb.mean(0)], axis=1)  # (n, 2E): both variants' curves per seed
-    if n < 2 or not np.any(joint):
+    if min(len(xa), len(xb)) < 2 or not (np.any(xa - xa.mean(0)) or np.any(xb - xb.mean(0))):
         return floor
     rng = np.random.default_rng(seed)
-    w = rng.standard_normal((reps, n, n)) / math.sqrt(n - 1)
-    sim = np.einsum("rsk,ke->rse", w, joint)  # (reps, seeds, 2E): covariance joint.T @ joint / (n - 1)
-    sa = np.moveaxis(sim[..., :epochs], 1, 2)  # (reps, E, seeds)
-    sb = np.moveaxis(sim[..., epochs:], 1, 2)
-    _, p, _ = get_design(design).array_test(sa, sb, 0.0)
-    smallest = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0).min(axis=1)  # epochs with no spread: no alarm
+    if pairs_seeds(design):
+        joint = _draws(np.concatenate([xa, xb], axis=1), reps, rng)
+        sa, sb = joint[..., :epochs], joint[..., epochs:]
+    else:
+        sa, sb = _draws(xa, reps, rng), _draws(xb, reps, rng)
+    _, p, _ = get_design(design).array_test(np.moveaxis(sa, 1, 2), np.moveaxis(sb, 1, 2), 0.0)  # (reps, E, seeds)
+    smallest = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0).min(axis=1)  # an epoch with no spread: no alarm
     smallest.sort()
     k = int(math.floor(alpha * reps))  # at most k of the reps fall below the k-th smallest
     level = float(smallest[k]) if k < reps else alpha
@@ -179,27 +195,33 @@ def compare_curves(a: Curves, b: Curves, spec: MetricSpec, *, alpha: float = 0.0
                    a_name: str = "a", b_name: str = "b", suite: str = "", fail: bool = False) -> CurveCheck:
     """Compare candidate curves `b` with reference curves `a` ({seed: per-epoch values}) at every epoch.
 
-    The seeds both sides have are used, and the epochs every one of their curves reached; each epoch is judged
-    by `epoch_comparison` at the level `simultaneous_level` finds for these curves.
+    Every seed of each side is used (only the seeds both sides have, for a design that pairs seeds), up to the
+    last epoch every one of their curves reached; each epoch is judged by `epoch_comparison` at the level
+    `simultaneous_level` finds for these curves.
     """
-    seeds = tuple(sorted(set(a) & set(b)))
+    paired = pairs_seeds(design)
+    seeds_a = sorted(set(a) & set(b)) if paired else sorted(a)
+    seeds_b = seeds_a if paired else sorted(b)
+    seeds = tuple(sorted(set(seeds_a) | set(seeds_b)))
     common = dict(suite=suite, metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect,
                   alpha=alpha, design=design, seeds=seeds, fail_on_parting=fail)
-    if len(seeds) < 2:
+    if min(len(seeds_a), len(seeds_b)) < 2:
+        what = "seeds with a curve on both sides" if paired else f"seeds with a curve on {a_name} and on {b_name}"
         return CurveCheck(**common, level=None, epochs=(),
-                          note=f"{len(seeds)} seed(s) with a curve on both sides; a curve check needs two")
-    lengths = [len(a[s]) for s in seeds] + [len(b[s]) for s in seeds]
+                          note=f"{len(seeds_a)} and {len(seeds_b)} {what}; a curve check needs two on each")
+    lengths = [len(a[s]) for s in seeds_a] + [len(b[s]) for s in seeds_b]
     epochs = min(lengths)
     if epochs == 0:
         return CurveCheck(**common, level=None, epochs=(), note="no epoch was logged")
     note = None
     if max(lengths) > epochs:
         note = f"epochs after {epochs} left out: not every seed's curve reached them"
-    xa = np.array([[float(a[s][e]) for e in range(epochs)] for s in seeds])
-    xb = np.array([[float(b[s][e]) for e in range(epochs)] for s in seeds])
+    xa = np.array([[float(a[s][e]) for e in range(epochs)] for s in seeds_a])
+    xb = np.array([[float(b[s][e]) for e in range(epochs)] for s in seeds_b])
     level = simultaneous_level(xa, xb, alpha, design)
-    compared = tuple(epoch_comparison(dict(zip(seeds, xa[:, e])), dict(zip(seeds, xb[:, e])), spec, level=level,
-                                      design=design, a_name=a_name, b_name=b_name) for e in range(epochs))
+    compared = tuple(epoch_comparison(dict(zip(seeds_a, xa[:, e])), dict(zip(seeds_b, xb[:, e])), spec,
+                                      level=level, design=design, a_name=a_name, b_name=b_name)
+                     for e in range(epochs))
     return CurveCheck(**common, level=level, epochs=compared, note=note)
 
 

@@ -107,7 +107,7 @@ class Report:
         return {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_ERROR}[self.verdict]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema": SCHEMA,
             "normreg_version": normreg.__version__,
             "command": self.command,
@@ -119,8 +119,10 @@ class Report:
             "runs": [clean_json(r.to_json()) for r in self.runs],
             "comparisons": [c.to_json() for c in self.checks],
             "problems": [p.to_json() for p in self.problems],
-            "curves": [c.to_json() for c in self.curves],
         }
+        if self.curves:  # only where a suite declares curves: other reports stay as they were
+            d["curves"] = [c.to_json() for c in self.curves]
+        return d
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
