@@ -158,7 +158,8 @@ def _suite(tmp_path, curves: str):
 def test_suite_key_forms_and_errors(tmp_path):
     assert load_suite(_suite(tmp_path, "")).curves.metrics == ()
     s = load_suite(_suite(tmp_path, "curves: [acc, {val_acc: {goal: max, min_effect: 0.05}}]"))
-    assert [(m.name, m.goal, m.min_effect) for m in s.curves.metrics] == [("acc", "max", 0.01), ("val_acc", "max", 0.05)]
+    assert [(m.name, m.goal, m.min_effect) for m in s.curves.metrics] == [("acc", "max", 0.01),
+                                                                          ("val_acc", "max", 0.05)]
     assert not s.curves.fail
     s = load_suite(_suite(tmp_path, "curves: {metrics: {val_loss: {goal: min, min_effect: 0.1}}, fail: true}"))
     assert s.curves.fail and s.curves.metrics[0].goal == "min"

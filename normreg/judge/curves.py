@@ -11,9 +11,9 @@ most the suite's alpha:
   new seeds are drawn as Gaussian combinations of the observed seeds' centred curves (each variant's own; both
   curves of a seed together for a design that pairs seeds), so the simulated curves have the spreads and the
   epoch-to-epoch correlation estimated from the seeds, and each simulated pair of curves is judged by the
-  design's own array test. Correlated epochs (curves are random walks, not independent draws) give a level close to alpha; nearly
-  independent epochs give one close to Bonferroni's alpha / E, which is where the level is floored: Bonferroni
-  holds whatever the correlation, so the simulation can only make the check more powerful, never less safe.
+  design's own array test. Correlated epochs (curves are random walks, not independent draws) give a level close
+  to alpha; nearly independent epochs give one close to Bonferroni's alpha / E, which is where the level is
+  floored: Bonferroni holds whatever the correlation, so the simulation can only make the check more powerful.
 * The intervals at that level form a simultaneous band over the epochs: with probability 1 - alpha it holds the
   true difference at every epoch. A verdict that needs its interval beyond min_effect (the margin rule) is then
   false at some epoch with probability at most alpha, whatever the true curves within the margin.

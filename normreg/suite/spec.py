@@ -534,7 +534,8 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 def _build_suite(doc: _Doc) -> Suite:
     top = doc.data
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
-                               "variants", "stats", "expect", "baseline_key", "curves"), required=("metrics", "variants"))
+                               "variants", "stats", "expect", "baseline_key", "curves"),
+                required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
     if not _plain_name(name):
         raise doc.error(("name",), f"expected a plain name (no '/', '\\', '#' or control characters, not "
