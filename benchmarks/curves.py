@@ -1,7 +1,7 @@
 """Curve checks by simulation: how often identical curves are called parted, and how often a real parting is found.
 
-    python benchmarks/curves.py                 # 400 simulated suites per case (about 10 minutes on 2 cores)
-    python benchmarks/curves.py --reps 100      # quicker, rougher
+    python benchmarks/curves.py                 # 1000 simulated suites per case (3 CPU minutes)
+    python benchmarks/curves.py --reps 500      # quicker, rougher
 
 Each seed's curve is a random walk around a mean curve shared by both variants: value(epoch) = mean(epoch) +
 walk(epoch), the walk's steps normal with sd `step`, plus fresh per-epoch noise of sd `noise`, so neighbouring
@@ -27,7 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from normreg.judge.curves import compare_curves  # noqa: E402
+from normreg.choices import SIGNIFICANT  # noqa: E402
+from normreg.judge.curves import array_epoch_verdicts, simultaneous_level  # noqa: E402
+from normreg.judge.stats import VERDICT_CODES  # noqa: E402
 from normreg.suite.spec import MetricSpec  # noqa: E402
 
 ALPHA = 0.05
@@ -52,17 +54,19 @@ def simulate(rng: np.random.Generator, *, seeds: int, epochs: int, design: str, 
             b = 0.8 * a + 0.6 * walks(rng, seeds, epochs, step, noise) + shift
         else:
             b = walks(rng, seeds, epochs, step, noise) + shift
-        check = compare_curves(dict(enumerate(a)), dict(enumerate(b)), SPEC, alpha=ALPHA, design=design)
-        levels.append(check.level)
-        if check.parted:
+        level = simultaneous_level(a, b, ALPHA, design)
+        levels.append(level)
+        codes = array_epoch_verdicts(a.T, b.T, SPEC, level, design)  # (epochs,) from (epochs, seeds)
+        hits = [e + 1 for e, k in enumerate(codes) if VERDICT_CODES[k] in SIGNIFICANT]
+        if hits:
             parted += 1
-            near += start is not None and abs(check.first_parted - start) <= 2
+            near += start is not None and abs(hits[0] - start) <= 2
     return parted / reps, near / reps, float(np.mean(levels))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=400)
+    parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)

@@ -13,9 +13,16 @@ from scripted import CurvesFakeRunner
 
 from normreg.compare import compare
 from normreg.errors import SuiteError
-from normreg.judge.curves import CurveCheck, compare_curves, epoch_comparison, simultaneous_level
+from normreg.judge.curves import (
+    CurveCheck,
+    array_epoch_verdicts,
+    compare_curves,
+    epoch_comparison,
+    simultaneous_level,
+)
 from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
+from normreg.judge.stats import VERDICT_CODES
 from normreg.pipeline import run_suites
 from normreg.render.html import render_html
 from normreg.render.junit import render_junit
@@ -65,6 +72,19 @@ def test_each_epoch_is_the_designs_pair_test_at_the_simultaneous_level():
             direct = compare_values(*column, SPEC, alpha=check.level, design=design, a_name="r", b_name="v")
             assert c == direct == epoch_comparison(*column, SPEC, level=check.level, design=design, a_name="r",
                                                    b_name="v")
+
+
+@pytest.mark.parametrize("design", ["welch", "paired"])
+def test_the_array_form_gives_the_verdicts_compare_gives(design):
+    """The benchmark simulates curve checks with `array_epoch_verdicts`: it must decide every epoch as `compare`
+    does (regressed, improved, equivalent, inconclusive), here on curves that part, stay and wander."""
+    rng = np.random.default_rng(7)
+    for shift in (PARTS_AT_4, np.zeros(EPOCHS), np.linspace(0.0, 0.08, EPOCHS)):
+        a, b = walk_curves(rng, np.zeros(EPOCHS)), walk_curves(rng, shift)
+        check = compare_curves(a, b, SPEC, design=design)
+        xa, xb = np.array(list(a.values())).T, np.array(list(b.values())).T  # (epochs, seeds)
+        codes = array_epoch_verdicts(xa, xb, SPEC, check.level, design)
+        assert [VERDICT_CODES[k] for k in codes] == [c.verdict for c in check.epochs]
 
 
 def test_level_is_near_alpha_for_nearly_equal_epochs_and_bonferroni_for_independent_ones():

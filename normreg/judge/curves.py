@@ -33,7 +33,7 @@ from normreg.choices import SIGNIFICANT
 from normreg.fileio import clean_json
 from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
-from normreg.judge.stats import Comparison, as_record
+from normreg.judge.stats import Comparison, array_verdicts, as_record
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
@@ -48,6 +48,14 @@ def epoch_comparison(a: Mapping[int, float], b: Mapping[int, float], spec: Metri
     """The verdict at one epoch: the design's pair test at the per-epoch `level`. Every rule of the pair test
     (min_effect, the margin, identical and exact values) applies to curves through this one call."""
     return compare_values(a, b, spec, alpha=level, design=design, a_name=a_name, b_name=b_name)
+
+
+def array_epoch_verdicts(xa: np.ndarray, xb: np.ndarray, spec: MetricSpec, level: float, design: str) -> np.ndarray:
+    """`epoch_comparison`'s verdicts for many simulated suites at once, as indices into `stats.VERDICT_CODES`:
+    `xa`, `xb` are (..., epochs, seeds); the design's array test and `stats.array_verdicts` apply the same rule as
+    its `compare` (the benchmark simulates curve checks with this; a test holds the two to the same verdicts)."""
+    diff, p, p_eq = get_design(design).array_test(xa, xb, spec.min_effect)
+    return array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, level, level)
 
 
 def pairs_seeds(design: str) -> bool:
