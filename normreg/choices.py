@@ -6,6 +6,7 @@ new design or correction is added in one place, and every message lists the same
 
 from __future__ import annotations
 
+import math
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,12 @@ DESIGNS = _designs()  # `judge.designs.names()` holds the same, imported; a test
 CORRECTIONS = ("holm", "bonferroni", "none")
 SPENDING = ("pocock", "obrien-fleming")
 MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes
+# What a report file may hold in its closed fields (checked when a report is read back: `report.file`).
+CHECK_KINDS = ("pair", "baseline")  # a comparison's `kind`
+PROBLEM_KINDS = ("run_failed", "expected_failure_missing", "baseline_not_updated", "write_failed")
+RUN_STATUSES = ("ok", "failed")
+REPORT_VERDICTS = {"pass": 0, "fail": 1, "error": 3}  # a report's verdict and its exit code
+REPORT_COMMANDS = ("run", "compare")  # the commands that write a report
 
 
 def choice_problem(value: object, options: Sequence[str]) -> str | None:
@@ -51,3 +58,18 @@ def check_choice(what: str, value: object, options: Sequence[str]) -> str:
     if problem is not None:
         raise InputError(f"{what}: {problem}")
     return str(value)
+
+
+def check_alpha(value: float | None, what: str = "--alpha") -> float | None:
+    """`value` when it is a significance level in (0, 0.5) (or None: not given); else an `InputError`."""
+    if value is not None and not (math.isfinite(value) and 0 < value < 0.5):
+        raise InputError(f"expected {what} in (0, 0.5), got {value}")
+    return value
+
+
+def check_min_effect(value: float | None, what: str = "--min-effect") -> float | None:
+    """`value` when it is a finite number >= 0 (or None: not given); else an `InputError`."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise InputError(f"expected {what} to be a finite number >= 0 (the smallest difference that matters), "
+                         f"got {value}")
+    return value

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from normreg.choices import DESIGNS
-from normreg.errors import InputError, NormregError
+from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ def _fail(exc: BaseException) -> None:
         traceback.print_exception(exc)
     if isinstance(exc, NormregError):
         code = 2 if isinstance(exc, InputError) else 3
-        typer.echo(f"{type(exc).__name__}: {exc}", err=True)
+        # one line, whatever a file or a name held (a newline in a CSV's variant, a control character)
+        typer.echo(f"{type(exc).__name__}: {printable(str(exc))}", err=True)
     else:
         code = 3
         typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "
@@ -150,6 +151,16 @@ def make_executor(name: str, options: Any) -> Executor:
     return build(name, options)
 
 
+def _output_path(text: str) -> Path:
+    """An output path as given: an empty one (`--out ""`) would silently mean the working directory."""
+    if not text.strip():
+        raise typer.BadParameter("an empty path; give a file or folder name")
+    return Path(text)
+
+
+OUTPUT = {"parser": _output_path, "metavar": "PATH"}  # every output option parses its path with this
+
+
 def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -160,6 +171,36 @@ def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
     if not devices or any(d < 0 for d in devices):
         raise InputError(f"expected --devices as GPU indices separated by commas (e.g. 0,2), got {text!r}")
     return devices
+
+
+def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one `--NAME FILE.suffix` option per registered output format (normreg/render/formats/),
+    made from the registry; the command receives the ones given as `outputs`, {format name: path}."""
+    import functools
+    import inspect
+
+    from normreg.render.outputs import formats_for
+
+    def option(f: Any) -> inspect.Parameter:
+        verb = "Also write" if what == "run" else "Write"
+        text = f"Write {f.history}." if what == "history" else f"{verb} {f.describes} here."
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[Path], typer.Option(f"--{f.name}", parser=OUTPUT["parser"], metavar=f"FILE{f.suffix}",
+                                         help=text)])
+
+    made = [option(f) for f in formats_for("history" if what == "history" else "report")]
+
+    def add(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_outputs(**options: Any) -> None:
+            given = {p.name: options.pop(p.name, None) for p in made}
+            command(**options, outputs={name: path for name, path in given.items() if path is not None})
+
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "outputs"]
+        with_outputs.__signature__ = inspect.Signature([*own, *made])  # type: ignore[attr-defined]
+        return with_outputs
+
+    return add
 
 
 def _progress() -> Display:
@@ -180,6 +221,7 @@ def _emit(report: Report, report_path: Path | None) -> int:
 
 
 @app.command()
+@_format_options("run")
 def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
     seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
@@ -197,11 +239,12 @@ def run(
     ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: the cluster to join, e.g. "
                                                        "10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray "
                                                        "instance started for the run).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).",
+                                                **OUTPUT)] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
                                                    "directory: reuse its finished runs, run the failed and "
                                                    "missing ones, judge all together.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.", **OUTPUT)] = None,
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
                                                   "suites' baselines.")] = False,
@@ -213,20 +256,22 @@ def run(
                                                       "trainer.max_epochs=2 (repeatable).")] = None,
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
                                                 "variant: fail on them.")] = False,
-    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report here.")] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Also write the Markdown summary here.")] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML here.")] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
 ) -> None:
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
-        from normreg.fileio import check_output_file
+        from normreg.fileio import check_output_folder, check_outputs
         from normreg.run.executor import ExecutorOptions
-        from normreg.suite.spec import load_suites
+        from normreg.suite.spec import discover, load_suites
 
-        for option, path in (("--report", report), ("--html", html), ("--markdown", markdown), ("--junit", junit)):
-            if path is not None:
-                check_output_file(path, option)
+        # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
+        read = [*discover(suites), *suites, baselines]
+        folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
+        check_outputs({"--report": report, **{f"--{n}": p for n, p in (outputs or {}).items()}},
+                      inputs=read, reads=folders)
+        if out is not None:
+            check_output_folder(out, "--out", inputs=read)
         # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
         # (torch, Lightning) are imported; the pipeline takes the suites as loaded.
         loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
@@ -266,9 +311,9 @@ def run(
         typer.echo(render(result))
         if report is not None and not any(str(report) in f for f in failed):
             typer.echo(f"Report: {report}")
-        if html or markdown or junit:
+        if outputs:
             try:
-                _write_formats(result, html, markdown, junit)
+                _write_formats(result, outputs)
             except OSError as e:
                 failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
         if failed:
@@ -291,7 +336,7 @@ def compare(
     min_effect: Annotated[Optional[float], typer.Option(help="Smallest difference that matters.")] = None,
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
     design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
     curve: Annotated[Optional[list[str]], typer.Option(help="Compare this per-epoch metric's learning curves, "
@@ -302,7 +347,9 @@ def compare(
 
     def body() -> int:
         from normreg.compare import compare as do_compare
+        from normreg.fileio import check_outputs
 
+        check_outputs({"--report": report}, inputs=[Path(spec.partition("#")[0]) for spec in (a, b)])
         result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
                             mode=mode, design=design, correction=correction, curves=tuple(curve or ()))
         return _emit(result, report)
@@ -362,30 +409,32 @@ def plan(
     guarded(body)
 
 
-def _write_formats(report: Report, html: Path | None, markdown: Path | None, junit: Path | None) -> None:
+def _write_formats(report: Report, outputs: dict[str, Path] | None) -> None:
     from normreg.render.outputs import write_outputs
 
-    for path in write_outputs(report, html=html, markdown=markdown, junit=junit):
+    for path in write_outputs(report, outputs or {}):
         typer.echo(f"Wrote {path}")
 
 
 @app.command("report")
+@_format_options("report")
 def report_cmd(
     report_file: Annotated[Path, typer.Argument(metavar="REPORT.json", help="A report written by 'normreg run' "
                                                 "or 'normreg compare'.")],
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML report here.")] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Write the Markdown summary here.")] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here.")] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
 ) -> None:
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
 
     def body() -> int:
+        from normreg.fileio import check_outputs
         from normreg.render.terminal import render
         from normreg.report.file import read_report
 
+        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
+                      inputs=[report_file, report_file / "report.json"])
         source = read_report(report_file)
         typer.echo(render(source.report))
-        _write_formats(source.report, html, markdown, junit)
+        _write_formats(source.report, outputs)
         return 0
 
     guarded(body)
@@ -403,14 +452,18 @@ def calibrate(
     min_effect: Annotated[Optional[float], typer.Option(help="Shift used for power (default: the files' "
                                                         "min_effect).")] = None,
     reps: Annotated[int, typer.Option(min=100, help="Resampled comparisons per metric.")] = 2000,
-    random_seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    random_seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the resampling.")] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a rate is poor.")] = False,
 ) -> None:
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
 
     def body() -> int:
+        from normreg.choices import check_alpha, check_min_effect
         from normreg.judge.planning import calibrate_source
         from normreg.render.planning import render_calibration
+
+        check_alpha(alpha)
+        check_min_effect(min_effect)
 
         result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
                                   min_effect=min_effect, reps=reps, random_seed=random_seed)
@@ -421,36 +474,32 @@ def calibrate(
 
 
 @app.command("history")
+@_format_options("history")
 def history_cmd(
     paths: Annotated[list[Path], typer.Argument(metavar="DIR_OR_REPORTS...", help="Report JSON files, or folders "
                                                 "searched for them.")],
-    html: Annotated[Optional[Path], typer.Option(help="Write the history as an HTML page with plots.")] = None,
-    markdown: Annotated[Optional[Path], typer.Option(help="Write the changes found as Markdown.")] = None,
     fail_on_change: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Exit 1 when a series' newest "
                                                           "change is a regression within the last N nights.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Keep reports whose suite differs from its newest "
                                            "report's (ad-hoc runs, or the suite before an edit), marked; by "
                                            "default they are left out and listed.")] = False,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown: the output formats with a history form
 ) -> None:
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
 
     def body() -> int:
-        from normreg.fileio import write_text_atomic
+        from normreg.fileio import check_outputs
         from normreg.render.history import render_history
+        from normreg.render.outputs import write_history_outputs
         from normreg.report.history import load_history
 
+        # every .json file under a folder given is read as a report: an output there would be read next time
+        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()}, inputs=paths,
+                      reads={p: (".json",) for p in paths if p.is_dir()})
         history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
-        if html is not None:
-            from normreg.render.html import render_history_html
-
-            write_text_atomic(html, render_history_html(history))
-            typer.echo(f"Wrote {html}")
-        if markdown is not None:
-            from normreg.render.markdown import render_history_markdown
-
-            write_text_atomic(markdown, render_history_markdown(history))
-            typer.echo(f"Wrote {markdown}")
+        for path in write_history_outputs(history, outputs or {}):
+            typer.echo(f"Wrote {path}")
         if fail_on_change is not None:
             recent = history.recent_regressions(fail_on_change)
             for s, c in recent:
@@ -474,7 +523,7 @@ def bisect_cmd(
                                                  "(default: the suite's).")] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Folder of cached runs (default: "
                                                   "~/.cache/normreg/bisect).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the bisect report JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the bisect report JSON here.", **OUTPUT)] = None,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes per commit (default: one per "
                                                    "GPU, else one per core; 0: in the commit's process).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key at every commit "
@@ -484,8 +533,10 @@ def bisect_cmd(
 
     def body() -> int:
         from normreg.bisect import bisect
+        from normreg.fileio import check_outputs
         from normreg.render.bisect import render_bisect, render_step
 
+        check_outputs({"--report": report}, inputs=[suite])
         result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
                         overrides=set_ or (), workers=workers, on_step=lambda s: typer.echo(render_step(s)))
         typer.echo(render_bisect(result))
@@ -502,7 +553,7 @@ def audit(
     suite: Annotated[Path, typer.Argument(help="A suite file.")],
     variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Audit only this variant (and the "
                                                          "reference); repeatable.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.", **OUTPUT)] = None,
     seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="Build the models with this seed "
                                                 "(default: the suite's first).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
@@ -512,8 +563,10 @@ def audit(
 
     def body() -> int:
         from normreg.audit import audit_suite
+        from normreg.fileio import check_outputs
         from normreg.render.audit import render_audit
 
+        check_outputs({"--report": report}, inputs=[suite])
         result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
         if report is not None:
             result.write(report)
@@ -530,20 +583,20 @@ def repro(
     suite: Annotated[Path, typer.Argument(help="A suite file.")],
     variant: Annotated[Optional[str], typer.Option(help="The variant to reproduce (default: the "
                                                    "reference).")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="The seed (default: the suite's first).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="The seed (default: the suite's "
+                                                "first).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the script here (default: "
-                                                   "print it).")] = None,
+                                                   "print it).", **OUTPUT)] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
     """Write one (variant, seed) run as a standalone Python script, without normreg, printing the same values."""
 
     def body() -> int:
-        from normreg.fileio import check_output_file, write_text_atomic
+        from normreg.fileio import check_outputs, write_text_atomic
         from normreg.run.repro import repro_script
         from normreg.suite.spec import load_suite
 
-        if output is not None:
-            check_output_file(output, "--output")
+        check_outputs({"--output": output}, inputs=[suite])
         loaded = load_suite(suite, set_ or ())
         text = repro_script(loaded, variant or loaded.reference, loaded.seeds[0] if seed is None else seed)
         if output is None:

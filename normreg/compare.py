@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from pathlib import Path
 
 from normreg._callable import make_callable
-from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_choice
+from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_alpha, check_choice, check_min_effect
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
@@ -41,6 +40,15 @@ def _label(rs: ResultSet, other: ResultSet, variant: str) -> str:
     return f"{stem}:{variant}"
 
 
+def _suite(a: ResultSet, b: ResultSet, va: str, vb: str) -> str:
+    """The suite column of a comparison: the suite both sides come from, `x vs y` when they differ, else the
+    name of A's file (a CSV without a suite column names none)."""
+    sa, sb = a.suite_of(va), b.suite_of(vb)
+    if sa and sb and sa != sb:
+        return f"{sa} vs {sb}"
+    return sa or sb or Path(a.source.partition("#")[0]).stem
+
+
 def compare(
     a_spec: str,
     b_spec: str,
@@ -67,11 +75,8 @@ def compare(
     check_choice("--mode", mode, MODES)
     if goal is not None:
         check_choice("--goal", goal, GOALS)
-    if alpha is not None and not 0 < alpha < 0.5:
-        raise InputError(f"expected --alpha in (0, 0.5), got {alpha}")
-    if min_effect is not None and not (math.isfinite(min_effect) and min_effect >= 0):
-        raise InputError(f"expected --min-effect to be a finite number >= 0 (the smallest difference that "
-                         f"matters), got {min_effect}")
+    check_alpha(alpha)
+    check_min_effect(min_effect)
     # reports are checked in full, as `report` and `history` check them, in the same read
     a, b = (load_result_set(spec, check_report=check_report) for spec in (a_spec, b_spec))
     pairs = _pairs(a, b)
@@ -93,7 +98,7 @@ def compare(
             xa, xb = a.values[va][m], b.values[vb][m]
             comparison = compare_values(xa, xb, spec, alpha=level, design=design, a_name=_label(a, b, va),
                                         b_name=_label(b, a, vb))
-            checks.append(Check("", mode, comparison))
+            checks.append(Check(_suite(a, b, va, vb), mode, comparison))
         if not wanted:
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
     adjusted = adjust([c.comparison for c in checks], correction)

@@ -40,7 +40,21 @@ class SuiteError(InputError):
 
 
 class ResultsError(InputError):
-    """A report, run directory, baseline or CSV file that cannot be read or does not fit."""
+    """A report, run directory, baseline or CSV file that cannot be read or does not fit. Raised by the readers
+    of `normreg.fileio` with `file_problem`, it also carries the file, the `reason` without the file, the `line`
+    where there is one, and whether the file was `missing`."""
+
+    path: str | None = None
+    reason: str | None = None
+    line: int | None = None
+    missing: bool = False
+
+
+def file_problem(path: object, reason: str, *, line: int | None = None, missing: bool = False) -> ResultsError:
+    """A `ResultsError` reading `path:line: reason`, with its parts kept for callers that re-word it."""
+    e = ResultsError(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
+    e.path, e.reason, e.line, e.missing = str(path), reason, line, missing
+    return e
 
 
 class RunError(NormregError):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import normreg
-from normreg.errors import InputError, ResultsError
+from normreg.errors import InputError, ResultsError, file_problem, printable
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -41,18 +42,6 @@ def _umask() -> int:
     return mask
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, or raise `ResultsError` naming the file (and the line, for bad JSON)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-
-
 def check_schema(path: Path, data: Any, expected: str) -> None:
     """Refuse files of another kind or of a schema version this normreg does not know."""
     if not isinstance(data, dict):
@@ -75,6 +64,125 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_json(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------------------ reading: bounded, with limits
+
+# What normreg reads is bounded by what is actually read, not by the size a file reports: /dev/zero, a pipe and
+# /proc files all say they are empty. A report of 1000 seeds with per-epoch curves is a few MiB.
+MAX_DATA_BYTES = 128 * 1024 * 1024  # reports, baselines, run.json, runs.jsonl, CSVs
+MAX_JSON_DEPTH = 64  # a report nests about 8 deep; Python's own parser dies of recursion near 1000
+MAX_INT_DIGITS = 100  # JSON and YAML integers: far above any seed or count, far below Python's 4300-digit limit
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, in words, from its `st_mode`: `a regular file`, `a folder`, `a named pipe (FIFO)`, ..."""
+    return next((what for test, what in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else
+                "not a regular file")
+
+
+def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
+    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
+    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
+    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
+    message ("a suite file")."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise file_problem(path, "no such file", missing=True) from None
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise file_problem(path, f"over the {limit}-byte limit for {what}; is it the right file?")
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise file_problem(path, f"not UTF-8 text (byte {e.start}: {e.reason}); give {what}", line=line) from None
+
+
+class _IntTooLong(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _IntTooLong(f"an integer of {len(text.lstrip('-'))} digits, over the limit of {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def parse_json(text: str, source: str | Path) -> Any:
+    """JSON text parsed within normreg's limits (nesting depth, integer digits, valid Unicode strings), or a
+    `ResultsError` naming `source`, the line or the key path, and the limit. NaN and Infinity parse (as Python
+    does): the schema checks refuse them with the field's name."""
+    try:
+        data = json.loads(text, parse_int=_bounded_int)
+    except _IntTooLong as e:
+        raise file_problem(source, f"{e}; not a file normreg wrote") from None
+    except RecursionError:
+        raise file_problem(source, f"nested more than {MAX_JSON_DEPTH} levels deep (the limit for normreg's JSON "
+                                  "files); not a file normreg wrote") from None
+    except json.JSONDecodeError as e:
+        raise file_problem(source, f"not valid JSON: {e.msg}", line=e.lineno) from None
+    except ValueError as e:  # any other limit of the parser itself
+        raise file_problem(source, f"not valid JSON: {e}") from None
+    check_tree(data, source)
+    return data
+
+
+def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
+    """Refuse parsed data nested more than `MAX_JSON_DEPTH` deep, or holding a string or key with a lone surrogate
+    (JSON's and YAML's `\\ud800` escapes make one; no file, terminal or page can hold it), naming the key path."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            where = where if len(where) <= 80 else where[:60] + "..."
+            raise file_problem(source, f"{where or 'the top level'}: nested more than {MAX_JSON_DEPTH} levels deep "
+                                      f"(the limit for normreg's {'YAML' if yaml else 'JSON'} files)")
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                raise file_problem(source, f"{where or 'the top level'}: a string holding a lone surrogate "
+                                          f"({printable(value)[:60]}); write it as valid Unicode text")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                key = f"{where}.{k}" if where else str(k)
+                if isinstance(k, str) and _has_surrogate(k):
+                    raise file_problem(source, f"{printable(key)[:80]}: a key holding a lone surrogate; write "
+                                              "it as valid Unicode text")
+                stack.append((v, key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text) if not text.isascii() else False
+
+
+def read_json(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a normreg JSON file") -> Any:
+    """Parse a JSON file within normreg's limits (`read_text_bounded`, `parse_json`), or raise `ResultsError`
+    naming the file (and the line or key path)."""
+    return parse_json(read_text_bounded(path, limit, what), path)
 
 
 # ------------------------------------------------------------------------------ output paths, checked up front
@@ -105,18 +213,107 @@ def _probe_writable(folder: Path) -> str | None:
     return None
 
 
-def check_output_file(path: Path, option: str) -> None:
-    """Refuse, before any work is done, an output file that is a folder or could not be written."""
-    if path.is_dir():
+def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
+                      reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+    """The guard every output file of every command goes through, before any work is done. Refuses a path that is
+    a folder, a device, a FIFO or anything else that is not a regular file or a new name; one of the
+    command's `inputs` (the same file, however it is named); a file inside an input folder that the command reads
+    from that folder (`reads`: folder -> suffixes, e.g. the `.json` files `history` finds); a suite, a baseline or
+    a run directory's own file, which no output may replace; and a place that cannot be written."""
+    try:
+        st = os.stat(path)  # follows a symlink: the file it names is what would be read again
+    except FileNotFoundError:
+        st = None  # a new name (or a dangling symlink, which the atomic rename replaces)
+    except OSError as e:
+        raise InputError(f"{option} {path}: cannot use this path ({e.strerror or e}); give another file name") \
+            from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{option} {path}: is {file_kind(st.st_mode)}, not a regular file or a new name; give a "
+                         "file name")
+    for given in inputs:
+        if _same_file(path, given):
+            raise InputError(f"{option} {path}: is an input of this command ({given}); writing it would replace "
+                             "what was read: give another file name")
+    for folder, suffixes in (reads or {}).items():
+        if path.suffix.lower() in suffixes and _inside(path, folder):
+            raise InputError(f"{option} {path}: is inside {folder}, whose {'/'.join(suffixes)} files this command "
+                             "reads; write outside that folder or under another suffix")
+    if st is not None:
+        kind = _protected(path)
+        if kind:
+            raise InputError(f"{option} {path}: is {kind}, which no output replaces; give another file name")
     found = _nearest_existing(path.parent)
     if not found.is_dir():
         raise InputError(f"{option} {path}: {found} is a file, so the file cannot be created under it")
     why = _probe_writable(found)
-    if why is None and path.exists() and not os.access(path, os.W_OK):
+    if why is None and st is not None and not os.access(path, os.W_OK):
         why = "the file is read-only"
     if why:
         raise InputError(f"{option} {path}: cannot write there ({why}); give another path")
+
+
+def check_outputs(outputs: Mapping[str, Path | None], *, inputs: Iterable[Path] = (),
+                  reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+    """`check_output_file` for each output given (option -> path, None: not asked for), and no file named by two
+    options."""
+    inputs = tuple(inputs)
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        check_output_file(path, option, inputs=inputs, reads=reads)
+        key = os.path.realpath(path)
+        if key in seen:
+            raise InputError(f"{option} {path}: is also given to {seen[key]}; give each output its own file")
+        seen[key] = option
+
+
+def check_output_folder(path: Path, option: str, *, inputs: Iterable[Path] = ()) -> None:
+    """The guard of an output folder (`run --out`): not empty, not one of the command's inputs (a suite folder, the
+    baselines folder); the rest (a file, a folder that cannot be written) is `check_output_dir`'s."""
+    if str(path) in ("", "."):
+        raise InputError(f"{option}: the working directory; give a folder of its own, e.g. runs/nightly")
+    for given in inputs:
+        if _same_file(path, given):
+            raise InputError(f"{option} {path}: is an input of this command ({given}); give a folder of its own")
+    check_output_dir(path, option)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)) and Path(folder).is_dir()
+    except OSError:
+        return False
+
+
+def _protected(path: Path) -> str | None:
+    """What an existing file is when no output may replace it: a suite, a baseline, a run directory's own file."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "a YAML file (a suite)"
+    real = Path(os.path.realpath(path))
+    if real.name in RUN_FILES and any((d / LOCK_NAME).exists() for d in (real.parent, real.parent.parent)):
+        return "a file of a run directory"
+    if path.suffix.lower() == ".json":
+        try:
+            schema = read_json(path).get("schema")
+        except (ResultsError, AttributeError):
+            return None
+        if isinstance(schema, str) and schema.startswith("normreg.baseline/"):
+            return "a stored baseline (written only by --update-baseline)"
+    return None
+
+
+LOCK_NAME = ".normreg.lock"  # the lock every run directory holds (`run.rundir`)
+RUN_FILES = ("report.json", "run.json", "results.csv", "runs.jsonl")  # what a run directory records
 
 
 def check_output_dir(path: Path, what: str, *, write: bool = True) -> None:

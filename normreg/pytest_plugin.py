@@ -4,7 +4,11 @@ Registered as the `pytest11` entry point `normreg`, so installing normreg is eno
 nothing. Each suite file becomes a collector whose items are its checks: `pair[variant-metric]` for every
 variant against the reference, `baseline[variant-metric]` where a baseline is stored, and `runs` for the training
 runs themselves. The suite trains once, when its first item runs; each item then reports its check's verdict as
-its outcome: a failing check fails with the numbers, a known bug caught as declared is an xfail, the rest pass.
+its outcome: a failing check fails with its row of the verdict table, the reason and the numbers, a known bug
+caught as declared is an xfail, the rest pass.
+
+Each check is its own item everywhere pytest names one: the failure header reads `suite::pair[twin-acc]` (the
+suite's name and the check), `-k twin`, `--lf` and `--junitxml` see one test per check.
 """
 
 from __future__ import annotations
@@ -60,23 +64,30 @@ class SuiteFile(pytest.File):
     """One suite: collects its checks and trains it, once, when the first of them runs."""
 
     _report: Any = None
+    suite_name = ""
 
     def collect(self) -> Iterator[pytest.Item]:
         from normreg.judge.baseline import baseline_path
         from normreg.suite.spec import load_suite
 
         suite = load_suite(self.path)
+        self.suite_name = suite.name
         baselines = Path(self.config.getoption("normreg_baselines"))
         stored = baseline_path(baselines, suite.name).exists()
-        yield CheckItem.from_parent(self, name="runs", kind="runs", variant="", metric="")
+        yield self._item("runs", kind="runs", variant="", metric="")
         for v in suite.variants:
             for m in suite.metrics:
                 if v.name != suite.reference:
-                    yield CheckItem.from_parent(self, name=f"pair[{v.name}-{m.name}]", kind="pair",
-                                                variant=v.name, metric=m.name)
+                    yield self._item(f"pair[{v.name}-{m.name}]", kind="pair", variant=v.name, metric=m.name)
                 if stored:
-                    yield CheckItem.from_parent(self, name=f"baseline[{v.name}-{m.name}]", kind="baseline",
-                                                variant=v.name, metric=m.name)
+                    yield self._item(f"baseline[{v.name}-{m.name}]", kind="baseline", variant=v.name,
+                                     metric=m.name)
+
+    def _item(self, name: str, **check: str) -> CheckItem:
+        # The node id is given as text, which pytest parses as it parses the ids `--lf` reads back from its cache
+        # (`pair[twin-acc]`: the name `pair`, the parameters `twin-acc`); derived from the name it would not
+        # match them, and `--lf` would rerun everything.
+        return CheckItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", **check)
 
     def report(self) -> Any:
         if self._report is None:
@@ -100,6 +111,7 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         from normreg.render.junit import numbers
         from normreg.render.labels import problem_message
+        from normreg.render.terminal import render_table
 
         report = self.parent.report()  # type: ignore[attr-defined]
         if self.kind == "runs":
@@ -116,9 +128,13 @@ class CheckItem(pytest.Item):
         detail = f"{c.metric} ({c.goal} is better): {c.reason}\n{numbers(check)}"
         if check.failed:
             expected = f" (expected {check.expected})" if check.expected else ""
-            raise NormregCheckFailed(f"{c.verdict}{expected}: {detail}")
+            raise NormregCheckFailed(f"{c.verdict}{expected}: {detail}\n\n{render_table([check])}")
         if check.expected_failure:
             pytest.xfail(f"{c.verdict} (expected): {detail}")
+
+    def reportinfo(self) -> tuple[Path, None, str]:
+        # pytest heads a failure with this third field, and with "test session" when it is empty
+        return self.path, None, f"{self.parent.suite_name or self.path.stem}::{self.name}"  # type: ignore[attr-defined]
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, NormregCheckFailed):

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import REGRESSION, SAME
 
 import normreg
@@ -83,3 +84,21 @@ def test_pytest_collects_each_check_with_its_verdict(tmp_path: Path, write_suite
     text = out.stdout + out.stderr
     assert out.returncode == 1 and "suites/pair.yaml::pair[twin-acc] FAILED" in text, text
     assert "regressed: acc (max is better): twin is worse by" in text and "merged: mean 0.984 sd" in text
+
+
+def test_a_check_reads_flat_as_its_json_and_checks_frame(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    report = normreg.run(write_suite(), out=tmp_path / "run", baselines=tmp_path / "b",
+                         executor=FakeRunner(REGRESSION))
+    frame = report.checks_frame()
+    for i, check in enumerate(report.checks):
+        assert (check.a, check.b, check.metric, check.diff) == (check.comparison.a, check.comparison.b,
+                                                                check.comparison.metric, check.comparison.diff)
+        for column, value in check.to_json().items():  # every field the JSON and the frame show, by its name
+            got = getattr(check, column)
+            assert got == value or list(got) == value or (isinstance(value, float) and math.isclose(got, value))
+            assert column in frame.columns and column in dir(check)
+        assert frame.loc[i, "verdict"] == check.verdict
+    with pytest.raises(AttributeError, match="'Check' object has no attribute 'retest'"):
+        report.checks[0].retest  # noqa: B018 - the test's own values stay under .comparison

@@ -65,9 +65,10 @@ def test_a_new_check_is_one_registered_function(monkeypatch) -> None:
     from normreg.audit import checks
     from normreg.audit.findings import Finding
 
-    monkeypatch.setattr(checks, "_REGISTRY", dict(checks._REGISTRY))
+    checks.CHECKS.names()  # every file of the package registered; the test's check is added to a copy
+    monkeypatch.setattr(checks.CHECKS, "_parts", dict(checks.CHECKS._parts))
 
-    @checks.register("counts_modules", order=99)
+    @checks.register("counts_modules")
     def count(rec: checks.Recordings) -> list[Finding]:
         """Counts modules: a check added by one registration."""
         return [Finding("counts_modules", "info", rec.variant, "(model)", "-", f"{len(rec.names)} modules", {}, "-")]
@@ -229,6 +230,9 @@ def test_rollouts_in_train_mode_are_flagged_with_values_per_channel(audited) -> 
     assert f.severity == "error" and f.module == "policy.1" and f.module_type == "BatchNorm1d"
     assert f.evidence["paths"] == ["train_dataloader"] and f.evidence["values_per_channel"] == [4, 4]
     assert f.evidence["gradients"] is False and "in act" in f.evidence["called_from"][0]
+    # the user's frames only: not the audit's, the command line's or the test runner's that drove them
+    assert all(frame.startswith("audit_models.py:") for where in f.evidence["called_from"]
+               for frame in where.split(" < ")), f.evidence["called_from"]
     assert "each of 4 examples against the other 3" in f.message and "running statistics" in f.message
     assert not findings(r, "train_mode_without_training", "eval_act")
     assert not findings(r, "train_mode_without_training", "layer_train_act")  # LayerNorm has no train mode trap

@@ -21,6 +21,15 @@ REPORTS = [
     ("report_created_number", "created: expected a string, found a number (20250301)"),
     ("report_run_metric_string", "runs[0].metrics.acc: expected a number, found a string ('high')"),
     ("report_truncated", ":31: not valid JSON"),
+    # issue 23: the schema's enums and ranges, and the parsers' own limits
+    ("report_verdict_pwned", "verdict: expected one of pass, fail, error, found a string ('pwned')"),
+    ("report_kind_unknown", "comparisons[0].kind: expected one of pair, baseline, found a string ('sideways')"),
+    ("report_exit_code_string", "exit_code: expected a whole number, found a string ('0')"),
+    ("report_n_a_negative", "comparisons[0].n_a: expected a whole number >= 0, found a number (-5)"),
+    ("report_created_garbage", "created: expected an ISO 8601 date and time"),
+    ("report_huge_int", ": an integer of 5000 digits, over the limit of 100"),
+    ("report_lone_surrogate", "comparisons[0].b: a string holding a lone surrogate (b\\ud800)"),
+    ("report_deep_nesting", ": nested more than 64 levels deep"),
 ]
 BASELINES = [
     ("baseline_nan", "variants.b.acc.values[1]: expected a finite number within ±1e+100, found a number (nan)"),
@@ -31,11 +40,14 @@ BASELINES = [
     ("baseline_boolean_seeds", "variants.a.acc.seeds[0]: expected a whole-number seed from 0 to 4294967295, found a "
                                "boolean (false)"),
     ("baseline_duplicate_seeds", "variants.a.acc.seeds: seed 1 appears more than once"),
+    ("baseline_huge_int", ": an integer of 5001 digits, over the limit of 100"),
+    ("baseline_variant_name_slash", "variants.../b: a variant name cannot hold '/'"),
 ]
 CSVS = [
     ("csv_duplicate_row", ":8: variant b, seed 1, metric acc already has a value on line 6"),
     ("csv_nan", ": variant b, metric acc: non-finite values (line 6: seed 1 is nan)"),
     ("csv_inf", ": variant a, metric acc: non-finite values (line 4: seed 2 is inf)"),
+    ("csv_newline_name", ":5: variant 'b\\nInputError: all fine': a name must hold only printable characters"),
 ]
 
 
@@ -116,6 +128,7 @@ def test_every_file_of_the_corpus_is_tested() -> None:
 
     tested = {c[0] for c in REPORTS + BASELINES + CSVS} | {"baseline_other_suite"} | {c[0] for c in CASES}
     tested |= {"seeds_min_above_max", "seeds_plan_one", "seeds_typo", "stats_correction", "stats_design"}
+    tested |= {"repro_injection"}  # a valid suite whose names were code in repro's script: tests/test_refused.py
     assert {p.stem for p in BAD.iterdir()} <= tested
 
 

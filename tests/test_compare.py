@@ -115,3 +115,23 @@ def test_report_round_trips_through_compare(tmp_path: Path, write_suite) -> None
     assert rs.specs["loss"].goal == "min" and rs.alpha == 0.05
     from_dir = load_result_set(str(tmp_path / "run"))
     assert from_dir.values == rs.values and from_dir.specs == rs.specs
+
+
+def test_compare_fills_the_suite_column_from_the_files(cli, write_suite, tmp_path: Path) -> None:
+    suite, base = write_suite(), tmp_path / "baselines"
+    cli("run", suite, "--out", tmp_path / "good", "--baselines", base, "--update-baseline", script=SAME)
+    cli("run", suite, "--out", tmp_path / "bad", "--baselines", tmp_path / "none", script=REGRESSION)
+    (tmp_path / "other.csv").write_text("variant,seed,metric,value\n" + "".join(
+        f"twin,{i},acc,{v}\n" for i, v in enumerate(REGRESSION["twin"]["acc"])))
+    for a, b, suite_column in [
+        (tmp_path / "good" / "report.json", tmp_path / "bad" / "report.json", "pair"),  # reports
+        (f"{base / 'pair.json'}#twin", f"{tmp_path / 'bad'}#twin", "pair"),  # a baseline and a run directory
+        (f"{tmp_path / 'bad' / 'pair' / 'results.csv'}#merged", tmp_path / "other.csv", "pair"),  # a tidy CSV's suite
+        (tmp_path / "other.csv", f"{tmp_path / 'bad' / 'pair' / 'results.csv'}#twin", "pair"),
+        (tmp_path / "other.csv", tmp_path / "other.csv", "other"),  # no suite named: the file's name
+    ]:
+        cli("compare", a, b, "--report", tmp_path / "c.json", "--min-effect", "0.01")
+        checks = _report(tmp_path / "c.json")["comparisons"]
+        assert checks and {c["suite"] for c in checks} == {suite_column}, (a, b, checks[0]["suite"])
+    res = cli("compare", tmp_path / "good" / "report.json", tmp_path / "bad" / "report.json")
+    assert any(line.startswith("pair   pair  acc") for line in res.output.splitlines()), res.output

@@ -14,7 +14,7 @@ from normreg.errors import InputError
 from normreg.judge.designs import compare_values, get, names
 from normreg.judge.designs.permutation import Permutation
 from normreg.judge.sequential import simulate
-from normreg.judge.stats import Design
+from normreg.judge.stats import Design, seeds_for
 from normreg.suite.spec import DESIGNS, MetricSpec, load_suite
 
 ACC = MetricSpec("acc", "max", 0.01)
@@ -95,7 +95,9 @@ def test_permutation_false_alarms_stay_at_alpha_on_skewed_bimodal_returns(n):
 
 def test_permutation_power_by_simulation_agrees_with_the_t_test_on_normal_data():
     """On normal values the permutation test is nearly as powerful as Welch's; its simulated power (from a
-    large normal pilot) lands within 0.05 of Welch's verdict power (quadrature)."""
+    large normal pilot) lands within 0.05 of Welch's verdict power (quadrature). Its seeds for 80% are a few more
+    than Welch's: the simulation judges each draw with 199 random splits, coarse at the alpha / 2 tail the
+    margin test needs (0.73 against Welch's 0.78 at 16 seeds)."""
     rng = np.random.default_rng(6)
     pilot_a, pilot_b = rng.normal(0.9, 0.01, 400), rng.normal(0.9, 0.01, 400)
     test = Permutation()
@@ -103,7 +105,8 @@ def test_permutation_power_by_simulation_agrees_with_the_t_test_on_normal_data()
     want = Design(0.01, 0.01, 10, 10).verdict_power(0.02, 0.01, 0.05)
     assert got == pytest.approx(want, abs=0.05)
     n = test.seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01, pilot=(pilot_a, pilot_b))
-    assert n is not None and abs(n - 8) <= 2  # Welch: 8 seeds
+    welch_n = seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01)
+    assert welch_n == 17 and n is not None and welch_n <= n <= welch_n + 5
 
 
 def test_a_suite_with_design_permutation_runs_end_to_end(tmp_path):
@@ -142,7 +145,7 @@ def test_permutation_interval_is_at_the_level_the_verdict_used():
     assert cases[0][0].verdict == "improved"
     for c, xa, xb, used in cases:
         difference = c.verdict == "improved" or abs(c.diff) > 0.3
-        raw_p, eps = (c.p_value, c.p_equivalence)[not difference], 1e-4
+        raw_p, eps = (c.p_margin, c.p_equivalence)[not difference], 1e-4
         a = 0.05 * raw_p / max(used if difference else c.p_equivalence_adjusted or c.p_equivalence_sequential, raw_p)
         one = a / 2 if difference else a
         assert c.ci_level == pytest.approx(1 - 2 * one) and c.ci_level > (0.95 if difference else 0.90)
@@ -152,14 +155,14 @@ def test_permutation_interval_is_at_the_level_the_verdict_used():
 
 def test_permutation_seed_advice_comes_from_the_permutation_test():
     """Three seeds a side can never be significant (20 splits: the smallest p is 0.1), so advice from the t-test
-    ("about 3 seeds") is wrong for it; its own simulation says 4. Simulated with the real test at 4 seeds from the
-    same smoothed bootstrap, 4,000 replicates (standard error 0.006): the verdict comes out 80% of the time or
-    more; at 3, never."""
+    ("about 3 seeds") is wrong for it; its own simulation says 4. Simulated with the real test (its margin test)
+    at 4 seeds from the same smoothed bootstrap, 4,000 replicates (standard error 0.006): the verdict comes out
+    80% of the time or more; at 3, never."""
     from normreg.judge.designs import get as get_design
     from normreg.judge.designs.permutation import _p_values, splits
-    from normreg.judge.stats import seeds_for, smoothed_draws
+    from normreg.judge.stats import smoothed_draws
 
-    xa, xb = np.array([0.90, 0.915, 0.93]), np.array([0.85, 0.875, 0.87])
+    xa, xb = np.array([0.90, 0.915, 0.93]), np.array([0.84, 0.865, 0.86])
     c = compare_values(dict(enumerate(xa)), dict(enumerate(xb)), ACC, design="permutation")
     assert c.verdict == "inconclusive" and c.p_value == pytest.approx(0.1)
     assert seeds_for(c.diff, c.sd_a, c.sd_b, 0.05, delta=0.01, start=3) == 3
@@ -167,8 +170,8 @@ def test_permutation_seed_advice_comes_from_the_permutation_test():
     rng = np.random.default_rng(22)
     da = smoothed_draws(xa, (4000, 4), rng)
     db = smoothed_draws(xb - xb.mean() + xa.mean(), (4000, 4), rng) + c.diff
-    diff, p, _ = _p_values(da, db, 0.0, *splits(4, 4))
-    assert float(np.mean((p < 0.05) & (diff < -0.01))) >= 0.8 - 0.05
+    diff, _, p_margin, _ = _p_values(da, db, 0.01, *splits(4, 4))
+    assert float(np.mean(p_margin < 0.05)) >= 0.8 - 0.05
     assert get_design("permutation").smallest_p(3, 3) == pytest.approx(0.1)  # at 3 a side: never below 0.05
 
 
@@ -186,9 +189,9 @@ def test_permutation_plan_promises_the_rate_of_the_real_test():
     pilot = ResultSet("pilot", {"ref": {"acc": dict(enumerate(xa))}, "new": {"acc": dict(enumerate(xb))}}, {})
     row = plan("s", "ref", ["ref", "new"], [ACC], pilot, design="permutation").rows[0]
     n = row.seeds_80
-    assert n is not None and 5 <= n <= 40
+    assert n is not None and 5 <= n <= 60
     rng = np.random.default_rng(23)
     da = smoothed_draws(xa, (2000, n), rng)
     db = smoothed_draws(xb - xb.mean() + xa.mean(), (2000, n), rng) - 0.02
-    diff, p, _ = _p_values(da, db, 0.0, *splits(n, n))
-    assert 0.8 - 0.02 <= float(np.mean((p < 0.05) & (diff < -0.01))) <= 0.9
+    diff, _, p_margin, _ = _p_values(da, db, 0.01, *splits(n, n))
+    assert 0.8 - 0.02 <= float(np.mean(p_margin < 0.05)) <= 0.9

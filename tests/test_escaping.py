@@ -24,7 +24,11 @@ def hostile(report_json: dict[str, Any]) -> ReportFile:
     """The scripted nightly report with a variant, and a run's error message, replaced by hostile text."""
     text = json.dumps(report_json)
     text = text.replace("twin", json.dumps(HOSTILE)[1:-1]).replace("CUDA error", json.dumps(HOSTILE)[1:-1])
-    return report_from_json(json.loads(text))
+    # A report file naming a variant with control characters is refused since issue 23 (normreg.names); the
+    # renderers must still escape such a name, so the schema's rules are skipped to build this one.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("normreg.report.file.check_rules", lambda data, source: None)
+        return report_from_json(json.loads(text))
 
 
 class _Tags(HTMLParser):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normreg"
 # What each part may import from normreg, besides itself and the shared modules.
-SHARED = {"errors", "fileio", "environment", "choices", "_callable"}
+SHARED = {"errors", "fileio", "environment", "choices", "_callable", "names", "registry"}
 ALLOWED = {
     "suite": set(),
     "run": {"suite"},

@@ -33,11 +33,11 @@ def test_the_script_prints_the_values_of_the_run(tmp_path: Path, cli) -> None:  
 
 def test_a_model_without_a_datamodule_and_the_default_variant(cli) -> None:  # type: ignore[no-untyped-def]
     own = cli("repro", WINE, "--variant", "own_loaders")
-    assert own.exit_code == 0 and "datamodule = None" in own.output and "SEED = 0" in own.output
-    assert "evaluate = trainer.test\n" in own.output
+    assert own.exit_code == 0 and "'data': None" in own.output and "'seed': 0" in own.output
+    assert "'evaluate': 'test'" in own.output
     reference = cli("repro", WINE, "--seed", "3", "--set", "trainer.max_epochs=5")
-    assert "target('wine:WineNet')(**{})" in reference.output and "'max_epochs': 5" in reference.output
-    assert "SEED = 3" in reference.output
+    assert "{'target': 'wine:WineNet', 'args': {}}" in reference.output and "'max_epochs': 5" in reference.output
+    assert "'seed': 3" in reference.output
 
 
 def test_an_unknown_variant_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]

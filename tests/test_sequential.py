@@ -47,13 +47,14 @@ def test_sequential_aa_false_alarm_rate_is_alpha(design, spending):
     assert abs(float(np.mean(codes < 2)) - 0.05) <= 0.02
 
 
-def test_flagship_gap_decided_with_at_most_sixty_percent_of_the_runs():
-    """Twin tower vs merged batch: means 0.984 vs 0.937, spreads 0.005 vs 0.018."""
+def test_flagship_gap_decided_with_at_most_two_thirds_of_the_runs():
+    """Twin tower vs merged batch: means 0.984 vs 0.937, spreads 0.005 vs 0.018. The gap must be shown beyond
+    min_effect, not only away from zero: 6.1 seeds per side on average (5.1 under the old rule) against 10."""
     rng = np.random.default_rng(8)
     a, b = rng.normal(0.984, 0.005, (4000, 20)), rng.normal(0.937, 0.018, (4000, 20))
     codes, used = simulate(a, b, MetricSpec("acc", "max", 0.01), stages=STAGES)
     assert float(np.mean(codes == 0)) >= 0.95
-    assert float(np.mean(used)) <= 0.6 * 10
+    assert float(np.mean(used)) <= 0.65 * 10
 
 
 def test_sequential_equivalent_is_rare_when_the_true_difference_exceeds_min_effect():
@@ -111,7 +112,7 @@ def test_the_permutation_design_keeps_the_nominal_levels():
     from normreg.judge.designs import compare_values
 
     ps = [compare_values(dict(enumerate(a[:n])), dict(enumerate(b[:n])), MetricSpec("m", "max", 0.1),
-                         design="permutation").p_value for n in looks]
+                         design="permutation").p_margin for n in looks]
     assert c.p_sequential == pytest.approx(repeated_p(ps, [n / 20 for n in looks]))
 
 
@@ -127,7 +128,7 @@ def staged_permutation_false_alarms(a: np.ndarray, b: np.ndarray, spending: str)
     for n, level in zip(STAGES, levels):
         mask, exact = splits(n, n)
         for i in range(0, len(a), 500):
-            _, p, _ = _p_values(a[i:i + 500, :n], b[i:i + 500, :n], 0.0, mask, exact)
+            _, p, *_ = _p_values(a[i:i + 500, :n], b[i:i + 500, :n], 0.0, mask, exact)
             alarm[i:i + 500] |= p <= level + 1e-12
     return float(np.mean(alarm))
 

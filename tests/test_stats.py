@@ -158,8 +158,11 @@ def test_inconclusive_says_how_many_seeds_would_decide():
 
 
 def test_mde_has_eighty_percent_power():
+    """The MDE is where the verdict (its interval beyond min_effect) reaches 80%, not the plain test."""
     c = welch([1.0, 1.2, 0.9, 1.1, 1.05], [1.1, 1.0, 0.95, 1.2, 1.0], ACC)
-    assert Design(c.sd_a, c.sd_b, 5, 5).power(c.mde, 0.05) == pytest.approx(0.8, abs=1e-6)
+    d = Design(c.sd_a, c.sd_b, 5, 5)
+    assert d.verdict_power(c.mde, ACC.min_effect, 0.05) == pytest.approx(0.8, abs=1e-6)
+    assert d.power(c.mde, 0.05) > 0.8 + 0.02
 
 
 LOSS = MetricSpec("loss", "min", 0.05)
@@ -232,7 +235,12 @@ def test_min_effect_boundary_is_strict() -> None:
     a = [1.0, 1.1, 0.9, 1.0, 1.0, 1.05, 0.95]
     b = [x - 0.5 for x in a]  # exactly 0.5 worse
     assert welch(a, b, MetricSpec("m", "max", 0.5)).verdict == "inconclusive"
-    assert welch(a, b, MetricSpec("m", "max", 0.4999)).verdict == "regressed"
+    # an observed difference just past min_effect is not one shown beyond it: the interval must clear it
+    short = welch(a, b, MetricSpec("m", "max", 0.4999))
+    assert short.verdict == "inconclusive" and short.short_of_margin == "worse"
+    assert short.ci_high > -0.4999 and short.ci_low < -0.4999
+    c = welch(a, b, MetricSpec("m", "max", 0.4))
+    assert c.verdict == "regressed" and c.ci_high < -0.4
 
 
 def test_zero_min_effect_cannot_show_equivalence() -> None:

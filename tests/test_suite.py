@@ -43,6 +43,14 @@ CASES = [
     ("nul_in_variant_name", 3, "variants.a\x00b", "control characters"),
     ("duplicate_key", 5, None, "duplicate key 'seeds' (first on line 2, again on line 5)"),
     ("duplicate_variant", 5, None, "duplicate key 'a' (first on line 3, again on line 5)"),
+    # issue 23: the parser's limits, and names that passed and broke later
+    ("suite_huge_int", 2, None, "an integer of 5000 digits, over the limit of 100"),
+    ("suite_lone_surrogate", 3, None, "a string holding a lone surrogate (a\\ud800)"),
+    ("suite_named_report_json", 1, "name", "'report.json' is a file of the run directory"),
+    ("suite_name_256", 1, "name", "a name is at most 128 bytes (UTF-8), as it becomes part of file names; this one "
+                                  "is 256"),
+    ("variant_name_250", 4, "variants." + "v" * 250, "a name is at most 128 bytes"),
+    ("variant_bidi_override", 4, "variants.b\u202etxt.exe", "'\\u202e' at position 1 is not"),
 ]
 
 
@@ -64,6 +72,7 @@ def test_every_file_of_the_bad_corpus_is_tested() -> None:
     suites = {p.stem for p in BAD.glob("*.yaml")}
     tested = {c[0] for c in CASES} | {"seeds_min_above_max", "seeds_plan_one", "seeds_typo", "stats_correction",
                                       "stats_design"}  # the last five: below
+    tested |= {"repro_injection"}  # valid; its names were code in repro's script (test_refused.py)
     assert suites <= tested
 
 

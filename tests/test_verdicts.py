@@ -97,7 +97,7 @@ def test_identical_and_exact_comparisons_are_in_no_correction_family():
     pair = welch(a, b, ACC)
     twin = {s: float(x) for s, x in enumerate(b)}
     family = adjust([pair, compare_values(twin, dict(twin), ACC), welch([0.9] * 3, [0.7] * 3, ACC)], "holm")
-    assert family[0].p_adjusted == pytest.approx(pair.p_value)  # not tripled
+    assert family[0].p_adjusted == pytest.approx(pair.p_margin)  # not tripled
     assert [c.verdict for c in family] == ["regressed", "identical", "regressed"]
     assert family[1].p_adjusted is None and family[2].p_adjusted is None
 
@@ -130,13 +130,14 @@ def test_the_shown_interval_agrees_with_the_adjusted_verdict(method):
         cs = [welch(rng.normal(0, 0.2, 5), rng.normal(rng.choice([0.0, 0.05, 0.5]), 0.2, 5), spec)
               for _ in range(4)]
         for c in adjust(cs, method):
-            if c.verdict in ("regressed", "improved"):
-                assert c.ci_low > 0 or c.ci_high < 0
-                assert c.ci_level == pytest.approx(1 - 0.05 * c.p_value / c.p_adjusted)
+            if c.verdict in ("regressed", "improved"):  # the interval lies beyond the margin
+                assert c.ci_low > 0.3 or c.ci_high < -0.3
+                assert c.ci_level == pytest.approx(1 - 0.05 * c.p_margin / c.p_adjusted)
             elif c.verdict == "equivalent":
                 assert -0.3 < c.ci_low and c.ci_high < 0.3
-            elif abs(c.diff) > 0.3:  # inconclusive about a difference: its interval reaches zero
-                assert c.ci_low <= 0 <= c.ci_high
+            elif abs(c.diff) > 0.3:  # inconclusive about a difference: its interval reaches into the margin
+                assert c.ci_low <= 0.3 and c.ci_high >= -0.3
+                assert (c.short_of_margin is not None) == (c.ci_low > 0 or c.ci_high < 0)
             else:  # inconclusive about equivalence: its interval reaches past the margin
                 assert c.ci_low <= -0.3 or c.ci_high >= 0.3
 
@@ -197,7 +198,7 @@ def simulate_verdict_rate(n: int, effect: float, sds: tuple[float, float], delta
 
 @pytest.mark.parametrize("n, effect, sds, delta, design", [
     (3, 0.02, (0.005, 0.018), 0.01, "welch"),
-    (5, 0.01, (0.01, 0.01), 0.01, "welch"),  # a true difference of exactly min_effect: at most half
+    (5, 0.01, (0.01, 0.01), 0.01, "welch"),  # a true difference of exactly min_effect: at most alpha / 2
     (10, 0.015, (0.01, 0.02), 0.01, "welch"),
     (8, 0.03, (0.02, 0.01), 0.01, "paired"),
     (20, 0.02, (0.01, 0.01), 0.0, "welch"),
@@ -209,16 +210,18 @@ def test_verdict_power_is_the_simulated_rate_of_the_verdict(n, effect, sds, delt
 
 
 def test_the_promised_seeds_give_the_promised_verdict_rate():
-    """The issue's case: sd 0.01, observed difference 0.011 at min_effect 0.01. The advice is for the verdict."""
+    """sd 0.01, observed difference 0.02 at min_effect 0.01: significant, not yet shown beyond the margin. The
+    advice is for the verdict (an observed 0.011 would need more than the limit of 1000 seeds)."""
     rng = np.random.default_rng(13)
     a = list(0.95 + 0.01 * (rng.standard_normal(4) * 0 + np.array([-1.2, -0.4, 0.4, 1.2]) / 0.9258))
-    b = [x - 0.011 for x in a[::-1]]
+    b = [x - 0.02 for x in a[::-1]]
     c = welch(a, b, ACC)
-    assert c.verdict == "inconclusive" and c.seeds_needed_for == "regressed"
+    assert c.verdict == "inconclusive" and c.seeds_needed_for == "regressed" and c.short_of_margin == "worse"
+    assert welch(a, [x - 0.011 for x in a[::-1]], ACC).seeds_needed is None
     n = c.seeds_needed
     sd = float(np.std(a, ddof=1))
-    at_n = simulate_verdict_rate(n, 0.011, (sd, sd), 0.01, seed=1)
-    below = simulate_verdict_rate(n - max(1, n // 20), 0.011, (sd, sd), 0.01, seed=2)
+    at_n = simulate_verdict_rate(n, 0.02, (sd, sd), 0.01, seed=1)
+    below = simulate_verdict_rate(n - max(1, n // 20), 0.02, (sd, sd), 0.01, seed=2)
     assert at_n == pytest.approx(0.8, abs=0.02) and below < 0.8
 
 
@@ -257,7 +260,7 @@ def test_storing_a_baseline_leaves_every_pair_verdict_unchanged(tmp_path):
 
     def script(variant: str, seed: int) -> dict[str, float]:
         rng = np.random.default_rng([seed, len(variant)])
-        shift = {"merged": 0.0, "twin": -0.02, "same": 0.0}[variant]
+        shift = {"merged": 0.0, "twin": -0.04, "same": 0.0}[variant]
         return {"acc": float(rng.normal(0.95 + shift, 0.01)), "loss": float(rng.normal(1.0, 0.02))}
 
     first = run_suites([suite], executor=FakeRunner(script), out=tmp_path / "r1", baselines=tmp_path / "b",

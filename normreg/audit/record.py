@@ -19,6 +19,8 @@ from torch.nn.modules import module as _module
 from torch.nn.modules.batchnorm import _BatchNorm
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_NORMREG = os.path.dirname(_HERE) + os.sep  # the package: its frames drive the user's code, they are not the caller
+_EXAMPLES = os.path.join(_NORMREG, "examples") + os.sep  # the story models are user code
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -33,13 +35,18 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 def user_frames(skip: tuple[str, ...], depth: int = 3) -> str:
-    """`file.py:line in f < file.py:line in g`: the innermost frames outside torch, Lightning, the stdlib and
-    normreg.audit, innermost first; `forward` methods are passed over when a caller follows, to show who acts."""
+    """`file.py:line in f < file.py:line in g`: the innermost frames of the user's code (outside torch, Lightning,
+    the stdlib and normreg), innermost first; `forward` methods are passed over when a caller follows, to show who
+    acts. The walk ends at the first normreg frame past the user's: what called the user's code from there (the
+    audit, the command line, pytest) is not the user's."""
     frames = []
     frame = sys._getframe(1)
     while frame is not None and len(frames) < depth + 4:
         name = frame.f_code.co_filename
-        if not name.startswith(skip) and not name.startswith("<"):
+        if name.startswith(_NORMREG) and not name.startswith(_EXAMPLES):
+            if frames:
+                break
+        elif not name.startswith(skip) and not name.startswith("<"):
             frames.append(f"{os.path.basename(name)}:{frame.f_lineno} in {frame.f_code.co_name}")
         frame = frame.f_back
     shown = [f for f in frames if not f.endswith(" in forward")] or frames

@@ -8,6 +8,7 @@ does not exist yet.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 
 from normreg.choices import GOALS
 from normreg.environment import BASELINE_KEYS
-from normreg.errors import InputError, ResultsError, did_you_mean
+from normreg.errors import InputError, ResultsError, did_you_mean, printable
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
+from normreg.names import name_problem
 from normreg.run.results import RunResult, values_from_runs
 from normreg.suite.diff import content_changes
 from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
@@ -77,7 +79,13 @@ class Baseline:
             raise bad("suite_content", f"expected an object, found {describe_value(data.get('suite_content'))}")
         metrics = tuple(metric_specs(str(path), "metrics", data["metrics"]).values())
         values: dict[str, dict[str, dict[int, float]]] = {}
+        problem = name_problem(data["suite"], "suite")
+        if problem:
+            raise bad("suite", problem)
         for v, ms in data["variants"].items():
+            problem = name_problem(v, "variant")
+            if problem:
+                raise bad(f"variants.{printable(v)}", problem)
             if not isinstance(ms, dict):
                 raise bad(f"variants.{v}", f"expected an object of metrics, found {describe_value(ms)}")
             for m, rec in ms.items():
@@ -111,6 +119,9 @@ def metric_specs(source: str, where: str, raw: Any) -> dict[str, MetricSpec]:
         raise ResultsError(f"{source}: {where}: expected an object of metrics, found {describe_value(raw)}")
     specs = {}
     for name, spec in raw.items():
+        problem = name_problem(name, "metric")
+        if problem:
+            raise ResultsError(f"{source}: {where}.{printable(name)}: {problem}")
         if not isinstance(spec, dict):
             raise ResultsError(f"{source}: {where}.{name}: expected {{goal, min_effect}}, found "
                                f"{describe_value(spec)}")
@@ -160,22 +171,28 @@ def choose_baseline(directory: Path, suite: str, key: str | None = None,
     keyed = key_value(key, environment or {})
     plain = baseline_path(directory, suite)
     if keyed is None:
-        return BaselineChoice(_read(plain, suite), plain if plain.exists() else None, plain)
+        return BaselineChoice(_read(plain, suite), plain if _present(plain) else None, plain)
     mine = baseline_path(directory, suite, keyed)
-    if mine.exists():
+    if _present(mine):
         return BaselineChoice(_read(mine, suite), mine, mine, keyed=True)
-    if plain.exists():
+    if _present(plain):
         return BaselineChoice(_read(plain, suite), plain, mine, f"no baseline for {key} {keyed} ({mine}); compared "
                               f"with the plain baseline {plain} instead; --update-baseline writes {mine.name}", True)
     return BaselineChoice(None, None, mine, f"no baseline for {key} {keyed} ({mine}) and no plain one; "
                           f"--update-baseline writes {mine.name}", True)
 
 
+def _present(path: Path) -> bool:
+    """Whether anything is at `path`: a symlink loop, a dangling link or a folder is there, and is refused when
+    read, never taken for "no baseline" (which would let the run pass unchecked)."""
+    return os.path.lexists(path)
+
+
 def _read(path: Path, suite: str) -> Baseline | None:
     """The baseline stored at `path`, None when there is none; refused when it is another suite's."""
-    if not path.exists():
+    if not _present(path):
         return None
-    baseline = Baseline.from_json(path, read_json(path))
+    baseline = Baseline.from_json(path, read_json(path, what="a baseline file"))
     if baseline.suite != suite:
         raise ResultsError(f"{path}: suite: this baseline is of suite '{baseline.suite}', not '{suite}'; "
                            "move it or regenerate it with 'normreg run SUITE --update-baseline'")

@@ -5,7 +5,7 @@ multiple comparisons, plus the problems of failed runs. Fixed seeds use `judge`;
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from scipy import special as _sp
@@ -53,12 +53,26 @@ class Check:
         return self.expected is not None and self.expected == self.comparison.verdict and \
             self.expected in SIGNIFICANT
 
+    def __getattr__(self, name: str) -> Any:
+        # Flat, as the report's JSON and `checks_frame()` show a check: `check.a`, `check.diff`, `check.verdict`
+        # read the comparison's fields (`check.comparison.a` is the same value). Only for names not found on the
+        # check itself, and never for private names (copy and pickle probe those before the fields are set).
+        if name in _COMPARISON_FIELDS:
+            return getattr(self.comparison, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_COMPARISON_FIELDS})
+
     def to_json(self) -> dict[str, Any]:
         c = as_record(self.comparison)
         return {**{k: clean_json(v) for k, v in c.items()}, "suite": self.suite, "kind": self.kind,
                 "expected": self.expected, "expected_failure": self.expected_failure, "failed": self.failed,
                 "environment_differences": dict(self.environment_differences),
                 "suite_changes": list(self.suite_changes)}
+
+
+_COMPARISON_FIELDS = frozenset(f.name for f in fields(Comparison)) - {"retest"}  # as reports store them
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,7 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
 
     The baseline's side is fixed, so its spread bounds the standard error however many seeds the candidate
     runs. Taking the observed difference and spreads as they are, at the plan's maximum the check would still
-    be inconclusive: neither beyond min_effect with the interval clear of zero, nor with the interval inside
+    be inconclusive: neither with the interval wholly beyond min_effect, nor with the interval inside
     ±min_effect (projected with Welch's t for every unpaired design). A test whose p-values have a floor (a
     permutation test: one split in all of them) cannot decide at all once that floor, at the plan's maximum, is
     above the last look's levels. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing
@@ -228,7 +242,7 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
         else:
             se, df = welch_se_df(c.sd_a, c.sd_b, c.n_a, n_max)
             t2, t1 = float(_sp.stdtrit(df, 1 - lv2 / 2)), float(_sp.stdtrit(df, 1 - lv1))
-            if (abs(c.diff) > delta and abs(c.diff) > t2 * se) or (delta > 0 and abs(c.diff) + t1 * se < delta):
+            if abs(c.diff) - delta > t2 * se or (delta > 0 and abs(c.diff) + t1 * se < delta):
                 return check
             why = (f"against the baseline's {c.n_a} fixed values even {n_max} seeds would leave it inconclusive "
                    f"(standard error at least {se:.3g})")

@@ -2,7 +2,7 @@
 
 `plan` takes per-seed spreads from a pilot (a report, a baseline, a run directory or a short run) and gives the
 seeds per side for an 80% and a 90% chance that a true difference of twice `min_effect` is reported `regressed`
-under the verdict's own rule (p < alpha and the observed difference beyond `min_effect`), integrating over the
+under the verdict's own rule (the interval wholly beyond `min_effect`: `stats.Design`), integrating over the
 sample variances with Welch's degrees of freedom (or n - 1 for the paired design). `calibrate` resamples
 observed per-seed values: A/A comparisons (both sides drawn from one variant's values) estimate the false-alarm
 rate, the same with one side shifted by twice `min_effect` the power of the verdict, at the suite's seeds and
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from normreg.choices import DESIGNS, check_choice
-from normreg.errors import InputError
+from normreg.errors import InputError, ResultsError
+from normreg.fileio import read_json
 from normreg.judge.designs import get
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.sequential import simulate
@@ -218,15 +219,12 @@ def calibrate(rs: ResultSet, specs: Mapping[str, MetricSpec], *, seeds: int, alp
 def settings_from(path_spec: str) -> dict:
     """The test settings a report records for its one suite (seeds, alpha, design, stages, spending, reference);
     empty when the file is not a single-suite report."""
-    import json
-    from pathlib import Path
-
     path = Path(path_spec.partition("#")[0])
     if path.is_dir() or path.suffix.lower() == ".csv":
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except ResultsError:
         return {}
     suites = data.get("suites") if isinstance(data, dict) else None
     if not isinstance(suites, list) or len(suites) != 1:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import InputError, ResultsError, did_you_mean
-from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json
+from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, read_text_bounded
 from normreg.judge.baseline import Baseline, metric_specs
+from normreg.names import name_problem
 from normreg.run.results import RunResult, check_run_json, values_from_runs
 from normreg.run.rundir import read_runs
 from normreg.suite.spec import MetricSpec
@@ -35,9 +37,15 @@ class ResultSet:
     alpha: float | None = None
     # variant -> metric -> "line 7: seed 3 is nan" for each non-finite value read and left out of `values`
     left_out: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    suite: str | None = None  # the one suite every value comes from, when the file names it
     # variant -> metric -> seed -> per-epoch values, from the runs of a report or run directory
     histories: Mapping[str, Mapping[str, Mapping[int, tuple[float, ...]]]] = field(default_factory=dict)
     curve_specs: Mapping[str, MetricSpec] = field(default_factory=dict)  # the curves the file's suites declare
+
+    def suite_of(self, variant: str) -> str | None:
+        """The suite `variant`'s values come from: the prefix of a qualified `suite/variant`, else the file's."""
+        prefix, slash, _ = variant.rpartition("/")
+        return prefix if slash and self.suite is None else self.suite
 
     def refuse_non_finite(self, metrics: Iterable[str], variants: Iterable[str] | None = None) -> None:
         """An `InputError` naming the lines when a variant (default: any) had non-finite values of one of
@@ -53,8 +61,8 @@ class ResultSet:
         matches = [variant] if variant in self.values else [k for k in self.values if k.split("/")[-1] == variant]
         if len(matches) == 1:
             return ResultSet(self.source + "#" + variant, {variant: self.values[matches[0]]}, self.specs,
-                             self.alpha, {variant: self.left_out.get(matches[0], {})},
-                             {variant: self.histories.get(matches[0], {})}, self.curve_specs)
+                             self.alpha, {variant: self.left_out.get(matches[0], {})}, self.suite_of(matches[0]),
+                             histories={variant: self.histories.get(matches[0], {})}, curve_specs=self.curve_specs)
 
         hint = did_you_mean(variant, list(self.values))
         what = "is ambiguous" if matches else "is not in it"
@@ -98,19 +106,21 @@ def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
         if "alpha" in s:
             _alpha(source, f"suites[{i}].alpha", s["alpha"])
     alpha = suites[0].get("alpha") if len(suites) == 1 else None
-    qualify = len({r.suite for r in runs}) > 1
+    names = {r.suite for r in runs}
+    qualify = len(names) > 1
     curves = data.get("curves") if isinstance(data.get("curves"), list) else []
     curve_specs = metric_specs(source, "curves", {c["metric"]: {"goal": c.get("goal", "max"),
                                                                 "min_effect": c.get("min_effect", 0.0)}
                                                   for c in curves if isinstance(c, dict) and "metric" in c})
     return ResultSet(str(path), values_from_runs(runs, qualify=qualify), specs, alpha,
+                     suite=next(iter(names)) if len(names) == 1 else None,
                      histories=histories_from_runs(runs, qualify), curve_specs=curve_specs)
 
 
 def _from_baseline(path: Path, data: Mapping[str, Any]) -> ResultSet:
     b = Baseline.from_json(path, data)
     return ResultSet(str(path), {v: {m: dict(sv) for m, sv in ms.items()} for v, ms in b.values.items()},
-                     {m.name: m for m in b.metrics}, None)
+                     {m.name: m for m in b.metrics}, None, suite=b.suite)
 
 
 def _from_rundir(path: Path) -> ResultSet:
@@ -135,8 +145,8 @@ def _from_rundir(path: Path) -> ResultSet:
                 histories[f"{p.name}/{v}" if len(sets) > 1 else v] = hs
             specs.update(s.specs)
             curve_specs.update(s.curve_specs)
-        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out, histories,
-                         curve_specs)
+        return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out,
+                         sets[0].suite if len(sets) == 1 else None, histories=histories, curve_specs=curve_specs)
     meta = read_json(meta_path) if meta_path.exists() else {}
     if not isinstance(meta, dict):
         raise ResultsError(f"{meta_path}: expected a JSON object, found {describe_value(meta)}")
@@ -144,25 +154,28 @@ def _from_rundir(path: Path) -> ResultSet:
     specs = metric_specs(str(meta_path), "metrics", meta.get("metrics", {}))
     curve_specs = metric_specs(str(meta_path), "curves", meta.get("curves") or {})
     alpha = _alpha(str(meta_path), "alpha", meta["alpha"]) if "alpha" in meta else None
+    name = meta.get("suite") if isinstance(meta.get("suite"), str) else None
     histories = histories_from_runs(read_runs(path / "runs.jsonl"), qualify=False)
-    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out, histories, curve_specs)
+    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out, rs.suite or name,
+                     histories=histories, curve_specs=curve_specs)
 
 
 def _from_csv(path: Path) -> ResultSet:
     """A tidy CSV (variant, seed, metric, value; optional suite and status). Read with the csv module: pandas
     would add half a second to `compare`'s start-up."""
+    text = read_text_bounded(path, what="a tidy CSV file")
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            columns = set(reader.fieldnames or ())
-            missing = {"variant", "seed", "metric", "value"} - columns
-            if missing:
-                raise ResultsError(f"{path}: expected a tidy CSV with columns variant, seed, metric, value; "
-                                   f"missing {', '.join(sorted(missing))}")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = set(reader.fieldnames or ())
+        missing = {"variant", "seed", "metric", "value"} - columns
+        if missing:
+            raise ResultsError(f"{path}: expected a tidy CSV with columns variant, seed, metric, value; "
+                               f"missing {', '.join(sorted(missing))}")
+        rows = list(reader)
+    except csv.Error as e:
         raise ResultsError(f"{path}: cannot read as CSV: {e}") from None
-    qualify = "suite" in columns and len({r.get("suite") for r in rows}) > 1
+    names = {r.get("suite") for r in rows} if "suite" in columns else set()
+    qualify = len(names) > 1
     values: dict[str, dict[str, dict[int, float]]] = {}
     left_out: dict[str, dict[str, list[str]]] = {}
     first_line: dict[tuple[str, str, int], int] = {}
@@ -174,6 +187,11 @@ def _from_csv(path: Path) -> ResultSet:
         except (TypeError, ValueError):
             raise ResultsError(f"{path}:{line}: seed must be an integer and value a number, found seed "
                                f"{row.get('seed')!r} and value {row.get('value')!r}") from None
+        for column, role in (("suite", "suite"), ("variant", "variant"), ("metric", "metric")):
+            if column in row and (column != "suite" or qualify):
+                problem = name_problem(row[column], role)
+                if problem:
+                    raise ResultsError(f"{path}:{line}: {column} {str(row[column])[:80]!r}: {problem}")
         key = f"{row['suite']}/{row['variant']}" if qualify else str(row["variant"])
         metric = str(row["metric"])
         if (key, metric, seed) in first_line:
@@ -185,8 +203,9 @@ def _from_csv(path: Path) -> ResultSet:
             left_out.setdefault(key, {}).setdefault(metric, []).append(f"line {line}: seed {seed} is {value:g}")
             continue
         values.setdefault(key, {}).setdefault(metric, {})[seed] = value
+    only = next(iter(names)) if len(names) == 1 else None
     return ResultSet(str(path), values, {}, None,
-                     {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()})
+                     {k: {m: tuple(x) for m, x in ms.items()} for k, ms in left_out.items()}, only or None)
 
 
 def load_result_set(spec: str, *, check_report: Callable[[Any, str], None] | None = None) -> ResultSet:

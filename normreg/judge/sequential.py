@@ -11,6 +11,11 @@ through (t statistics are not z statistics), so the overall level is lowered by 
 for the planned looks (`t_correction`). The permutation test's p-values are used against the nominal levels as
 they are. The tests check the overall rate by simulation.
 
+A difference verdict rests on the test against the margin (`stats.margin_p`) at every look, so the boundaries
+hold its error at alpha for every true difference within ±min_effect, as for fixed seeds. A staged check's
+`power` and `mde` are the staged procedure's own, over its planned looks (`staged_power`, by simulation), not
+the fixed-sample figures of its last look.
+
 Pure functions; nothing here imports torch.
 """
 
@@ -26,7 +31,7 @@ from scipy import special as _sp
 
 from normreg.choices import SPENDING
 from normreg.judge.designs import compare_values, get
-from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect
+from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect, design_effect
 from normreg.suite.spec import MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -247,10 +252,12 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     """The comparison after the looks so far: {seed: value} on each side at each look (growing; the reference's
     stays the same at every look when `fixed_reference`, as a stored baseline's does).
 
-    The verdict rests on repeated p-values: a difference counts once some look's p-value (at a look where the
-    difference exceeded min_effect) crossed that look's two-sided boundary; equivalence once some look's TOST
-    p-value crossed its one-sided boundary. Means, spreads and the CI shown are those of the latest look.
-    `final` spends what is left of alpha at the latest look (the seed plan's maximum was reached).
+    The verdict rests on repeated p-values: a difference counts once some look's p-value of the test against the
+    margin (`stats.margin_p`) crossed that look's two-sided boundary; equivalence once some look's TOST
+    p-value crossed its one-sided boundary. Means, spreads and the CI shown are those of the latest look;
+    `power` and `mde` are the staged procedure's over its planned looks, with the latest look's spreads taken as
+    the truth (`staged_power`). `final` spends what is left of alpha at the latest look (the seed plan's maximum
+    was reached).
     """
     comparisons = [compare_values(xa, xb, spec, alpha=alpha, design=design, a_name=a_name, b_name=b_name)
                    for xa, xb in zip(a_looks, b_looks)]
@@ -272,7 +279,8 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
         info.append(t)
         tested.append(c)
         assert c.diff is not None
-        p_diff.append(c.p_value if abs(c.diff) > spec.min_effect else 1.0)
+        p_margin = c.p_margin if c.p_margin is not None else c.p_value
+        p_diff.append(p_margin if abs(c.diff) > spec.min_effect else 1.0)
         p_eq.append(c.p_equivalence if c.p_equivalence is not None else 1.0)
     if not info or last.p_value is None:
         return replace(last, stages=sizes, spending=spending)
@@ -285,8 +293,93 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
     seq = replace(last, stages=sizes, spending=spending,
                   p_sequential=min(1.0, repeated_p(p_diff, info, spending, two_sided=True) / r2),
                   p_equivalence_sequential=min(1.0, repeated_p(p_eq, info, spending, two_sided=False) / r1)
-                  if spec.min_effect > 0 else None)
+                  if spec.min_effect > 0 else None,
+                  **_staged_power_fields(last, plan_a, plan_b, spec, alpha, design, spending))
     return _decide(seq)
+
+
+def _staged_power_fields(c: Comparison, looks_a: tuple[int, ...], looks_b: tuple[int, ...], spec: MetricSpec,
+                         alpha: float, design: str, spending: str) -> dict[str, float | None]:
+    """`power` and `mde` of the staged procedure, from the latest look's spreads; the last look's fixed-sample
+    figures where the plan has a single look (then they are the same thing) or the spreads are unknown."""
+    sd_diff = c.sd_diff if design == "paired" else None
+    if len(looks_b) < 2 or c.sd_a is None or c.sd_b is None or (design == "paired" and not sd_diff):
+        return {}
+    kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff, reps=get(design).staged_power_reps)
+    power = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw) if spec.min_effect > 0 else None
+    out = dict(power=power, mde=staged_mde(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw))
+    if design == "paired" and power is not None:  # what Welch's staged procedure would have found, to compare
+        out["power_unpaired"] = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, alpha=alpha, spending=spending)
+    return out
+
+
+def _staged_levels(looks_a: tuple[int, ...], looks_b: tuple[int, ...], alpha: float, design: str,
+                   spending: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Two- and one-sided nominal levels at each planned look (the last final), as `sequential_compare` sets
+    them: the spending function's boundaries at the harmonic information, lowered by `t_correction`."""
+    if len(looks_b) < 2:
+        return (alpha,), (alpha,)
+    info = _info(looks_a, looks_b, (looks_a[-1], looks_b[-1]), True)
+    return tuple(nominal_levels(info, alpha * t_correction(looks_a, looks_b, design, spending, alpha, two),
+                                spending, two) for two in (True, False))  # type: ignore[return-value]
+
+
+def _staged_draws(sd_a: float, sd_b: float, looks_a: tuple[int, ...], looks_b: tuple[int, ...], design: str,
+                  sd_diff: float | None, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normal per-seed values with the given spreads and no difference, fixed random seeds (the same draws for
+    every true difference tried: the MDE search moves smoothly)."""
+    rng = np.random.default_rng(20261206)
+    if design == "paired":
+        assert sd_diff is not None
+        return np.zeros((reps, looks_a[-1])), sd_diff * rng.standard_normal((reps, looks_b[-1]))
+    return sd_a * rng.standard_normal((reps, looks_a[-1])), sd_b * rng.standard_normal((reps, looks_b[-1]))
+
+
+def staged_power(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
+                 alpha: float = 0.05, design: str = "welch", spending: str = "pocock", effect: float | None = None,
+                 sd_diff: float | None = None, reps: int = 2000) -> float:
+    """Chance that the staged procedure (seeds per side at each planned look `looks_a`, `looks_b`; the last
+    final) ends `regressed` when the true regression is `effect` (default twice min_effect): by simulation of
+    the procedure itself, with normal per-seed values of spreads `sd_a`, `sd_b` (paired: differences of spread
+    `sd_diff`), each look judged by the design's test at its boundary."""
+    la, lb = tuple(looks_a), tuple(looks_b)
+    effect = design_effect(spec.min_effect) if effect is None else abs(effect)
+    a, b = _staged_draws(sd_a, sd_b, la, lb, design, sd_diff, reps)
+    return _regressed_share(a, b, la, lb, spec, alpha, design, spending, effect)
+
+
+def _regressed_share(a: np.ndarray, b: np.ndarray, looks_a: tuple[int, ...], looks_b: tuple[int, ...],
+                     spec: MetricSpec, alpha: float, design: str, spending: str, effect: float) -> float:
+    levels2, levels1 = _staged_levels(looks_a, looks_b, alpha, design, spending)
+    shifted = b - effect if spec.goal == "max" else b + effect
+    codes, _ = _staged_codes(a, shifted, looks_a, looks_b, spec, design, levels2, levels1)
+    return float(np.mean(codes == 0))
+
+
+def staged_mde(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
+               alpha: float = 0.05, design: str = "welch", spending: str = "pocock", sd_diff: float | None = None,
+               target: float = 0.8, reps: int = 2000) -> float | None:
+    """The smallest true regression the staged procedure reports `regressed` with chance `target` (see
+    `staged_power`); None when no difference reaches it (a test whose p-values cannot pass the boundaries)."""
+    la, lb = tuple(looks_a), tuple(looks_b)
+    a, b = _staged_draws(sd_a, sd_b, la, lb, design, sd_diff, reps)
+    delta = spec.min_effect
+    se = (sd_diff / math.sqrt(lb[-1]) if design == "paired" and sd_diff else
+          math.sqrt(sd_a**2 / la[-1] + sd_b**2 / lb[-1]))
+    if se <= 0:
+        return delta
+
+    def short(e: float) -> float:
+        return _regressed_share(a, b, la, lb, spec, alpha, design, spending, e) - target
+
+    hi = delta + 4.0 * se
+    for _ in range(20):
+        if short(hi) >= 0:
+            break
+        hi = delta + 2.0 * (hi - delta)
+    else:
+        return None
+    return bisect(short, delta, hi, xtol=se * 1e-2)  # 1% of a standard error: finer than the simulation
 
 
 def final_levels(n_a: int, n_b: int, n_max: int, alpha: float, design: str, spending: str) -> tuple[float, float]:
@@ -324,27 +417,28 @@ def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0
     stages = tuple(stages) if stages else (n_max,)
     if stages[-1] != n_max or b.shape != a.shape:
         raise ValueError("a and b must be (replicates, max seeds) arrays, the last stage using every column")
-    if len(stages) == 1:
-        levels2, levels1 = (alpha,), (alpha,)
-    else:
-        info = [n / n_max for n in stages]
-        r2 = t_correction(stages, stages, design, spending, alpha, two_sided=True)
-        r1 = t_correction(stages, stages, design, spending, alpha, two_sided=False)
-        levels2 = nominal_levels(info, alpha * r2, spending, two_sided=True)
-        levels1 = nominal_levels(info, alpha * r1, spending, two_sided=False)
+    levels2, levels1 = _staged_levels(stages, stages, alpha, design, spending)
+    return _staged_codes(a, b, stages, stages, spec, design, levels2, levels1)
+
+
+def _staged_codes(a: np.ndarray, b: np.ndarray, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec,
+                  design: str, levels2: Sequence[float], levels1: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Verdict codes and the candidate's seeds used: each look k judges the first looks_a[k] and looks_b[k]
+    columns of the comparisons still open against that look's levels; the last look decides the rest."""
     test = get(design)
+    reps = len(a)
     codes = np.full(reps, 3, dtype=np.int8)
-    used = np.full(reps, n_max, dtype=np.int16)
+    used = np.full(reps, looks_b[-1], dtype=np.int16)
     open_ = np.ones(reps, dtype=bool)
-    for k, n in enumerate(stages):
-        diff, p, p_eq = test.array_test(a[open_, :n], b[open_, :n], spec.min_effect)
+    for k, (na, nb) in enumerate(zip(looks_a, looks_b)):
+        diff, p, p_eq = test.array_test(a[open_, :na], b[open_, :nb], spec.min_effect)
         # `<=` at the boundary, `<` for a single look: the same rule as the repeated p-value and as welch().
-        eps = 0.0 if len(stages) == 1 else 1e-12
+        eps = 0.0 if len(looks_b) == 1 else 1e-12
         v = array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, levels2[k] + eps, levels1[k] + eps)
         rows = np.flatnonzero(open_)
-        done = v != 3 if k < len(stages) - 1 else np.ones(len(rows), dtype=bool)
+        done = v != 3 if k < len(looks_b) - 1 else np.ones(len(rows), dtype=bool)
         codes[rows[done]] = v[done]
-        used[rows[done]] = n
+        used[rows[done]] = nb
         open_[rows[done]] = False
         if not open_.any():
             break

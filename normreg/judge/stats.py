@@ -1,11 +1,16 @@
 """Statistics as pure functions: two samples of per-seed values in, a frozen `Comparison` out.
 
-Welch's t-test (or, with `design: paired`, a paired t-test on per-seed differences) decides whether the
-difference is real; two one-sided tests (TOST) decide whether it is within `min_effect`. Every comparison also
-carries the power of its test to find a difference of `min_effect`, the smallest difference it finds with 80%
-power, and, when inconclusive, about how many seeds per side would decide it. `adjust` applies Holm's (or
-Bonferroni's) correction across a family of comparisons. Not enough data is a stated verdict with its reason,
-never an exception. The array functions at the end give the same verdicts for many simulated samples at once.
+Welch's t-test (or, with `design: paired`, a paired t-test on per-seed differences) tests the difference against
+the margin: `regressed` (or `improved`) needs the interval the verdict uses (two-sided, at 1 - alpha after any
+correction or staged boundary) to lie wholly beyond -min_effect (or +min_effect). That is a minimum-effect test,
+one-sided at alpha / 2 on each side, so a failing verdict's error is at most alpha for every true difference
+within ±min_effect, however many seeds run; with min_effect 0 it is the plain two-sided test. A difference that
+is significant but not shown beyond the margin is `inconclusive`, and says so. Two one-sided tests (TOST) decide
+whether the difference is within `min_effect`. Every comparison also carries the chance of `regressed` for a true
+difference of twice `min_effect` (`power`), the smallest true difference reported with 80% chance (`mde`), and,
+when inconclusive, about how many seeds per side would decide it. `adjust` applies Holm's (or Bonferroni's)
+correction across a family of comparisons. Not enough data is a stated verdict with its reason, never an
+exception. The array functions at the end give the same verdicts for many simulated samples at once.
 """
 
 from __future__ import annotations
@@ -54,23 +59,24 @@ class Comparison:
     rel_diff: float | None
     t: float | None
     df: float | None
-    p_value: float | None
+    p_value: float | None  # two-sided p of "no difference"
     p_equivalence: float | None
     ci_low: float | None
     ci_high: float | None
     verdict: str
     reason: str
     design: str = "welch"  # "welch" or "paired"
-    power: float | None = None  # chance the test finds a true difference of min_effect significant at alpha
-    mde: float | None = None  # smallest true difference the test finds significant with 80% power
+    power: float | None = None  # chance of `regressed` for a true regression of twice min_effect (staged: of the
+    # staged procedure, over its planned looks)
+    mde: float | None = None  # smallest true difference reported `regressed` with 80% chance (staged: likewise)
     power_unpaired: float | None = None  # paired design: the power Welch's test would have had on these data
     seeds_needed: int | None = None  # inconclusive: seeds per side for an 80% chance of a decisive verdict
     seeds_needed_for: str | None = None  # the verdict those seeds would most likely reach
-    p_sequential: float | None = None  # staged seeding: repeated p-value of the difference, over all looks
+    p_sequential: float | None = None  # staged seeding: repeated p-value of the margin test, over all looks
     p_equivalence_sequential: float | None = None  # staged seeding: repeated p-value of TOST
     stages: tuple[int, ...] = ()  # staged seeding: seeds per side at each look taken
     spending: str | None = None  # staged seeding: the error-spending function
-    p_adjusted: float | None = None  # the difference p-value after the correction for multiple comparisons
+    p_adjusted: float | None = None  # the margin test's p-value after the correction for multiple comparisons
     correction: str = "none"
     sd_diff: float | None = None  # paired design: spread of the per-seed differences
     se: float | None = None  # standard error of `diff` (None where there is no test)
@@ -78,13 +84,22 @@ class Comparison:
     p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
     stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
     method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
+    # two-sided p of the test against the margin (H0: |true difference| <= min_effect; each side one-sided at
+    # half the level); p_value itself when min_effect is 0. `regressed` and `improved` rest on it.
+    p_margin: float | None = None
+    # inconclusive: "worse" or "better" when the difference is significant (the interval clears 0) but is not
+    # shown beyond min_effect
+    short_of_margin: str | None = None
     # tests without a standard error: the interval and seed advice at any level (not stored in reports)
     retest: Retest | None = field(default=None, repr=False, compare=False)
 
     @property
     def p_decision(self) -> float | None:
-        """The unadjusted p-value the verdict rests on: sequential when seeds were staged, else the plain one."""
-        return self.p_sequential if self.stages else self.p_value
+        """The unadjusted p-value a failing verdict rests on: sequential when seeds were staged, else the margin
+        test's (records from before the margin test have only the plain p-value)."""
+        if self.stages:
+            return self.p_sequential
+        return self.p_margin if self.p_margin is not None else self.p_value
 
     @property
     def p_equivalence_decision(self) -> float | None:
@@ -92,7 +107,7 @@ class Comparison:
 
     @property
     def p_used(self) -> float | None:
-        """The difference p-value the verdict rests on, after correction when one was applied."""
+        """The margin test's p-value the verdict rests on, after correction when one was applied."""
         return self.p_adjusted if self.p_adjusted is not None else self.p_decision
 
     @property
@@ -235,11 +250,11 @@ class Design:
 
     def verdict_power(self, effect: float, delta: float, alpha: float) -> float:
         """Chance the verdict is a difference in the direction of a true difference `effect` (`regressed` for a
-        true regression): the rule needs p < alpha and the observed difference beyond `delta` on that side, so
-        given the estimated standard error s the estimate must pass max(delta, c s)."""
+        true regression): the rule needs the (1 - alpha) interval beyond `delta` on that side, so given the
+        estimated standard error s the estimate must pass delta + c s. Within ±delta it is at most alpha / 2."""
         se, s, crit = self._crit(1.0 - alpha / 2.0)
         e = abs(effect)
-        bar = np.maximum(delta, crit * s)
+        bar = delta + crit * s
         if se <= 0:
             return 1.0 if e > delta else 0.0
         return float(np.mean(_sp.ndtr((e - bar) / se)))
@@ -254,8 +269,9 @@ class Design:
         return float(np.mean(np.clip(_sp.ndtr(hi) - _sp.ndtr(lo), 0.0, 1.0)))
 
     def mde(self, alpha: float, target: float = 0.8, delta: float = 0.0) -> float:
-        """The smallest true difference the verdict reports (beyond `delta`, at p < alpha) with probability
-        `target`: always above `delta`, since an estimate of a true `delta` falls short of it half the time."""
+        """The smallest true difference the verdict reports (its interval beyond `delta`) with probability
+        `target`: always above `delta`, since a true difference within it is reported at most alpha / 2 of the
+        time."""
         se = self._crit(1.0 - alpha / 2.0)[0]
         if se <= 0:
             return delta
@@ -270,8 +286,8 @@ DESIGN_EFFECT = 2.0  # power, `plan` and `calibrate` are for a true difference o
 
 def design_effect(min_effect: float) -> float:
     """The true difference that power is quoted for. A true difference of exactly min_effect is reported
-    `regressed` at most half the time however many seeds run (its estimate falls short half the time), so the
-    promise is made for twice min_effect, which enough seeds do find nearly every time."""
+    `regressed` at most alpha / 2 of the time however many seeds run (the verdict needs it shown beyond
+    min_effect), so the promise is made for twice min_effect, which enough seeds do find nearly every time."""
     return DESIGN_EFFECT * min_effect
 
 
@@ -279,9 +295,9 @@ def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: flo
               design: str = "welch", sd_diff: float | None = None, goal: str = "difference",
               delta: float = 0.0, start: int = 2, limit: int = 1000) -> int | None:
     """Seeds per side (pairs, for the paired design) for probability `target` of the verdict: a difference
-    beyond `delta` in the direction of a true difference `effect` (goal "difference"), or equivalence within
-    ±`delta` (goal "equivalence"); None when more than `limit` would be needed (or no number would do: a true
-    difference within `delta` is reported as one at most half the time)."""
+    shown beyond `delta` in the direction of a true difference `effect` (goal "difference"), or equivalence
+    within ±`delta` (goal "equivalence"); None when more than `limit` would be needed (or no number would do: a
+    true difference within `delta` is reported as one at most alpha / 2 of the time)."""
     if goal != "equivalence" and abs(effect) <= delta:
         return None
 
@@ -327,6 +343,15 @@ def same_values(a: Mapping[int, float], b: Mapping[int, float]) -> bool:
     return all(abs(a[s] - b[s]) <= ULPS * _EPS * max(abs(a[s]), abs(b[s])) for s in a)
 
 
+def margin_p(diff: float, se: float, df: float, delta: float) -> float:
+    """Two-sided p of the minimum-effect test: twice the smaller of the one-sided p-values of "the difference is
+    at least -delta" and "at most +delta", capped at 1 (the plain two-sided p when delta is 0). Below alpha
+    exactly when the (1 - alpha) interval lies beyond -delta or beyond +delta."""
+    below = float(_sp.stdtr(df, (diff + delta) / se))   # H0: diff >= -delta, against a difference beyond it
+    above = float(_sp.stdtr(df, -(diff - delta) / se))  # H0: diff <= +delta
+    return min(1.0, 2.0 * min(below, above))
+
+
 def _test(diff: float, se: float, df: float, delta: float) -> dict[str, float | None]:
     t = diff / se
     p = float(2.0 * _sp.stdtr(df, -abs(t)))
@@ -336,7 +361,8 @@ def _test(diff: float, se: float, df: float, delta: float) -> dict[str, float | 
         p_eq: float | None = max(p_low, p_high)
     else:
         p_eq = None
-    return dict(t=t, df=df, p_value=p, p_equivalence=p_eq, se=se)
+    return dict(t=t, df=df, p_value=p, p_equivalence=p_eq, se=se,
+                p_margin=margin_p(diff, se, df, delta) if delta > 0 else p)
 
 
 def _level(alpha: float, raw: float | None, used: float | None) -> float:
@@ -347,18 +373,22 @@ def _level(alpha: float, raw: float | None, used: float | None) -> float:
     return alpha * raw / used
 
 
+def _p_margin(c: Comparison) -> float | None:
+    return c.p_margin if c.p_margin is not None else c.p_value
+
+
 def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
-    """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which excludes 0
-    exactly when the (adjusted, sequential) p is below alpha. Equivalence: the 1 - 2a interval of TOST, which
-    lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha. A test without a standard error
-    inverts its one-sided tests at that level (`Comparison.retest`)."""
+    """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which lies beyond
+    ±min_effect exactly when the (adjusted, sequential) margin p is below alpha. Equivalence: the 1 - 2a
+    interval of TOST, which lies inside ±min_effect exactly when the (adjusted) TOST p is below alpha. A test
+    without a standard error inverts its one-sided tests at that level (`Comparison.retest`)."""
     if c.diff is None or (c.retest is None and (c.se is None or c.df is None)):
         return {}
     if equivalence:
         a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
         level = 1.0 - 2.0 * a
     else:
-        a = _level(c.alpha, c.p_value, c.p_used) / 2.0
+        a = _level(c.alpha, _p_margin(c), c.p_used) / 2.0
         level = 1.0 - 2.0 * a
     if c.retest is not None:
         low, high = c.retest.interval(a)
@@ -370,7 +400,11 @@ def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
 
 def _decide(c: Comparison) -> Comparison:
     """Set verdict, reason, interval and (when inconclusive) seeds_needed from the p-values the comparison uses
-    (adjusted, sequential or plain)."""
+    (adjusted, sequential or plain).
+
+    `regressed` / `improved`: the margin test's p (as used) below alpha, i.e. the interval beyond ∓min_effect;
+    `equivalent`: the TOST p below alpha; else `inconclusive`, which names a difference that is significant at
+    the verdict's level but not shown beyond min_effect (`short_of_margin`)."""
     if c.diff is None or c.p_value is None:
         return c
     diff, delta, alpha = c.diff, c.min_effect, c.alpha
@@ -378,14 +412,23 @@ def _decide(c: Comparison) -> Comparison:
     assert p is not None
     label = "adjusted p" if c.p_adjusted is not None and c.correction != "none" else \
         ("sequential p" if c.stages else "p")
+    if delta > 0:  # the p-value of the test against the margin, not of "no difference"
+        label = label[:-1] + "margin p"
     looks = f" after {len(c.stages)} stage{'s' * (len(c.stages) > 1)} ({c.stages[-1]} seeds)" if c.stages else ""
     needed: int | None = None
     needed_for: str | None = None
+    short: str | None = None
+    worse = MetricSpec(c.metric, c.goal).worse(diff)  # type: ignore[arg-type]
+    # the per-comparison level the margin test was held to: alpha, or lower after a correction or a boundary
+    level = _level(alpha, _p_margin(c), p)
     if p < alpha and abs(diff) > delta:
-        worse = MetricSpec(c.metric, c.goal).worse(diff)  # type: ignore[arg-type]
         verdict = "regressed" if worse else "improved"
-        reason = (f"{c.b} is {'worse' if worse else 'better'} by {abs(diff):.4g} "
-                  f"({label}={p:.2g} < {alpha:g}, beyond min_effect {delta:g}){looks}")
+        if delta > 0:
+            reason = (f"{c.b} is {'worse' if worse else 'better'} by {abs(diff):.4g}, shown beyond min_effect "
+                      f"{delta:g} ({label}={p:.2g} < {alpha:g}){looks}")
+        else:
+            reason = (f"{c.b} is {'worse' if worse else 'better'} by {abs(diff):.4g} "
+                      f"({label}={p:.2g} < {alpha:g}, beyond min_effect {delta:g}){looks}")
     elif p_eq is not None and p_eq < alpha:
         verdict = "equivalent"
         what = ("adjusted " if c.p_equivalence_adjusted is not None and c.correction != "none" else "") + \
@@ -393,20 +436,26 @@ def _decide(c: Comparison) -> Comparison:
         reason = f"difference {diff:+.4g} lies within ±{delta:g} ({what}={p_eq:.2g} < {alpha:g}){looks}"
     else:
         verdict = "inconclusive"
-        if p < alpha:
-            reason = (f"a real but small difference {diff:+.4g} ({label}={p:.2g}): within min_effect {delta:g}, "
+        significant = c.p_value < level and diff != 0
+        if significant and abs(diff) > delta:
+            short = "worse" if worse else "better"
+            reason = (f"{short} by {abs(diff):.4g}, p={c.p_value:.2g}, but not shown beyond min_effect {delta:g} "
+                      f"({label}={p:.2g}){looks}")
+        elif significant or p < alpha:
+            reason = (f"a real but small difference {diff:+.4g} (p={c.p_value:.2g}): within min_effect {delta:g}, "
                       f"yet not shown equivalent{looks}")
         else:
             what = f"TOST p={p_eq:.2g}" if p_eq is not None else "min_effect is 0, so equivalence cannot be shown"
             reason = f"neither a difference ({label}={p:.2g}) nor equivalence ({what}) is shown{looks}"
         needed, needed_for = _seeds_needed(c)
         if needed is not None:
-            reason += f"; about {needed} seeds per side would likely (80%) show it {needed_for}"
+            reason += (f"; about {needed} seeds per side would decide" if short else
+                       f"; about {needed} seeds per side would likely (80%) show it {needed_for}")
     equivalence = verdict == "equivalent" or (verdict == "inconclusive" and 0 < delta and abs(diff) <= delta)
     if c.method:
         reason += f" [{c.method}]"
     return replace(c, verdict=verdict, reason=reason, seeds_needed=needed, seeds_needed_for=needed_for,
-                   **_interval(c, equivalence))
+                   short_of_margin=short, **_interval(c, equivalence))
 
 
 def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
@@ -426,7 +475,7 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
 
     if abs(c.diff) > c.min_effect:
         worse = MetricSpec(c.metric, c.goal).worse(c.diff)  # type: ignore[arg-type]
-        n = find("difference", _level(c.alpha, c.p_value, c.p_used))
+        n = find("difference", _level(c.alpha, _p_margin(c), c.p_used))
         return n, ("regressed" if worse else "improved") if n else None
     if c.min_effect > 0:
         n = find("equivalence", _level(c.alpha, c.p_equivalence, c.p_equivalence_used))
@@ -467,7 +516,7 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
                                 reason=f"fewer than two values on {' and '.join(bad)}: no test is possible; "
                                        "run more seeds")
     assert sd_a is not None and sd_b is not None and diff is not None
-    if design == "welch" and _flat(sd_a, xa) and _flat(sd_b, xb):
+    if design != "paired" and _flat(sd_a, xa) and _flat(sd_b, xb):  # paired: its per-seed differences decide
         return base, exact(base, spec, diff, xa + xb)
     return base, None
 
@@ -475,12 +524,14 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
 def exact(base: dict, spec: MetricSpec, diff: float, values: Sequence[float],
           what: str = "the difference") -> Comparison:
     """The verdict of a comparison without seed-to-seed variance: the difference is exact, so it decides alone.
-    Beyond min_effect is regressed or improved; within it (or zero, to a few ulps) is equivalent."""
+    Beyond min_effect is regressed or improved; within it (or zero, to a few ulps) is equivalent. A difference
+    within a few ulps of min_effect is at min_effect, so within it: 0.91 -> 0.90 at min_effect 0.01 computes as
+    -0.010000000000000009, and float rounding must not decide the verdict."""
     if _flat(abs(diff), values):
         diff = 0.0
     c = {**base, "diff": diff, "ci_low": diff, "ci_high": diff, "ci_level": 1.0}
     delta = spec.min_effect
-    if abs(diff) > delta:
+    if not _flat(abs(diff) - delta, [*values, delta]):
         worse = spec.worse(diff)
         verdict = "regressed" if worse else "improved"
         why = f"{c['b']} is {'worse' if worse else 'better'} by {abs(diff):.6g}, beyond min_effect {delta:g}"
@@ -628,20 +679,23 @@ def array_stats(a: np.ndarray, b: np.ndarray, design: str = "welch") -> tuple[np
 
 
 def array_p(diff: np.ndarray, se: np.ndarray, df: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided t-test p-values and TOST p-values (1 when delta is 0) for many samples at once."""
+    """P-values of the test against the margin (`margin_p`: the plain two-sided t-test's when delta is 0) and
+    TOST p-values (1 when delta is 0) for many samples at once."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = 2.0 * _sp.stdtr(df, -np.abs(diff / se))
         if delta > 0:
+            p = np.minimum(1.0, 2.0 * np.minimum(_sp.stdtr(df, (diff + delta) / se),
+                                                 _sp.stdtr(df, -(diff - delta) / se)))
             p_eq = np.maximum(_sp.stdtr(df, -(diff + delta) / se), _sp.stdtr(df, (diff - delta) / se))
         else:
+            p = 2.0 * _sp.stdtr(df, -np.abs(diff / se))
             p_eq = np.ones_like(p)
     return p, p_eq
 
 
 def array_verdicts(diff: np.ndarray, p: np.ndarray, p_eq: np.ndarray, delta: float, goal: str,
                    level: float, eq_level: float) -> np.ndarray:
-    """Indices into VERDICT_CODES, by the same rule as `welch`: a difference when p < level and |diff| > delta,
-    equivalence when the TOST p-value < eq_level, inconclusive otherwise (and when p is undefined)."""
+    """Indices into VERDICT_CODES, by the same rule as `welch`: a difference when the margin test's p (`array_p`)
+    < level, equivalence when the TOST p-value < eq_level, inconclusive otherwise (and when p is undefined)."""
     significant = (p < level) & (np.abs(diff) > delta)
     worse = diff < 0 if goal == "max" else diff > 0
     codes = np.full(diff.shape, 3, dtype=np.int8)

@@ -24,6 +24,7 @@ from normreg.render.labels import (
     problem_message,
     signed,
     suite_change_note,
+    verdict_shown,
 )
 from normreg.report.model import Report
 
@@ -63,7 +64,7 @@ def _check_case(parent: ET.Element, check: Check) -> str:
     if check.expected_failure:
         ET.SubElement(case, "skipped", type="xfail", message=JUNIT.label(check)).text = detail
         return "skipped"
-    ET.SubElement(case, "system-out").text = f"{c.verdict}: {detail}"
+    ET.SubElement(case, "system-out").text = f"{verdict_shown(c)}: {detail}"
     return "pass"
 
 

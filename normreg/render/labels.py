@@ -73,6 +73,14 @@ def p_with_adjusted(c: Comparison, missing: str = DASH) -> str:
 
 # ------------------------------------------------------------------------------------------ verdict labels
 
+def verdict_shown(c: Comparison) -> str:
+    """The verdict as every format shows it: an inconclusive difference that is significant but not shown beyond
+    min_effect says which way it points, so it cannot be read as "no difference" in any output."""
+    if c.verdict == "inconclusive" and c.short_of_margin:
+        return f"inconclusive ({c.short_of_margin}, not shown beyond min_effect)"
+    return c.verdict
+
+
 Status = Literal["fail", "unexpected", "known_bug", "as_expected", "pass"]
 OK_VERDICTS = ("equivalent", "identical")  # verdicts shown as good news when they do not fail
 
@@ -105,8 +113,8 @@ class VerdictStyle:
 
     def label(self, check: Check, escape: Callable[[str], str] = str) -> str:
         s = status(check)
-        v = check.comparison.verdict
-        if self.equivalent is not None and v in OK_VERDICTS and s in ("as_expected", "pass"):
+        v = verdict_shown(check.comparison)
+        if self.equivalent is not None and check.comparison.verdict in OK_VERDICTS and s in ("as_expected", "pass"):
             template = self.equivalent
         else:
             template = self.passed if s == "pass" else getattr(self, s)

@@ -106,6 +106,12 @@ def render_markdown(report: Report) -> str:
                 lines.append(f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
                              f"{_md(c.comparison.b)}{tag}: {_md(c.comparison.reason)}")
             lines.append("")
+        short = [c for c in checks if c.comparison.short_of_margin and c not in why]
+        if short:
+            lines += ["**Significant, but not shown beyond min_effect**", ""]
+            lines += [f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
+                      f"{_md(c.comparison.b)}: {_md(c.comparison.reason)}" for c in short]
+            lines.append("")
     else:
         lines += ["No comparisons.", ""]
     if report.curves:

@@ -25,7 +25,8 @@ def render_plan(p: Plan) -> str:
     if worst:
         out.append(f"To catch every {DESIGN_EFFECT:g} x min_effect 80% of the time: seeds: {worst} (or seeds: "
                    f"{{min: 3, max: {max(worst, 3)}}} to stop early where the gap is clear). A true difference of "
-                   "min_effect itself is reported regressed at most half the time, however many seeds run.")
+                   f"min_effect itself is reported regressed at most alpha / 2 ({p.alpha / 2:g}) of the time, "
+                   "however many seeds run: the verdict needs it shown beyond min_effect.")
     out.append("Pilot spreads are estimates: with few pilot seeds the true need can be half or twice this.")
     return "\n".join(out)
 

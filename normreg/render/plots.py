@@ -23,6 +23,9 @@ BASELINE_COLOR = "#9a9a9a"
 FAIL_COLOR = "#c62828"
 CHANGE_UP_COLOR = "#2e7d32"
 DPI = 96
+# Titles sit just above their panel (no tick labels are drawn on top): a title placed by matplotlib instead
+# measures the top axis of every panel on every draw, a fifth of a figure's time.
+TITLE_Y = 1.0
 P = ParamSpec("P")
 
 
@@ -56,11 +59,28 @@ def _plain_text(draw: Callable[P, bytes]) -> Callable[P, bytes]:
     return wrapper
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, rows: int = 1, cols: int = 1, *, left: float = 0.6, right: float = 0.15,
+            top: float = 0.3, bottom: float = 0.45, gap_w: float = 0.55, gap_h: float = 0.7) -> Any:
+    """A figure whose margins and gaps between panels are fixed in inches, sized for what these figures draw
+    (tick labels of a few characters, a title over each panel, a legend along the bottom).
+
+    Not matplotlib's constrained layout: it measures every text of every panel, and a figure that has a layout
+    engine is drawn twice to save it; that made `normreg report --html` take three times as long as `normreg
+    report` (`benchmarks/html_report.py` measures both)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    panel_w = max((width - left - right - (cols - 1) * gap_w) / cols, 0.5)
+    panel_h = max((height - top - bottom - (rows - 1) * gap_h) / rows, 0.5)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=gap_w / panel_w, hspace=gap_h / panel_h)
     return fig
+
+
+def _label_room(labels: Sequence[str], rotation: float, fontsize: float) -> float:
+    """Inches below an axis that its tick labels take, rotated by `rotation` degrees."""
+    longest = max((len(x) for x in labels), default=0) * fontsize * 0.6 / 72  # an average glyph: 0.6 em
+    return 0.12 + fontsize / 72 + longest * math.sin(math.radians(rotation))
 
 
 def _png(fig: Any) -> bytes:
@@ -98,7 +118,11 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
     cols = min(n, 2)
     rows = math.ceil(n / cols)
     width = max(3.6, 1.3 * len(variants) + 2.0)
-    fig = _figure(width * cols, 3.0 * rows)
+    rotation = 20 if len(variants) > 4 else 0
+    room = _label_room(variants, rotation, 8)
+    legend = 0.3 if any(baseline.values()) else 0.0
+    fig = _figure(width * cols, 3.0 * rows + room + legend - 0.2, rows, cols, bottom=room + legend + 0.1,
+                  gap_h=room + 0.35)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, (metric, goal) in enumerate(metrics):
         ax = axes[i // cols][i % cols]
@@ -112,13 +136,13 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
                 if s.failed_runs:
                     ax.annotate(f"{s.failed_runs} run{'s' * (s.failed_runs != 1)} failed", (j, 0.02),
                                 xycoords=("data", "axes fraction"), ha="center", fontsize=7, color=FAIL_COLOR)
-        ax.set_xticks(range(len(variants)), list(variants), rotation=20 if len(variants) > 4 else 0)
+        ax.set_xticks(range(len(variants)), list(variants), rotation=rotation)
         for label, v in zip(ax.get_xticklabels(), variants, strict=True):
             if v in failed.get(metric, set()):
                 label.set_color(FAIL_COLOR)
                 label.set_fontweight("bold")
         ax.set_xlim(-0.6, len(variants) - 0.4)
-        ax.set_title(f"{metric} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+        ax.set_title(f"{metric} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10, y=TITLE_Y)
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(labelsize=8)
     for k in range(len(metrics), rows * cols):
@@ -128,7 +152,7 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
 
         handles = [Line2D([], [], marker="o", ls="", color=COLORS[0], label="this run (per seed)"),
                    Line2D([], [], marker="o", ls="", mfc="none", color=BASELINE_COLOR, label="stored baseline")]
-        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+        fig.legend(handles=handles, loc="lower center", ncols=2, fontsize=8, frameon=False)
     return _png(fig)
 
 
@@ -144,7 +168,7 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
     keys = list(curves)[:max_panels]
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
-    fig = _figure(3.4 * cols, 2.5 * rows + 0.4)
+    fig = _figure(3.4 * cols, 2.5 * rows + 0.4, rows, cols, left=0.55, bottom=0.75, gap_w=0.5, gap_h=0.65)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, key in enumerate(keys):
         ax = axes[i // cols][i % cols]
@@ -152,15 +176,14 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
             for seq in curves[key].get(v, ()):
                 ax.plot(range(1, len(seq) + 1), seq, color=COLORS[j % len(COLORS)], lw=1, alpha=0.7,
                         marker="." if len(seq) < 4 else None)
-        ax.set_title(key, fontsize=9)
+        ax.set_title(key, fontsize=9, y=TITLE_Y)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for k in range(len(keys), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     handles = [Line2D([], [], color=COLORS[j % len(COLORS)], label=v) for j, v in enumerate(variants)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(variants), 6), fontsize=8,
-               frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncols=min(len(variants), 6), fontsize=8, frameon=False)
     return _png(fig)
 
 
@@ -222,7 +245,9 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
     """
     from matplotlib.lines import Line2D
 
-    fig = _figure(max(5.0, 0.55 * len(labels) + 2.5), 3.1)
+    rotation = 35 if len(labels) > 5 else 0
+    room = _label_room(labels, rotation, 7)
+    fig = _figure(max(5.0, 0.55 * len(labels) + 2.5), 2.8 + room, bottom=room + 0.1)
     ax = fig.subplots()
     for j, (v, points) in enumerate(series.items()):
         color = COLORS[j % len(COLORS)]
@@ -245,11 +270,10 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
         ax.axvline(night - 0.5, color=color, ls="--", lw=1.4, zorder=2)
         ax.annotate(f"{variant} {'↓' if verdict == 'regressed' else '↑'}", (night - 0.45, 0.97),
                     xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=7, color=color)
-    ax.set_xticks(range(len(labels)), list(labels), rotation=35 if len(labels) > 5 else 0, ha="right"
-                  if len(labels) > 5 else "center")
+    ax.set_xticks(range(len(labels)), list(labels), rotation=rotation, ha="right" if rotation else "center")
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10)
+    ax.set_title(f"{title} ({'higher' if goal == 'max' else 'lower'} is better)", fontsize=10, y=TITLE_Y)
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec=FAIL_COLOR, ms=9, label="check failed"))
     if changes:

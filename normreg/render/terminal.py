@@ -80,9 +80,11 @@ def render(report: Report) -> str:
         if reasons:
             parts.append("Why:\n" + "\n".join(reasons))
         undecided = [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
-                     f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
-                     f"{c.comparison.seeds_needed_for}" for c in report.checks
-                     if c.comparison.verdict == "inconclusive" and c.comparison.seeds_needed is not None]
+                     + (c.comparison.reason if c.comparison.short_of_margin else
+                        f"about {c.comparison.seeds_needed} seeds per side would likely (80%) show it "
+                        f"{c.comparison.seeds_needed_for}") for c in report.checks
+                     if c.comparison.verdict == "inconclusive" and (c.comparison.seeds_needed is not None
+                                                                    or c.comparison.short_of_margin)]
         undecided += [f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
                       f"{c.comparison.stopped}" for c in report.checks if c.comparison.stopped]
         if undecided:
@@ -96,11 +98,14 @@ def render(report: Report) -> str:
             parts.append("Pairing by seed (power at 2 x min_effect):\n" + "\n".join(paired))
         fam = sorted({c.comparison.correction for c in report.checks} - {"none"})
         if fam:
-            parts.append(f"p adj: the p-value the verdict uses, {', '.join(fam)}-adjusted within each suite's pair "
-                         "checks and, apart, its baseline checks (sequential where seeds ran in stages). CI: the "
-                         "interval the verdict used, at the level shown. power: the chance of the verdict if the true "
+            staged = any(c.comparison.stages for c in report.checks)
+            parts.append(f"p adj: the p-value the verdict uses (of the test against min_effect), {', '.join(fam)}-"
+                         "adjusted within each suite's pair checks and, apart, its baseline checks (sequential where "
+                         "seeds ran in stages). CI: the interval the verdict used, at the level shown: regressed or "
+                         "improved when it lies wholly beyond min_effect. power: the chance of the verdict if the true "
                          "difference is 2 x min_effect; MDE: the true difference reported 80% of the time; both at "
-                         "the seeds used.")
+                         "the seeds used" + (", or for staged seeds, of the staged procedure over its planned looks."
+                                             if staged else "."))
     else:
         parts.append("No comparisons.")
     if report.curves:

@@ -10,13 +10,13 @@ in, and between which two commits.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from normreg.errors import ResultsError
+from normreg.fileio import read_json
 from normreg.judge import changepoints
 from normreg.judge.changepoints import detect_changes
 from normreg.report.file import ReportFile, read_report
@@ -105,11 +105,10 @@ class History:
 def _is_report(path: Path, unreadable: list[str] | None = None) -> bool:
     """A cheap look at a JSON file: is it a normreg report? One that cannot be read is noted in `unreadable`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = read_json(path)
+    except ResultsError as e:
         if unreadable is not None:
-            why = f"line {e.lineno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e)
-            unreadable.append(f"{path} ({why})")
+            unreadable.append(f"{path} ({f'line {e.line}: ' if e.line else ''}{e.reason or e})")
         return False
     return isinstance(data, dict) and str(data.get("schema", "")).startswith("normreg.report/")
 

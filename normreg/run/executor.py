@@ -3,7 +3,8 @@
 `normreg run` hands every (variant, seed) job of every suite to one `Executor` and learns about each as it starts
 and as it finishes. It never cares where a job ran: in a local worker process (`local`, normreg/run/executors/
 local.py), on a Ray cluster (`ray`), or nowhere at all (`normreg.run.fake.FakeRunner`, scripted results for
-tests). Each executor is one file in `normreg/run/executors/` that registers itself with `@register("name")`;
+tests). Each executor is one file in `normreg/run/executors/` that registers itself with `@register("name")`
+(`EXECUTORS`, a `normreg.registry.Registry`);
 `--executor NAME` on the command line, the README and the error for an unknown name take their choices from the
 registry.
 
@@ -38,7 +39,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from normreg.choices import check_choice
-from normreg.errors import InputError, NormregError, did_you_mean
+from normreg.errors import NormregError
+from normreg.registry import Registry
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
     from normreg.run.results import RunResult
@@ -159,39 +161,18 @@ def cancel_on_signals(executor: Executor) -> Iterator[list[int]]:
 # ------------------------------------------------------------------------------------------- the registry
 
 E = TypeVar("E")
-_REGISTRY: dict[str, Callable[[ExecutorOptions], Executor]] = {}
+EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor", package="normreg.run.executors")
 
 
 def register(name: str) -> Callable[[E], E]:
     """Class decorator: make an executor available as `--executor NAME`. Its constructor takes ExecutorOptions."""
-
-    def add(cls: E) -> E:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"two executors registered as {name!r}")
-        _REGISTRY[name] = cls  # type: ignore[assignment]
-        return cls
-
-    return add
-
-
-def _discover() -> None:
-    """Import every module of normreg/run/executors/, so each registers itself (a plug-in folder, not a list)."""
-    import importlib
-    import pkgutil
-
-    package = importlib.import_module("normreg.run.executors")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
+    return EXECUTORS.register(name)
 
 
 def executor_names() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return sorted(EXECUTORS.names())
 
 
 def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor:
     """The executor registered as `name`, built with `options`; an unknown name is an InputError listing them."""
-    names = executor_names()
-    if name not in _REGISTRY:
-        raise InputError(f"unknown executor {name!r}.{did_you_mean(name, names)} Available: {', '.join(names)}")
-    return _REGISTRY[name](options or ExecutorOptions())
+    return EXECUTORS.get(name)(options or ExecutorOptions())

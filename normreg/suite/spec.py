@@ -18,8 +18,9 @@ import yaml
 
 from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem
 from normreg.environment import BASELINE_KEYS
-from normreg.errors import InputError, SuiteError, did_you_mean
-from normreg.fileio import describe_value
+from normreg.errors import InputError, ResultsError, SuiteError, did_you_mean, printable
+from normreg.fileio import MAX_INT_DIGITS, describe_value, read_text_bounded
+from normreg.names import name_problem
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
 TRAINER_DEFAULTS: Mapping[str, Any] = {
@@ -220,9 +221,10 @@ MAX_SEED_VALUE = 2**32 - 1  # numpy's (and Lightning's) seed range
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader with a bound on nesting depth, checked as nodes are composed (before recursion)."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, source: str | None = None) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._source = source  # the file, for errors raised while constructing values
 
     def fetch_flow_collection_start(self, token_class: Any) -> None:
         # The scanner looks ahead through every open bracket (each may start a key): stop deep brackets here,
@@ -242,6 +244,25 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(c.isalnum() for c in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise SuiteError(f"an integer of {digits} digits, over the limit of {MAX_INT_DIGITS}",
+                             path=self._source, line=node.start_mark.line + 1)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        value = super().construct_yaml_str(node)
+        if not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value):
+            raise SuiteError(f"a string holding a lone surrogate ({printable(value)[:60]}); write it as valid "
+                             "Unicode text", path=self._source, line=node.start_mark.line + 1)
+        return value
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:str", _BoundedLoader.construct_yaml_str)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -298,7 +319,7 @@ def _check_duplicates(path: Path, node: yaml.MappingNode) -> None:
 
 def _load_bounded(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
     """Compose and check the node graph (depth, size, cycles, duplicate keys), then construct Python values."""
-    loader = _BoundedLoader(text)
+    loader = _BoundedLoader(text, str(path))
     try:
         node = loader.get_single_node()
         if node is None:
@@ -311,15 +332,12 @@ def _load_bounded(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
 
 def _parse_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     try:
-        if path.stat().st_size > MAX_SUITE_BYTES:
-            raise SuiteError(f"the file is {path.stat().st_size} bytes, over the {MAX_SUITE_BYTES}-byte limit for a "
-                             "suite file", path=str(path))
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError("no such suite file; give the path of a .yaml suite or of a folder of them",
-                         path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SuiteError(f"cannot read the file: {e}", path=str(path)) from None
+        text = read_text_bounded(path, MAX_SUITE_BYTES, "a suite file (.yaml)")
+    except ResultsError as e:
+        if e.missing:
+            raise SuiteError("no such suite file; give the path of a .yaml suite or of a folder of them",
+                             path=str(path)) from None
+        raise SuiteError(e.reason, path=str(path), line=e.line) from None
     try:
         node, data = _load_bounded(text, path)
     except yaml.MarkedYAMLError as e:
@@ -418,16 +436,6 @@ def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
 def _kind(value: object) -> str:
     """What a suite file holds where another value was expected, in YAML's words."""
     return describe_value(value, yaml=True)
-
-
-def _has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
-
-
-def _plain_name(name: Any) -> bool:
-    """Suite and variant names become file and folder names: no separators, control characters or dot-files."""
-    return (isinstance(name, str) and bool(name) and not name.startswith(".") and not _has_control(name)
-            and not any(c in name for c in "/\\#"))
 
 
 def _check_keys(doc: _Doc, keys: tuple[str, ...], value: Mapping[str, Any], allowed: Sequence[str],
@@ -537,9 +545,9 @@ def _build_suite(doc: _Doc) -> Suite:
                                "variants", "stats", "expect", "baseline_key", "curves"),
                 required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
-    if not _plain_name(name):
-        raise doc.error(("name",), f"expected a plain name (no '/', '\\', '#' or control characters, not "
-                                   f"starting with '.'), but found {_kind(name)}")
+    problem = name_problem(name, "suite")
+    if problem:
+        raise doc.error(("name",), problem)
     description = top.get("description", "")
     if not isinstance(description, str):
         raise doc.error(("description",), f"expected a string, but found {_kind(description)}")
@@ -555,17 +563,7 @@ def _build_suite(doc: _Doc) -> Suite:
         raise doc.error(("metrics",), "expected at least one metric, e.g. test_acc: {goal: max, min_effect: 0.01}")
     metrics = []
     for mname, spec in raw_metrics.items():
-        keys = ("metrics", str(mname))
-        if not isinstance(mname, str) or not mname or _has_control(mname):
-            raise doc.error(keys, f"metric names must be non-empty strings without control characters, "
-                                  f"but found {mname!r}")
-        spec = _mapping(doc, keys, spec if spec is not None else {})
-        _check_keys(doc, keys, spec, ("goal", "min_effect"))
-        goal = spec.get("goal", "max")
-        if goal not in GOALS:
-            raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
-        min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
-        metrics.append(MetricSpec(name=str(mname), goal=goal, min_effect=min_effect))
+        metrics.append(_metric_spec(doc, ("metrics", str(mname)), mname, spec))
 
     raw_variants = _mapping(doc, ("variants",), top["variants"])
     if not raw_variants:
@@ -573,9 +571,9 @@ def _build_suite(doc: _Doc) -> Suite:
     variants = []
     for vname, spec in raw_variants.items():
         keys = ("variants", str(vname))
-        if not _plain_name(vname):
-            raise doc.error(keys, f"variant names must be plain strings without '/', '\\', '#' or control "
-                                  f"characters, not starting with '.', but found {vname!r}")
+        problem = name_problem(vname, "variant")
+        if problem:
+            raise doc.error(keys, problem)
         spec = _mapping(doc, keys, spec)
         _check_keys(doc, keys, spec, ("model", "data", "trainer"), required=("model",))
         model = _target(doc, keys + ("model",), spec["model"])
@@ -621,17 +619,17 @@ def _build_suite(doc: _Doc) -> Suite:
 
 
 def _metric_spec(doc: _Doc, keys: tuple[str, ...], name: Any, spec: Any) -> MetricSpec:
-    """`{goal, min_effect}` of the metric `name` (at `keys`), checked."""
-    if not isinstance(name, str) or not name or _has_control(name):
-        raise doc.error(keys, f"metric names must be non-empty strings without control characters, but found "
-                              f"{name!r}")
+    """`{goal, min_effect}` of the metric `name` (at `keys`), checked: under `metrics:` and in `curves:`."""
+    problem = name_problem(name, "metric")
+    if problem:
+        raise doc.error(keys, problem)
     spec = _mapping(doc, keys, spec if spec is not None else {})
     _check_keys(doc, keys, spec, ("goal", "min_effect"))
     goal = spec.get("goal", "max")
     if goal not in GOALS:
         raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
     min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
-    return MetricSpec(name=name, goal=goal, min_effect=min_effect)
+    return MetricSpec(name=str(name), goal=goal, min_effect=min_effect)
 
 
 def _curves(doc: _Doc, raw: Any, metrics: Mapping[str, MetricSpec]) -> CurveConfig:

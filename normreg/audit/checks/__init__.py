@@ -2,21 +2,21 @@
 
 A check reads what the audit recorded of one variant (`Recordings`: the module calls of each inference path, one
 training step per mode, the pair summary against the reference, and the built model itself, to probe) and returns
-findings. Adding a check is adding a file here that registers itself; `audit_models` runs every registered check on
-every variant, in the registry's order, which is also the order the README lists them and reports sort them.
+findings. Adding a check is adding a file here that registers itself with `@register("name")` (`CHECKS`, a
+`normreg.registry.Registry`); `audit_models` runs every registered check on every variant, in the registry's order
+(`ORDER`, below), which is also the order the docs list them and reports sort them.
 
 Nothing here imports torch; the check modules do, and are imported only when an audit runs.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from normreg.audit.findings import Finding, PairSummary
+from normreg.registry import Registry
 
 if TYPE_CHECKING:
     from normreg.audit.pair import StepRecord
@@ -56,29 +56,26 @@ CheckFn = Callable[[Recordings], list[Finding]]
 
 @dataclass(frozen=True)
 class AuditCheck:
-    """A registered check: its name (as findings carry it), its place in the order, and the function."""
+    """A registered check: its name (as findings carry it) and the function."""
 
     name: str
-    order: int
     run: CheckFn
 
 
-_REGISTRY: dict[str, AuditCheck] = {}
+# The order checks run in, reports sort their findings in and the docs list them: the first divergence between
+# the pair first (the likely cause), then what makes a model's output depend on its batch. A check not named here
+# comes after these, by name.
+ORDER = ("pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
+         "per_source_statistics", "heterogeneous_normalisation")
+
+CHECKS: Registry[CheckFn] = Registry("audit check", package=__name__, order=ORDER)
 
 
-def register(name: str, order: int) -> Callable[[CheckFn], CheckFn]:
-    """Register `fn` as the check `name`; `order` places it in reports and in the README's list."""
-    def deco(fn: CheckFn) -> CheckFn:
-        if name in _REGISTRY and _REGISTRY[name].run is not fn:
-            raise ValueError(f"two audit checks are named {name!r}")
-        _REGISTRY[name] = AuditCheck(name, order, fn)
-        return fn
-
-    return deco
+def register(name: str) -> Callable[[CheckFn], CheckFn]:
+    """Register the decorated function as the check `name` (the name its findings carry)."""
+    return CHECKS.register(name)
 
 
 def all_checks() -> tuple[AuditCheck, ...]:
-    """Every check in this package, in order (importing each module registers it)."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    return tuple(sorted(_REGISTRY.values(), key=lambda c: c.order))
+    """Every check in this package, in `ORDER` (importing each module registers it)."""
+    return tuple(AuditCheck(name, CHECKS.get(name)) for name in CHECKS.names())

@@ -131,7 +131,7 @@ def batch_independence(module: nn.Module, args: tuple[Any, ...], flags: Mapping[
                     f"first module to differ is {where} ({kind})", evidence, fix_other)]
 
 
-@register("batch_independence", order=2)
+@register("batch_independence")
 def check(rec: Recordings) -> list[Finding]:
     """Batch independence: an example's output must not depend on the rest of its batch where nothing trains."""
     probed: set[tuple[int, frozenset[tuple[int, bool]]]] = set()

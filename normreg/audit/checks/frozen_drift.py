@@ -82,7 +82,7 @@ def frozen_drift(model: nn.Module, run_steps: Any, optimizers: Sequence[torch.op
     return findings
 
 
-@register("frozen_drift", order=4)
+@register("frozen_drift")
 def check(rec: Recordings) -> list[Finding]:
     """Frozen drift: a few training steps with the model's own optimizer; frozen modules whose buffers moved."""
     if rec.batch is None:

@@ -73,7 +73,7 @@ def heterogeneous_normalisation(calls: Sequence[Call], variant: str, limit: floa
     return findings
 
 
-@register("heterogeneous_normalisation", order=6)
+@register("heterogeneous_normalisation")
 def check(rec: Recordings) -> list[Finding]:
     """Heterogeneous normalisation: features of very different scales pooled by one normalisation."""
     train = rec.training

@@ -84,7 +84,7 @@ def pair_findings(variant: str, summaries: Sequence[ModeSummary], names: tuple[s
     return []
 
 
-@register("pair_divergence", order=1)
+@register("pair_divergence")
 def check(rec: Recordings) -> list[Finding]:
     """Pair divergence: where a variant's training step first differs from the reference's, and why."""
     if rec.pair is None:

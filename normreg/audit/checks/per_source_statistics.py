@@ -63,7 +63,7 @@ def per_source_statistics(calls: Sequence[Call], variant: str, start: Mapping[st
     return findings
 
 
-@register("per_source_statistics", order=5)
+@register("per_source_statistics")
 def check(rec: Recordings) -> list[Finding]:
     """Per-source statistics: sub-batches normalised apart in training, together at test time."""
     train = rec.training

@@ -82,7 +82,7 @@ def _dropout(paths: Mapping[str, Sequence[Call]], variant: str) -> list[Finding]
     return findings
 
 
-@register("train_mode_without_training", order=3)
+@register("train_mode_without_training")
 def check(rec: Recordings) -> list[Finding]:
     """Train mode where nothing trains: BatchNorm or dropout in train mode on evaluation, prediction, acting paths."""
     return train_mode_without_training(rec.paths, rec.variant)

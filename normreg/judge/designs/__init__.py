@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 
-from normreg.judge.designs.base import REGISTRY, StatTest, get, register
+from normreg.judge.designs.base import DESIGNS, StatTest, get, register
 from normreg.judge.stats import Comparison
 from normreg.suite.spec import MetricSpec
 
-for _module in pkgutil.iter_modules(__path__):  # every file here registers its test
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
-
 
 def names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    """Every design registered by a file of this package (found on first use)."""
+    return DESIGNS.names()
 
 
 def compare_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
@@ -25,4 +20,4 @@ def compare_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricS
     return get(design).compare(a, b, spec, alpha=alpha, a_name=a_name, b_name=b_name)
 
 
-__all__ = ["REGISTRY", "StatTest", "compare_values", "get", "names", "register"]
+__all__ = ["DESIGNS", "StatTest", "compare_values", "get", "names", "register"]

@@ -9,7 +9,7 @@ from normreg.judge.stats import Comparison, paired
 from normreg.suite.spec import MetricSpec
 
 
-@register
+@register("paired")
 class Paired(TTest):
     name = "paired"
     summary = "paired t-test on per-seed differences (same seed = same initial weights and data order)"

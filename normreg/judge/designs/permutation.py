@@ -2,8 +2,11 @@
 
 The difference of means is compared with its distribution over every way of splitting the pooled values into
 groups of the two sizes (252 splits for 5 and 5), or over 9,999 random splits when there are more than 20,000.
-P-values follow scipy's `permutation_test`: one-sided tail shares, two-sided twice the smaller tail. Equivalence
-uses the same rule as TOST: shifting the candidate by ∓min_effect, both one-sided tests must reject. Intervals
+P-values follow scipy's `permutation_test`: one-sided tail shares, two-sided twice the smaller tail. The test
+against the margin shifts the candidate by ±min_effect and takes twice the smaller of the one-sided tails beyond
+it (as `stats.margin_p` does with t); equivalence uses the same rule as TOST: shifting the candidate by
+∓min_effect, both one-sided tests must reject. No seed-to-seed variance on either side makes the difference
+exact, as for Welch's test. Intervals
 come from inverting the one-sided tests over shifts, at the level the verdict used (after a correction or a
 staged boundary). Power, `plan`'s seeds and the advice on seeds are found by simulation: a smoothed bootstrap of
 each side's own values, the candidate shifted by the true difference assumed, every draw judged by this test.
@@ -61,19 +64,26 @@ def _tails(d: np.ndarray, obs: np.ndarray, exact: bool) -> tuple[np.ndarray, np.
 
 
 def _p_values(xa: np.ndarray, xb: np.ndarray, delta: float, mask: np.ndarray,
-              exact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              exact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(diff, two-sided p of no difference, p of the test against the margin ±delta, TOST p) per sample."""
     n_a, n_b = xa.shape[-1], xb.shape[-1]
     diff = xb.mean(-1) - xa.mean(-1)
     obs = diff[..., None]
-    up, down = _tails(_diffs(np.concatenate([xa, xb], -1), mask, n_a, n_b), obs, exact)
+    d = _diffs(np.concatenate([xa, xb], -1), mask, n_a, n_b)
+    up, down = _tails(d, obs, exact)
     p = np.minimum(1.0, 2.0 * np.minimum(up, down))
     if delta > 0:
-        low, _ = _tails(_diffs(np.concatenate([xa, xb + delta], -1), mask, n_a, n_b), obs + delta, exact)
-        _, high = _tails(_diffs(np.concatenate([xa, xb - delta], -1), mask, n_a, n_b), obs - delta, exact)
+        # Shifting the candidate's values by s moves each split's difference by s times the split's share of
+        # them in the candidate's group less their share in the reference's: one product serves every shift.
+        in_b = mask[:, n_a:].sum(-1)
+        w = in_b / n_b - (n_b - in_b) / n_a
+        low, below = _tails(d + delta * w, obs + delta, exact)  # the candidate shifted by +delta
+        above, high = _tails(d - delta * w, obs - delta, exact)  # and by -delta
+        p_margin = np.minimum(1.0, 2.0 * np.minimum(below, above))
         p_eq = np.maximum(low, high)
     else:
-        p_eq = np.ones_like(p)
-    return diff, p, p_eq
+        p_margin, p_eq = p, np.ones_like(p)
+    return diff, p, p_margin, p_eq
 
 
 def _bound(tail: Callable[[float], float], a: float, start: float, step: float, upward: bool) -> float:
@@ -89,13 +99,14 @@ def _bound(tail: Callable[[float], float], a: float, start: float, step: float, 
     return bisect(lambda s: tail(s) - a - 1e-15, min(start, far), max(start, far), xtol=step * 1e-6)
 
 
-@register
+@register("permutation")
 class Permutation(StatTest):
     name = "permutation"
     summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
     # Each look's p-value is a permutation test's, valid by itself whatever the distribution; against the nominal
     # levels it keeps the false alarms of staged seeding at about alpha (see the README), so nothing is lowered.
     staged_calibration = None
+    staged_power_reps = 500  # 199 splits a draw: 40 times a t-test's time; the staged power's error is 0.022
 
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
                 a_name: str, b_name: str) -> Comparison:
@@ -106,9 +117,10 @@ class Permutation(StatTest):
         xb = np.array([float(b[s]) for s in sorted(b)])
         mask, exact = splits(len(xa), len(xb))
         delta = spec.min_effect
-        _, p, p_eq = _p_values(xa[None], xb[None], delta, mask, exact)
+        _, p, p_margin, p_eq = _p_values(xa[None], xb[None], delta, mask, exact)
         how = f"exact over all {len(mask)} splits" if exact else f"{len(mask)} random splits"
-        c = Comparison(**{**base, "p_value": float(p[0]), "p_equivalence": float(p_eq[0]) if delta > 0 else None},
+        c = Comparison(**{**base, "p_value": float(p[0]), "p_margin": float(p_margin[0]),
+                          "p_equivalence": float(p_eq[0]) if delta > 0 else None},
                        verdict="", reason="", power=self.power(xa, xb, spec, alpha) if delta > 0 else None,
                        method=f"permutation test, {how}", retest=_Values(self, xa, xb, mask, exact))
         return _decide(c)
@@ -123,7 +135,8 @@ class Permutation(StatTest):
     def array_test(self, a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask, exact = splits(a.shape[-1], b.shape[-1], limit=SIM_SPLITS, random=SIM_SPLITS)
         out = [_p_values(a[i:i + 1000], b[i:i + 1000], delta, mask, exact) for i in range(0, len(a), 1000)]
-        return tuple(np.concatenate(parts) for parts in zip(*out))  # type: ignore[return-value]
+        diff, _, p_margin, p_eq = (np.concatenate(parts) for parts in zip(*out))
+        return diff, p_margin, p_eq
 
     def seeds_for(self, effect: float, sd_a: float, sd_b: float, alpha: float, target: float, *,
                   sd_diff: float | None = None, goal: str = "difference", delta: float = 0.0,
@@ -170,7 +183,7 @@ class Permutation(StatTest):
         rng = np.random.default_rng(len(xa) * 7919 + len(xb))
         da = smoothed_draws(xa, (reps, n or len(xa)), rng)
         db = smoothed_draws(xb - xb.mean() + xa.mean(), (reps, n or len(xb)), rng) + effect
-        diff, p, p_eq = self.array_test(da, db, delta if goal == "equivalence" else 0.0)  # 0: no TOST, 3x faster
+        diff, p, p_eq = self.array_test(da, db, delta)
         if goal == "equivalence":
             return float(np.mean(p_eq < alpha))
         beyond = diff < -delta if effect < 0 else diff > delta

@@ -9,7 +9,7 @@ from normreg.judge.stats import Comparison, welch_values
 from normreg.suite.spec import MetricSpec
 
 
-@register
+@register("welch")
 class Welch(TTest):
     name = "welch"
     summary = "Welch's t-test: unpaired, unequal spreads (the default)"
