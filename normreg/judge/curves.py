@@ -41,6 +41,9 @@ LEVEL_REPS = 2000  # simulated pairs of curves for the per-epoch level (its erro
 LEVEL_SEED = 20240  # the simulation's random seed: a curve check of the same values always gives the same level
 
 Curves = Mapping[int, Sequence[float]]  # seed -> the metric's value at each epoch
+# What a report keeps of each epoch's comparison (beside the epoch's number), and reads back
+EPOCH_FIELDS = ("n_a", "n_b", "mean_a", "mean_b", "sd_a", "sd_b", "diff", "ci_low", "ci_high", "ci_level", "p_value",
+                "p_equivalence", "p_margin", "verdict", "short_of_margin", "reason")
 
 
 def epoch_comparison(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, level: float,
@@ -170,9 +173,7 @@ class CurveCheck:
         return f"{self.b} does not part from {self.a} in {self.metric} at any epoch {of}{shown}"
 
     def to_json(self) -> dict:
-        keep = ("epoch", "n_a", "n_b", "mean_a", "mean_b", "sd_a", "sd_b", "diff", "ci_low", "ci_high", "ci_level",
-                "p_value", "p_equivalence", "verdict", "reason")
-        epochs = [{k: v for k, v in {**as_record(c), "epoch": i + 1}.items() if k in keep}
+        epochs = [{"epoch": i + 1, **{k: v for k, v in as_record(c).items() if k in EPOCH_FIELDS}}
                   for i, c in enumerate(self.epochs)]
         return clean_json({
             "suite": self.suite, "metric": self.metric, "a": self.a, "b": self.b, "goal": self.goal,
@@ -188,10 +189,7 @@ class CurveCheck:
         """A curve check read back from a report (the per-epoch comparisons keep the fields `to_json` writes)."""
         spec = dict(metric=d["metric"], a=d["a"], b=d["b"], goal=d["goal"], min_effect=d["min_effect"],
                     alpha=d["level"] if d.get("level") is not None else d["alpha"], design=d["design"])
-        epochs = tuple(Comparison(**spec, **{k: e.get(k) for k in ("n_a", "n_b", "mean_a", "mean_b", "sd_a", "sd_b",
-                                                                    "diff", "ci_low", "ci_high", "ci_level",
-                                                                    "p_value", "p_equivalence")},
-                                  rel_diff=None, t=None, df=None, verdict=e["verdict"], reason=e.get("reason", ""))
+        epochs = tuple(Comparison(**spec, **{k: e[k] for k in EPOCH_FIELDS if k in e}, rel_diff=None, t=None, df=None)
                        for e in d.get("epochs", []))
         return cls(suite=d["suite"], metric=d["metric"], a=d["a"], b=d["b"], goal=d["goal"],
                    min_effect=float(d["min_effect"]), alpha=float(d["alpha"]), design=d["design"],

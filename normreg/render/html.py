@@ -37,6 +37,7 @@ from normreg.render.labels import (
     p_value,
     signed,
     status,
+    verdict_shown,
 )
 from normreg.render.summary import describe, group_problems
 from normreg.report.model import Report, SuiteInfo
@@ -254,7 +255,7 @@ def curves_html(curves: Sequence[CurveCheck]) -> str:
             f"<td class=num>{escape(mean_pm_sd(e.mean_a, e.sd_a, EN_DASH))}</td>"
             f"<td class=num>{escape(mean_pm_sd(e.mean_b, e.sd_b, EN_DASH))}</td>"
             f"<td class=num>{escape(signed(e.diff))}</td><td class=num>{escape(interval(e))}</td>"
-            f"<td>{escape(e.verdict)}</td></tr>" for i, e in enumerate(c.epochs, start=1))
+            f"<td>{escape(verdict_shown(e))}</td></tr>" for i, e in enumerate(c.epochs, start=1))
         level_text = "" if c.level is None else f" at the per-epoch level {c.level:.3g}"
         parts.append(f"<details><summary>per-epoch differences{escape(level_text)} ({escape(c.design)}, "
                      f"min_effect {c.min_effect:g}, seeds {escape(', '.join(map(str, c.seeds)))})</summary>"
