@@ -194,6 +194,14 @@ def test_suite_key_forms_and_errors(tmp_path):
 CURVES = "curves: [{val_acc: {goal: max, min_effect: 0.05}}]"
 
 
+def test_declaring_curves_leaves_the_digest_alone(tmp_path):
+    """Curves change no run and no other check: a suite that declares them is not 'changed since the baseline', and
+    its reports are not set apart from earlier nights in `history`."""
+    plain = load_suite(_suite(tmp_path, ""))
+    assert load_suite(_suite(tmp_path, CURVES)).digest == plain.digest
+    assert load_suite(_suite(tmp_path, "stats: {alpha: 0.01}")).digest != plain.digest
+
+
 def test_a_run_reports_curves_in_every_output_and_keeps_its_outcome(tmp_path):
     report = run_suites([_suite(tmp_path, CURVES)], out=tmp_path / "r", baselines=tmp_path / "b",
                         executor=_runner())

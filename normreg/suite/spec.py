@@ -146,8 +146,8 @@ class Suite:
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
     curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
-    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` left out. A baseline keeps it,
-    # so that a changed suite is reported with the keys that changed.
+    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` and `curves` left out. A
+    # baseline keeps it, so that a changed suite is reported with the keys that changed.
     content: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -606,8 +606,10 @@ def _build_suite(doc: _Doc) -> Suite:
         allowed = ("none", *BASELINE_KEYS)
         raise doc.error(("baseline_key",), f"expected one of {', '.join(allowed)}, but found {_kind(baseline_key)}."
                         f"{did_you_mean(str(baseline_key), allowed)}")
-    # where baselines are kept does not change results: left out of the digest
-    content = {k: v for k, v in doc.data.items() if k != "baseline_key"}
+    # Where baselines are kept does not change results, and curve checks add checks without changing a run or any
+    # other check: both are left out of the digest, so declaring curves neither marks the suite changed against its
+    # baseline nor sets its reports apart from earlier nights in `history`.
+    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "curves")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
