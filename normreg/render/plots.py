@@ -228,6 +228,9 @@ def curve_check_figure(check: CurveCheck) -> bytes:
     for sign in (-1, 1):
         if check.min_effect > 0:
             bottom.axhline(sign * check.min_effect, color=FAIL_COLOR, lw=0.8, ls="--")
+    from matplotlib.ticker import MaxNLocator
+
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_ylabel(f"{check.b} − {check.a}", fontsize=8)
     bottom.set_xlabel("epoch (red: parted beyond ±min_effect; green: shown within it)", fontsize=8)
     return _png(fig)
