@@ -85,7 +85,8 @@ def main() -> None:
     zero, m = np.zeros(epochs), MIN_EFFECT
     inside = ("true difference -0.9 x min_effect at every epoch", np.full(epochs, -0.9 * m), step, noise, m)
     parts = ("parts by -2 x min_effect from epoch 8", np.where(np.arange(epochs) >= 7, -2 * m, 0.0), step, noise, m)
-    same, same_m = ("identical distributions", zero, step, noise, 0.0), ("identical distributions", zero, step, noise, m)
+    same = ("identical distributions", zero, step, noise, 0.0)
+    same_m = ("identical distributions", zero, step, noise, m)
     white = ("white-noise curves (independent epochs), identical", zero, 0.0, 1.0, 0.0)
     rows = [("welch", 5, [same_m, same, white, inside, parts]), ("welch", 10, [same, inside, parts]),
             ("paired", 5, [same, inside, parts])]
