@@ -95,9 +95,10 @@ def staged_rows(reps: int, alpha: float) -> list[str]:
 
 
 def compare_fixed_power(design: str, n: int, alpha: float) -> float:
-    from normreg.judge.stats import Design
+    from normreg.judge.designs import get
 
-    d = Design(1.0, 1.0, n, n) if design == "welch" else Design(1.0, 1.0, n, n, "paired", np.sqrt(2.0))
+    test = get(design)
+    d = test.power_model(1.0, 1.0, n, n, np.sqrt(2.0) if test.pairs_by_seed else None)
     return d.verdict_power(1.0, 0.5, alpha)
 
 

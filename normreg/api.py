@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from normreg.choices import DEFAULT_DESIGN
+
 if TYPE_CHECKING:
     from normreg.audit.findings import AuditReport
     from normreg.report.model import Report
@@ -35,7 +37,7 @@ def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None
 
 
 def compare(a: PathLike, b: PathLike, *, metrics: Sequence[str] = (), alpha: float | None = None,
-            goal: str | None = None, min_effect: float | None = None, mode: str = "pair", design: str = "welch",
+            goal: str | None = None, min_effect: float | None = None, mode: str = "pair", design: str = DEFAULT_DESIGN,
             correction: str = "holm") -> Report:
     """`normreg compare`: verdicts between two result sets on disk (report, run directory, baseline or tidy
     CSV, each optionally `PATH#variant`); trains nothing."""

@@ -24,12 +24,17 @@ SIGNIFICANT = ("regressed", "improved")
 EXPECTATIONS = (*VERDICTS, "failed")  # what a suite may declare with `expect`
 
 
+# The statistical test a suite uses when it names none: the one design name the stages before judging need (the
+# suite's default, the CLI's); a test checks that the registry holds it.
+DEFAULT_DESIGN = "welch"
+
+
 def _designs() -> tuple[str, ...]:
     """The statistical tests the registry holds, one file each in normreg/judge/designs named after the test,
     listed without importing the judging stage (the suite stage comes before it); the default first."""
     folder = Path(__file__).resolve().parent / "judge" / "designs"
     found = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base")
-    return ("welch", *(n for n in found if n != "welch"))
+    return (DEFAULT_DESIGN, *(n for n in found if n != DEFAULT_DESIGN))
 
 
 DESIGNS = _designs()  # `judge.designs.names()` holds the same, imported; a test checks the two agree

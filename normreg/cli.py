@@ -21,7 +21,7 @@ try:  # typer vendors click from 0.2x on; older versions use click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from normreg.choices import DESIGNS
+from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names
 
@@ -337,13 +337,13 @@ def compare(
     mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
                                            "regression fails.")] = "pair",
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
-    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = "welch",
+    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
     curve: Annotated[Optional[list[str]], typer.Option(help="Compare this per-epoch metric's learning curves, "
                                                        "epoch by epoch (repeatable; default: the curves the "
                                                        "files' suites declare).")] = None,
 ) -> None:
-    """Verdicts between two existing result sets (Welch, paired or permutation: --design); trains nothing."""
+    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
     def body() -> int:
         from normreg.compare import compare as do_compare
@@ -381,7 +381,8 @@ def plan(
     pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
 ) -> None:
-    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed."""
+    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
+    on average over the true spreads the pilot leaves possible, and how sure that is."""
 
     def body() -> int:
         from normreg.judge.planning import plan_suite
@@ -483,6 +484,9 @@ def history_cmd(
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Keep reports whose suite differs from its newest "
                                            "report's (ad-hoc runs, or the suite before an edit), marked; by "
                                            "default they are left out and listed.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", metavar="FILE.json", help="Write the history as "
+                                                     "JSON (schema normreg.history/1): nights, values, changes with "
+                                                     "their evidence and environment changes.")] = None,
     outputs: Optional[dict[str, Path]] = None,  # --html, --markdown: the output formats with a history form
 ) -> None:
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
@@ -494,17 +498,25 @@ def history_cmd(
         from normreg.report.history import load_history
 
         # every .json file under a folder given is read as a report: an output there would be read next time
-        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()}, inputs=paths,
+        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
                       reads={p: (".json",) for p in paths if p.is_dir()})
         history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
         for path in write_history_outputs(history, outputs or {}):
             typer.echo(f"Wrote {path}")
+        if json_out is not None:  # the history's data, not a rendering: beside the registered formats
+            from normreg.fileio import write_json_atomic
+
+            write_json_atomic(json_out, history.to_json())
+            typer.echo(f"Wrote {json_out}")
         if fail_on_change is not None:
+            from normreg.render.history import environment_text
+
             recent = history.recent_regressions(fail_on_change)
             for s, c in recent:
                 typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
-                           f"from {history.nights[c.night].label}")
+                           f"from {history.nights[c.night].label}" + (f" ({environment_text(c)})"
+                                                                      if c.environment else ""))
             return 1 if recent else 0
         return 0
 

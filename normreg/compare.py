@@ -1,4 +1,4 @@
-"""`compare`: Welch verdicts between two result sets already on disk. Imports neither torch nor Lightning."""
+"""`compare`: verdicts between two result sets already on disk. Imports neither torch nor Lightning."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import datetime as _dt
 from pathlib import Path
 
 from normreg._callable import make_callable
-from normreg.choices import CORRECTIONS, DESIGNS, GOALS, MODES, Goal, check_alpha, check_choice, check_min_effect
+from normreg.choices import (
+    CORRECTIONS,
+    DEFAULT_DESIGN,
+    DESIGNS,
+    GOALS,
+    MODES,
+    Goal,
+    check_alpha,
+    check_choice,
+    check_min_effect,
+)
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
@@ -58,17 +68,17 @@ def compare(
     goal: Goal | None = None,
     min_effect: float | None = None,
     mode: str = "pair",
-    design: str = "welch",
+    design: str = DEFAULT_DESIGN,
     correction: str = "holm",
     curves: tuple[str, ...] = (),
 ) -> Report:
     """Compare B (candidate) with A (reference) on every shared metric, or only on `metrics`.
 
     mode "pair": a regression or an improvement fails (the two should match); "baseline": only a regression fails.
-    Goal and min_effect come from the files (A's first), unless given. `design` "paired" pairs values by seed;
-    `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made. Learning curves are
-    compared epoch by epoch (`judge.curves`) for the curves the files' suites declare, or for `curves`; curve
-    checks inform and never change the exit code.
+    Goal and min_effect come from the files (A's first), unless given. `design` names the statistical test
+    (`judge.designs`); `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
+    Learning curves are compared epoch by epoch (`judge.curves`) for the curves the files' suites declare, or for
+    `curves`; curve checks inform and never change the exit code.
     """
     check_choice("--design", design, DESIGNS)
     check_choice("--correction", correction, CORRECTIONS)

@@ -13,11 +13,12 @@ from normreg import cli
 from normreg.errors import InputError
 from normreg.judge.designs import compare_values, get, names
 from normreg.judge.designs.permutation import Permutation
+from normreg.judge.designs.welch import WelchPower
 from normreg.judge.sequential import simulate
-from normreg.judge.stats import Design, seeds_for
 from normreg.suite.spec import DESIGNS, MetricSpec, load_suite
 
 ACC = MetricSpec("acc", "max", 0.01)
+WELCH = get("welch")
 DATA = Path(__file__).parent / "data" / "suites"
 
 
@@ -102,10 +103,10 @@ def test_permutation_power_by_simulation_agrees_with_the_t_test_on_normal_data()
     pilot_a, pilot_b = rng.normal(0.9, 0.01, 400), rng.normal(0.9, 0.01, 400)
     test = Permutation()
     got = test.power(pilot_a, pilot_b, ACC, 0.05, n=10, reps=2000)
-    want = Design(0.01, 0.01, 10, 10).verdict_power(0.02, 0.01, 0.05)
+    want = WelchPower(0.01, 0.01, 10, 10).verdict_power(0.02, 0.01, 0.05)
     assert got == pytest.approx(want, abs=0.05)
     n = test.seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01, pilot=(pilot_a, pilot_b))
-    welch_n = seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01)
+    welch_n = WELCH.seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01)
     assert welch_n == 17 and n is not None and welch_n <= n <= welch_n + 5
 
 
@@ -165,7 +166,7 @@ def test_permutation_seed_advice_comes_from_the_permutation_test():
     xa, xb = np.array([0.90, 0.915, 0.93]), np.array([0.84, 0.865, 0.86])
     c = compare_values(dict(enumerate(xa)), dict(enumerate(xb)), ACC, design="permutation")
     assert c.verdict == "inconclusive" and c.p_value == pytest.approx(0.1)
-    assert seeds_for(c.diff, c.sd_a, c.sd_b, 0.05, delta=0.01, start=3) == 3
+    assert WELCH.seeds_for(c.diff, c.sd_a, c.sd_b, 0.05, delta=0.01, start=3) == 3
     assert (c.seeds_needed, c.seeds_needed_for) == (4, "regressed") and "about 4 seeds per side" in c.reason
     rng = np.random.default_rng(22)
     da = smoothed_draws(xa, (4000, 4), rng)
@@ -188,7 +189,7 @@ def test_permutation_plan_promises_the_rate_of_the_real_test():
     xa, xb = np.array([0.90, 0.915, 0.93, 0.91]), np.array([0.91, 0.89, 0.93, 0.9])
     pilot = ResultSet("pilot", {"ref": {"acc": dict(enumerate(xa))}, "new": {"acc": dict(enumerate(xb))}}, {})
     row = plan("s", "ref", ["ref", "new"], [ACC], pilot, design="permutation").rows[0]
-    n = row.seeds_80
+    n = row.seeds_80_exact  # at the pilot's values as they are (`seeds_80` also allows for their uncertainty)
     assert n is not None and 5 <= n <= 60
     rng = np.random.default_rng(23)
     da = smoothed_draws(xa, (2000, n), rng)

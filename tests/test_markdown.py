@@ -50,7 +50,7 @@ def test_cells_cannot_break_the_table(report_json):
     odd = replace(check, comparison=replace(check.comparison, metric="a|b\nc"))
     text = render_markdown(replace(rf.report, checks=(odd,)))
     row = _table_rows(text)[0]
-    assert "a\\|b c" in row and row.count(" | ") == 7
+    assert "a\\|b c" in row and row.count(" | ") == 8
 
 
 def test_a_passing_report(report_json):

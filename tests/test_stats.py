@@ -8,22 +8,20 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from normreg.judge.designs import compare_values
+from normreg.judge.designs import compare_values, get
+from normreg.judge.designs.paired import PairedPower, paired
+from normreg.judge.designs.welch import WelchPower, welch
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import (
     VERDICT_CODES,
-    Design,
     adjust,
     array_p,
-    array_stats,
     array_verdicts,
-    paired,
-    seeds_for,
-    welch,
 )
 from normreg.suite.spec import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
+WELCH = get("welch")
 ZERO = MetricSpec("m", "max", 0.0)
 
 
@@ -59,8 +57,8 @@ def test_paired_power_matches_noncentral_t():
     se, df = 0.5 / np.sqrt(6), 5.0
     crit = st.t.isf(0.025, df)
     exact = st.nct.sf(crit, df, 0.4 / se) + st.nct.cdf(-crit, df, 0.4 / se)
-    assert Design(1, 1, 6, 6, "paired", 0.5).power(0.4, 0.05) == pytest.approx(exact, abs=0.002)
-    assert Design(1, 1, 6, 6, "paired", 0.5).power(0.0, 0.05) == pytest.approx(0.05, abs=0.002)
+    assert PairedPower(1, 1, 6, 6, 0.5).power(0.4, 0.05) == pytest.approx(exact, abs=0.002)
+    assert PairedPower(1, 1, 6, 6, 0.5).power(0.0, 0.05) == pytest.approx(0.05, abs=0.002)
 
 
 @pytest.mark.parametrize("n", [3, 5, 10])
@@ -70,29 +68,29 @@ def test_power_agrees_with_simulation(n, effect, sds):
     rng = np.random.default_rng(n * 100 + int(effect * 10))
     a = rng.normal(0, sds[0], (4000, n))
     b = rng.normal(effect, sds[1], (4000, n))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     p, _ = array_p(diff, se, df, 0.0)
     simulated = float(np.mean(p < 0.05))
-    assert Design(sds[0], sds[1], n, n).power(effect, 0.05) == pytest.approx(simulated, abs=0.05)
+    assert WelchPower(sds[0], sds[1], n, n).power(effect, 0.05) == pytest.approx(simulated, abs=0.05)
 
 
 @pytest.mark.parametrize("n", [4, 8, 16])
 def test_tost_power_agrees_with_simulation(n):
     rng = np.random.default_rng(n)
     a, b = rng.normal(0, 1, (4000, n)), rng.normal(0.2, 1, (4000, n))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     _, p_eq = array_p(diff, se, df, 1.0)
-    assert Design(1, 1, n, n).tost_power(0.2, 1.0, 0.05) == pytest.approx(float(np.mean(p_eq < 0.05)), abs=0.05)
+    assert WelchPower(1, 1, n, n).tost_power(0.2, 1.0, 0.05) == pytest.approx(float(np.mean(p_eq < 0.05)), abs=0.05)
 
 
 def test_seeds_for_reaches_the_power_it_promises():
     """`plan`'s answer checked by simulation: at the seeds it names, power is at least the target."""
-    n = seeds_for(0.02, 0.01, 0.015, 0.05, 0.8)
+    n = WELCH.seeds_for(0.02, 0.01, 0.015, 0.05, 0.8)
     assert n is not None
     rng = np.random.default_rng(3)
     for size, want in ((n, lambda x: x >= 0.8 - 0.03), (n - 1, lambda x: x < 0.8 + 0.03)):
         a, b = rng.normal(0, 0.01, (4000, size)), rng.normal(0.02, 0.015, (4000, size))
-        p, _ = array_p(*array_stats(a, b), 0.0)
+        p, _ = array_p(*WELCH.array_stats(a, b), 0.0)
         assert want(float(np.mean(p < 0.05)))
 
 
@@ -117,7 +115,7 @@ def test_array_verdicts_agree_with_welch():
     rng = np.random.default_rng(5)
     a, b = rng.normal(0, 1, (120, 4)), rng.normal(0.8, 1.5, (120, 4))
     spec = MetricSpec("m", "min", 0.5)
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     p, p_eq = array_p(diff, se, df, spec.min_effect)
     codes = array_verdicts(diff, p, p_eq, spec.min_effect, spec.goal, 0.05, 0.05)
     scalar = [welch(x, y, spec).verdict for x, y in zip(a, b)]
@@ -160,7 +158,7 @@ def test_inconclusive_says_how_many_seeds_would_decide():
 def test_mde_has_eighty_percent_power():
     """The MDE is where the verdict (its interval beyond min_effect) reaches 80%, not the plain test."""
     c = welch([1.0, 1.2, 0.9, 1.1, 1.05], [1.1, 1.0, 0.95, 1.2, 1.0], ACC)
-    d = Design(c.sd_a, c.sd_b, 5, 5)
+    d = WelchPower(c.sd_a, c.sd_b, 5, 5)
     assert d.verdict_power(c.mde, ACC.min_effect, 0.05) == pytest.approx(0.8, abs=1e-6)
     assert d.power(c.mde, 0.05) > 0.8 + 0.02
 

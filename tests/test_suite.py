@@ -207,7 +207,7 @@ def test_missing_file_and_discovery(tmp_path: Path, write_suite) -> None:
 
 def test_loading_a_suite_does_not_import_torch() -> None:
 
-    code = ("import sys; from normreg.suite.spec import load_suite; from normreg.judge.stats import welch; "
+    code = ("import sys; from normreg.suite.spec import load_suite; from normreg.judge.designs.welch import welch; "
             "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -17,21 +17,19 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
 from normreg.judge.checks import Check, satisfies
-from normreg.judge.designs import compare_values
+from normreg.judge.designs import compare_values, get
+from normreg.judge.designs.paired import PairedPower, paired
+from normreg.judge.designs.welch import WelchPower, welch
 from normreg.judge.stats import (
-    Design,
     adjust,
     array_adjust,
     array_p,
-    array_stats,
     design_effect,
-    paired,
-    seeds_for,
-    welch,
 )
 from normreg.suite.spec import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
+WELCH = get("welch")
 EXACT = "no seed-to-seed variance: the difference is exact"
 
 
@@ -169,7 +167,7 @@ def test_five_metrics_on_the_margin_are_falsely_equivalent_at_most_alpha():
     reps, n, m = 20000, 10, 5
     a = rng.normal(0, 1, (reps, m, n))
     b = rng.normal(1.0, 1, (reps, m, n))
-    diff, se, df = array_stats(a, b)
+    diff, se, df = WELCH.array_stats(a, b)
     _, p_eq = array_p(diff, se, df, 1.0)
     unadjusted = float(np.mean((p_eq < 0.05).any(axis=1)))
     adjusted = float(np.mean((array_adjust(p_eq, "holm") < 0.05).any(axis=1)))
@@ -191,7 +189,7 @@ def simulate_verdict_rate(n: int, effect: float, sds: tuple[float, float], delta
     else:
         a = rng.normal(0, sds[0], (reps, n))
         b = rng.normal(-effect, sds[1], (reps, n))
-    diff, se, df = array_stats(a, b, design)
+    diff, se, df = get(design).array_stats(a, b)
     p, _ = array_p(diff, se, df, delta)
     return float(np.mean((p < alpha) & (diff < -delta)))
 
@@ -205,7 +203,7 @@ def simulate_verdict_rate(n: int, effect: float, sds: tuple[float, float], delta
 ])
 def test_verdict_power_is_the_simulated_rate_of_the_verdict(n, effect, sds, delta, design):
     sim = simulate_verdict_rate(n, effect, sds, delta, design, seed=n)
-    d = Design(sds[0], sds[1], n, n) if design == "welch" else Design(sds[0], sds[0], n, n, "paired", sds[1])
+    d = WelchPower(sds[0], sds[1], n, n) if design == "welch" else PairedPower(sds[0], sds[0], n, n, sds[1])
     assert d.verdict_power(effect, delta, 0.05) == pytest.approx(sim, abs=0.02)
 
 
@@ -230,8 +228,8 @@ def test_the_promised_seeds_give_the_promised_verdict_rate():
 def test_plan_seeds_reach_their_promise_at_the_design_effect(sds, design):
     delta = 0.01
     sd_diff = sds[1] if design == "paired" else None
-    n = seeds_for(design_effect(delta), sds[0], sds[1] if design == "welch" else sds[0], 0.05, 0.8,
-                  design=design, sd_diff=sd_diff, delta=delta)
+    n = get(design).seeds_for(design_effect(delta), sds[0], sds[1] if design == "welch" else sds[0], 0.05, 0.8,
+                              sd_diff=sd_diff, delta=delta)
     assert n is not None
     rate = simulate_verdict_rate(n, design_effect(delta), sds, delta, design, seed=n + 7)
     assert rate >= 0.8 - 0.02
@@ -240,10 +238,10 @@ def test_plan_seeds_reach_their_promise_at_the_design_effect(sds, design):
 
 
 def test_min_effect_itself_is_never_promised():
-    assert seeds_for(0.01, 0.01, 0.01, 0.05, 0.8, delta=0.01) is None
+    assert WELCH.seeds_for(0.01, 0.01, 0.01, 0.05, 0.8, delta=0.01) is None
     c = welch([0.9, 0.91, 0.92], [0.905, 0.915, 0.925], ACC)
     assert c.mde > ACC.min_effect
-    assert replace(c).power == pytest.approx(Design(c.sd_a, c.sd_b, 3, 3).verdict_power(0.02, 0.01, 0.05))
+    assert replace(c).power == pytest.approx(WelchPower(c.sd_a, c.sd_b, 3, 3).verdict_power(0.02, 0.01, 0.05))
 
 
 # ------------------------------------------------------------------------------------- correction families

@@ -220,13 +220,14 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
     be inconclusive: neither with the interval wholly beyond min_effect, nor with the interval inside
     ±min_effect (projected with Welch's t for every unpaired design). A test whose p-values have a floor (a
     permutation test: one split in all of them) cannot decide at all once that floor, at the plan's maximum, is
-    above the last look's levels. (Paired: only seeds the baseline holds can pair, so once they all ran, nothing
-    more helps.)
+    above the last look's levels. (A test that pairs by seed: only seeds the baseline holds can pair, so once they
+    all ran, nothing more helps.)
     """
     c = check.comparison
     if c.verdict != "inconclusive" or c.diff is None or c.sd_a is None or c.sd_b is None or c.n_b >= n_max:
         return check
-    if design == "paired":
+    test = get_design(design)
+    if test.pairs_by_seed:
         if c.n_b < c.n_a:
             return check
         why = f"all {c.n_a} seeds the baseline holds are paired; more seeds cannot pair"
@@ -234,7 +235,6 @@ def _stop_if_undecidable(check: Check, n_max: int, design: str) -> Check:
         lv2, lv1 = final_levels(c.n_a, c.stages[0] if c.stages else c.n_b, n_max, c.alpha, design,
                                 c.spending or "pocock")
         delta = c.min_effect
-        test = get_design(design)
         floor2, floor1 = test.smallest_p(c.n_a, n_max), test.smallest_p(c.n_a, n_max, two_sided=False)
         if floor2 > lv2 and (delta <= 0 or floor1 > lv1):
             why = (f"against the baseline's {c.n_a} fixed values the {design} test gives p of at least "

@@ -62,9 +62,9 @@ def array_epoch_verdicts(xa: np.ndarray, xb: np.ndarray, spec: MetricSpec, level
 
 
 def pairs_seeds(design: str) -> bool:
-    """Whether the design's test pairs the two sides by seed (the paired t-test): its t statistics are the paired
-    ones (`StatTest.staged_calibration`), so the simulation must keep each seed's two curves together."""
-    return get_design(design).staged_calibration == "paired"
+    """Whether the design's test pairs the two sides by seed (`StatTest.pairs_by_seed`): the simulation must then
+    keep each seed's two curves together, and only the seeds both sides have are compared."""
+    return get_design(design).pairs_by_seed
 
 
 def _draws(x: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,8 +8,9 @@ Brownian motion observed at the information fractions) are computed by numerical
 (Armitage, McPherson and Rowe). Each look then tests at the nominal level those boundaries imply, using the
 t distribution with the look's own degrees of freedom. With few seeds that alone lets too many false alarms
 through (t statistics are not z statistics), so the overall level is lowered by a factor found by simulation
-for the planned looks (`t_correction`). The permutation test's p-values are used against the nominal levels as
-they are. The tests check the overall rate by simulation.
+for the planned looks (`t_correction`), from the test's own statistics (`StatTest.null_looks`). A test whose
+p-values need no such correction (the permutation test's) is used against the nominal levels as they are. The
+tests check the overall rate by simulation.
 
 A difference verdict rests on the test against the margin (`stats.margin_p`) at every look, so the boundaries
 hold its error at alpha for every true difference within ±min_effect, as for fixed seeds. A staged check's
@@ -29,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special as _sp
 
-from normreg.choices import SPENDING
+from normreg.choices import DEFAULT_DESIGN, SPENDING
 from normreg.judge.designs import compare_values, get
 from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect, design_effect
 from normreg.suite.spec import MetricSpec
@@ -171,7 +172,6 @@ def _increasing(info: list[float]) -> list[float]:
     return info
 
 
-SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads a Welch design is calibrated over (sd_b / sd_a)
 CALIBRATION_REPS = 20000
 
 
@@ -185,14 +185,12 @@ def t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: str
     estimated, so nominal levels mapped through each look's t distribution still let 0.056 to 0.061 through at
     alpha 0.05 (paired design; spread ratios 3 and 10). The rate is simulated under no difference for the
     planned looks (`sizes_a`, `sizes_b`: seeds per side at each look, the last one final), with fixed random
-    seeds, at every spread ratio in `SD_RATIOS` (one for the paired design, whose t is pivotal), and r is
-    chosen so that the worst of them is alpha. Cached: one simulation per plan. A test whose p-values are not
-    t-based (`StatTest.staged_calibration` None: the permutation test) keeps the nominal levels: r is 1.
+    seeds, at every spread ratio the test's statistic depends on (`StatTest.null_looks`: Welch's five, one for the
+    paired test, whose t is pivotal), and r is chosen so that the worst of them is alpha. Cached: one simulation
+    per plan. A test whose p-values are not t-based (`null_looks` None: the permutation test) keeps the nominal
+    levels: r is 1.
     """
-    kind = get(design).staged_calibration
-    if kind is None:
-        return 1.0
-    return _t_correction(tuple(sizes_a), tuple(sizes_b), kind, spending, round(float(alpha), 12), two_sided)
+    return _t_correction(tuple(sizes_a), tuple(sizes_b), design, spending, round(float(alpha), 12), two_sided)
 
 
 @lru_cache(maxsize=256)
@@ -204,33 +202,17 @@ def _t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: st
     rng = np.random.default_rng(20261128)
     a = rng.standard_normal((CALIBRATION_REPS, sizes_a[-1]))
     b = rng.standard_normal((CALIBRATION_REPS, sizes_b[-1]))
-    if design == "paired":
-        b = b - a[:, : sizes_b[-1]]  # per-seed differences: their t is pivotal, no spread ratio matters
-    # Per-look means and variances from running sums: one pass over the draws, O(reps) per look.
-    sa, sb = np.cumsum(a, axis=1), np.cumsum(b, axis=1)
-    qa, qb = np.cumsum(a * a, axis=1), np.cumsum(b * b, axis=1)
-
-    def moments(s1: np.ndarray, s2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        mean = s1[:, n - 1] / n
-        return mean, np.maximum(s2[:, n - 1] - n * mean * mean, 0.0) / (n - 1)
-
+    by_ratio = get(design).null_looks(a, b, sizes_a, sizes_b)
+    if by_ratio is None:
+        return 1.0
     ps = []
-    for ratio in ((1.0,) if design == "paired" else SD_RATIOS):
-        looks = []
-        for na, nb in zip(sizes_a, sizes_b):
-            mb, vb = moments(sb, qb, nb)
-            if design == "paired":
-                diff, se, df = mb, np.sqrt(vb / nb), np.full(len(mb), nb - 1.0)
-            else:
-                ma, va = moments(sa, qa, na)
-                va, vb = va / na, ratio * ratio * vb / nb
-                diff, se = ratio * mb - ma, np.sqrt(va + vb)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+    for looks in by_ratio:
+        p_looks = []
+        for diff, se, df in looks:
             with np.errstate(invalid="ignore", divide="ignore"):
                 t = diff / se
-            looks.append(2.0 * _sp.stdtr(df, -np.abs(t)) if two_sided else _sp.stdtr(df, -t))
-        ps.append(np.stack(looks, axis=1))
+            p_looks.append(2.0 * _sp.stdtr(df, -np.abs(t)) if two_sided else _sp.stdtr(df, -t))
+        ps.append(np.stack(p_looks, axis=1))
 
     def rate(r: float) -> float:
         levels = np.array(nominal_levels(info, alpha * r, spending, two_sided))
@@ -247,7 +229,7 @@ def _t_correction(sizes_a: tuple[int, ...], sizes_b: tuple[int, ...], design: st
 
 def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence[Mapping[int, float]],
                        spec: MetricSpec, *, n_max: tuple[int, int], final: bool, alpha: float = 0.05,
-                       design: str = "welch", spending: str = "pocock", a_name: str = "a",
+                       design: str = DEFAULT_DESIGN, spending: str = "pocock", a_name: str = "a",
                        b_name: str = "b", fixed_reference: bool = False) -> Comparison:
     """The comparison after the looks so far: {seed: value} on each side at each look (growing; the reference's
     stays the same at every look when `fixed_reference`, as a stored baseline's does).
@@ -302,14 +284,16 @@ def _staged_power_fields(c: Comparison, looks_a: tuple[int, ...], looks_b: tuple
                          alpha: float, design: str, spending: str) -> dict[str, float | None]:
     """`power` and `mde` of the staged procedure, from the latest look's spreads; the last look's fixed-sample
     figures where the plan has a single look (then they are the same thing) or the spreads are unknown."""
-    sd_diff = c.sd_diff if design == "paired" else None
-    if len(looks_b) < 2 or c.sd_a is None or c.sd_b is None or (design == "paired" and not sd_diff):
+    test = get(design)
+    sd_diff = c.sd_diff if test.pairs_by_seed else None
+    if len(looks_b) < 2 or c.sd_a is None or c.sd_b is None or (test.pairs_by_seed and not sd_diff):
         return {}
-    kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff, reps=get(design).staged_power_reps)
+    kw = dict(alpha=alpha, design=design, spending=spending, sd_diff=sd_diff, reps=test.staged_power_reps)
     power = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw) if spec.min_effect > 0 else None
     out = dict(power=power, mde=staged_mde(c.sd_a, c.sd_b, looks_a, looks_b, spec, **kw))
-    if design == "paired" and power is not None:  # what Welch's staged procedure would have found, to compare
-        out["power_unpaired"] = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, alpha=alpha, spending=spending)
+    if test.unpaired is not None and power is not None:  # what the unpaired staged procedure would have found
+        out["power_unpaired"] = staged_power(c.sd_a, c.sd_b, looks_a, looks_b, spec, alpha=alpha,
+                                             design=test.unpaired, spending=spending)
     return out
 
 
@@ -329,15 +313,12 @@ def _staged_draws(sd_a: float, sd_b: float, looks_a: tuple[int, ...], looks_b: t
     """Normal per-seed values with the given spreads and no difference, fixed random seeds (the same draws for
     every true difference tried: the MDE search moves smoothly)."""
     rng = np.random.default_rng(20261206)
-    if design == "paired":
-        assert sd_diff is not None
-        return np.zeros((reps, looks_a[-1])), sd_diff * rng.standard_normal((reps, looks_b[-1]))
-    return sd_a * rng.standard_normal((reps, looks_a[-1])), sd_b * rng.standard_normal((reps, looks_b[-1]))
+    return get(design).null_draws(sd_a, sd_b, sd_diff, looks_a[-1], looks_b[-1], reps, rng)
 
 
 def staged_power(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
-                 alpha: float = 0.05, design: str = "welch", spending: str = "pocock", effect: float | None = None,
-                 sd_diff: float | None = None, reps: int = 2000) -> float:
+                 alpha: float = 0.05, design: str = DEFAULT_DESIGN, spending: str = "pocock",
+                 effect: float | None = None, sd_diff: float | None = None, reps: int = 2000) -> float:
     """Chance that the staged procedure (seeds per side at each planned look `looks_a`, `looks_b`; the last
     final) ends `regressed` when the true regression is `effect` (default twice min_effect): by simulation of
     the procedure itself, with normal per-seed values of spreads `sd_a`, `sd_b` (paired: differences of spread
@@ -357,15 +338,14 @@ def _regressed_share(a: np.ndarray, b: np.ndarray, looks_a: tuple[int, ...], loo
 
 
 def staged_mde(sd_a: float, sd_b: float, looks_a: Sequence[int], looks_b: Sequence[int], spec: MetricSpec, *,
-               alpha: float = 0.05, design: str = "welch", spending: str = "pocock", sd_diff: float | None = None,
-               target: float = 0.8, reps: int = 2000) -> float | None:
+               alpha: float = 0.05, design: str = DEFAULT_DESIGN, spending: str = "pocock",
+               sd_diff: float | None = None, target: float = 0.8, reps: int = 2000) -> float | None:
     """The smallest true regression the staged procedure reports `regressed` with chance `target` (see
     `staged_power`); None when no difference reaches it (a test whose p-values cannot pass the boundaries)."""
     la, lb = tuple(looks_a), tuple(looks_b)
     a, b = _staged_draws(sd_a, sd_b, la, lb, design, sd_diff, reps)
     delta = spec.min_effect
-    se = (sd_diff / math.sqrt(lb[-1]) if design == "paired" and sd_diff else
-          math.sqrt(sd_a**2 / la[-1] + sd_b**2 / lb[-1]))
+    se = get(design).power_model(sd_a, sd_b, la[-1], lb[-1], sd_diff or None).se
     if se <= 0:
         return delta
 
@@ -400,13 +380,13 @@ def planned_looks(n_a: int, n_b: int, n_max: tuple[int, int], design: str) -> tu
 
     lo, hi = min(n_a, n_b), max(n_max)
     planned = stage_sizes(lo, hi)
-    if design == "paired":
+    if get(design).pairs_by_seed:
         planned = tuple(sorted({min(n, *n_max) for n in planned}))
         return planned, planned
     return tuple(min(max(n, n_a), n_max[0]) for n in planned), tuple(min(max(n, n_b), n_max[1]) for n in planned)
 
 
-def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0.05, design: str = "welch",
+def simulate(a: np.ndarray, b: np.ndarray, spec: MetricSpec, *, alpha: float = 0.05, design: str = DEFAULT_DESIGN,
              stages: Sequence[int] | None = None, spending: str = "pocock") -> tuple[np.ndarray, np.ndarray]:
     """Verdicts (indices into VERDICT_CODES) and seeds per side used, for many simulated comparisons at once.
 

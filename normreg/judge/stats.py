@@ -1,21 +1,24 @@
 """Statistics as pure functions: two samples of per-seed values in, a frozen `Comparison` out.
 
-Welch's t-test (or, with `design: paired`, a paired t-test on per-seed differences) tests the difference against
-the margin: `regressed` (or `improved`) needs the interval the verdict uses (two-sided, at 1 - alpha after any
-correction or staged boundary) to lie wholly beyond -min_effect (or +min_effect). That is a minimum-effect test,
-one-sided at alpha / 2 on each side, so a failing verdict's error is at most alpha for every true difference
-within ±min_effect, however many seeds run; with min_effect 0 it is the plain two-sided test. A difference that
-is significant but not shown beyond the margin is `inconclusive`, and says so. Two one-sided tests (TOST) decide
-whether the difference is within `min_effect`. Every comparison also carries the chance of `regressed` for a true
-difference of twice `min_effect` (`power`), the smallest true difference reported with 80% chance (`mde`), and,
-when inconclusive, about how many seeds per side would decide it. `adjust` applies Holm's (or Bonferroni's)
-correction across a family of comparisons. Not enough data is a stated verdict with its reason, never an
-exception. The array functions at the end give the same verdicts for many simulated samples at once.
+What every statistical test (a suite's `design`, one file each in `judge/designs/`) shares lives here: the verdict
+rule, intervals, TOST and the test against the margin, power models' common part, seed advice and Holm's correction.
+Each test computes its statistic, standard error and p-values; the verdict rule is the same for all. A test tests
+the difference against the margin: `regressed` (or `improved`) needs the interval the verdict uses (two-sided, at 1
+- alpha after any correction or staged boundary) to lie wholly beyond -min_effect (or +min_effect). That is a
+minimum-effect test, one-sided at alpha / 2 on each side, so a failing verdict's error is at most alpha for every
+true difference within ±min_effect, however many seeds run; with min_effect 0 it is the plain two-sided test. A
+difference that is significant but not shown beyond the margin is `inconclusive`, and says so. Two one-sided tests
+(TOST) decide whether the difference is within `min_effect`. Every comparison also carries the chance of `regressed`
+for a true difference of twice `min_effect` (`power`), the smallest true difference reported with 80% chance
+(`mde`), and, when inconclusive, about how many seeds per side would decide it. `adjust` applies Holm's (or
+Bonferroni's) correction across a family of comparisons. Not enough data is a stated verdict with its reason, never
+an exception. The array functions at the end give the same verdicts for many simulated samples at once.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -24,13 +27,14 @@ from typing import Protocol
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
-from normreg.choices import CORRECTIONS, VERDICTS, check_choice
+from normreg.choices import CORRECTIONS, DEFAULT_DESIGN, VERDICTS, check_choice
 from normreg.suite.spec import MetricSpec
 
 
 class Retest(Protocol):
-    """What a test without a standard error (the permutation test) keeps of its values, so that what depends on
-    the level the verdict uses can be found again when a correction or a staged boundary changes that level."""
+    """What the test that made a comparison keeps of its values (`StatTest.compare` attaches it), so that what
+    depends on the level the verdict uses can be found again when a correction or a staged boundary changes that
+    level: the interval (for a test without a standard error, such as the permutation test) and seed advice."""
 
     def interval(self, a: float) -> tuple[float, float]:
         """The shifts of the candidate that neither one-sided test at level `a` rejects (±inf: none is)."""
@@ -65,7 +69,7 @@ class Comparison:
     ci_high: float | None
     verdict: str
     reason: str
-    design: str = "welch"  # "welch" or "paired"
+    design: str = DEFAULT_DESIGN  # the statistical test that made it (`judge.designs`)
     power: float | None = None  # chance of `regressed` for a true regression of twice min_effect (staged: of the
     # staged procedure, over its planned looks)
     mde: float | None = None  # smallest true difference reported `regressed` with 80% chance (staged: likewise)
@@ -84,13 +88,16 @@ class Comparison:
     p_equivalence_adjusted: float | None = None  # the TOST p-value after the correction across the family
     stopped: str | None = None  # staged seeding: why no more seeds were run for it although it is undecided
     method: str = ""  # how the test was made, when the design needs saying (e.g. "exact over all 252 splits")
+    seed_correlation: float | None = None  # per-seed correlation of the sides over shared seeds (see that function)
+    shared_seeds: int = 0  # seeds both sides hold
     # two-sided p of the test against the margin (H0: |true difference| <= min_effect; each side one-sided at
     # half the level); p_value itself when min_effect is 0. `regressed` and `improved` rest on it.
     p_margin: float | None = None
     # inconclusive: "worse" or "better" when the difference is significant (the interval clears 0) but is not
     # shown beyond min_effect
     short_of_margin: str | None = None
-    # tests without a standard error: the interval and seed advice at any level (not stored in reports)
+    # the test's values: the interval (tests without a standard error) and seed advice at any level (not stored
+    # in reports)
     retest: Retest | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -138,6 +145,47 @@ def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
         return mean, None
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var)
+
+
+def seed_correlation(a: Mapping[int, float], b: Mapping[int, float]) -> float | None:
+    """Pearson correlation of the two sides' values over the seeds they share: runs that share a seed share
+    initial weights and data order, so their values may move together (or against each other). None with fewer
+    than three shared seeds (two points always correlate fully) or no spread on a side."""
+    common = sorted(set(a) & set(b))
+    if len(common) < 3:
+        return None
+    x = np.array([float(a[s]) for s in common])
+    y = np.array([float(b[s]) for s in common])
+    x, y = x - x.mean(), y - y.mean()
+    den = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    if den == 0 or _flat(math.sqrt(float(np.dot(x, x)) / len(x)), list(a.values())) or \
+            _flat(math.sqrt(float(np.dot(y, y)) / len(y)), list(b.values())):
+        return None
+    return max(-1.0, min(1.0, float(np.dot(x, y)) / den))
+
+
+CORRELATION_LEVEL = 0.05  # two-sided level at which a per-seed correlation is taken as clearly not zero
+
+
+def clear_correlation(r: float | None, n: int, level: float = CORRELATION_LEVEL) -> tuple[int, float]:
+    """(+1, p) or (-1, p) when the per-seed correlation `r` of `n` shared seeds is clearly positive or negative
+    (two-sided p < level), else (0, p); (0, 1) without a correlation."""
+    if r is None:
+        return 0, 1.0
+    p_pos, p_neg = correlation_p(r, n)
+    p = min(1.0, 2.0 * min(p_pos, p_neg))
+    return (0 if p >= level else (1 if r > 0 else -1)), p
+
+
+def correlation_p(r: float, n: int) -> tuple[float, float]:
+    """One-sided p-values of a correlation `r` of `n` pairs against zero (positive, negative): the t-test of
+    r with n - 2 degrees of freedom (as scipy.stats.pearsonr's). (1, 1) with fewer than three pairs."""
+    if n < 3:
+        return 1.0, 1.0
+    if abs(r) >= 1.0:
+        return (0.0, 1.0) if r > 0 else (1.0, 0.0)
+    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    return float(_sp.stdtr(n - 2, -t)), float(_sp.stdtr(n - 2, t))
 
 
 def t_half_width(sd: float | None, n: int, alpha: float) -> float | None:
@@ -202,20 +250,28 @@ def _t_quantile(df: np.ndarray, level: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Design:
-    """What the power of a test depends on: the true spreads, the counts, and the design.
+class PowerModel(ABC):
+    """What the power of a t-based test depends on: the true spreads and the counts (seeds per side), and how the
+    test estimates its standard error (`draws`, which each design's model defines: `StatTest.power_model`).
 
-    Welch's test estimates two variances, and its degrees of freedom are themselves random; power integrates
-    over both sample variances (a 64 x 64 quadrature), which small samples need: at 3 seeds per side the
-    plug-in noncentral t overstates power by up to 0.1. The paired test has one variance and fixed n - 1.
+    Power integrates over the sampling distribution of the estimated standard error and its degrees of freedom at
+    quadrature nodes, which small samples need: at 3 seeds per side the plug-in noncentral t overstates Welch's
+    power by up to 0.1. The rest (power, the verdict's power, TOST's, the MDE) is the same for every test.
     """
 
     sd_a: float
     sd_b: float
     n_a: float
     n_b: float
-    design: str = "welch"
-    sd_diff: float | None = None
+
+    @abstractmethod
+    def draws(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """True standard error, and estimated standard errors with their degrees of freedom at quadrature nodes."""
+
+    @property
+    def se(self) -> float:
+        """The true standard error of the difference."""
+        return self.draws()[0]
 
     def _crit(self, level: float) -> tuple[float, np.ndarray, np.ndarray]:
         """(se, estimated se, critical t at `level`) at the nodes, memoised: a power search reuses them."""
@@ -224,21 +280,6 @@ class Design:
             se, s, df = self.draws()
             memo[level] = (se, s, _t_quantile(df, level))
         return memo[level]
-
-    def draws(self) -> tuple[float, np.ndarray, np.ndarray]:
-        """True standard error, and estimated standard errors with their degrees of freedom at quadrature nodes."""
-        if self.design == "paired":
-            assert self.sd_diff is not None
-            n = self.n_a
-            se = self.sd_diff / math.sqrt(n)
-            return se, se * np.sqrt(_chi2_nodes(n - 1)), np.full(_K, float(n - 1))
-        va, vb = self.sd_a**2 / self.n_a, self.sd_b**2 / self.n_b
-        xa = va * _chi2_nodes(self.n_a - 1)[:, None]
-        xb = vb * _chi2_nodes(self.n_b - 1)[None, :]
-        se2 = xa + xb
-        with np.errstate(invalid="ignore", divide="ignore"):
-            df = se2**2 / (xa**2 / (self.n_a - 1) + xb**2 / (self.n_b - 1))
-        return math.sqrt(va + vb), np.sqrt(se2).ravel(), np.nan_to_num(df, nan=1.0).ravel()
 
     def power(self, effect: float, alpha: float) -> float:
         """Chance the two-sided test at `alpha` finds a true difference `effect` significant."""
@@ -291,18 +332,18 @@ def design_effect(min_effect: float) -> float:
     return DESIGN_EFFECT * min_effect
 
 
-def seeds_for(effect: float, sd_a: float, sd_b: float, alpha: float, target: float = 0.8, *,
-              design: str = "welch", sd_diff: float | None = None, goal: str = "difference",
-              delta: float = 0.0, start: int = 2, limit: int = 1000) -> int | None:
-    """Seeds per side (pairs, for the paired design) for probability `target` of the verdict: a difference
-    shown beyond `delta` in the direction of a true difference `effect` (goal "difference"), or equivalence
-    within ±`delta` (goal "equivalence"); None when more than `limit` would be needed (or no number would do: a
-    true difference within `delta` is reported as one at most alpha / 2 of the time)."""
+def seeds_for(model: Callable[[int], PowerModel], effect: float, alpha: float, target: float = 0.8, *,
+              goal: str = "difference", delta: float = 0.0, start: int = 2, limit: int = 1000) -> int | None:
+    """Seeds per side (pairs, for a paired test) for probability `target` of the verdict, `model(n)` being the
+    test's power model at n seeds per side (`StatTest.seeds_for` supplies it): a difference shown beyond `delta`
+    in the direction of a true difference `effect` (goal "difference"), or equivalence within ±`delta` (goal
+    "equivalence"); None when more than `limit` would be needed (or no number would do: a true difference within
+    `delta` is reported as one at most alpha / 2 of the time)."""
     if goal != "equivalence" and abs(effect) <= delta:
         return None
 
     def achieved(n: int) -> float:
-        d = Design(sd_a, sd_b, n, n, design, sd_diff)
+        d = model(n)
         if goal == "equivalence":
             return d.tost_power(effect, delta, alpha)
         return d.verdict_power(effect, delta, alpha)
@@ -461,17 +502,15 @@ def _decide(c: Comparison) -> Comparison:
 def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
     """Seeds per side that would most likely decide an inconclusive comparison, taking the observed difference
     and spreads as the truth (a rough guide: with few seeds both are uncertain)."""
-    if c.diff is None or c.sd_a is None or c.sd_b is None:
+    retest = c.retest
+    if c.diff is None or c.sd_a is None or c.sd_b is None or retest is None:
         return None, None
-    sd_a, sd_b, diff = c.sd_a, c.sd_b, c.diff
-    sd_diff = c.sd_diff if c.design == "paired" else None
+    diff = c.diff
     start = max(c.n_a, c.n_b)
 
     def find(goal: str, level: float) -> int | None:
-        if c.retest is not None:  # the test's own answer (the permutation test simulates itself)
-            return c.retest.seeds_for(diff, level, goal, c.min_effect, start)
-        return seeds_for(diff, sd_a, sd_b, level, design=c.design, sd_diff=sd_diff, goal=goal, delta=c.min_effect,
-                         start=start)
+        # the test's own answer: a t-test's power model, or a simulation of itself (the permutation test)
+        return retest.seeds_for(diff, level, goal, c.min_effect, start)
 
     if abs(c.diff) > c.min_effect:
         worse = MetricSpec(c.metric, c.goal).worse(c.diff)  # type: ignore[arg-type]
@@ -483,7 +522,7 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _power_fields(d: Design, delta: float, alpha: float) -> dict[str, float | None]:
+def _power_fields(d: PowerModel, delta: float, alpha: float) -> dict[str, float | None]:
     return dict(power=d.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
                 mde=d.mde(alpha, delta=delta))
 
@@ -492,9 +531,10 @@ _NONE = dict(t=None, df=None, p_value=None, p_equivalence=None, ci_low=None, ci_
 
 
 def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, alpha: float, a_name: str,
-              b_name: str, design: str) -> tuple[dict, Comparison | None]:
+              b_name: str, design: str, *, flat_sides_exact: bool = True) -> tuple[dict, Comparison | None]:
     """Counts, means and spreads; and the finished comparison when no test is needed or possible: identical
-    values, fewer than two values on a side, or no seed-to-seed variance (then the difference is exact)."""
+    values, fewer than two values on a side, or no seed-to-seed variance (then the difference is exact; not
+    decided here with `flat_sides_exact` False, for a test whose per-seed differences decide instead)."""
     xa = [float(a[s]) for s in sorted(a)]
     xb = [float(b[s]) for s in sorted(b)]
     n_a, n_b = len(xa), len(xb)
@@ -504,7 +544,7 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
     rel = diff / abs(mean_a) if diff is not None and mean_a else None
     base = dict(metric=spec.name, a=a_name, b=b_name, goal=spec.goal, min_effect=spec.min_effect, alpha=alpha,
                 n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b, diff=diff, rel_diff=rel,
-                design=design, **_NONE)
+                design=design, seed_correlation=seed_correlation(a, b), shared_seeds=len(set(a) & set(b)), **_NONE)
     if same_values(a, b):
         return base, Comparison(**{**base, "diff": 0.0, "rel_diff": 0.0 if rel is not None else None},
                                 verdict="identical",
@@ -516,7 +556,7 @@ def _describe(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, 
                                 reason=f"fewer than two values on {' and '.join(bad)}: no test is possible; "
                                        "run more seeds")
     assert sd_a is not None and sd_b is not None and diff is not None
-    if design != "paired" and _flat(sd_a, xa) and _flat(sd_b, xb):  # paired: its per-seed differences decide
+    if flat_sides_exact and _flat(sd_a, xa) and _flat(sd_b, xb):
         return base, exact(base, spec, diff, xa + xb)
     return base, None
 
@@ -539,66 +579,6 @@ def exact(base: dict, spec: MetricSpec, diff: float, values: Sequence[float],
         verdict = "equivalent"
         why = f"{what} {diff:+.6g} lies within ±{delta:g}"
     return Comparison(**c, verdict=verdict, reason=f"no seed-to-seed variance: the difference is exact ({why})")
-
-
-def welch(a: Sequence[float], b: Sequence[float], spec: MetricSpec, *, alpha: float = 0.05,
-          a_name: str = "a", b_name: str = "b") -> Comparison:
-    """Compare candidate values `b` with reference values `a` (listed in seed order) on one metric.
-
-    regressed / improved: Welch p < alpha and |diff| > min_effect, in the bad / good direction of `goal`;
-    equivalent: TOST at alpha puts the difference inside ±min_effect; inconclusive: anything else. Without
-    seed-to-seed variance the exact difference decides; the same values for the same seeds are `identical`.
-    """
-    return welch_values(dict(enumerate(a)), dict(enumerate(b)), spec, alpha=alpha, a_name=a_name, b_name=b_name)
-
-
-def welch_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
-                 a_name: str = "a", b_name: str = "b") -> Comparison:
-    """`welch` on per-seed values {seed: value}: equal values for the same seeds are `identical`."""
-    base, done = _describe(a, b, spec, alpha, a_name, b_name, "welch")
-    if done is not None:
-        return done
-    sd_a, sd_b, diff = base["sd_a"], base["sd_b"], base["diff"]
-    se, df = welch_se_df(sd_a, sd_b, base["n_a"], base["n_b"])
-    c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect)}, verdict="", reason="",
-                   **_power_fields(Design(sd_a, sd_b, base["n_a"], base["n_b"]), spec.min_effect, alpha))
-    return _decide(c)
-
-
-def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float = 0.05,
-           a_name: str = "a", b_name: str = "b") -> Comparison:
-    """A paired t-test on per-seed differences b[s] - a[s], over the seeds both sides have.
-
-    Runs that share a seed share initial weights and data order, so much of the seed-to-seed spread cancels in
-    the differences. Means and spreads shown are those of the paired seeds; `power_unpaired` is the power
-    Welch's test would have had on the same values, so the gain from pairing can be read off. A constant
-    per-seed shift (differences that vary only by rounding) is an exact difference.
-    """
-    common = sorted(set(a) & set(b))
-    pa, pb = {s: float(a[s]) for s in common}, {s: float(b[s]) for s in common}
-    base, done = _describe(pa, pb, spec, alpha, a_name, b_name, design="paired")
-    if done is not None:
-        if done.verdict == "inconclusive" and (len(common) < min(len(a), len(b)) or not common):
-            return replace(done, reason=f"only {len(common)} seed(s) in common to pair ({a_name} has {len(a)}, "
-                                        f"{b_name} {len(b)}); a paired test needs two; run both with the same "
-                                        "seeds, or use design: welch")
-        return done
-    n = len(common)
-    d = [pb[s] - pa[s] for s in common]
-    _, sd_d = mean_sd(d)
-    assert sd_d is not None
-    diff = base["diff"]
-    if _flat(sd_d, [*pa.values(), *pb.values()]):
-        return replace(exact(base, spec, diff, [*pa.values(), *pb.values()], "every per-seed difference"),
-                       sd_diff=0.0)
-    se, df = sd_d / math.sqrt(n), float(n - 1)
-    unpaired = Design(base["sd_a"], base["sd_b"], n, n)
-    delta = spec.min_effect
-    c = Comparison(**{**base, **_test(diff, se, df, delta)}, verdict="", reason="",
-                   **_power_fields(Design(base["sd_a"], base["sd_b"], n, n, "paired", sd_d), delta, alpha),
-                   power_unpaired=unpaired.verdict_power(design_effect(delta), delta, alpha) if delta > 0 else None,
-                   sd_diff=sd_d)
-    return _decide(c)
 
 
 # ------------------------------------------------------------------------------------------ corrections
@@ -664,18 +644,16 @@ def smoothed_draws(x: np.ndarray, size: tuple[int, ...], rng: np.random.Generato
     return mean + dev / math.sqrt((n - 1) / n + h * h)
 
 
-def array_stats(a: np.ndarray, b: np.ndarray, design: str = "welch") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """diff, standard error and degrees of freedom for many samples at once (seeds along the last axis)."""
-    if design == "paired":
-        d = b - a
-        n = d.shape[-1]
-        return d.mean(-1), d.std(-1, ddof=1) / math.sqrt(n), np.full(d.shape[:-1], float(n - 1))
-    n_a, n_b = a.shape[-1], b.shape[-1]
-    va, vb = a.var(-1, ddof=1) / n_a, b.var(-1, ddof=1) / n_b
-    se2 = va + vb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = se2**2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
-    return b.mean(-1) - a.mean(-1), np.sqrt(se2), df
+def cumulative_moments(x: np.ndarray) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+    """For (replicates, seeds) draws: a function giving the mean and sample variance of the first n seeds of every
+    replicate, from running sums (one pass over the draws, O(replicates) per n: staged looks reuse it)."""
+    s1, s2 = np.cumsum(x, axis=1), np.cumsum(x * x, axis=1)
+
+    def moments(n: int) -> tuple[np.ndarray, np.ndarray]:
+        mean = s1[:, n - 1] / n
+        return mean, np.maximum(s2[:, n - 1] - n * mean * mean, 0.0) / (n - 1)
+
+    return moments
 
 
 def array_p(diff: np.ndarray, se: np.ndarray, df: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -694,7 +672,7 @@ def array_p(diff: np.ndarray, se: np.ndarray, df: np.ndarray, delta: float) -> t
 
 def array_verdicts(diff: np.ndarray, p: np.ndarray, p_eq: np.ndarray, delta: float, goal: str,
                    level: float, eq_level: float) -> np.ndarray:
-    """Indices into VERDICT_CODES, by the same rule as `welch`: a difference when the margin test's p (`array_p`)
+    """Indices into VERDICT_CODES, by the same rule as `_decide`: a difference when the margin test's p (`array_p`)
     < level, equivalence when the TOST p-value < eq_level, inconclusive otherwise (and when p is undefined)."""
     significant = (p < level) & (np.abs(diff) > delta)
     worse = diff < 0 if goal == "max" else diff > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from normreg.judge.changepoints import Evidence, Side
 from normreg.judge.stats import mean_sd
 from normreg.render.labels import interval, mean_pm_sd, number, p_value, signed, text_table
 from normreg.report.history import Change, History, Night, Series
@@ -73,15 +74,42 @@ def short_commit(commit: str | None) -> str:
     return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
+def _side(side: Side) -> str:
+    nights = f"{side.nights} night{'s' * (side.nights != 1)}"
+    if side.distinct != side.nights:
+        nights += f" ({side.distinct} distinct)"
+    return f"{nights}, {side.values} value{'s' * (side.values != 1)}"
+
+
+def evidence_text(evidence: Evidence, prefix: str = "evidence: ") -> str:
+    """What a change's test used: nights and distinct nights per side, their values, and the unit tested."""
+    how = ("t on the distinct nights' means" if evidence.unit == "nights" else
+           "Welch on the seeds' values (one distinct night a side: night-to-night variation unseen)")
+    return f"{prefix}before {_side(evidence.before)}; after {_side(evidence.after)}; {how}"
+
+
+def environment_text(change: Change) -> str:
+    """Whether the environment fingerprint changed between the last night before a change and its night: a change
+    that comes with a new torch, device or thread count may be the platform's, not the code's."""
+    if not change.environment_recorded:
+        return "environment not recorded"
+    if not change.environment:
+        return "environment unchanged"
+    what = ", ".join(f"{d.key} {d.before} -> {d.after}" for d in change.environment)
+    return f"environment changed that night ({what}): the platform may have moved it, not the code"
+
+
 def change_summary(history: History, change: Change) -> str:
-    """One change in words: where, between which commits, before -> after with the interval, p and verdict."""
+    """One change in words: where, between which commits, before -> after with the interval, p and verdict, the
+    evidence the test used and whether the environment changed with it."""
     c = change.comparison
     new, old = history.nights[change.night], history.nights[change.last_before]
     ci = f" {interval(c, 4)}" if c.ci_low is not None else ""
     p = f", p={p_value(c.p_value)}" if c.p_value is not None else ""
     return (f"from {new.label} (commit {short_commit(new.commit)}; last night before: {old.label}, commit "
-            f"{short_commit(old.commit)}): {number(c.mean_a)} (n={c.n_a}) -> {number(c.mean_b)} (n={c.n_b}), "
-            f"diff {signed(c.diff, 4)}{ci}{p}: {c.verdict}")
+            f"{short_commit(old.commit)}): {number(c.mean_a)} -> {number(c.mean_b)}, "
+            f"diff {signed(c.diff, 4)}{ci}{p}: {c.verdict}; {evidence_text(change.evidence)}; "
+            f"{environment_text(change)}")
 
 
 def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
@@ -93,8 +121,11 @@ def _change_lines(history: History, group: Sequence[Series]) -> list[str]:
                          + ", ".join(history.nights[i].label for i in s.outliers))
     if not lines:
         return ["No change found."]
-    return [f"Changes (ruptures PELT, each confirmed by Welch's test at alpha {_alpha(group)} on the per-seed "
-            "values before and after):", *lines]
+    return [f"Changes (ruptures PELT, each confirmed at alpha {_alpha(group)} and beyond min_effect by a test "
+            f"whose unit is the distinct night; {METHOD}):", *lines]
+
+
+METHOD = "a night repeating another's values is one observation, a change must hold two nights"
 
 
 def _alpha(group: Sequence[Series]) -> str:

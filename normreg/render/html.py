@@ -27,6 +27,7 @@ from normreg.render.labels import (
     OTHER_ENVIRONMENT,
     SUITE_CHANGED,
     adjusted_p,
+    correlation,
     environment_changes,
     first_per_suite,
     interval,
@@ -35,6 +36,7 @@ from normreg.render.labels import (
     number,
     order,
     p_value,
+    pairing_note,
     signed,
     status,
     verdict_shown,
@@ -111,14 +113,16 @@ def verdict_table(checks: Sequence[Check]) -> str:
         if adjusted is not None:  # the verdict used the adjusted p
             p += f"<br><small>adj. {escape(adjusted)}</small>"
         kind = "" if ch.kind == "pair" else f" <small>({escape(ch.kind)})</small>"
+        note = pairing_note(c)
+        pairing = "" if note is None else f'<div class="reason">{escape(note)}</div>'
         rows.append(
             f'<tr class="{cls}"><td>{escape(ch.suite or "–")}</td><td>{escape(c.metric)}</td>'
             f"<td>{escape(c.a)} vs {escape(c.b)}{kind}</td><td class=num>{_side(c.mean_a, c.sd_a, c.n_a)}</td>"
             f"<td class=num>{_side(c.mean_b, c.sd_b, c.n_b)}</td><td class=num>{diff}</td>"
-            f"<td class=num>{ci}</td><td class=num>{p}</td>"
-            f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div></td></tr>')
+            f"<td class=num>{ci}</td><td class=num>{p}</td><td class=num>{correlation(c, EN_DASH)}</td>"
+            f'<td>{_verdict(ch)}<div class="reason">{escape(c.reason)}</div>{pairing}</td></tr>')
     head = ("<tr><th>suite</th><th>metric</th><th>a vs b</th><th>mean a ± sd</th><th>mean b ± sd</th>"
-            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>verdict</th></tr>")
+            "<th>b − a</th><th>CI of b − a</th><th>p</th><th>seed r</th><th>verdict</th></tr>")
     return f'<div class="scroll"><table class="verdicts">{head}{"".join(rows)}</table></div>'
 
 
@@ -334,14 +338,16 @@ def render_html(report: Report) -> str:
 
 def render_history_html(history: History) -> str:
     """Metrics across nights: one figure per suite and metric, then the table of nights."""
-    from normreg.render.history import ad_hoc_line, change_summary, night_marks
+    from normreg.render.history import METHOD, ad_hoc_line, change_summary, night_marks
     from normreg.render.plots import history_figure
 
     labels = [n.label for n in history.nights]
     body = [f"<h1>normreg history</h1><p class=meta>{len(history.nights)} reports, "
             f"{escape(history.nights[0].created)} to {escape(history.nights[-1].created)}. Red rings mark nights "
             "on which a check of that variant failed; dashed lines the changes found (ruptures PELT on the per-seed "
-            "values, each confirmed by Welch's test on the values before and after).</p>"]
+            "values, each confirmed at the suite's alpha and beyond min_effect by a test whose unit is the distinct "
+            f"night; {escape(METHOD)}). A change that came with a new environment (torch, device, threads) says "
+            "so.</p>"]
     for (suite, metric), group in history.grouped().items():
         body.append(f"<h2>{escape(suite)}: {escape(metric)}</h2>")
         marks = [(s.variant, c.night, c.verdict) for s in group for c in s.changes]

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from normreg.judge.checks import Check, Problem
-from normreg.judge.stats import Comparison
+from normreg.judge.designs.paired import paired_power
+from normreg.judge.planning import pairing_design
+from normreg.judge.stats import Comparison, clear_correlation
 from normreg.suite.diff import summarise
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -160,6 +162,37 @@ SUITE_CHANGED = "the suite changed since the baseline"
 def suite_change_note(changes: Sequence[str]) -> str:
     """`the suite changed since the baseline (variants.twin.trainer.max_epochs: 3 -> 4; ...)`."""
     return f"{SUITE_CHANGED} ({summarise(changes)})"
+
+
+def correlation(c: Comparison, missing: str = DASH) -> str:
+    """The per-seed correlation of the two sides (`+0.81`), or `missing` with fewer than three shared seeds."""
+    return missing if c.seed_correlation is None else f"{c.seed_correlation:+.2f}"
+
+
+def pairing_note(c: Comparison) -> str | None:
+    """What a clearly non-zero per-seed correlation means for an unpaired test (two-sided p < 0.05): positive, the
+    paired design would be more powerful; negative, the unpaired test's false-alarm rate does not hold. None
+    for the paired design, which accounts for it, and where the correlation is not clear."""
+    paired = pairing_design(c.design)
+    if paired is None or not c.tested:
+        return None
+    sign, p = clear_correlation(c.seed_correlation, c.shared_seeds)
+    if sign == 0:
+        return None
+    shown = p_value(p)
+    head = (f"per-seed correlation {c.seed_correlation:+.2f} over {c.shared_seeds} shared seeds "
+            f"(p{shown if shown.startswith('<') else '=' + shown}): ")
+    if sign > 0:
+        gain = paired_power(c)
+        if gain is None or c.power is None or gain < c.power + PAIRING_GAIN:
+            return None  # the unpaired test is only conservative, and pairing would gain little
+        return (head + f"same-seed runs move together, which the {c.design} test ignores; design: {paired} would "
+                f"be more powerful here (power at 2 x min_effect {gain:.2f} against {c.power:.2f})")
+    return (head + f"same-seed runs move against each other, so the {c.design} test's false-alarm rate is above "
+            f"alpha here (it assumes independent sides); use design: {paired}")
+
+
+PAIRING_GAIN = 0.05  # the least gain in power for which the pairing note suggests the paired design
 
 
 T = TypeVar("T")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from normreg.judge.checks import Check
 from normreg.judge.stats import Comparison
 from normreg.render.escape import markdown_text, plain
-from normreg.render.history import ad_hoc_line, short_commit
+from normreg.render.history import METHOD, ad_hoc_line, environment_text, evidence_text, short_commit
 from normreg.render.labels import (
     EN_DASH,
     MARKDOWN,
     NO_BASELINE,
     OTHER_ENVIRONMENT,
+    correlation,
     environment_changes,
     first_per_suite,
     interval,
@@ -24,6 +25,7 @@ from normreg.render.labels import (
     order,
     p_value,
     p_with_adjusted,
+    pairing_note,
     signed,
     suite_change_note,
 )
@@ -71,7 +73,7 @@ def _row(check: Check) -> str:
     kind = "" if check.kind == "pair" else f" ({check.kind})"
     cells = (suite, _md(c.metric), f"{_md(c.a)} vs {_md(c.b)}{kind}", _side(c.mean_a, c.sd_a, c.n_a),
              _side(c.mean_b, c.sd_b, c.n_b), f"{_signed(c.diff)}{ci}", p_with_adjusted(c, missing=EN_DASH),
-             verdict_cell(check))
+             correlation(c, EN_DASH), verdict_cell(check))
     return "| " + " | ".join(" ".join(x.split()) for x in cells) + " |"
 
 
@@ -93,8 +95,8 @@ def render_markdown(report: Report) -> str:
     facts.append(_md(str(report.created)))
     lines += [" · ".join(facts), ""]
     if checks:
-        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| suite | metric | a vs b | mean a ± sd | mean b ± sd | b − a [CI the verdict used] | p | seed r | "
+                  "verdict |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [_row(c) for c in checks]
         lines.append("")
         why = [c for c in checks if c.failed or c.expected_failure]
@@ -138,6 +140,11 @@ def render_markdown(report: Report) -> str:
             notes.append(f"- {_md(s.name)}: {NO_BASELINE}")
         if s.baseline_note:
             notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
+    for c in checks:
+        pairing = pairing_note(c.comparison)
+        if pairing:
+            notes.append(f"- {_md(c.suite or '–')} {_md(c.comparison.metric)} {_md(c.comparison.a)} vs "
+                         f"{_md(c.comparison.b)}: {_md(pairing)}")
     if notes:
         lines += ["**Notes**", "", *notes, ""]
     return "\n".join(lines)
@@ -157,8 +164,8 @@ def render_history_markdown(history: History) -> str:
         lines.append("No change found in any series.")
     else:
         lines += ["| suite | metric | variant | from night | commit | last night before | before → after | "
-                  "diff [CI] | p | verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "diff [CI] | p | verdict | evidence | environment |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s, c in changes:
             k = c.comparison
             new, old = nights[c.night], nights[c.last_before]
@@ -166,15 +173,16 @@ def render_history_markdown(history: History) -> str:
             lines.append("| " + " | ".join([_md(s.suite), _md(s.metric), _md(s.variant)] + [_cell(x) for x in (
                 new.label, f"`{short_commit(new.commit)}`",
                 f"{old.label} (`{short_commit(old.commit)}`)",
-                f"{_num(k.mean_a)} (n={k.n_a}) → {_num(k.mean_b)} (n={k.n_b})", f"{_signed(k.diff)}{ci}",
+                f"{_num(k.mean_a)} → {_num(k.mean_b)}", f"{_signed(k.diff)}{ci}",
                 p_value(k.p_value, EN_DASH),
-                _CHANGE_MARK.get(k.verdict, k.verdict))]) + " |")
+                _CHANGE_MARK.get(k.verdict, k.verdict), evidence_text(c.evidence, ""),
+                ("⚠️ " if c.environment else "") + environment_text(c))]) + " |")
     outliers = [f"{_md(s.suite)} {_md(s.metric)} {_md(s.variant)}: {', '.join(nights[i].label for i in s.outliers)}"
                 for s in history.series if s.outliers]
     if outliers:
         lines += ["", "One-night outliers (not changes): " + "; ".join(outliers)]
     if history.ad_hoc:
         lines += ["", _md(ad_hoc_line(history.ad_hoc))]
-    lines += ["", "Changes are found with ruptures (PELT) on the per-seed values and each confirmed by Welch's test "
-              "on the values before and after it."]
+    lines += ["", "Changes are found with ruptures (PELT) on the per-seed values, and each confirmed at the suite's "
+              f"alpha and beyond min_effect by a test whose unit is the distinct night ({METHOD})."]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from normreg.render.labels import (
     NO_BASELINE,
     NO_BASELINE_HINT,
     TERMINAL,
+    correlation,
     environment_note,
     first_per_suite,
     interval,
@@ -17,6 +18,7 @@ from normreg.render.labels import (
     number,
     order,
     p_value,
+    pairing_note,
     problem_message,
     signed,
     suite_change_note,
@@ -28,14 +30,14 @@ from normreg.report.model import Report
 def render_table(checks: Sequence[Check]) -> str:
     """A plain-text table of comparisons, failures first."""
     head = ("suite", "kind", "metric", "a -> b", "mean a", "mean b", "diff", "CI", "p", "p adj", "power", "MDE",
-            "verdict")
+            "seed r", "verdict")
     rows = []
     for ch in order(checks):
         c = ch.comparison
         ci = interval(c) if c.ci_low is None else f"{interval(c)} {level(c.ci_level)}"
         rows.append((ch.suite, ch.kind, c.metric, f"{c.a} -> {c.b}", f"{number(c.mean_a)} (n={c.n_a})",
                      f"{number(c.mean_b)} (n={c.n_b})", signed(c.diff, 4), ci, p_value(c.p_value),
-                     p_value(c.p_adjusted), number(c.power, 2), number(c.mde, 2), TERMINAL.label(ch)))
+                     p_value(c.p_adjusted), number(c.power, 2), number(c.mde, 2), correlation(c), TERMINAL.label(ch)))
     rows = [tuple(plain(str(x)) for x in r) for r in rows]  # names from files: no terminal escape sequences
     return "\n".join(text_table(head, rows))
 
@@ -105,7 +107,8 @@ def render(report: Report) -> str:
                          "improved when it lies wholly beyond min_effect. power: the chance of the verdict if the true "
                          "difference is 2 x min_effect; MDE: the true difference reported 80% of the time; both at "
                          "the seeds used" + (", or for staged seeds, of the staged procedure over its planned looks."
-                                             if staged else "."))
+                                             if staged else ".") + " seed r: the per-seed correlation of the two sides "
+                         "over shared seeds.")
     else:
         parts.append("No comparisons.")
     if report.curves:
@@ -135,6 +138,11 @@ def render(report: Report) -> str:
         notes.append(f"  {suite}: {suite_change_note(changes)}")
     for suite, diffs in first_per_suite(report.checks, lambda c: c.environment_differences):
         notes.append(f"  {suite}: {environment_note(diffs)}")
+    for c in report.checks:
+        pairing = pairing_note(c.comparison)
+        if pairing:
+            notes.append(f"  {c.suite or '-'} {c.kind} {c.comparison.metric} {c.comparison.a} -> {c.comparison.b}: "
+                         f"{pairing}")
     if notes:
         parts.append("Notes:\n" + "\n".join(notes))
     parts.append(f"Outcome: {report.verdict.upper()} (exit {report.exit_code})")

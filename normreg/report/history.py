@@ -3,8 +3,9 @@
 `normreg history DIR_OR_REPORTS...` reads the reports (folders are searched for report JSON files), and shows
 per suite, metric and variant the mean and spread of the seeds night by night, marking the nights on which a
 check of that variant failed, and the nights where its values changed (`judge.changepoints`: found by ruptures,
-confirmed by Welch's test on the per-seed values before and after). That tells a team *when* a regression came
-in, and between which two commits.
+confirmed by a test whose unit is the distinct night, so a deterministic nightly's repeats are no new evidence).
+That tells a team *when* a regression came in, between which two commits, and whether the environment (torch,
+device, threads: `environment.COMPARED_KEYS`) changed the same night, which points at the platform, not the code.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from normreg.environment import COMPARED_KEYS, differences
 from normreg.errors import ResultsError
 from normreg.fileio import read_json
 from normreg.judge import changepoints
 from normreg.judge.changepoints import detect_changes
+from normreg.judge.stats import as_record
 from normreg.report.file import ReportFile, read_report
 from normreg.suite.spec import MetricSpec
 
@@ -43,6 +47,12 @@ class Night:
     failed_checks: tuple[str, ...]  # "suite metric a vs b" of every failing check
     other_suite: tuple[str, ...] = ()  # suites whose content differs from their newest report's (an ad-hoc run)
     all_failed: bool = False  # not one run finished: the night has no values
+    environment: tuple[tuple[str, Any], ...] = ()  # the report's (key, value) of environment.COMPARED_KEYS
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The environment keys that can change results, as a dict."""
+        return dict(self.environment)
 
     @property
     def label(self) -> str:
@@ -51,12 +61,25 @@ class Night:
 
 
 @dataclass(frozen=True)
+class EnvironmentChange:
+    """A key of the environment fingerprint that differs between the last night before a change and its night."""
+
+    key: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
 class Change(changepoints.Change):
     """A confirmed change (`judge.changepoints.Change`: `night`, `before` and `after` index `History.nights`)
     with `last_before`, the last night before the change with values: the commits of `last_before` and `night`
-    bound the change (`normreg bisect --good --bad`)."""
+    bound the change (`normreg bisect --good --bad`). `environment` lists the fingerprint keys (torch, device,
+    thread count, ...) that changed between those two nights: a change that comes with one may be the platform's,
+    not the code's. `environment_recorded` is False when the two reports share none of those keys."""
 
     last_before: int
+    environment: tuple[EnvironmentChange, ...] = ()
+    environment_recorded: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,17 @@ class History:
         """Every confirmed change, oldest first."""
         return sorted(((s, c) for s in self.series for c in s.changes), key=lambda sc: sc[1].night)
 
+    def to_json(self) -> dict[str, Any]:
+        """The history as `normreg history --json` writes it (`"schema": "normreg.history/1"`): the nights, and
+        per series its points and changes, each change with its test, the evidence it used and the environment
+        keys that changed with it."""
+        return {"schema": HISTORY_SCHEMA,
+                "nights": [{"source": n.source, "created": n.created, "commit": n.commit, "verdict": n.verdict,
+                            "failed_checks": list(n.failed_checks), "other_suite": list(n.other_suite),
+                            "all_failed": n.all_failed, "environment": n.fingerprint} for n in self.nights],
+                "series": [_series_json(s) for s in self.series],
+                "skipped": list(self.skipped), "unreadable": list(self.unreadable), "ad_hoc": list(self.ad_hoc)}
+
     def recent_regressions(self, within: int) -> list[tuple[Series, Change]]:
         """Series whose newest change is a regression on one of the last `within` nights (for CI)."""
         first = len(self.nights) - within
@@ -100,6 +134,26 @@ class History:
             if s.changes and s.changes[-1].verdict == "regressed" and s.changes[-1].night >= first:
                 out.append((s, s.changes[-1]))
         return out
+
+
+HISTORY_SCHEMA = "normreg.history/1"
+
+
+def change_json(c: Change) -> dict[str, Any]:
+    """One change as the history JSON holds it."""
+    e = c.evidence
+    return {"night": c.night, "last_before": c.last_before, "before": list(c.before), "after": list(c.after),
+            "verdict": c.verdict, "comparison": as_record(c.comparison),
+            "evidence": {"unit": e.unit, "before": asdict(e.before), "after": asdict(e.after)},
+            "environment_recorded": c.environment_recorded,
+            "environment": [{"key": d.key, "before": d.before, "after": d.after} for d in c.environment]}
+
+
+def _series_json(s: Series) -> dict[str, Any]:
+    return {"suite": s.suite, "metric": s.metric, "variant": s.variant, "goal": s.goal,
+            "points": [{"night": p.night, "values": list(p.values), "failed": p.failed} for p in s.points],
+            "changes": [change_json(c) for c in s.changes], "outliers": list(s.outliers),
+            "no_changes_reason": s.no_changes_reason}
 
 
 def _is_report(path: Path, unreadable: list[str] | None = None) -> bool:
@@ -179,7 +233,8 @@ def build_history(reports: Sequence[ReportFile], *, include_other_suites: bool =
         failing = [c for c in rep.checks if c.failed]
         nights.append(Night(rf.source, rep.created, rep.environment.get("git_commit"), rep.verdict,
                             tuple(f"{c.suite} {c.comparison.metric} {c.comparison.a} vs {c.comparison.b}"
-                                  for c in failing), others[i], not any(r.ok for r in rep.runs)))
+                                  for c in failing), others[i], not any(r.ok for r in rep.runs),
+                            tuple((k, rep.environment[k]) for k in COMPARED_KEYS if k in rep.environment)))
         bad = {(c.suite, c.comparison.metric, c.comparison.b) for c in failing}
         broken = {(p.suite, p.variant) for p in rep.problems if not p.expected}
         for s in rep.suites:
@@ -196,22 +251,27 @@ def build_history(reports: Sequence[ReportFile], *, include_other_suites: bool =
             failed = key in bad or (key[0], key[2]) in broken
             series.setdefault(key, []).append(NightPoint(i, tuple(vals), failed))
     out = tuple(_with_changes(Series(suite, metric, variant, goals[(suite, metric)], tuple(points)),
-                              *specs[(suite, metric)], len(nights))
+                              *specs[(suite, metric)], nights)
                 for (suite, metric, variant), points in sorted(series.items(), key=lambda kv: kv[0][:2]))
     return History(tuple(nights), out, tuple(skipped), ad_hoc=tuple(ad_hoc))
 
 
-def _with_changes(series: Series, spec: MetricSpec, alpha: float, n_nights: int) -> Series:
-    """The series with the changes `detect_changes` confirms in its per-seed values."""
-    per_night: list[tuple[float, ...]] = [()] * n_nights
+def _with_changes(series: Series, spec: MetricSpec, alpha: float, nights: Sequence[Night]) -> Series:
+    """The series with the changes `detect_changes` confirms in its per-seed values, each with the environment
+    keys that changed between the last night before it and its night."""
+    per_night: list[tuple[float, ...]] = [()] * len(nights)
     for p in series.points:
         per_night[p.night] = p.values
     found = detect_changes(per_night, spec, alpha)
-    changes = tuple(Change(c.night, c.before, c.after, c.comparison,
-                           last_before=max(i for i in range(c.before[0], c.night)
-                                           if per_night[i] and i not in found.outliers))
-                    for c in found.changes)
-    return replace(series, changes=changes, outliers=found.outliers, no_changes_reason=found.reason)
+    changes = []
+    for c in found.changes:
+        last = max(i for i in range(c.before[0], c.night) if per_night[i] and i not in found.outliers)
+        old, new = nights[last].fingerprint, nights[c.night].fingerprint
+        changes.append(Change(c.night, c.before, c.after, c.comparison, c.evidence, last_before=last,
+                              environment=tuple(EnvironmentChange(k, a, b)
+                                                for k, (a, b) in differences(old, new).items()),
+                              environment_recorded=bool(set(old) & set(new))))
+    return replace(series, changes=tuple(changes), outliers=found.outliers, no_changes_reason=found.reason)
 
 
 def load_history(paths: Sequence[str | Path], *, include_other_suites: bool = False) -> History:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import normreg
 from normreg.audit.findings import AuditReport
+from normreg.choices import DEFAULT_DESIGN
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
 from normreg.judge.curves import CurveCheck
@@ -44,7 +45,7 @@ class SuiteInfo:
     baseline: str | None  # path of the stored baseline compared against, None when there is none
     baseline_environment: Mapping[str, Any] | None = None
     baseline_updated: bool = False
-    design: str = "welch"
+    design: str = DEFAULT_DESIGN
     correction: str = "none"
     seed_plan: SeedPlan | None = None  # when seeds ran in stages
     spending: str = "pocock"  # the error-spending function of staged seeds (in JSON, under `seed_plan`)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem
+from normreg.choices import CORRECTIONS, DEFAULT_DESIGN, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, SuiteError, did_you_mean, printable
 from normreg.fileio import MAX_INT_DIGITS, describe_value, read_text_bounded
@@ -82,7 +82,7 @@ class StatsConfig:
     """`stats:` in a suite. `correction` applies across every check of the suite; `spending` only to staged seeds."""
 
     alpha: float = 0.05
-    design: str = "welch"  # "welch": unpaired; "paired": a paired t-test on per-seed differences
+    design: str = DEFAULT_DESIGN  # the statistical test, one of `DESIGNS` (`judge/designs/`, one file each)
     correction: str = "holm"
     spending: str = "pocock"
 

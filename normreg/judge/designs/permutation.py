@@ -23,7 +23,8 @@ from itertools import combinations
 import numpy as np
 
 from normreg.judge.designs.base import StatTest, register
-from normreg.judge.stats import Comparison, _decide, _describe, bisect, design_effect, smoothed_draws
+from normreg.judge.designs.welch import WelchPower
+from normreg.judge.stats import Comparison, PowerModel, _decide, _describe, bisect, design_effect, smoothed_draws
 from normreg.suite.spec import MetricSpec
 
 EXACT_LIMIT = 20000  # all splits up to this many, else Monte Carlo
@@ -104,13 +105,13 @@ class Permutation(StatTest):
     name = "permutation"
     summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
     # Each look's p-value is a permutation test's, valid by itself whatever the distribution; against the nominal
-    # levels it keeps the false alarms of staged seeding at about alpha (see the README), so nothing is lowered.
-    staged_calibration = None
+    # levels it keeps the false alarms of staged seeding at about alpha (see the README), so nothing is lowered:
+    # `null_looks` stays None.
     staged_power_reps = 500  # 199 splits a draw: 40 times a t-test's time; the staged power's error is 0.022
 
     def compare(self, a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, alpha: float,
                 a_name: str, b_name: str) -> Comparison:
-        base, done = _describe(a, b, spec, alpha, a_name, b_name, "permutation")
+        base, done = _describe(a, b, spec, alpha, a_name, b_name, self.name)
         if done is not None:
             return done
         xa = np.array([float(a[s]) for s in sorted(a)])
@@ -124,6 +125,11 @@ class Permutation(StatTest):
                        verdict="", reason="", power=self.power(xa, xb, spec, alpha) if delta > 0 else None,
                        method=f"permutation test, {how}", retest=_Values(self, xa, xb, mask, exact))
         return _decide(c)
+
+    def power_model(self, sd_a: float, sd_b: float, n_a: float, n_b: float,
+                    sd_diff: float | None = None) -> PowerModel:
+        """Welch's t-based model: the guide to seeds without a pilot to simulate (close on normal values)."""
+        return WelchPower(sd_a, sd_b, n_a, n_b)
 
     def smallest_p(self, n_a: int, n_b: int, *, two_sided: bool = True) -> float:
         """One split in all of them (1 in 56 for 3 and 5 seeds), or one in the random splits plus one; twice that
