@@ -6,32 +6,38 @@ raises `normreg.errors.NormregError` subclasses where the CLI would exit 2 or 3.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from normreg.choices import DEFAULT_DESIGN
 
 if TYPE_CHECKING:
     from normreg.audit.findings import AuditReport
     from normreg.report.model import Report
-    from normreg.run.executor import Executor
+    from normreg.run.executor import Executor, ExecutorOptions
 
 PathLike = str | Path
 
 
 def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None, workers: int | None = None,
         out: PathLike | None = None, baselines: PathLike = "baselines", update_baseline: bool = False,
-        overrides: Sequence[str] = (), ignore_expect: bool = False, executor: Executor | None = None) -> Report:
+        overrides: Sequence[str] = (), ignore_expect: bool = False, executor: Executor | str = "local",
+        executor_options: ExecutorOptions | Mapping[str, Any] | None = None) -> Report:
     """`normreg run`: train and judge every suite (a file or a folder of them); returns the Report, whose
     `exit_code`, `verdict`, `checks` and `runs` say what happened. `report.json` is written in the run directory.
-    `executor`: what trains (default: the local executor with `workers`)."""
+    `executor`: what trains, an Executor or a registered name ("local", "ray", "slurm"), built with
+    `executor_options` (its Options, or {field: value}, e.g. {"partition": "gpu"}); `workers` is the local
+    executor's worker processes."""
     from normreg.pipeline import default_out_dir, run_suites
-    from normreg.run.executor import ExecutorOptions, make_executor
+    from normreg.run.executor import make_executor, option_values, options_for
 
     paths = [suites] if isinstance(suites, (str, Path)) else list(suites)
     out_dir = Path(out) if out is not None else default_out_dir()
-    with executor or make_executor("local", ExecutorOptions(workers=workers)) as ex:
+    if isinstance(executor, str):
+        given = option_values(options_for(executor, executor_options))
+        executor = make_executor(executor, {**given, **({} if workers is None else {"workers": workers})})
+    with executor as ex:
         return run_suites(paths, executor=ex, seeds=seeds, out=out_dir, baselines=Path(baselines),
                           update_baseline=update_baseline, overrides=overrides, ignore_expect=ignore_expect)
 

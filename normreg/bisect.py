@@ -34,6 +34,7 @@ from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison
 from normreg.report.bisect import BisectResult, Step
+from normreg.run.executor import ExecutorOptions, make_executor, option_values, options_for
 from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
 
@@ -141,12 +142,15 @@ Execute = Callable[[Path, Path, str, Sequence[int], Sequence[str], Path], None]
 
 
 def execute_in_subprocess(worktree: Path, suite_path: Path, variant: str, seeds: Sequence[int],
-                          overrides: Sequence[str], out: Path, workers: int | None = None) -> None:
-    """Train in a fresh Python process started in the worktree, so every module is imported from that commit."""
+                          overrides: Sequence[str], out: Path, workers: int | None = None, executor: str = "local",
+                          executor_options: Mapping[str, Any] | None = None) -> None:
+    """Train in a fresh Python process started in the worktree, so every module is imported from that commit;
+    the executor `executor` with `executor_options` (field: value) trains there (`workers`: the local one's)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(worktree), *filter(None, [env.get("PYTHONPATH")])])
     args = {"suite": str(suite_path), "variant": variant, "seeds": list(seeds), "overrides": list(overrides),
-            "out": str(out), "workers": workers}
+            "out": str(out), "executor": executor,
+            "options": {**(executor_options or {}), **({} if workers is None else {"workers": workers})}}
     code = "import json, sys; from normreg.bisect import run_child; run_child(json.loads(sys.argv[1]))"
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=worktree, env=env,
                           capture_output=True, text=True)
@@ -159,8 +163,7 @@ def execute_in_subprocess(worktree: Path, suite_path: Path, variant: str, seeds:
 
 def run_child(args: Mapping[str, Any]) -> None:
     """The body of the training process: load the suite as it is at this commit and run the variant's seeds."""
-    from normreg.run.executor import ExecutorOptions, Job
-    from normreg.run.executors.local import LocalExecutor
+    from normreg.run.executor import Job
 
     out = Path(args["out"])
 
@@ -179,7 +182,8 @@ def run_child(args: Mapping[str, Any]) -> None:
         return
     suite = replace(suite, seeds=tuple(args["seeds"]), seed_plan=None)
     jobs = [Job(suite, args["variant"], s) for s in args["seeds"]]
-    with LocalExecutor(ExecutorOptions(workers=args["workers"])) as executor:
+    options = args.get("options", {"workers": args.get("workers")})
+    with make_executor(args.get("executor", "local"), options) as executor:
         executor.run(jobs, lambda r: write(r.to_json()))
 
 
@@ -257,12 +261,19 @@ def _values(runs: Mapping[int, RunResult], metric: str) -> tuple[dict[int, float
 def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None, metric: str | None = None,
            seeds: int | str | None = None, cache: Path | None = None, overrides: Sequence[str] = (),
            execute: Execute | None = None, workers: int | None = None, device: str | None = None,
-           on_step: Callable[[Step], None] | None = None) -> BisectResult:
+           on_step: Callable[[Step], None] | None = None, executor: str = "local",
+           executor_options: ExecutorOptions | Mapping[str, Any] | None = None) -> BisectResult:
     """Find the first commit between `good` and `bad` where `variant` regressed on `metric` (see the module doc).
 
     `seeds`: N seeds per commit, or "auto" for staged seeds (the suite's `{min, max}`, else 3..20); default the
     suite's seeds at the bad commit. `device` keys the cache (default: this machine's, which imports torch).
+    `executor` and `executor_options` (its Options, or field: value) train each commit's runs (`workers`: the
+    local executor's worker processes).
     """
+    given = option_values(options_for(executor, executor_options))
+    if workers is not None:
+        given["workers"] = workers
+    options = options_for(executor, given)
     top, rel = repository_of(Path(suite))
     good_sha = resolve_revision(top, good, "--good")
     bad_sha = resolve_revision(top, bad, "--bad")
@@ -280,16 +291,14 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
         raise InputError(f"--metric {metric}: the suite at {bad_sha[:10]} declares no such metric; it declares "
                          f"{', '.join(m.name for m in spec_suite.metrics)}") from None
     if device is None:
-        from normreg.run.executors.local import LocalExecutor
-
-        device = LocalExecutor().device
+        device = make_executor(executor, options).device
     environment = fingerprint(device, top)
     environment.pop("git_commit", None)  # the commit is part of each cache entry, not of the environment
     folder = cache or default_cache()
     run_cache = RunCache(folder, environment_key(environment, overrides))
     stages = _stages(spec_suite, seeds)
     scratch = Path(tempfile.mkdtemp(prefix="normreg-bisect-"))
-    ex = execute or (lambda t, s, v, sd, o, out: execute_in_subprocess(t, s, v, sd, o, out, workers))
+    ex = execute or (lambda t, s, v, sd, o, out: execute_in_subprocess(t, s, v, sd, o, out, None, executor, given))
     commits = _Commits(top, rel, variant, metric, overrides, run_cache, ex, scratch)
     try:
         return _search(top, spec_suite, spec, variant, good_sha, bad_sha, candidates, stages, seeds == "auto",

@@ -23,12 +23,11 @@ except ImportError:  # pragma: no cover
 
 from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
-from normreg.run.executor import executor_names
+from normreg.run.executor import executor_names, make_executor  # tests put a fake in make_executor
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
     from normreg.report.model import Report
-    from normreg.run.executor import Executor
     from normreg.suite.spec import Seeds
 
 
@@ -144,13 +143,6 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
     return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
 
 
-def make_executor(name: str, options: Any) -> Executor:
-    """The executor `run` and `plan` use, from the registry. Tests replace this with a fake."""
-    from normreg.run.executor import make_executor as build
-
-    return build(name, options)
-
-
 def _output_path(text: str) -> Path:
     """An output path as given: an empty one (`--out ""`) would silently mean the working directory."""
     if not text.strip():
@@ -159,18 +151,6 @@ def _output_path(text: str) -> Path:
 
 
 OUTPUT = {"parser": _output_path, "metavar": "PATH"}  # every output option parses its path with this
-
-
-def _devices_option(text: Optional[str]) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        devices = tuple(int(d) for d in text.split(",") if d.strip())
-    except ValueError:
-        devices = ()
-    if not devices or any(d < 0 for d in devices):
-        raise InputError(f"expected --devices as GPU indices separated by commas (e.g. 0,2), got {text!r}")
-    return devices
 
 
 def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -203,6 +183,35 @@ def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., 
     return add
 
 
+def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command `--executor NAME` and every executor's own options, made from the executors' `Options`
+    dataclasses (normreg/run/executors/), as output formats give theirs; the command receives the name as
+    `executor` and the options given as `executor_options` ({param: value}), for `options_from_cli`."""
+    import functools
+    import inspect
+
+    from normreg.run.executor import cli_options
+
+    made = [inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[o.kind], typer.Option(o.flag, help=o.help, min=o.min, metavar=o.metavar)])  # type: ignore[valid-type]
+        for o in cli_options()]
+    name = inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default="local", annotation=Annotated[
+        str, typer.Option(help=f"What runs the training jobs: {' or '.join(executor_names())} (local: worker "
+                               "processes on this machine).")])
+
+    @functools.wraps(command)
+    def with_executor(**options: Any) -> None:
+        given = {p.name: options.pop(p.name) for p in made if options.get(p.name) is not None}
+        for p in made:
+            options.pop(p.name, None)
+        command(**options, executor_options=given)
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name not in ("executor", "executor_options")]
+    with_executor.__signature__ = inspect.Signature([*own, name, *made])  # type: ignore[attr-defined]
+    return with_executor
+
+
 def _progress() -> Display:
     from normreg.render.progress import progress_display
 
@@ -221,24 +230,12 @@ def _emit(report: Report, report_path: Path | None) -> int:
 
 
 @app.command()
+@_executor_options
 @_format_options("run")
 def run(
     suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
     seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
                                                  "seeds in stages until each verdict is decisive.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes (default: one per core, at "
-                                                   "most one per run; 0: in this process).")] = None,
-    executor: Annotated[str, typer.Option(help=f"What runs the training jobs: {' or '.join(executor_names())} "
-                                          "(local: worker processes on this machine).")] = "local",
-    runs_per_gpu: Annotated[Optional[int], typer.Option(min=1, help="Runs sharing one GPU (default: cores / "
-                                                        "GPUs, so every core drives a run).")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="GPUs to use, by index, e.g. 0,2 (default: all "
-                                                   "visible).")] = None,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto, for every variant whose trainer does not "
-                                             "set its own accelerator.")] = "auto",
-    ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: the cluster to join, e.g. "
-                                                       "10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray "
-                                                       "instance started for the run).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).",
                                                 **OUTPUT)] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
@@ -257,12 +254,14 @@ def run(
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
                                                 "variant: fail on them.")] = False,
     outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
+    executor: str = "local",  # --executor, and each executor's own options (--workers, --ray-address, ...)
+    executor_options: Optional[dict[str, Any]] = None,
 ) -> None:
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
         from normreg.fileio import check_output_folder, check_outputs
-        from normreg.run.executor import ExecutorOptions
+        from normreg.run.executor import options_from_cli
         from normreg.suite.spec import discover, load_suites
 
         # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
@@ -277,8 +276,7 @@ def run(
         loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
 
         held: list[Path] = []
-        options = ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, devices=_devices_option(devices),
-                                  accelerator=accelerator, address=ray_address)
+        options = options_from_cli(executor, executor_options or {})
         display = _progress()  # on a terminal, a status line from now on: the checks before training take seconds
 
         def checked(run_dir: Path) -> None:  # the first line in a log: everything loaded and checked, runs start
@@ -372,6 +370,7 @@ def _seeds_option(text: Optional[str]) -> Seeds:
 
 
 @app.command()
+@_executor_options
 def plan(
     suite: Annotated[Path, typer.Argument(help="The suite file to plan.")],
     pilot: Annotated[Optional[str], typer.Option(help="Per-seed values to take spreads from: a report, baseline, "
@@ -380,6 +379,8 @@ def plan(
     baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
     pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
+    executor: str = "local",  # --executor and each executor's own options: what trains a pilot run
+    executor_options: Optional[dict[str, Any]] = None,
 ) -> None:
     """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
     on average over the true spreads the pilot leaves possible, and how sure that is."""
@@ -391,13 +392,15 @@ def plan(
 
         display = _progress()
 
-        from normreg.run.executor import ExecutorOptions
+        from normreg.run.executor import options_from_cli
+
+        options = options_from_cli(executor, executor_options or {})
 
         def announce(out_dir: Path) -> None:
             display.note(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}")
 
         try:
-            with make_executor("local", ExecutorOptions()) as ex:
+            with make_executor(executor, options) as ex:
                 run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=display,
                                       on_start=announce)
                 p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
@@ -524,6 +527,7 @@ def history_cmd(
 
 
 @app.command("bisect")
+@_executor_options
 def bisect_cmd(
     suite: Annotated[Path, typer.Argument(help="A suite file inside a git repository.")],
     good: Annotated[str, typer.Option(help="A commit where the variant was fine.")],
@@ -536,10 +540,10 @@ def bisect_cmd(
     cache: Annotated[Optional[Path], typer.Option(help="Folder of cached runs (default: "
                                                   "~/.cache/normreg/bisect).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the bisect report JSON here.", **OUTPUT)] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Worker processes per commit (default: one per "
-                                                   "GPU, else one per core; 0: in the commit's process).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key at every commit "
                                                       "(repeatable).")] = None,
+    executor: str = "local",  # --executor and each executor's own options: what trains each commit's runs
+    executor_options: Optional[dict[str, Any]] = None,
 ) -> None:
     """Binary-search git history for the first commit where a variant regressed; 0 found, 1 not worse, 3 undecided."""
 
@@ -547,10 +551,13 @@ def bisect_cmd(
         from normreg.bisect import bisect
         from normreg.fileio import check_outputs
         from normreg.render.bisect import render_bisect, render_step
+        from normreg.run.executor import options_from_cli
 
         check_outputs({"--report": report}, inputs=[suite])
+        options = options_from_cli(executor, executor_options or {})
         result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
-                        overrides=set_ or (), workers=workers, on_step=lambda s: typer.echo(render_step(s)))
+                        overrides=set_ or (), executor=executor, executor_options=options,
+                        on_step=lambda s: typer.echo(render_step(s)))
         typer.echo(render_bisect(result))
         if report is not None:
             result.write(report)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from normreg.run.executor import make_executor  # the one factory; tests put a fake one here
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("normreg", "normreg regression suites")
@@ -30,14 +32,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="training worker processes (default: one per GPU, else one per core)")
     group.addoption("--normreg-out", default=None, metavar="DIR",
                     help="run directory (default: runs/<timestamp>)")
+    group.addoption("--normreg-executor", default="local", metavar="NAME",
+                    help="what trains the suites: an executor by name, as `normreg run --executor` (default: local)")
+    group.addoption("--normreg-executor-option", action="append", default=[], metavar="FIELD=VALUE",
+                    help="one of the executor's options by its field name, e.g. partition=gpu (repeatable)")
 
 
-def make_executor(workers: int | None) -> Any:
-    """What the plugin trains with: the local executor (tests put a fake one here)."""
-    from normreg.run.executor import ExecutorOptions
-    from normreg.run.executor import make_executor as make
+def executor_options(config: pytest.Config) -> dict[str, Any]:
+    """The executor's options from `--normreg-workers` and each `--normreg-executor-option FIELD=VALUE`, parsed
+    as the command line parses the same option."""
+    from normreg.errors import InputError
+    from normreg.run.executor import cli_options
 
-    return make("local", ExecutorOptions(workers=workers))
+    name = config.getoption("normreg_executor")
+    by_field = {f: o for o in cli_options() for n, f in o.fields if n == name}
+    given: dict[str, Any] = {}
+    workers = config.getoption("normreg_workers")
+    if workers is not None:
+        given["workers"] = workers
+    for text in config.getoption("normreg_executor_option"):
+        key, sep, value = text.partition("=")
+        opt = by_field.get(key.strip())
+        if not sep or opt is None:
+            raise InputError(f"--normreg-executor-option {text!r}: expected FIELD=VALUE with FIELD one of the "
+                             f"{name} executor's options: {', '.join(by_field)}")
+        try:
+            given[key.strip()] = opt.parse(value) if opt.parse else opt.kind(value)
+        except ValueError as e:
+            raise InputError(f"--normreg-executor-option {text!r}: {e}") from None
+    return given
 
 
 def _is_suite(path: Path) -> bool:
@@ -94,10 +117,9 @@ class SuiteFile(pytest.File):
             from normreg.pipeline import default_out_dir, run_suites
 
             config = self.config
-            workers = config.getoption("normreg_workers")
             out = config.getoption("normreg_out")
             out_dir = Path(out) / self.path.stem if out else default_out_dir()
-            with make_executor(workers) as executor:
+            with make_executor(config.getoption("normreg_executor"), executor_options(config)) as executor:
                 self._report = run_suites([self.path], executor=executor, out=out_dir,
                                           baselines=Path(config.getoption("normreg_baselines")))
         return self._report

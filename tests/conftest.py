@@ -61,13 +61,12 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
 @pytest.fixture
 def local_executor() -> Any:
     """Make local executors (`local_executor(workers=0)`) that are closed, their workers ended, after the test."""
-    from normreg.run.executor import ExecutorOptions
-    from normreg.run.executors.local import LocalExecutor
+    from normreg.run.executors.local import LocalExecutor, LocalOptions
 
     made: list[LocalExecutor] = []
 
     def make(**options: Any) -> LocalExecutor:
-        made.append(LocalExecutor(ExecutorOptions(**options)))
+        made.append(LocalExecutor(LocalOptions(**options)))
         return made[-1]
 
     yield make

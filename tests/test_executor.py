@@ -16,14 +16,14 @@ from conftest import REGRESSION
 
 from normreg.errors import InputError, SuiteError
 from normreg.pipeline import device_kind, run_suites
-from normreg.run.executor import Executor, ExecutorOptions, Interrupted, Job, OnResult, OnStart, make_executor
-from normreg.run.executors.local import LocalExecutor, job_accelerator
+from normreg.run.executor import Executor, Interrupted, Job, OnResult, OnStart, make_executor
+from normreg.run.executors.local import LocalExecutor, LocalOptions, job_accelerator
 from normreg.run.fake import FakeRunner
 from normreg.suite.spec import load_suite
 
 
 def test_local_executor_is_registered_and_unknown_names_are_refused() -> None:
-    with make_executor("local", ExecutorOptions(workers=0)) as ex:
+    with make_executor("local", LocalOptions(workers=0)) as ex:
         assert isinstance(ex, LocalExecutor) and isinstance(ex, Executor) and ex.trains
     with pytest.raises(InputError, match=r"unknown executor 'locl'\. Did you mean 'local'\? Available: .*local"):
         make_executor("locl")
@@ -192,9 +192,8 @@ def test_warm_up_starts_the_fork_server_and_close_ends_it_unused() -> None:
     as close() returns, even while it is still importing torch, so a refused suite leaves nothing behind."""
     script = (
         "import os, time\n"
-        "from normreg.run.executor import ExecutorOptions\n"
-        "from normreg.run.executors.local import LocalExecutor, _forkserver_pid\n"
-        "ex = LocalExecutor(ExecutorOptions(workers=2))\n"
+        "from normreg.run.executors.local import LocalExecutor, LocalOptions, _forkserver_pid\n"
+        "ex = LocalExecutor(LocalOptions(workers=2))\n"
         "ex.warm_up()\n"
         "pid = _forkserver_pid()\n"
         "os.kill(pid, 0)  # running\n"

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ def load(path: str, registry: Registry[Any], monkeypatch: pytest.MonkeyPatch) ->
     """Run the example as the module its path names, registering into a copy of `registry` (undone after)."""
     registry.names()  # the package's own parts first
     monkeypatch.setattr(registry, "_parts", dict(registry._parts))
-    module = path.removesuffix(".py").replace("/", ".")
-    namespace: dict[str, Any] = {"__name__": module}
-    exec(compile(examples()[path], path, "exec"), namespace)  # noqa: S102 - the page's own example
-    return namespace
+    name = path.removesuffix(".py").replace("/", ".")
+    module = types.ModuleType(name)  # in sys.modules, as an imported file is (dataclasses look their module up)
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(compile(examples()[path], path, "exec"), module.__dict__)  # noqa: S102 - the page's own example
+    return module.__dict__
 
 
 def test_the_page_has_one_example_of_each_kind_of_part() -> None:
@@ -87,6 +89,13 @@ def test_the_executor_example_is_built_by_name_and_keeps_the_contract(monkeypatc
         ex.cancel()
         ex.run([Job(suite, "merged", 0)], results.append)
         assert len(results) == 4  # cancelled: nothing more starts
+    # its own option, on the command line as --serial-max-runs, reaches it
+    from normreg.run.executor import cli_options, options_from_cli
+
+    assert "--serial-max-runs" in {o.flag for o in cli_options()}
+    with make_executor("serial", options_from_cli("serial", {"serial_max_runs": 1})) as ex:
+        ex.run([Job(suite, v, 0) for v in ("merged", "twin")], results.append)
+    assert len(results) == 5
 
 
 @pytest.mark.slow

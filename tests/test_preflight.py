@@ -16,10 +16,9 @@ WINE = Path(__file__).parent / "data" / "suites" / "userproj" / "wine.yaml"
 
 
 def _run(tmp_path: Path, suite: Path, *overrides: str) -> None:
-    from normreg.run.executor import ExecutorOptions
-    from normreg.run.executors.local import LocalExecutor
+    from normreg.run.executors.local import LocalExecutor, LocalOptions
 
-    with LocalExecutor(ExecutorOptions(workers=0)) as executor:
+    with LocalExecutor(LocalOptions(workers=0)) as executor:
         run_suites([suite], executor=executor, out=tmp_path / "run", baselines=tmp_path / "b",
                    overrides=list(overrides))
 

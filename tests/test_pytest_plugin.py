@@ -16,7 +16,7 @@ CONFTEST = '''
 import normreg.pytest_plugin as plugin
 from normreg.run.fake import FakeRunner
 
-plugin.make_executor = lambda workers: FakeRunner({script!r})
+plugin.make_executor = lambda *a, **k: FakeRunner({script!r})
 '''
 
 

@@ -17,8 +17,8 @@ import pytest
 from processes import new_tag, none_left, wait_for
 
 from normreg.pipeline import run_suites
-from normreg.run.executor import ExecutorOptions, executor_names, plan_jobs
-from normreg.run.executors.ray import RayExecutor, shipped_modules
+from normreg.run.executor import executor_names, options_from_cli, plan_jobs
+from normreg.run.executors.ray import RayExecutor, RayOptions, shipped_modules
 from normreg.suite.spec import load_suite
 
 ray = pytest.importorskip("ray")
@@ -118,8 +118,9 @@ def test_ray_is_a_registered_executor_and_refuses_devices() -> None:
     from normreg.errors import InputError
 
     assert "ray" in executor_names()
-    with pytest.raises(InputError, match="--devices chooses GPUs of this machine"):
-        RayExecutor(ExecutorOptions(devices=(0,)))
+    with pytest.raises(InputError, match="--devices is an option of --executor local; this command uses "
+                                         "--executor ray"):
+        options_from_cli("ray", {"devices": "0"})
 
 
 def test_modules_outside_the_suite_folder_are_shipped(tmp_path: Path) -> None:
@@ -196,7 +197,7 @@ def test_a_cluster_wanting_a_token_is_refused_with_what_to_set(monkeypatch: pyte
     monkeypatch.setattr(ray, "init", init)
     with pytest.raises(RunError, match=r"cluster at 10\.0\.0\.1:6379: it uses token authentication.*"
                                        r"RAY_AUTH_MODE=token.*RAY_AUTH_TOKEN"):
-        RayExecutor(ExecutorOptions(address="10.0.0.1:6379"))._connect(None)
+        RayExecutor(RayOptions(address="10.0.0.1:6379"))._connect(None)
 
 
 @pytest.mark.gpu
@@ -233,7 +234,7 @@ def test_each_gpu_task_asks_ray_for_its_share_of_a_gpu(local_ray) -> None:
                          {"gpu": got.get("GPU", 0.0), "cpu": got.get("CPU", 0.0)}, 0.0, accelerator, device="-")
 
     results = []
-    with RayExecutor(ExecutorOptions(runs_per_gpu=4, accelerator="gpu"), worker=worker) as ex:
+    with RayExecutor(RayOptions(runs_per_gpu=4, accelerator="gpu"), worker=worker) as ex:
         ex.run(plan_jobs(suite), results.append)
     by = {r.variant: r for r in results}
     assert by["a"].metrics == {"gpu": 0.25, "cpu": 1.0} and by["a"].error == "gpu"

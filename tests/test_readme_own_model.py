@@ -1,4 +1,4 @@
-"""The README's "Your own model" section, end to end: its two files as written, then its two commands."""
+"""The tutorial (docs/tutorial.md, "Your own model"), end to end: its two files as written, then its two commands."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from normreg import cli as cli_module
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-SECTION = README[README.index("## Your own model"):README.index("### Seeding, exactly")]
+TUTORIAL = (Path(__file__).resolve().parent.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
+SECTION = TUTORIAL[TUTORIAL.index("# Tutorial: your own model") : TUTORIAL.index("## Seeding, exactly")]
 
 
 def _block(language: str, first_line: str) -> str:
@@ -30,8 +30,7 @@ def test_your_own_model_section_runs_as_written(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     fast = ["--workers", "0", "--set", "seeds=2", "--set", "trainer.max_epochs=1"]  # the default test run stays fast
     for n, command in enumerate(commands):
-        result = CliRunner().invoke(cli_module.app, [*command[1:], *fast, "--out", f"runs/{n}"],
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(cli_module.app, [*command[1:], *fast, "--out", f"runs/{n}"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "baselines" / "my_suite.json").read_text())["suite"] == "my_suite"
     report = json.loads((tmp_path / "runs" / "1" / "report.json").read_text())

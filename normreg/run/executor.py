@@ -21,7 +21,11 @@ The contract, which every executor and its tests keep:
   reports any run that had already finished, and returns. The caller (the pipeline) raises `Interrupted`.
 - `close()` releases what the executor holds (worker processes, a Ray instance it started). `run` may be called
   several times before `close()` (staged seeds run stage by stage): long-lived workers pay their imports once.
-  Executors are context managers that close on exit.
+  Executors are context managers that close on exit (`ExecutorBase` has that, once, for all of them).
+- Options: each executor declares its own as a frozen dataclass, its `Options` (a subclass of `ExecutorOptions`,
+  which holds `accelerator`), and its constructor takes an instance. The command line makes one option of each
+  field (`cli_options`), on every command that trains; `make_executor(name, options)` builds any executor from
+  its Options or from a mapping of field names (the API, the pytest plugin, bisect's child process).
 - `trains` is False for an executor that builds no model (the fake): the up-front import checks and the attached
   audit then have nothing to look at. `name` is the registered name.
 - `device` is the kind of device the runs will train on, known before any run (`cpu`, `cuda (NVIDIA H200)`):
@@ -31,15 +35,15 @@ The contract, which every executor and its tests keep:
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, get_type_hints, runtime_checkable
 
 from normreg.choices import check_choice
-from normreg.errors import NormregError
+from normreg.errors import InputError, NormregError
 from normreg.registry import Registry
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
@@ -98,21 +102,29 @@ class Executor(Protocol):
                  tb: TracebackType | None) -> None: ...
 
 
+def option(help: str, *, flag: str | None = None, min: float | None = None,
+           parse: Callable[[str], Any] | None = None, metavar: str | None = None) -> dict[str, Any]:
+    """The metadata of an executor option's dataclass field: its help, and how the command line spells it.
+
+    `flag`: the option's name (default `--<executor>-<field>`, e.g. `--slurm-partition`; a flag shared by
+    several executors, such as `--runs-per-gpu`, is one option that each of them reads). `min`: the smallest
+    number allowed. `parse`: turns the option's text into the field's value (default: by the field's type:
+    int, float or str).
+    """
+    return {"help": help, "flag": flag, "min": min, "parse": parse, "metavar": metavar}
+
+
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """The command line's executor settings; each executor uses those that apply to it.
+    """The options every executor takes; an executor with options of its own declares a frozen subclass as its
+    `Options` (`LocalOptions`: --workers, --runs-per-gpu, --devices; `RayOptions`: --ray-address, ...), and the
+    command line makes one option per field (see `option`).
 
-    `workers`: worker processes (None: the placement default; 0: in this process). `runs_per_gpu`: runs sharing
-    one GPU (None: the placement default). `devices`: GPU indices to use (None: every visible GPU).
     `accelerator`: "cpu", "gpu" or "auto", for every variant that does not set `trainer.accelerator` itself.
-    `address`: a cluster to join (Ray), else one is started locally.
     """
 
-    workers: int | None = None
-    runs_per_gpu: int | None = None
-    devices: tuple[int, ...] | None = None
-    accelerator: str = "auto"
-    address: str | None = None
+    accelerator: str = field(default="auto", metadata=option(
+        "cpu, gpu or auto, for every variant whose trainer does not set its own accelerator.", flag="--accelerator"))
 
     def __post_init__(self) -> None:
         check_choice("--accelerator", self.accelerator, ACCELERATORS)  # for every executor, before any starts
@@ -164,8 +176,35 @@ E = TypeVar("E")
 EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor", package="normreg.run.executors")
 
 
+class ExecutorBase:
+    """What every executor shares, written once: its options (an instance of its `Options` class, the defaults
+    when none are given), a context manager that closes on exit, and a `warm_up` that starts nothing.
+    Subclasses set `name` and `trains`, give `device`, and implement `run`, `cancel` and `close`."""
+
+    name: ClassVar[str]
+    trains: ClassVar[bool] = True
+    Options: ClassVar[type[ExecutorOptions]] = ExecutorOptions
+
+    def __init__(self, options: ExecutorOptions | None = None) -> None:
+        self.options = options_for(self.name, options, self.Options)
+
+    def warm_up(self) -> None:
+        """Nothing to start ahead of the runs."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self: E) -> E:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
 def register(name: str) -> Callable[[E], E]:
-    """Class decorator: make an executor available as `--executor NAME`. Its constructor takes ExecutorOptions."""
+    """Class decorator: make an executor available as `--executor NAME`. Its constructor takes an instance of its
+    `Options` class (ExecutorOptions where it declares none); the command line makes an option of each field."""
     return EXECUTORS.register(name)
 
 
@@ -173,6 +212,113 @@ def executor_names() -> list[str]:
     return sorted(EXECUTORS.names())
 
 
-def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor:
-    """The executor registered as `name`, built with `options`; an unknown name is an InputError listing them."""
-    return EXECUTORS.get(name)(options or ExecutorOptions())
+def options_class(name: str) -> type[ExecutorOptions]:
+    """The options dataclass of the executor `name` (ExecutorOptions where it declares none)."""
+    return getattr(EXECUTORS.get(name), "Options", ExecutorOptions)
+
+
+def options_for(name: str, given: ExecutorOptions | Mapping[str, Any] | None,
+                cls: type[ExecutorOptions] | None = None) -> ExecutorOptions:
+    """`given` as the options of the executor `name`: its own Options instance as it is; a mapping of field names
+    to values (the API's, the pytest plugin's, bisect's JSON), or another executor's options (their shared fields,
+    such as `accelerator`), made into one. A field the executor does not have is an InputError naming the ones
+    it has; a field left at its default is dropped silently."""
+    cls = cls or options_class(name)
+    if given is None:
+        return cls()
+    if isinstance(given, cls):
+        return given
+    if isinstance(given, ExecutorOptions):
+        default = type(given)()
+        given = {f.name: getattr(given, f.name) for f in fields(given)
+                 if getattr(given, f.name) != getattr(default, f.name)}
+    own = [f.name for f in fields(cls)]
+    unknown = sorted(k for k in given if k not in own)
+    if unknown:
+        raise InputError(f"the executor {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
+                         f"{', '.join(own)}")
+    return cls(**given)
+
+
+def option_values(options: ExecutorOptions) -> dict[str, Any]:
+    """The fields of `options` that differ from their defaults, as JSON can hold them (a tuple as a list): what
+    `options_for` makes the same options from again, in another process."""
+    default = type(options)()
+    return {f.name: list(v) if isinstance(v, tuple) else v for f in fields(options)
+            if (v := getattr(options, f.name)) != getattr(default, f.name)}
+
+
+def make_executor(name: str, options: ExecutorOptions | Mapping[str, Any] | None = None) -> Executor:
+    """The executor registered as `name`, built with `options` (see `options_for`); the one factory every entry
+    point uses (`run`, `plan`, `bisect`, the API, the pytest plugin). An unknown name is an InputError listing
+    the executors."""
+    part = EXECUTORS.get(name)
+    return part(options_for(name, options, getattr(part, "Options", ExecutorOptions)))
+
+
+# ---------------------------------------------------------------------------------- options on a command line
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One command-line option made from the executors' option fields: `flag` (`--runs-per-gpu`), `param` (its
+    Python name), the value's type, and which executors' fields it sets, as (executor, field) pairs."""
+
+    flag: str
+    param: str
+    kind: type
+    help: str
+    min: float | None
+    metavar: str | None
+    parse: Callable[[str], Any] | None
+    fields: tuple[tuple[str, str], ...]
+
+
+def _kind(hint: Any) -> type:
+    """int, float or str: the type of an option field (`int | None` is int)."""
+    args = [a for a in getattr(hint, "__args__", (hint,)) if a is not type(None)]
+    return args[0] if len(args) == 1 and args[0] in (int, float, str, bool) else str
+
+
+def cli_options() -> list[CliOption]:
+    """Every executor's options as command-line options, in the order of the executors' names and their fields;
+    a flag several executors declare is one option."""
+    made: dict[str, CliOption] = {}
+    for name in executor_names():
+        cls = options_class(name)
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            meta = f.metadata
+            flag = meta.get("flag") or f"--{name}-{f.name.replace('_', '-')}"
+            held = made.get(flag)
+            if held is not None:
+                made[flag] = CliOption(**{**held.__dict__, "fields": (*held.fields, (name, f.name))})
+                continue
+            parse = meta.get("parse")
+            made[flag] = CliOption(flag, flag[2:].replace("-", "_"), str if parse else _kind(hints[f.name]),
+                                   meta.get("help", ""), meta.get("min"), meta.get("metavar"), parse,
+                                   ((name, f.name),))
+    return list(made.values())
+
+
+def options_from_cli(name: str, given: Mapping[str, Any]) -> ExecutorOptions:
+    """The options of the executor `name` from the command line's values ({param: value}, only those given). An
+    option of another executor is an InputError: it would otherwise be ignored without a word."""
+    values: dict[str, Any] = {}
+    for opt in cli_options():
+        if opt.param not in given or given[opt.param] is None:
+            continue
+        mine = [f for n, f in opt.fields if n == name]
+        if not mine:
+            owners = " or ".join(f"--executor {n}" for n, _ in opt.fields)
+            raise InputError(f"{opt.flag} is an option of {owners}; this command uses --executor {name}")
+        value = given[opt.param]
+        if opt.parse is not None and isinstance(value, str):
+            try:
+                value = opt.parse(value)
+            except ValueError as e:  # a message that names the option is shown as it is
+                raise InputError(str(e) if opt.flag in str(e) else f"{opt.flag}: {e}") from None
+        if opt.min is not None and value < opt.min:
+            raise InputError(f"{opt.flag}: expected at least {opt.min:g}, got {value}")
+        values[mine[0]] = value
+    return options_for(name, values)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
 from typing import Any
 
-from normreg.run.executor import Job, OnResult, OnStart
+from normreg.run.executor import ExecutorBase, Job, OnResult, OnStart
 from normreg.run.failure import describe_failure
 from normreg.run.results import RunResult
 from normreg.run.worker import result_from_metrics
@@ -22,7 +21,7 @@ from normreg.run.worker import result_from_metrics
 Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | BaseException]
 
 
-class FakeRunner:
+class FakeRunner(ExecutorBase):
     """Scripted results, one job after another in this process. `device` is the device the runs claim to be on
     (it keys per-device baselines): "fake" unless a test plays another machine."""
 
@@ -60,6 +59,11 @@ class FakeRunner:
                 on_start(job)
             on_result(self._result(job))
 
+    def worker(self, job: Job, accelerator: str) -> RunResult:
+        """The scripted result of one job, with the signature of the worker code a remote executor's task runs
+        (`run_one`): give it to the Ray or Slurm executor (`worker=fake.worker`) to test all but the training."""
+        return self._result(job)
+
     def _result(self, job: Job) -> RunResult:
         try:
             metrics = dict(self._metrics(job))
@@ -69,18 +73,8 @@ class FakeRunner:
                              device=self.device, traceback=failure.traceback)
         return replace(result_from_metrics(job, metrics, 0.0), device=self.device)
 
-    def warm_up(self) -> None:
-        """Nothing to start."""
-
     def cancel(self) -> None:
         self.cancelled = True
 
     def close(self) -> None:
         self.closed = True
-
-    def __enter__(self) -> FakeRunner:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

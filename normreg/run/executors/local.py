@@ -15,13 +15,12 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from types import TracebackType
 from typing import Any
 
 from normreg.errors import InputError
-from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
+from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.run.placement import Placement, Slot, plan_placement
 from normreg.run.results import RunResult
 from normreg.run.worker import run_one, worker_main
@@ -102,15 +101,43 @@ class _Worker:
     job: Job | None = None
 
 
+def parse_devices(text: str) -> tuple[int, ...]:
+    """`--devices 0,2`: GPU indices separated by commas."""
+    try:
+        devices = tuple(int(d) for d in text.split(",") if d.strip())
+    except ValueError:
+        devices = ()
+    if not devices or any(d < 0 for d in devices):
+        raise ValueError(f"expected --devices as GPU indices separated by commas (e.g. 0,2), got {text!r}")
+    return devices
+
+
+@dataclass(frozen=True)
+class LocalOptions(ExecutorOptions):
+    """`--executor local`'s options. `workers`: worker processes (None: the placement default; 0: in this
+    process). `runs_per_gpu`: runs sharing one GPU (None: the placement default). `devices`: GPU indices to use
+    (None: every visible GPU)."""
+
+    workers: int | None = field(default=None, metadata=option(
+        "Worker processes (default: one per core, at most one per run; 0: in this process).", flag="--workers",
+        min=0))
+    runs_per_gpu: int | None = field(default=None, metadata=option(
+        "Runs sharing one GPU (default: cores / GPUs, so every core drives a run).", flag="--runs-per-gpu", min=1))
+    devices: tuple[int, ...] | None = field(default=None, metadata=option(
+        "GPUs to use, by index, e.g. 0,2 (default: all visible).", flag="--devices", parse=parse_devices))
+
+
 @register("local")
-class LocalExecutor:
+class LocalExecutor(ExecutorBase):
     """Trains jobs in worker processes on this machine (`workers=0`: one after another in this process)."""
 
     name = "local"
     trains = True
+    Options = LocalOptions
+    options: LocalOptions
 
     def __init__(self, options: ExecutorOptions | None = None) -> None:
-        self.options = options or ExecutorOptions()
+        super().__init__(options)
         self._workers: list[_Worker] = []
         self._cancelled = False
         self._ctx: Any = None
@@ -170,14 +197,8 @@ class LocalExecutor:
         self._end([w for w in self._workers], grace_s=2.0)
         self._workers = []
 
-    def __enter__(self) -> Executor:
-        """Nothing starts here: the fork server (which imports torch and Lightning) starts with `warm_up`, once the
-        suites have loaded, or with the first run; a suite refused while loading costs no import at all."""
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+    # Entering starts nothing: the fork server (which imports torch and Lightning) starts with `warm_up`, once the
+    # suites have loaded, or with the first run; a suite refused while loading costs no import at all.
 
     @property
     def device(self) -> str:

@@ -25,13 +25,12 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from normreg.errors import InputError, RunError
-from normreg.run.executor import Executor, ExecutorOptions, Job, OnResult, OnStart, register
+from normreg.errors import RunError
+from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.run.results import RunResult
 
 # Not worth shipping to every node: results, checkouts, caches, checkpoints, logs.
@@ -132,21 +131,35 @@ def _failed(job: Job, message: str) -> RunResult:
     return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0, message)
 
 
+@dataclass(frozen=True)
+class RayOptions(ExecutorOptions):
+    """`--executor ray`'s options. `address`: a cluster to join (default: RAY_ADDRESS, else a local instance
+    started for the run). `runs_per_gpu`: runs sharing one GPU (default: the cluster's CPUs / GPUs).
+    `cpus_per_run`: the CPUs each task asks Ray for."""
+
+    address: str | None = field(default=None, metadata=option(
+        "With --executor ray: the cluster to join, e.g. 10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray "
+        "instance started for the run).", flag="--ray-address"))
+    runs_per_gpu: int | None = field(default=None, metadata=option(
+        "Runs sharing one GPU (default: cores / GPUs, so every core drives a run).", flag="--runs-per-gpu", min=1))
+    cpus_per_run: float = field(default=1.0, metadata=option(
+        "With --executor ray: the CPUs each run asks Ray for (default: 1).", min=0.001))
+
+
 @register("ray")
-class RayExecutor:
+class RayExecutor(ExecutorBase):
     """Runs jobs as Ray tasks; see the module docstring. `worker(job, accelerator)` is what each task runs (the
     local executor's `run_one` by default; tests give their own)."""
 
     name = "ray"
     trains = True
+    Options = RayOptions
+    options: RayOptions
 
-    def __init__(self, options: ExecutorOptions | None = None, *, cpus_per_run: float = 1.0,
+    def __init__(self, options: ExecutorOptions | None = None, *, cpus_per_run: float | None = None,
                  worker: Worker | None = None) -> None:
-        self.options = options or ExecutorOptions()
-        if self.options.devices is not None:
-            raise InputError("--devices chooses GPUs of this machine; with --executor ray, Ray places each run "
-                             "on a GPU of the cluster (use --runs-per-gpu to share them)")
-        self.cpus_per_run = cpus_per_run
+        super().__init__(options)
+        self.cpus_per_run = self.options.cpus_per_run if cpus_per_run is None else cpus_per_run
         self.worker = worker
         self._cancelled = False
         self._opened = False
@@ -162,8 +175,8 @@ class RayExecutor:
         self._connect(env)
         self._run(ray, list(jobs), self._upload(ray, env), on_result, on_start)
 
-    def warm_up(self) -> None:
-        """Nothing: the connection needs the jobs (a Ray Client connection ships their modules on connecting)."""
+    # warm_up starts nothing: the connection needs the jobs (a Ray Client connection ships their modules on
+    # connecting).
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -174,9 +187,6 @@ class RayExecutor:
 
             ray.shutdown()
             self._opened = False
-
-    def __enter__(self) -> Executor:
-        return self
 
     @property
     def device(self) -> str:
@@ -202,10 +212,6 @@ class RayExecutor:
     def _client_address(self) -> bool:
         address = self._address()
         return bool(address and address.startswith("ray://"))
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------------------ connection
 
