@@ -29,11 +29,11 @@ def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None
     `executor`: what trains, an Executor or a registered name ("local", "ray", "slurm"), built with
     `executor_options` (its Options, or {field: value}, e.g. {"partition": "gpu"}); `workers` is the local
     executor's worker processes."""
-    from normreg.pipeline import default_out_dir, run_suites
+    from normreg.pipeline import run_suites
     from normreg.run.executor import make_executor, option_values, options_for
 
     paths = [suites] if isinstance(suites, (str, Path)) else list(suites)
-    out_dir = Path(out) if out is not None else default_out_dir()
+    out_dir = Path(out) if out is not None else None  # None: a new runs/<timestamp>, removed if nothing trains
     if isinstance(executor, str):
         given = option_values(options_for(executor, executor_options))
         executor = make_executor(executor, {**given, **({} if workers is None else {"workers": workers})})

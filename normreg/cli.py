@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
 from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
 from normreg.run.executor import executor_names, make_executor  # tests put a fake in make_executor
+from normreg.run.supervisor import resume_command
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
@@ -107,9 +108,8 @@ def guarded(fn: Callable[[], int]) -> None:
         if e.run_dir is not None:
             typer.echo(f"Continue with: {resume_command(e.run_dir)}", err=True)
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("Interrupted; finished runs are in the run directory.", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        _stopped(e)
     except SystemExit as e:
         # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
         if _state["debug"]:
@@ -123,24 +123,22 @@ def guarded(fn: Callable[[], int]) -> None:
         raise typer.Exit(code)
 
 
-def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
-    """This command line with `--resume RUN_DIR` in place of `--out`/`--resume`, ready to paste."""
-    import shlex
+def _stopped(e: KeyboardInterrupt) -> None:
+    """A stop outside training (Interrupted covers training): exit 128 + the signal, in one line. A
+    KeyboardInterrupt that no signal caused was raised by user code (at import, in `__init__`): a failed run."""
+    from normreg.run.executor import RECEIVED, Interrupted
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    kept: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in ("--out", "--resume"):
-            skip = True
-            continue
-        if a.startswith(("--out=", "--resume=")):
-            continue
-        kept.append(a)
-    return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
+    if not RECEIVED:
+        from normreg.run.failure import describe_error
+
+        if _state["debug"]:
+            traceback.print_exception(e)
+        typer.echo(f"RunError: user code raised {describe_error(e)} outside a training run; normreg did not "
+                   "finish", err=True)
+        raise typer.Exit(3) from None
+    stop = Interrupted(RECEIVED[0])  # before the run directory was held: nothing was kept
+    typer.echo(f"Interrupted: {stop}", err=True)
+    raise typer.Exit(stop.exit_code) from None
 
 
 def _output_path(text: str) -> Path:
@@ -253,6 +251,10 @@ def run(
                                                       "trainer.max_epochs=2 (repeatable).")] = None,
     ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
                                                 "variant: fail on them.")] = False,
+    run_timeout: Annotated[Optional[str], typer.Option(metavar="DURATION", help="End a run that takes longer "
+                                                       "(e.g. 600, 90s, 30m, 2h) and record it failed; the others "
+                                                       "go on (default: each suite's run_timeout, else "
+                                                       "none).")] = None,
     outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
     executor: str = "local",  # --executor, and each executor's own options (--workers, --ray-address, ...)
     executor_options: Optional[dict[str, Any]] = None,
@@ -274,6 +276,16 @@ def run(
         # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
         # (torch, Lightning) are imported; the pipeline takes the suites as loaded.
         loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
+        if run_timeout is not None:
+            import dataclasses
+
+            from normreg.suite.spec import parse_duration
+
+            try:
+                limit = parse_duration(run_timeout)
+            except ValueError as e:
+                raise InputError(f"--run-timeout: {e}") from None
+            loaded = [dataclasses.replace(s, run_timeout=limit) for s in loaded]
 
         held: list[Path] = []
         options = options_from_cli(executor, executor_options or {})
@@ -629,16 +641,76 @@ def repro(
 
 
 def main() -> None:
-    """The console script. A command that imported torch (run, audit, bisect, calibrate) leaves without the
-    interpreter's teardown once it has finished: every exit handler runs and the output is flushed, but torch and
-    Lightning are not torn down module by module, which took 2.1 s of the flagship's wall time on 2 cores and
-    does nothing a user needs. Everything else exits as usual."""
+    """The command line (the console script starts in normreg.run.supervisor.main, which comes here). Commands
+    that run user code run in a second process that user code cannot end unnoticed (normreg/run/supervisor.py):
+    the first only waits for its verdict. A command that imported torch
+    (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit
+    handler runs and the output is flushed, but torch and Lightning are not torn down module by module, which took
+    2.1 s of the flagship's wall time on 2 cores and does nothing a user needs. Everything else exits as usual."""
+    from normreg.run import supervisor
+    from normreg.run.executor import stop_on_signals
+
+    if supervisor.wanted(sys.argv[1:]):
+        sys.exit(supervisor.supervise(sys.argv[1:]))
+    supervisor.adopt_pipe()
+    _forgiving_stdout()
+    stop_on_signals()
     try:
         app()  # typer ends every command with SystemExit, its exit status
     except SystemExit as e:
+        supervisor.note_exit(_status(e.code))
         if "torch" not in sys.modules:
             raise
         _leave(e.code)
+
+
+class _Forgiving:
+    """stdout whose reader went away (a closed pipe, `normreg run ... | head -1`) or that cannot be written (a full
+    disk, /dev/full): the reader's problem, not normreg's. What would have been printed is dropped (the stream is
+    pointed at the null device), and the command carries on to its own exit code: a run keeps training and
+    writes its run directory."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        import os
+
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+            self._stream.flush()  # what was buffered goes to the null device
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _forgiving_stdout() -> None:
+    if sys.stdout is not None and not isinstance(sys.stdout, _Forgiving):
+        sys.stdout = _Forgiving(sys.stdout)  # type: ignore[assignment]
+
+
+def _status(code: object) -> int:
+    """The exit status `sys.exit(code)` gives."""
+    if code is None:
+        return 0
+    return code & 0xFF if isinstance(code, int) else 1
 
 
 def _leave(code: object) -> None:
@@ -647,20 +719,16 @@ def _leave(code: object) -> None:
     import atexit
     import os
 
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
+    if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
-        status = 1
+    status = _status(code)
     atexit._run_exitfuncs()  # logging's flush, temporary folders, multiprocessing's clean-up
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing left to flush into
             pass
-    os._exit(status & 0xFF)  # as the shell sees sys.exit(-1): 255
+    os._exit(status)  # as the shell sees sys.exit(-1): 255
 
 
 if __name__ == "__main__":

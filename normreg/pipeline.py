@@ -26,9 +26,10 @@ from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
 from normreg.run.events import Progress
-from normreg.run.executor import Executor, Interrupted, Job, cancel_on_signals, plan_jobs
+from normreg.run.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.run.results import RunResult
 from normreg.run.rundir import RunDir, new_run_dir
+from normreg.run.supervisor import note_phase, note_run_dir
 from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
 
 
@@ -94,19 +95,30 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
     if out is not None:
         check_output_dir(Path(out), "--out")
     check_output_dir(baselines, "--baselines", write=update_baseline)
-    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None)
+    fresh = resume is None and out is None
+    rundir = RunDir.open(Path(resume) if resume is not None else out or new_run_dir(), resume=resume is not None,
+                         created=True if fresh else None)
+    note_run_dir(rundir.path, rundir.created)
     try:
         if rundir.resume:
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
         check_output_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
+            from normreg.audit.preflight import check_options, preflight
+
+            # Lightning's import and the accelerators first, then the executor's start (its workers import torch
+            # too: started before, they competed with this process's import on a busy machine, and a mistake took
+            # twice the import's time to report), overlapping the models' build and first step.
+            note_phase("the up-front check (importing torch and Lightning)")
+            for s in suites:
+                check_options(s, device)
             if warm_up is not None:
                 warm_up()
-            from normreg.audit.preflight import preflight  # also trainer options and logged metric names
-
             for s in suites:
+                note_phase(f"the up-front check of suite '{s.name}' (importing and building its models)")
                 preflight(s)
     except BaseException:
+        rundir.discard()  # a mistake or a stop before training leaves nothing on disk
         rundir.close()
         raise
     return RunPlan(tuple(suites), chosen, baselines, rundir, fingerprint(None, suites[0].directory))
@@ -341,9 +353,19 @@ def run_suites(
     with plan.rundir:
         if on_run_dir:
             on_run_dir(plan.out)
-        execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
-        report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
-                           audit=executor.trains if audit is None else audit)
+        try:
+            note_phase("training")
+            execution = execute(plan, executor, ignore_expect=ignore_expect, progress=progress, on_note=on_note)
+            note_phase("judging")
+            report = judge_run(plan, execution, ignore_expect=ignore_expect, update_baseline=update_baseline,
+                               audit=executor.trains if audit is None else audit)
+        except Interrupted as e:
+            raise Interrupted(e.signum, None if plan.rundir.discard() else plan.out) from None
+        except KeyboardInterrupt as e:  # a signal outside the executor's handlers (or a run in this process)
+            signum = e.signum if isinstance(e, Stop) else (RECEIVED[0] if RECEIVED else None)
+            if signum is None:
+                raise  # user code's own KeyboardInterrupt, outside any run
+            raise Interrupted(signum, None if plan.rundir.discard() else plan.out) from None
         try:
             write_report(report, plan)  # still under the lock: no other run can replace it meanwhile
         except OSError as e:  # everything trained: the verdicts are returned all the same, with what failed

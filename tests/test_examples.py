@@ -16,6 +16,8 @@ from normreg.suite.spec import load_suite
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 FAST = {
+    "ddp_batchnorm": ["trainer.max_epochs=1"],
+    "ddp_batchnorm_layernorm": ["trainer.max_epochs=1"],
     "domain_adapt": ["trainer.max_epochs=1"],
     "domain_adapt_layernorm": ["trainer.max_epochs=1"],
     "frozen_backbone": ["trainer.max_epochs=1"],
@@ -27,8 +29,14 @@ FAST = {
 }
 
 
-def _present(names: list[str]) -> list[str]:
-    return [n for n in names if (SUITES / f"{n}.yaml").exists()]
+# Suites with runs on two processes: each rank imports torch and Lightning (seconds on 2 cores), so even their
+# fast setting runs with the slow tests.
+TWO_PROCESS = {"ddp_batchnorm", "ddp_batchnorm_layernorm"}
+
+
+def _present(names: list[str]) -> list[Any]:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in TWO_PROCESS else n
+            for n in names if (SUITES / f"{n}.yaml").exists()]
 
 
 @pytest.mark.parametrize("name", _present(sorted(FAST)))
@@ -70,8 +78,9 @@ def test_full_story_suites_give_their_declared_verdicts(tmp_path: Path, local_ex
     # Every known bug now fails, and the batch-of-one crashes are unexpected failed runs: exit 3.
     assert ignored.exit_code == 3
     failing = {(c.suite, c.comparison.b) for c in ignored.checks if c.failed}
-    assert failing == {("domain_adapt", "twin"), ("frozen_backbone", "backbone_train"),
-                       ("gan_discriminator", "separate"), ("rl_acting", "train_acting")}
+    assert failing == {("domain_adapt", "twin"), ("ddp_batchnorm", "per_domain_ddp"),
+                       ("frozen_backbone", "backbone_train"), ("gan_discriminator", "separate"),
+                       ("rl_acting", "train_acting")}
     crashed = {(p.suite, p.variant) for p in ignored.problems if p.kind == "run_failed"}
     assert crashed == {("rl_acting", "batch_of_one")}
 

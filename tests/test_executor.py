@@ -80,6 +80,7 @@ def test_a_signal_during_execution_stops_the_run_and_keeps_finished_runs(tmp_pat
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would, while the third run is in flight
         return {"acc": 0.9, "loss": 0.3}
 
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or what an earlier test's Ray left behind
     with pytest.raises(Interrupted) as info:
         run_suites([write_suite(seeds=5)], executor=FakeRunner(script), out=tmp_path / "run",
                    baselines=tmp_path / "b")
@@ -87,7 +88,7 @@ def test_a_signal_during_execution_stops_the_run_and_keeps_finished_runs(tmp_pat
     rows = (tmp_path / "run" / "pair" / "results.csv").read_text().splitlines()
     assert len(seen) == 3 and len(rows) == 1 + 3 * 2  # header, then the three runs that finished (two metrics each)
     assert not (tmp_path / "run" / "report.json").exists()
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
 
 
 def test_cli_interrupt_exits_130_and_names_the_resume_command(cli: Any, write_suite: Any, tmp_path: Path,

@@ -38,9 +38,11 @@ def _start(tmp_path: Path, workers: int = 2, output: Any = subprocess.PIPE) -> t
 
 
 def _workers(proc: subprocess.Popen[str], tag: str) -> list[int]:
-    """The worker processes: children of the fork server, itself a child of the normreg process."""
+    """The worker processes: children of the fork server, itself a child of normreg's working process (the child
+    of the process started, which only supervises it)."""
     procs = tagged(tag)
-    servers = {pid for pid, ppid, cmd in procs if ppid == proc.pid and "forkserver" in cmd}
+    normreg = {proc.pid} | {pid for pid, ppid, _ in procs if ppid == proc.pid}
+    servers = {pid for pid, ppid, cmd in procs if ppid in normreg and "forkserver" in cmd}
     return [pid for pid, ppid, _ in procs if ppid in servers]
 
 

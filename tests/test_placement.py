@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from normreg.run.placement import default_runs_per_gpu, plan_placement
+from normreg.run.placement import Grant, Machine, Slot, default_runs_per_gpu, fits_machine, grant, pack, plan_placement
 
 CORES = [2, 3, 4, 8, 16, 32, 64]
 
@@ -68,3 +70,107 @@ def test_only_cpu_jobs_pin_nothing() -> None:
 def test_a_few_gpu_jobs_among_cpu_jobs_pin_only_what_they_need() -> None:
     p = plan_placement(n_jobs=20, cores=16, gpus=[0], gpu_jobs=2)
     assert p.gpu_slots == 2 and p.workers == 16
+
+
+# ------------------------------------------------------------------------------ runs of several devices
+
+GPU_COUNTS = [0, 1, 4, 8]
+SIZES = [1, 2, 4]
+
+
+def _check_never_oversubscribed(held: list[Grant], machine: Machine) -> None:
+    assert sum(g.cores for g in held) <= machine.cores
+    load = Counter(i for g in held for i in g.gpus)
+    for g in held:
+        assert len(set(g.gpus)) == len(g.gpus)
+        assert len(g.gpus) == (g.cores if machine.gpus else 0)  # N processes: N GPUs (or none on the CPU)
+        for i in g.gpus:
+            assert i in machine.gpus
+            assert load[i] <= (1 if len(g.gpus) > 1 else machine.per_gpu)  # several devices: the GPUs alone
+
+
+@pytest.mark.parametrize("gpus", GPU_COUNTS)
+@pytest.mark.parametrize("size", SIZES)
+def test_a_run_of_n_devices_takes_n_gpus_or_n_cores(gpus: int, size: int) -> None:
+    machine = Machine(cores=16, gpus=tuple(range(gpus)))
+    g = grant(size, machine)
+    if gpus and size > gpus:
+        assert g is None and not fits_machine(size, machine)
+        return
+    assert g is not None and g.cores == size and len(g.gpus) == (size if gpus else 0)
+
+
+@pytest.mark.parametrize("gpus", GPU_COUNTS)
+@pytest.mark.parametrize("size", SIZES)
+def test_packing_one_size_fills_the_machine_exactly(gpus: int, size: int) -> None:
+    machine = Machine(cores=16, gpus=tuple(range(gpus)))
+    wave = [g for g in pack([size] * 64, machine) if g is not None]
+    _check_never_oversubscribed(wave, machine)
+    if not gpus:
+        assert len(wave) == 16 // size  # every core busy
+    elif size == 1:
+        assert len(wave) == min(16, gpus * machine.per_gpu)
+    else:
+        assert len(wave) == gpus // size  # whole GPUs, none idle that a run could use
+
+
+@pytest.mark.parametrize("gpus", GPU_COUNTS)
+def test_runs_of_different_sizes_share_a_machine_and_never_oversubscribe(gpus: int) -> None:
+    """A simulation: runs of 1, 2 and 4 devices start and finish at random; at every moment the grants held fit."""
+    rng = np.random.default_rng(gpus)
+    machine = Machine(cores=16, gpus=tuple(range(gpus)))
+    queue = [int(s) for s in rng.choice(SIZES, 300) if fits_machine(int(s), machine)]
+    held: list[Grant] = []
+    mixed = False
+    while queue or held:
+        while queue and (g := grant(queue[0], machine, held)) is not None:
+            queue.pop(0)
+            held.append(g)
+        _check_never_oversubscribed(held, machine)
+        mixed |= len({g.cores for g in held}) > 1
+        assert held, "nothing trains although runs wait"
+        held.pop(int(rng.integers(len(held))))
+    assert mixed or gpus == 1  # different sizes trained side by side (one GPU takes only one-device runs)
+
+
+def test_one_device_runs_share_a_gpu_up_to_runs_per_gpu_but_not_with_a_multi_gpu_run() -> None:
+    machine = Machine(cores=16, gpus=(0, 1, 2, 3), runs_per_gpu=2)
+    assert pack([2, 1, 1, 1, 1, 1], machine) == (Grant((0, 1), 2), Grant((2,), 1), Grant((3,), 1),
+                                                Grant((2,), 1), Grant((3,), 1), None)
+    assert pack([1, 4], machine) == (Grant((0,), 1), None)  # strict order: the 4-GPU run waits for GPU 0
+
+
+def test_a_run_bigger_than_the_cores_runs_alone() -> None:
+    machine = Machine(cores=2)
+    assert grant(4, machine) == Grant((), 4)
+    assert grant(4, machine, [Grant((), 1)]) is None
+    assert pack([2, 1], machine) == (Grant((), 2), None)
+    assert grant(1, Machine(cores=4, gpus=(0,)), gpu=False) == Grant((), 1)  # a CPU run on a GPU machine
+
+
+def test_the_local_executor_starts_a_two_process_run_only_on_two_free_cores() -> None:
+    """Two idle workers on 2 cores: a 2-process run takes both cores, so the one-process run behind it waits."""
+    from normreg.run.executor import Job
+    from normreg.run.executors.local import LocalExecutor, _Worker
+    from normreg.suite.spec import load_suite
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.sent: list[object] = []
+
+        def send(self, message: object) -> None:
+            self.sent.append(message)
+
+    suite = load_suite(Path(__file__).parent / "data" / "suites" / "ddp.yaml",
+                       ["variants={ddp: {model: ddp_models:Net, trainer: {devices: 2}}, one: {model: ddp_models:Net}}"])
+    jobs = [Job(suite, "ddp", 0), Job(suite, "one", 0), Job(suite, "one", 1)]
+    ex = LocalExecutor()
+    ex._workers = [_Worker(Slot(None, 1), None, Pipe(), None) for _ in range(2)]  # type: ignore[arg-type]
+    queue, accel = list(jobs), {j.key: "cpu" for j in jobs}
+    sizes = {j.key: 2 if j.variant == "ddp" else 1 for j in jobs}
+    ex._dispatch(queue, accel, None, Machine(cores=2), sizes)
+    assert [w.job for w in ex._workers] == [jobs[0], None] and queue == jobs[1:]
+    assert ex._workers[0].grant == Grant((), 2)
+    ex._workers[0].job = ex._workers[0].grant = None  # the 2-process run finished
+    ex._dispatch(queue, accel, None, Machine(cores=2), sizes)
+    assert [w.job for w in ex._workers] == jobs[1:] and not queue  # now two one-process runs side by side

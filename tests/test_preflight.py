@@ -142,3 +142,42 @@ def test_unusable_run_and_baseline_folders_fail_first(tmp_path: Path, write_suit
             run_suites([suite], executor=runner, **options)
         assert runner.jobs == []
     run_suites([suite], executor=FakeRunner(SAME), out=tmp_path / "run", baselines=Path("/proc/normreg-baselines"))
+
+
+@pytest.mark.parametrize(("accelerator", "match"), [
+    ("tpu", r"trainer.accelerator: accelerator 'tpu': this machine has no TPU \(its support for torch is not "
+            r"installed or finds no device\); use cpu or auto"),
+    ("gpus", r"trainer.accelerator: unknown accelerator 'gpus'. Did you mean 'gpu'\?"),
+], ids=["lacking", "unknown"])
+def test_an_accelerator_the_machine_lacks_is_refused_before_training(tmp_path: Path, accelerator: str,
+                                                                     match: str) -> None:
+    with pytest.raises(SuiteError, match=match):
+        _run(tmp_path, TINY, f"trainer.accelerator={accelerator}")
+    assert not (tmp_path / "run").exists()  # the run directory it made is gone again
+
+
+def test_a_gpu_accelerator_without_a_gpu_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SuiteError, match=r"accelerator 'gpu': this machine has no GPU that torch can use"):
+        _run(tmp_path, TINY, "trainer.accelerator=gpu")
+
+
+@pytest.mark.parametrize("overrides", [["metrics={accuracy: {goal: max}}"], ["trainer={max_epoch: 1}"],
+                                       ["variants.a.model.target=tiny_models:Clasifier"]],
+                         ids=["metric", "trainer", "class"])
+@pytest.mark.parametrize("out", ["new", "empty", "default"])
+def test_a_mistake_found_before_training_leaves_nothing_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                overrides: list[str], out: str) -> None:
+    from normreg.run.executors.local import LocalExecutor, LocalOptions
+
+    monkeypatch.chdir(tmp_path)
+    if out == "empty":
+        (tmp_path / "run").mkdir()  # the user's own empty folder stays, empty
+    with pytest.raises(SuiteError), LocalExecutor(LocalOptions(workers=0)) as executor:
+        run_suites([TINY], executor=executor, out=None if out == "default" else tmp_path / "run",
+                   baselines=tmp_path / "b", overrides=overrides)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == (
+        ["run"] if out == "empty" else ["runs"] if out == "default" else [])

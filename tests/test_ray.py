@@ -114,6 +114,35 @@ def test_cancel_ends_the_tasks_in_flight_and_reports_the_finished(local_ray) -> 
         time.sleep(0.2)
 
 
+def test_a_task_past_its_time_limit_is_cancelled_and_failed(local_ray) -> None:
+    import dataclasses
+
+    # counted from when Ray has the task: a fresh Ray worker may take seconds to start on a busy machine
+    suite = dataclasses.replace(load_suite(TINY, ["seeds=1"]), run_timeout=15.0)
+
+    def worker(job, accelerator):
+        import time
+
+        from normreg.run.results import RunResult
+
+        if job.variant == "b":
+            time.sleep(300)
+        return RunResult(job.suite.name, job.variant, job.seed, "ok", {"acc": 1.0}, 0.0, device="cpu")
+
+    results = []
+    start = time.monotonic()
+    RayExecutor(worker=worker).run(plan_jobs(suite), results.append)
+    assert time.monotonic() - start < 60
+    status = {r.variant: (r.status, r.error) for r in results}
+    assert status["a"] == ("ok", None) and status["broken"] == ("ok", None)
+    assert status["b"] == ("failed", "TimedOut: timed out after 15 s (run_timeout); the run was ended and the other "
+                                     "runs went on")
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2:  # the task was killed: its CPU is free again
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
+
+
 def test_ray_is_a_registered_executor_and_refuses_devices() -> None:
     from normreg.errors import InputError
 
@@ -195,6 +224,7 @@ def test_a_cluster_wanting_a_token_is_refused_with_what_to_set(monkeypatch: pyte
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(RayExecutor, "_check_reachable", lambda self, address: True)  # a head that listens
     with pytest.raises(RunError, match=r"cluster at 10\.0\.0\.1:6379: it uses token authentication.*"
                                        r"RAY_AUTH_MODE=token.*RAY_AUTH_TOKEN"):
         RayExecutor(RayOptions(address="10.0.0.1:6379"))._connect(None)
@@ -239,3 +269,35 @@ def test_each_gpu_task_asks_ray_for_its_share_of_a_gpu(local_ray) -> None:
     by = {r.variant: r for r in results}
     assert by["a"].metrics == {"gpu": 0.25, "cpu": 1.0} and by["a"].error == "gpu"
     assert by["b"].metrics == {"gpu": 0.0, "cpu": 1.0} and by["b"].error == "cpu"  # its own trainer wins
+
+
+def _dead_address() -> str:
+    with socket.socket() as s:  # a port nothing listens on: bound, then released
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from normreg.errors import RunError
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("ray.init retries a dead address for minutes"))
+    monkeypatch.setattr("normreg.run.executors.ray.CONNECT_WITHIN_S", 1.0)
+    address = _dead_address()
+    start = time.monotonic()
+    with pytest.raises(RunError, match=rf"^cannot connect to the Ray cluster at {address}: nothing accepted a "
+                                       r"connection there within 1 s \(Connection refused\); check --ray-address"):
+        RayExecutor(RayOptions(address=address))._connect(None)
+    assert time.monotonic() - start < 5
+
+
+def test_a_cancel_ends_the_wait_for_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("a cancelled run must not connect"))
+    executor = RayExecutor(RayOptions(address=_dead_address()))
+    threading.Timer(0.5, executor.cancel).start()  # as SIGTERM's handler does
+    start = time.monotonic()
+    executor.run(plan_jobs(load_suite(TINY)), lambda r: pytest.fail("nothing ran"))
+    assert time.monotonic() - start < 3

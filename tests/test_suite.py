@@ -51,6 +51,10 @@ CASES = [
                                   "is 256"),
     ("variant_name_250", 4, "variants." + "v" * 250, "a name is at most 128 bytes"),
     ("variant_bidi_override", 4, "variants.b\u202etxt.exe", "'\\u202e' at position 1 is not"),
+    # issue 23 item 9: the time limit per run
+    ("run_timeout_negative", 2, "run_timeout", "expected a duration: seconds (e.g. 600) or a number with s, m or h "
+                                               "(e.g. 30m), positive and finite, but found '-5m'"),
+    ("run_timeout_words", 4, "run_timeout", "but found a string ('forever')"),
 ]
 
 
@@ -233,3 +237,12 @@ def test_seed_plan_and_stats_keys_load():
 def test_bad_seed_and_stats_keys_name_file_line_and_key(name, match):
     with pytest.raises(SuiteError, match=match):
         load_suite(DATA.parent / "bad" / f"{name}.yaml")
+
+
+def test_run_timeout_is_read_and_left_out_of_the_digest(tmp_path: Path) -> None:
+    base = "metrics: {acc: {}}\nvariants:\n  a: {model: {target: m:C}}\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base + "run_timeout: 1.5h\n")
+    a, b = load_suite(tmp_path / "a.yaml"), load_suite(tmp_path / "b.yaml")
+    assert (a.run_timeout, b.run_timeout) == (None, 5400.0)
+    assert a.digest == b.digest  # how long a run may take does not change what it computes: --resume still works

@@ -9,10 +9,11 @@ the model logs. A model whose step cannot be called this way is not judged on it
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +152,63 @@ def check_metrics(suite: Suite, variant: Variant, logged: Logged) -> None:
                           "rename the metric")
 
 
+# --------------------------------------------------------------------------------------------- accelerators
+
+# What `trainer.accelerator` may name, and how to tell whether this machine has it (None: always there).
+_ACCELERATORS: dict[str, Callable[[], bool] | None] = {
+    "auto": None,
+    "cpu": None,
+    "gpu": lambda: _torch().cuda.is_available(),
+    "cuda": lambda: _torch().cuda.is_available(),
+    "mps": lambda: _torch().backends.mps.is_available(),
+    "tpu": lambda: importlib.util.find_spec("torch_xla") is not None,
+    "hpu": lambda: importlib.util.find_spec("habana_frameworks") is not None,
+}
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def check_accelerator(suite: Suite, variant: Variant, device: Callable[[], str]) -> None:
+    """The variant's `trainer.accelerator` against the devices the runs will have: a name Lightning does not know,
+    or a device this machine lacks (`tpu` without torch_xla, `gpu` without CUDA), would fail every run. `device`
+    is the executor's (`cpu`, `cuda (...)`; `unknown` for a cluster not yet joined: then only the name is
+    checked), asked only for a device that may be missing."""
+    value = variant.trainer.get("accelerator")
+    if not isinstance(value, str):
+        return  # not a name: the Trainer's signature check speaks for it
+    places = [("variants", variant.name, "trainer", "accelerator"), ("trainer", "accelerator")]
+    if all(v.trainer.get("accelerator") == value for v in suite.variants):
+        places.reverse()
+    name = str(value).lower()
+    if name not in _ACCELERATORS:
+        raise suite_error(suite, places, f"unknown accelerator {value!r}.{did_you_mean(name, list(_ACCELERATORS))} "
+                                         f"Expected one of {', '.join(_ACCELERATORS)}")
+    available = _ACCELERATORS[name]
+    if available is None or device() == "unknown":
+        return
+    if not available():
+        what = "no GPU that torch can use (torch.cuda.is_available() is False)" if name in ("gpu", "cuda") else \
+            f"no {name.upper()} (its support for torch is not installed or finds no device)"
+        raise suite_error(suite, places, f"accelerator {value!r}: this machine has {what}; use cpu or auto")
+
+
 # ------------------------------------------------------------------------------------------------ the check
+
+
+def check_options(suite: Suite, device: Callable[[], str]) -> None:
+    """What can be checked before any user code runs: every variant's accelerator against the machine
+    (`device()`: where the executor trains, asked only for a device that may be missing). Imports Lightning, which
+    the models need next: a mistake in them is then found as soon as this process has imported it."""
+    try:
+        import pytorch_lightning  # noqa: F401
+    except ImportError:  # the other flavour
+        import lightning.pytorch  # noqa: F401
+    for v in suite.variants:
+        check_accelerator(suite, v, device)
 
 
 def preflight(suite: Suite) -> None:

@@ -140,12 +140,52 @@ class Interrupted(NormregError):
         self.signum = signum
         self.run_dir = run_dir
         name = signal.Signals(signum).name
-        where = f"; finished runs are in {run_dir}" if run_dir else ""
+        where = f"; finished runs are in {run_dir}" if run_dir else " before any run finished; nothing was kept"
         super().__init__(f"stopped by {name}{where}")
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+RECEIVED: list[int] = []  # every SIGINT/SIGTERM this process's handlers saw: a KeyboardInterrupt without one is
+# user code's own doing (raised at import or in __init__), a failed run, never a stop the user asked for
+
+
+class Stop(KeyboardInterrupt):
+    """SIGINT or SIGTERM outside training (loading, importing, the up-front check, judging): raised where the
+    process was, as Ctrl-C raises KeyboardInterrupt, so that every `finally` runs on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stopping(signum: int) -> bool:
+    """The signals normreg handles: SIGTERM always, SIGINT unless this process was started with it ignored (a
+    background job of a non-interactive shell: POSIX shells ignore SIGINT there so that Ctrl-C meant for the
+    foreground does not reach it; `kill -TERM` stops it)."""
+    return signum == signal.SIGTERM or signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+
+
+def stop_on_signals() -> None:
+    """From now on (main thread only), SIGINT and SIGTERM raise `Stop` in this process, once: any later one (a
+    second Ctrl-C, or the same one forwarded by the supervising process, or one after training was cancelled) is
+    ignored, so the clean-up is never interrupted into a traceback. Training replaces these handlers with
+    `cancel_on_signals` while it runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        if RECEIVED:  # a stop is under way (Ctrl-C reaches this process twice: from the terminal, and forwarded)
+            return
+        RECEIVED.append(signum)
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is handler:
+                signal.signal(s, signal.SIG_IGN)
+        raise Stop(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if _stopping(s):
+            signal.signal(s, handler)
 
 
 @contextmanager
@@ -156,10 +196,11 @@ def cancel_on_signals(executor: Executor) -> Iterator[list[int]]:
 
     def handler(signum: int, frame: object) -> None:
         received.append(signum)
+        RECEIVED.append(signum)
         executor.cancel()
 
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM) if _stopping(s)}
     except ValueError:  # not the main thread
         yield received
         return

@@ -6,6 +6,10 @@ still holds normreg's stdout and stderr open: whoever reads normreg's output (a 
 for it. The server holds no state worth tearing down (its forked workers have their own handlers), so it leaves at
 once, after the other exit handlers. Workers forked from it exit through multiprocessing's `os._exit` and never
 run this handler.
+
+It also dies with normreg: multiprocessing's server ends when its pipe from normreg closes, but only once it is
+serving, after its imports of torch and Lightning; normreg killed (kill -9) during its up-front check would leave
+it importing, then idle, alone. The parent-death signal ends it the moment normreg ends, however it ends.
 """
 
 from __future__ import annotations
@@ -24,4 +28,19 @@ def _leave_now() -> None:
     os._exit(0)
 
 
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent == 1 or os.getppid() != parent:  # normreg ended before the signal was armed
+        os._exit(0)
+
+
 atexit.register(_leave_now)  # registered first in the server, so it runs last
+if sys.platform == "linux":
+    _die_with_parent()

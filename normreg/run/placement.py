@@ -60,3 +60,74 @@ def plan_placement(n_jobs: int, cores: int, gpus: Sequence[int] = (), *, gpu_job
     pinned = min(pinned, n, gpu_jobs if n_jobs > gpu_jobs else n)
     threads = max(1, cores // n)
     return Placement(tuple(Slot(gpus[i % len(gpus)] if i < pinned else None, threads) for i in range(n)))
+
+
+# ------------------------------------------------------------------------------ runs of several devices
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What runs are packed onto: `cores`, the GPU indices `gpus`, and `runs_per_gpu` one-device runs that may
+    share one GPU (None: `default_runs_per_gpu`)."""
+
+    cores: int
+    gpus: tuple[int, ...] = ()
+    runs_per_gpu: int | None = None
+
+    @property
+    def per_gpu(self) -> int:
+        return self.runs_per_gpu or default_runs_per_gpu(self.cores, len(self.gpus))
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one run holds while it trains: `gpus` (none for a CPU run) and `cores`, one per process."""
+
+    gpus: tuple[int, ...]
+    cores: int
+
+
+def grant(size: int, machine: Machine, held: Sequence[Grant] = (), *, gpu: bool = True) -> Grant | None:
+    """The devices a run of `size` processes takes now, given the grants `held` by the runs training; None when
+    it must wait. Never oversubscribes: a run takes `size` cores, and on the GPU `size` GPUs; a one-device run
+    shares its GPU with at most `per_gpu` - 1 other one-device runs, a run of several devices holds its GPUs
+    alone (its ranks would otherwise fight one-device runs for memory). The one exception, so that every run
+    can run: a run needing more cores than the machine has starts when nothing else trains. A run needing more
+    GPUs than the machine has never fits (check with `fits_machine` first)."""
+    size = max(1, size)
+    free_cores = machine.cores - sum(g.cores for g in held)
+    if size > free_cores and (held or size <= machine.cores):
+        return None
+    if not gpu or not machine.gpus:
+        return Grant((), size)
+    load = {i: 0 for i in machine.gpus}
+    alone: set[int] = set()
+    for g in held:
+        for i in g.gpus:
+            load[i] = load.get(i, 0) + 1
+            if len(g.gpus) > 1:
+                alone.add(i)
+    if size == 1:
+        shared = [i for i in machine.gpus if i not in alone and load[i] < machine.per_gpu]
+        return Grant((min(shared, key=lambda i: (load[i], machine.gpus.index(i))),), 1) if shared else None
+    empty = [i for i in machine.gpus if load[i] == 0]
+    return Grant(tuple(empty[:size]), size) if len(empty) >= size else None
+
+
+def fits_machine(size: int, machine: Machine, *, gpu: bool = True) -> bool:
+    """Whether a run of `size` processes can ever train here: on the GPU it needs `size` GPUs."""
+    return not (gpu and machine.gpus) or size <= len(machine.gpus)
+
+
+def pack(sizes: Sequence[int], machine: Machine, *, gpu: bool = True) -> tuple[Grant | None, ...]:
+    """The runs of `sizes` that start together on an idle machine, in order, each with its grant (None: it
+    waits for a later wave). Strict order: once a run must wait, the runs after it wait too, so a big run is
+    never starved by small ones behind it."""
+    held: list[Grant] = []
+    out: list[Grant | None] = []
+    for size in sizes:
+        g = grant(size, machine, held, gpu=gpu) if len(out) == len(held) else None
+        out.append(g)
+        if g is not None:
+            held.append(g)
+    return tuple(out)

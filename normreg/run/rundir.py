@@ -17,6 +17,7 @@ import datetime as _dt
 import errno
 import fcntl
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.run.results import RunLog, RunResult
+from normreg.run.supervisor import command_pid
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json
 
@@ -84,17 +86,22 @@ class Resumed:
 class RunDir:
     """A run directory this process holds the lock of; `close()` (or leaving the `with` block) releases it."""
 
-    def __init__(self, path: Path, fd: int, resume: bool) -> None:
+    def __init__(self, path: Path, fd: int, resume: bool, created: bool = False) -> None:
         self.path = path
         self.resume = resume
+        self.created = created  # this run made the directory: it goes again if nothing is trained in it
         self._fd: int | None = fd
+        self._started: list[str] = []  # the suites whose folders this run made
 
     # ---------------------------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool = False) -> RunDir:
+    def open(cls, path: Path, *, resume: bool = False, created: bool | None = None) -> RunDir:
         """Lock `path` (created when missing) for this process; refuse a directory another process holds, and,
-        unless resuming, one that holds an earlier run's results."""
+        unless resuming, one that holds an earlier run's results. `created`: whether this run made the directory
+        (default: whether it is missing now); see `discard`."""
+        if created is None:
+            created = not path.exists()
         if resume and not path.is_dir():
             raise InputError(f"--resume {path}: no such run directory; give the directory an interrupted "
                              "run printed as 'Run directory: ...'")
@@ -120,8 +127,8 @@ class RunDir:
             raise InputError(f"{path} is in use by another normreg run{who}; wait for it to finish or give "
                              "another --out") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        rundir = cls(path, fd, resume)
+        os.pwrite(fd, f"{command_pid()}\n".encode(), 0)
+        rundir = cls(path, fd, resume, created and not resume)
         if not resume:
             taken = rundir.earlier_results()
             if taken:
@@ -131,6 +138,19 @@ class RunDir:
                 raise InputError(f"{path} already holds the results of an earlier run ({names}); give another "
                                  f"--out, move that directory away, or continue the run with --resume {path}")
         return rundir
+
+    def discard(self) -> bool:
+        """When nothing was trained here (no finished run, no report), remove what this run put here: the whole
+        directory if it made it, else its lock and suite folders. A stop or a mistake found before training then
+        leaves nothing on disk. Never for a resumed run. Returns whether it removed the directory's contents."""
+        if self.resume or self.earlier_results():
+            return False
+        if self.created:
+            return discard_untrained(self.path, True)
+        for name in self._started:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+        (self.path / LOCK_FILE).unlink(missing_ok=True)
+        return True
 
     def close(self) -> None:
         if self._fd is not None:
@@ -174,6 +194,8 @@ class RunDir:
         Raises `SuiteError` when the suite changed since the interrupted run, naming what changed.
         """
         d = self.suite_dir(suite.name)
+        if not d.exists():
+            self._started.append(suite.name)
         resumed = Resumed((), {})
         if self.resume:
             resumed = self._resumed(suite, environment)
@@ -239,6 +261,24 @@ class RunDir:
             meta = self._meta(s)
             if meta is not None:
                 self._check_unchanged(s, meta)
+
+
+def has_results(path: Path) -> bool:
+    """Whether the run directory `path` holds a finished run or a report (read only: takes no lock)."""
+    if not path.is_dir():
+        return False
+    probe = RunDir(path, -1, False)
+    probe._fd = None
+    return bool(probe.earlier_results())
+
+
+def discard_untrained(path: Path, created: bool) -> bool:
+    """Remove the run directory `path` when it holds no finished run and no report and this run `created` it;
+    returns whether it did. For a process that ended without cleaning up (its lock is then free)."""
+    if not created or not path.is_dir() or has_results(path):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not path.exists()
 
 
 def _read_pid(fd: int) -> int | None:

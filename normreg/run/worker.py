@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -22,7 +22,8 @@ from normreg.run.executor import Job
 from normreg.run.failure import describe_error, describe_failure
 from normreg.run.results import RunResult
 
-__all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "worker_main"]
+__all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "time_limit",
+           "timed_out", "worker_main"]
 
 # What every run's Trainer gets before the suite's own `trainer` options (which win); `normreg repro` uses it too.
 TRAINER_OPTIONS: dict[str, Any] = {"accelerator": "auto", "devices": 1, "deterministic": True}
@@ -102,42 +103,54 @@ def _history_callback(pl: Any) -> Any:
 
 @contextmanager
 def noting_sigint() -> Iterator[list[int]]:
-    """Note a real SIGINT (Ctrl-C) in a list while the block runs, and restore the SIGINT handler afterwards:
-    Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user code must
-    be told apart from one the user asked for."""
+    """Note a real SIGINT (Ctrl-C) or SIGTERM in a list while the block runs, stop the run at once with a
+    KeyboardInterrupt (after the handler in place, the executor's cancel, has run), and restore the handlers
+    afterwards: Lightning leaves SIGINT ignored after a KeyboardInterrupt, and a KeyboardInterrupt raised by user
+    code must be told apart from one the user asked for. SIGINT is left alone where it is ignored (a worker
+    process: its parent decides), SIGTERM where no Python handler takes it (a worker ends on it at once)."""
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, frame: Any) -> None:
         seen.append(signum)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
+        before = previous[signum]
+        if callable(before) and before is not signal.default_int_handler:
+            before(signum, frame)
+        if len(seen) == 1:  # once: the same Ctrl-C may arrive twice (the terminal's, and forwarded)
             raise KeyboardInterrupt
 
-    if previous != signal.SIG_IGN:
-        signal.signal(signal.SIGINT, handler)
+    for s, before in previous.items():
+        if (s == signal.SIGINT and before != signal.SIG_IGN) or (s == signal.SIGTERM and callable(before)):
+            signal.signal(s, handler)
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for s, before in previous.items():
+            signal.signal(s, before if before is not None else signal.SIG_DFL)
 
 
-def run_one(job: Job, accelerator: str = "auto") -> RunResult:
+def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = None) -> RunResult:
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise. The result
-    records torch's thread count: CPU values are bit-identical for a seed only at the same count."""
+    records torch's thread count: CPU values are bit-identical for a seed only at the same count. A run that
+    asks for several devices runs in that many rank processes (normreg/run/ddp.py), on `gpus` (their names as
+    CUDA_VISIBLE_DEVICES gives them; None: the GPUs this process sees)."""
     import torch
 
+    from normreg.run import ddp
+
+    if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
+        return ddp.launch(job, accelerator, gpus=gpus)
     return replace(_train(job, accelerator), threads=torch.get_num_threads())
 
 
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
 
+    from normreg.run import ddp
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()
@@ -145,6 +158,8 @@ def _train(job: Job, accelerator: str) -> RunResult:
     suite, variant = job.suite, job.suite.variant(job.variant)
     history: dict[str, list[float]] = {}
     options: dict[str, Any] = {**TRAINER_OPTIONS, "accelerator": accelerator, **variant.trainer}
+    if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
+        options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
 
     def failed(message: str, trace: str) -> RunResult:
@@ -189,6 +204,42 @@ def _train(job: Job, accelerator: str) -> RunResult:
     step = "test_step" if evaluate == trainer.test else "validation_step"
     return result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
                                device_label(trainer, options["accelerator"]))
+
+
+def timed_out(job: Job, duration: float, device: str = "") -> RunResult:
+    """The failed result of a run ended at its suite's `run_timeout`."""
+    from normreg.suite.spec import format_duration
+
+    limit = format_duration(job.suite.run_timeout or duration)
+    return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, duration,
+                     f"TimedOut: timed out after {limit} (run_timeout); the run was ended and the other runs went on",
+                     device=device)
+
+
+class RunTimedOut(BaseException):
+    """Raised in a run trained in this process when its time limit passes (BaseException: user code's
+    `except Exception` must not swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise `RunTimedOut` in the main thread once `seconds` have passed (SIGALRM; POSIX). Python code is
+    interrupted where it is; a loop inside native code only when it returns to Python."""
+    if seconds is None or not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunTimedOut
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def device_label(trainer: Any, accelerator: str = "auto") -> str:
@@ -281,8 +332,8 @@ def worker_main(conn: Any, lifeline: Any, env: Mapping[str, str], cwd: str, thre
             return
         if message is None:
             return
-        job, accelerator = message
-        result = run_one(job, accelerator)
+        job, accelerator, *placed = message  # placed: the GPUs of a run of several devices
+        result = run_one(job, accelerator, placed[0] if placed else None)
         try:
             conn.send(result)
         except (EOFError, OSError):

@@ -146,8 +146,9 @@ class Suite:
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
     curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
-    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` and `curves` left out. A
-    # baseline keeps it, so that a changed suite is reported with the keys that changed.
+    run_timeout: float | None = None  # seconds one run may take before it is ended and recorded failed; None: any
+    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key`, `run_timeout` and `curves`
+    # left out. A baseline keeps it, so that a changed suite is reported with the keys that changed.
     content: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -458,6 +459,39 @@ def _mapping(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """A time limit: seconds as a number, or a number with a unit (`90s`, `30m`, `1.5h`); positive and finite.
+    Raises ValueError saying what was expected."""
+    expected = "expected a duration: seconds (e.g. 600) or a number with s, m or h (e.g. 30m)"
+    if isinstance(value, bool):
+        raise ValueError(f"{expected}, but found {_kind(value)}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if text.endswith(u)), "")
+        try:
+            seconds = float(text[: len(text) - len(unit)].strip()) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            raise ValueError(f"{expected}, but found {_kind(value)}") from None
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        raise ValueError(f"{expected}, but found {_kind(value)}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{expected}, positive and finite, but found {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`45 s`, `30 min`, `2 h`: a time limit as a reader wants it."""
+    for unit, size, step in (("h", 3600.0, 1800.0), ("min", 60.0, 60.0)):
+        if seconds >= size and seconds % step == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
 def _number(doc: _Doc, keys: tuple[str, ...], value: Any, *, low: float, high: float | None = None,
             low_open: bool = False, high_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -542,7 +576,7 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 def _build_suite(doc: _Doc) -> Suite:
     top = doc.data
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
-                               "variants", "stats", "expect", "baseline_key", "curves"),
+                               "variants", "stats", "expect", "baseline_key", "run_timeout", "curves"),
                 required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
     problem = name_problem(name, "suite")
@@ -606,17 +640,23 @@ def _build_suite(doc: _Doc) -> Suite:
         allowed = ("none", *BASELINE_KEYS)
         raise doc.error(("baseline_key",), f"expected one of {', '.join(allowed)}, but found {_kind(baseline_key)}."
                         f"{did_you_mean(str(baseline_key), allowed)}")
-    # Where baselines are kept does not change results, and curve checks add checks without changing a run or any
-    # other check: both are left out of the digest, so declaring curves neither marks the suite changed against its
-    # baseline nor sets its reports apart from earlier nights in `history`.
-    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "curves")}
+    run_timeout = None
+    if top.get("run_timeout") is not None:
+        try:
+            run_timeout = parse_duration(top["run_timeout"])
+        except ValueError as e:
+            raise doc.error(("run_timeout",), str(e)) from None
+    # Where baselines are kept and how long a run may take do not change results, and curve checks add checks
+    # without changing a run or any other check: all three are left out of the digest, so declaring curves neither
+    # marks the suite changed against its baseline nor sets its reports apart from earlier nights in `history`.
+    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
         curves=curves,
-        baseline_key=None if baseline_key == "none" else baseline_key,
+        baseline_key=None if baseline_key == "none" else baseline_key, run_timeout=run_timeout,
     )
 
 

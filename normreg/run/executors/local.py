@@ -14,16 +14,19 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from normreg.errors import InputError
+from normreg.run.ddp import world_size
 from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
-from normreg.run.placement import Placement, Slot, plan_placement
+from normreg.run.placement import Grant, Machine, Placement, Slot, fits_machine, grant, plan_placement
 from normreg.run.results import RunResult
-from normreg.run.worker import run_one, worker_main
+from normreg.run.supervisor import note_phase
+from normreg.run.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
 
 PRELOAD = ["normreg.run.forkserver_exit", "torch", "pytorch_lightning", "normreg.run.worker"]
 _POLL_S = 0.2  # how often the parent looks at the cancel flag while waiting on workers
@@ -36,6 +39,38 @@ def _context() -> Any:
         ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return mp.get_context("spawn")
+
+
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start processes without multiprocessing re-running the user's `__main__` in them, and ignoring SIGINT.
+
+    A worker or fork server started from a script (`python go.py`) imports that script again as `__mp_main__`
+    (spawn and forkserver do, so that functions defined in it can be unpickled): a script without an
+    `if __name__ == "__main__":` guard would call `normreg.run` again inside every worker. normreg's workers need
+    nothing from `__main__` (a job names its targets by module), so the script's file and spec are hidden while
+    a process starts, as they are for an interactive session."""
+    import threading
+
+    main = sys.modules.get("__main__")
+    # Ctrl-C reaches the whole process group: a fork server still importing torch would print a traceback. It
+    # starts with SIGINT ignored (inherited across exec, and Python keeps it so); this process decides.
+    sigint = None
+    if threading.current_thread() is threading.main_thread():
+        sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hidden = {k: main.__dict__.pop(k) for k in ("__file__",) if main is not None and k in main.__dict__}
+    spec = getattr(main, "__spec__", None)
+    if main is not None and spec is not None:
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
+        if main is not None:
+            main.__dict__.update(hidden)
+            if spec is not None:
+                main.__spec__ = spec
 
 
 def _forkserver_pid() -> int | None:
@@ -99,6 +134,8 @@ class _Worker:
     conn: Connection
     lifeline: Connection  # the parent's end; the worker ends itself when this closes
     job: Job | None = None
+    started: float = 0.0  # time.monotonic() when its job was sent
+    grant: Grant | None = None  # the cores and GPUs its run holds (several for a run of several devices)
 
 
 def parse_devices(text: str) -> tuple[int, ...]:
@@ -157,9 +194,17 @@ class LocalExecutor(ExecutorBase):
                                    gpu_jobs=sum(a == "gpu" for a in accel.values()), workers=self.options.workers,
                                    runs_per_gpu=self.options.runs_per_gpu)
         self._ensure_workers(placement, gpus)
+        machine = Machine(max(usable_cores(), placement.workers), tuple(range(len(gpus))), self.options.runs_per_gpu
+                          or (placement.gpu_slots // len(gpus) if gpus else None))
+        sizes = {job.key: world_size(job.suite.variant(job.variant).trainer) for job in jobs}
+        for job in jobs:
+            if not fits_machine(sizes[job.key], machine, gpu=accel[job.key] == "gpu"):
+                raise InputError(f"suite '{job.suite.name}', variant '{job.variant}' asks for {sizes[job.key]} "
+                                 f"devices (trainer.devices), but {len(gpus)} GPU(s) are given to this run; lower "
+                                 "trainer.devices or give more GPUs (--devices)")
         queue = list(jobs)
         while not self._cancelled and (queue or self._busy()):
-            self._dispatch(queue, accel, on_start)
+            self._dispatch(queue, accel, on_start, machine, sizes)
             self._collect(on_result)
         if self._cancelled:
             self._stop_busy(on_result)
@@ -174,7 +219,8 @@ class LocalExecutor(ExecutorBase):
         if self._ctx.get_start_method() == "forkserver" and _forkserver_pid() is None:
             from multiprocessing import forkserver
 
-            forkserver.ensure_running()
+            with _main_not_rerun():
+                forkserver.ensure_running()
             # ours to stop if unused; a server that was already running may be serving another executor
             self._warm_unused = _forkserver_pid() is not None
 
@@ -244,7 +290,8 @@ class LocalExecutor(ExecutorBase):
         keep, lifeline = self._ctx.Pipe(duplex=False)  # (reader, writer): the worker reads, the parent holds
         process = self._ctx.Process(target=worker_main, args=(child, keep, env, os.getcwd(), slot.threads),
                                     name="normreg-worker", daemon=True)
-        process.start()
+        with _main_not_rerun():
+            process.start()
         self._warm_unused = False
         child.close()
         keep.close()
@@ -253,20 +300,34 @@ class LocalExecutor(ExecutorBase):
     def _busy(self) -> list[_Worker]:
         return [w for w in self._workers if w.job is not None]
 
-    def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None) -> None:
-        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU."""
+    def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None,
+                  machine: Machine, sizes: dict[tuple[str, str, int], int]) -> None:
+        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU. A job
+        starts only when the cores and GPUs its size needs are free (placement.grant); until then the jobs behind
+        it wait too, so a run of several devices is never starved by one-device runs."""
         idle = sorted((w for w in self._workers if w.job is None), key=lambda w: w.slot.gpu is not None)
         for w in idle:
             for i, job in enumerate(queue):
                 gpu_job = accel[job.key] == "gpu"
                 if gpu_job and w.slot.gpu is None and any(x.slot.gpu is not None for x in self._workers):
                     continue
+                held = [x.grant for x in self._workers if x.grant is not None]
+                if gpu_job and sizes[job.key] == 1 and w.slot.gpu is not None:  # on the worker's own GPU
+                    given = grant(1, replace(machine, gpus=(w.slot.gpu,)), held)
+                    if given is None:
+                        break  # its GPU is held by a run of several devices: another worker may take the job
+                else:
+                    given = grant(sizes[job.key], machine, held, gpu=gpu_job)
+                    if given is None:
+                        return
                 queue.pop(i)
-                w.job = job
+                w.job, w.grant = job, given
+                w.started = time.monotonic()
                 if on_start:
                     on_start(job)
+                names = [self._gpu_names[g] for g in given.gpus] if len(given.gpus) > 1 else None
                 try:
-                    w.conn.send((job, accel[job.key]))
+                    w.conn.send((job, accel[job.key], names))
                 except OSError:
                     pass  # the worker died: _collect sees its end and fails this job alone
                 break
@@ -279,6 +340,22 @@ class LocalExecutor(ExecutorBase):
         for w in busy:
             if w.conn in ready or w.process.sentinel in ready:
                 self._receive(w, on_result)
+            elif w.job is not None and w.job.suite.run_timeout is not None and \
+                    time.monotonic() - w.started > w.job.suite.run_timeout:
+                self._time_out(w, on_result)
+
+    def _time_out(self, w: _Worker, on_result: OnResult) -> None:
+        """A run past its suite's `run_timeout`: its worker is ended (a run stuck in native code included) and
+        replaced, the run recorded failed; the other runs go on."""
+        job = w.job
+        assert job is not None and job.suite.run_timeout is not None
+        if w.conn.poll():  # it finished meanwhile
+            self._receive(w, on_result)
+            return
+        self._end([w], grace_s=0.0)
+        device = "cpu" if w.slot.gpu is None else f"cuda:{self._gpu_names[w.slot.gpu]}"
+        self._workers[self._workers.index(w)] = self._start(w.slot)
+        on_result(timed_out(job, time.monotonic() - w.started, device))
 
     def _receive(self, w: _Worker, on_result: OnResult) -> None:
         job = w.job
@@ -293,7 +370,7 @@ class LocalExecutor(ExecutorBase):
             result = self._died(w, job)
             self._replace(w)
         else:
-            w.job = None
+            w.job = w.grant = None
         on_result(result)
 
     def _died(self, w: _Worker, job: Job) -> RunResult:
@@ -344,4 +421,12 @@ class LocalExecutor(ExecutorBase):
                 return
             if on_start:
                 on_start(job)
-            on_result(run_one(job, accel[job.key]))
+            note_phase(f"run {job.variant} seed {job.seed} of suite '{job.suite.name}', trained in normreg's own "
+                       "process (--workers 0)")
+            start = time.monotonic()
+            try:
+                with time_limit(job.suite.run_timeout):
+                    result = run_one(job, accel[job.key])
+            except RunTimedOut:
+                result = timed_out(job, time.monotonic() - start, "cpu" if accel[job.key] == "cpu" else "")
+            on_result(result)

@@ -39,6 +39,7 @@ EXCLUDES = ["runs/", ".git/", "**/__pycache__/", "**/*.pyc", "lightning_logs/", 
 POLL_S = 0.2  # how often the wait for results wakes to look at the cancel flag
 CANCEL_RETRY_S = 1.0  # how long a cancelled task gets to end before its cancel is sent again
 CANCEL_WAIT_S = 30.0  # how long cancelling waits, at most, for the tasks in flight to end
+CONNECT_WITHIN_S = 10.0  # how long a cluster address may refuse connections before the run fails
 
 Worker = Callable[[Job, str], RunResult]
 
@@ -173,6 +174,8 @@ class RayExecutor(ExecutorBase):
 
         env = runtime_env(jobs)
         self._connect(env)
+        if self._cancelled:
+            return
         self._run(ray, list(jobs), self._upload(ray, env), on_result, on_start)
 
     # warm_up starts nothing: the connection needs the jobs (a Ray Client connection ships their modules on
@@ -223,6 +226,8 @@ class RayExecutor(ExecutorBase):
         if ray.is_initialized():
             return
         address = self._address()
+        if address and address != "auto" and not self._check_reachable(address):
+            return  # cancelled while waiting
         try:
             # "local" starts a new instance even when another one on this machine left its address behind.
             ray.init(address=address or "local", runtime_env=env if self._client_address() else None,
@@ -238,6 +243,31 @@ class RayExecutor(ExecutorBase):
             raise RunError(f"cannot connect to {where}: {_first_line(e)}; check --ray-address (or RAY_ADDRESS) "
                            "and that the cluster runs the same Ray and Python versions") from None
         self._opened = True
+
+    def _check_reachable(self, address: str, within: float | None = None) -> bool:
+        """Fail in seconds, not minutes, on an address where nothing listens: Ray itself retries a dead address
+        for minutes without reacting to signals. A head still starting gets `within` seconds; a cancel (SIGINT,
+        SIGTERM) ends the wait at once: False."""
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            number = int(port)
+        except ValueError:
+            return True  # not host:port: Ray's own error says what is wrong with it
+        within = CONNECT_WITHIN_S if within is None else within
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                with socket.create_connection((host or "127.0.0.1", number), timeout=1.0):
+                    return True
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+            if self._cancelled:
+                return False
+            if time.monotonic() >= deadline:
+                raise RunError(f"cannot connect to the Ray cluster at {address}: nothing accepted a connection there "
+                               f"within {within:g} s ({reason}); check --ray-address (or RAY_ADDRESS) and that the "
+                               "head node runs") from None
+            time.sleep(0.25)
 
     @staticmethod
     def _upload(ray: Any, env: dict[str, Any]) -> dict[str, Any] | None:
@@ -297,6 +327,8 @@ class RayExecutor(ExecutorBase):
         accel = {job.key: self._accelerator(job, cluster_gpus) for job in queue}
         remote = ray.remote(max_retries=0)(ray_task)
         in_flight: dict[Any, Job] = {}
+        started: dict[Any, float] = {}
+        ended: list[Any] = []  # timed out: cancelled, and cancelled again at the end until they are gone
         try:
             while not self._cancelled and (queue or in_flight):
                 gpu_jobs = any(accel[j.key] == "gpu" for j in [*queue, *in_flight.values()])
@@ -309,17 +341,35 @@ class RayExecutor(ExecutorBase):
                         runtime_env=env, name=f"normreg {job.suite.name}/{job.variant}/seed{job.seed}",
                     ).remote(job, accel[job.key], self.worker)
                     in_flight[ref] = job
+                    started[ref] = time.monotonic()
                     if on_start:
                         on_start(job)
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
                 for ref in done:
                     on_result(self._result(ray, ref, in_flight.pop(ref)))
+                self._time_out(ray, in_flight, started, ended, on_result)
             if in_flight:  # cancelled: report what already finished, end the rest
                 done, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
                 for ref in done:
                     on_result(self._result(ray, ref, in_flight.pop(ref)))
         finally:
-            self._end(ray, list(in_flight))
+            self._end(ray, list(in_flight) + ended)
+
+    @staticmethod
+    def _time_out(ray: Any, in_flight: dict[Any, Job], started: dict[Any, float], ended: list[Any],
+                  on_result: OnResult) -> None:
+        """Tasks past their suite's `run_timeout` (counted from when they were handed to Ray): cancelled (forced)
+        and recorded failed; the other runs go on."""
+        from normreg.run.worker import timed_out
+
+        now = time.monotonic()
+        for ref, job in list(in_flight.items()):
+            limit = job.suite.run_timeout
+            if limit is not None and now - started[ref] > limit:
+                ray.cancel(ref, force=True)
+                del in_flight[ref]
+                ended.append(ref)
+                on_result(timed_out(job, now - started[ref]))
 
     @staticmethod
     def _end(ray: Any, refs: list[Any]) -> None:

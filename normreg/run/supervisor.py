@@ -1,0 +1,297 @@
+"""The process that decides the exit code is never one that user code can end.
+
+`normreg run` (and every command that imports user code) runs as two processes. The first, started by the
+console script, runs no user code and imports nothing heavy: it starts the second, which does the work (loads
+suites, imports and builds models, trains with `--workers 0`), and waits. The second tells the first, over a pipe,
+what it is doing (`note_phase`), which run directory it holds (`note_run_dir`) and, as its very last act, the exit
+code it decided (`note_exit`). A second process that ends without saying its exit code ended abruptly: user code
+called `os._exit`, crashed in native code (a segfault) or was killed. The first then reports a failed run (exit 3)
+in one line naming the phase, and removes a run directory in which nothing was trained; exit 0 is never the
+accident of a process that disappeared.
+
+The first process also: forwards SIGINT, SIGTERM and SIGHUP to the second (`kill PID` stops the run as Ctrl-C
+does; a SIGINT that the shell left ignored for a background job stays ignored in both), dies with nothing left
+when killed (the second gets the parent-death signal, its fork server and workers theirs), and, as the "child
+subreaper" of everything the run starts, ends any process user code forked and left running once the run is over.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ENV = "NORMREG_SUPERVISED_FD"  # in the second process: the pipe to the first
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_POLL_S = 0.2
+_LEFT_GRACE_S = 2.0  # how long the fork server and the resource tracker get to end by themselves
+
+
+# ----------------------------------------------------------------------------------- in the working process
+
+
+_PIPE: list[int] = []  # in the working process, once adopted: the pipe's descriptor
+
+
+def _write(line: str) -> None:
+    if not _PIPE:
+        return
+    try:
+        os.write(_PIPE[0], (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def note_phase(text: str) -> None:
+    """Say what this process is doing now (`the up-front check of suite 'x'`); named if it ends abruptly."""
+    _write(f"phase {text}")
+
+
+def note_run_dir(path: Path, created: bool) -> None:
+    """Say which run directory this process holds, and whether it made it (then it is removed when the process
+    ends abruptly before anything trained)."""
+    _write(f"rundir {int(created)} {path}")
+
+
+def note_exit(code: int) -> None:
+    """The exit code this process decided: its last words. Without them, its end was not normreg's decision."""
+    _write(f"exit {code}")
+
+
+def supervised() -> bool:
+    """Whether this process is a working process with a supervisor (or is about to adopt its pipe)."""
+    return bool(_PIPE) or bool(os.environ.get(ENV))
+
+
+def command_pid() -> int:
+    """The process id of the normreg command a user started (and may signal): the first process when this one is
+    supervised."""
+    return os.getppid() if _PIPE else os.getpid()
+
+
+def adopt_pipe() -> None:
+    """In the working process, at start: take the pipe, and keep it (and its name in the environment) out of
+    every process started later (exec or fork: a process user code forks must not hold it open)."""
+    fd = os.environ.pop(ENV, None)  # a normreg this process starts (bisect's) supervises itself
+    if fd and not _PIPE:
+        try:
+            os.set_inheritable(int(fd), False)
+            _PIPE.append(int(fd))
+        except (OSError, ValueError):
+            pass
+
+
+# ------------------------------------------------------------------------------------------ the first process
+
+COMMANDS = ("run", "audit", "plan", "bisect")  # the commands that run user code
+
+
+def wanted(argv: list[str]) -> bool:
+    """Whether `normreg <argv>` runs as two processes: a command that runs user code, on POSIX, not already the
+    working process."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return os.name == "posix" and not supervised() and command in COMMANDS
+
+
+def main() -> None:
+    """The console script: the first process of a command that runs user code starts here without importing the
+    command line's own modules (typer: about 0.3 s); every other command goes straight to `normreg.cli.main`."""
+    if wanted(sys.argv[1:]):
+        sys.exit(supervise(sys.argv[1:]))
+    from normreg.cli import main as cli_main
+
+    cli_main()
+
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _die_with_parent() -> None:  # runs in the second process between fork and exec
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _entry() -> list[str]:
+    """How the second process starts as this one did: the same script (the console script, or a wrapper script
+    of the user's or of the tests), or `-m normreg.cli` (without the working directory on the path, as the
+    console script has it) when this process was started that way."""
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
+    if script is None or not script.is_file() or script == Path(__file__).resolve().parents[1] / "cli.py":
+        return ["-P", "-m", "normreg.cli"]
+    return [str(script)]
+
+
+def supervise(argv: list[str]) -> int:
+    """Run `normreg <argv>` in a second process and return the exit code it decided, or 3 with one line on
+    stderr when it ended without deciding one."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env[ENV] = str(write_fd)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding the normreg package: importable there
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the run become ours, and are ended at the end
+    child = subprocess.Popen([sys.executable, *_entry(), *argv], env=env, pass_fds=(write_fd,),
+                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    os.close(write_fd)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            child.send_signal(signum)
+        except OSError:
+            pass
+
+    for s in _FORWARDED:
+        if signal.getsignal(s) != signal.SIG_IGN:  # a SIGINT ignored for a background job stays ignored
+            signal.signal(s, forward)
+    said: dict[str, str] = {}
+    buffer = b""
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], _POLL_S)
+        if ready:
+            chunk = os.read(read_fd, 65536)
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                kind, _, rest = line.decode("utf-8", "replace").partition(" ")
+                said[kind] = rest
+            if chunk:
+                continue
+        if child.poll() is not None:
+            break
+    status = child.wait()
+    os.close(read_fd)
+    _end_leftovers(child.pid)
+    if "exit" in said:
+        try:
+            return int(said["exit"])
+        except ValueError:
+            pass
+    return _abrupt(status, said, argv)
+
+
+def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
+    """This command line with `--resume RUN_DIR` in place of `--out`/`--resume`, ready to paste."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--resume"):
+            skip = True
+            continue
+        if a.startswith(("--out=", "--resume=")):
+            continue
+        kept.append(a)
+    return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
+
+
+def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        how = f"killed by {name}" + (": a crash in native code" if -status in (signal.SIGSEGV, signal.SIGBUS,
+                                                                             signal.SIGILL, signal.SIGFPE,
+                                                                             signal.SIGABRT) else "")
+    else:
+        how = f"exit code {status} without finishing: code it ran called os._exit"
+    phase = said.get("phase", "starting")
+    where = ""
+    if "rundir" in said:
+        created, _, path = said["rundir"].partition(" ")
+        where = _left_run_dir(Path(path), created == "1")
+    print(f"RunError: normreg's working process ended abruptly during {phase} ({how}); the run failed{where}",
+          file=sys.stderr, flush=True)
+    if where:
+        print(f"Continue with: {resume_command(Path(said['rundir'].partition(' ')[2]), argv)}", file=sys.stderr,
+              flush=True)
+    return 3
+
+
+def _left_run_dir(path: Path, created: bool) -> str:
+    """Remove a run directory in which nothing was trained; else name it."""
+    from normreg.run.rundir import discard_untrained, has_results
+
+    try:
+        discard_untrained(path, created)
+        if not has_results(path):
+            return ""
+    except OSError:
+        pass
+    return f"; finished runs are in {path}"
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of this process's children, from /proc (Linux)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                found.append((int(entry), cmd))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _end_leftovers(child: int) -> None:
+    """After the working process ended: every process still alive below this one is left over (orphans become
+    ours as the subreaper). User code's own processes are killed first, so the fork server and the resource
+    tracker, whose pipes they may hold, then end by themselves (the tracker cleaning up what it tracks); whatever
+    is still there after a grace period is killed."""
+    me = os.getpid()
+
+    def left() -> list[tuple[int, str]]:
+        _reap()
+        return [(p, c) for p, c in _children(me) if p != child]
+
+    ours = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+    for pid, cmd in left():
+        if not any(o in cmd for o in ours):
+            _kill(pid)
+    deadline = time.monotonic() + _LEFT_GRACE_S
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid, _ in left():
+        _kill(pid)
+    _reap()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
