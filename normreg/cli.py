@@ -641,7 +641,7 @@ def repro(
 
 
 def main() -> None:
-    """The command line (the console script starts in normreg.run.supervisor.main, which comes here). Commands
+    """The command line (the console script starts in normreg.__main__.main, which comes here). Commands
     that run user code run in a second process that user code cannot end unnoticed (normreg/run/supervisor.py):
     the first only waits for its verdict. A command that imported torch
     (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit

@@ -97,17 +97,6 @@ def wanted(argv: list[str]) -> bool:
     return os.name == "posix" and not supervised() and command in COMMANDS
 
 
-def main() -> None:
-    """The console script: the first process of a command that runs user code starts here without importing the
-    command line's own modules (typer: about 0.3 s); every other command goes straight to `normreg.cli.main`."""
-    if wanted(sys.argv[1:]):
-        sys.exit(supervise(sys.argv[1:]))
-    from normreg.cli import main as cli_main
-
-    cli_main()
-
-
-
 def _prctl(option: int, value: int) -> None:
     try:
         import ctypes
@@ -124,9 +113,10 @@ def _die_with_parent() -> None:  # runs in the second process between fork and e
 def _entry() -> list[str]:
     """How the second process starts as this one did: the same script (the console script, or a wrapper script
     of the user's or of the tests), or `-m normreg.cli` (without the working directory on the path, as the
-    console script has it) when this process was started that way."""
+    console script has it) when this process was started as `-m normreg.cli` or `-m normreg`."""
     script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else None
-    if script is None or not script.is_file() or script == Path(__file__).resolve().parents[1] / "cli.py":
+    package = Path(__file__).resolve().parents[1]
+    if script is None or not script.is_file() or script in (package / "cli.py", package / "__main__.py"):
         return ["-P", "-m", "normreg.cli"]
     return [str(script)]
 
