@@ -349,6 +349,9 @@ def compare(
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
     design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
     correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
+    curve: Annotated[Optional[list[str]], typer.Option(help="Compare this per-epoch metric's learning curves, "
+                                                       "epoch by epoch (repeatable; default: the curves the "
+                                                       "files' suites declare).")] = None,
 ) -> None:
     """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
@@ -358,7 +361,7 @@ def compare(
 
         check_outputs({"--report": report}, inputs=[Path(spec.partition("#")[0]) for spec in (a, b)])
         result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
-                            mode=mode, design=design, correction=correction)
+                            mode=mode, design=design, correction=correction, curves=tuple(curve or ()))
         return _emit(result, report)
 
     guarded(body)

@@ -20,6 +20,7 @@ from normreg.choices import (
 from normreg.environment import fingerprint
 from normreg.errors import InputError
 from normreg.judge.checks import Check
+from normreg.judge.curves import CurveCheck, compare_curves
 from normreg.judge.designs import compare_values
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.stats import adjust
@@ -69,12 +70,15 @@ def compare(
     mode: str = "pair",
     design: str = DEFAULT_DESIGN,
     correction: str = "holm",
+    curves: tuple[str, ...] = (),
 ) -> Report:
     """Compare B (candidate) with A (reference) on every shared metric, or only on `metrics`.
 
     mode "pair": a regression or an improvement fails (the two should match); "baseline": only a regression fails.
     Goal and min_effect come from the files (A's first), unless given. `design` names the statistical test
     (`judge.designs`); `correction` (holm, bonferroni or none) adjusts p-values across all the comparisons made.
+    Learning curves are compared epoch by epoch (`judge.curves`) for the curves the files' suites declare, or for
+    `curves`; curve checks inform and never change the exit code.
     """
     check_choice("--design", design, DESIGNS)
     check_choice("--correction", correction, CORRECTIONS)
@@ -109,9 +113,31 @@ def compare(
             raise InputError(f"{a.source} ({va}) and {b.source} ({vb}) share no metric")
     adjusted = adjust([c.comparison for c in checks], correction)
     checks = [Check(c.suite, c.kind, x) for c, x in zip(checks, adjusted)]
+    curve_checks = [check for va, vb in pairs for check in _curves(a, b, va, vb, curves, level, design, goal,
+                                                                   min_effect)]
     env = fingerprint(None)
     return Report(created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
-                  suites=(), runs=(), checks=tuple(checks), command="compare")
+                  suites=(), runs=(), checks=tuple(checks), command="compare", curves=tuple(curve_checks))
+
+
+def _curves(a: ResultSet, b: ResultSet, va: str, vb: str, asked: tuple[str, ...], alpha: float, design: str,
+            goal: Goal | None, min_effect: float | None) -> list[CurveCheck]:
+    """Curve checks of B's variant `vb` against A's `va`: the curves `asked`, else those the files declare."""
+    ha, hb = a.histories.get(va, {}), b.histories.get(vb, {})
+    declared = {**b.curve_specs, **a.curve_specs}
+    for m in asked:
+        if m not in ha or m not in hb:
+            have = ", ".join(sorted(set(ha) & set(hb))) or "none (runs record them; CSVs and baselines do not)"
+            raise InputError(f"curve '{m}' is not logged per epoch in both {a.source} ({va}) and {b.source} ({vb}); "
+                             f"curves both logged: {have}")
+    out = []
+    for m in asked or [m for m in declared if m in ha and m in hb]:
+        spec = declared.get(m) or a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
+        if goal is not None or min_effect is not None:
+            spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)
+        out.append(compare_curves(ha[m], hb[m], spec, alpha=alpha, design=design, a_name=_label(a, b, va),
+                                  b_name=_label(b, a, vb)))
+    return out
 
 
 make_callable(__name__, "compare")  # `normreg.compare(a, b)` is the public API's normreg.api.compare

@@ -21,6 +21,7 @@ from normreg.errors import InputError
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
+from normreg.judge.curves import CurveCheck, curve_checks
 from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
@@ -282,6 +283,7 @@ def judge_run(plan: RunPlan, execution: Execution, *, ignore_expect: bool = Fals
     checks: list[Check] = []
     problems: list[Problem] = []
     infos: list[SuiteInfo] = []
+    curves: list[CurveCheck] = []
     for s in plan.suites:
         mine = [r for r in execution.results if r.suite == s.name]
         if s.name in execution.staged:
@@ -299,10 +301,11 @@ def judge_run(plan: RunPlan, execution: Execution, *, ignore_expect: bool = Fals
             causes = likely_causes(s, failing)
         checks += c
         problems += p
+        curves += curve_checks(s, mine, ignore_expect)
         infos.append(_suite_info(plan, s, used, stages_run, updated, causes))
     return Report(created=environment["date"], environment=environment, suites=tuple(infos),
                   runs=tuple(sorted(execution.results, key=lambda r: (r.suite, r.variant, r.seed))),
-                  checks=tuple(checks), problems=tuple(problems), command="run")
+                  checks=tuple(checks), problems=tuple(problems), command="run", curves=tuple(curves))
 
 
 def write_report(report: Report, plan: RunPlan) -> Path:

@@ -25,7 +25,9 @@ class TwoDomainDigits(pl.LightningDataModule):
     domains' held-out images, as ``(x, y, domain)`` with ``domain`` 0 for source and 1 for target.
 
     The split depends only on ``split_seed``, never on the run seed, so every variant and every seed is
-    scored on the same held-out images; shuffling of the training batches follows the global seed.
+    scored on the same held-out images; shuffling of the training batches follows the global seed. The
+    validation dataloader serves the same held-out images (without the domain), so that each epoch's
+    validation accuracy draws a learning curve of what the test measures at the end.
     """
 
     def __init__(
@@ -90,6 +92,13 @@ class TwoDomainDigits(pl.LightningDataModule):
             domain: DataLoader(self.train_sets[domain], batch_size=self.batch_size, shuffle=True, drop_last=True)
             for domain in DOMAINS
         }
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.test_set is not None, "call setup() first"
+        # A private generator: every DataLoader draws a base seed when it is iterated, and drawing it from the
+        # global generator would shift the training shuffles of every later epoch.
+        return DataLoader(self.test_set, batch_size=self.test_batch_size, shuffle=False,
+                          generator=torch.Generator().manual_seed(self.split_seed))
 
     def test_dataloader(self) -> DataLoader:
         assert self.test_set is not None, "call setup() first"

@@ -75,6 +75,12 @@ class _TwoDomainClassifier(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        x, y, _ = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(dim=1) == y).float().mean(), on_epoch=True, batch_size=len(y))
+
     def test_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         x, y, domain = batch
         correct = (self(x).argmax(dim=1) == y).float()

@@ -222,6 +222,7 @@ class CartPolePPO(pl.LightningModule):
         self.policy = PolicyNet(n_obs, n_actions, hidden=hidden, norm=norm)
         self.critic = _mlp(n_obs, hidden, 1)
         self.train_envs: ParallelEnvs | None = None
+        self._returns_seen: list[int] = []  # per training env, the episodes already counted in `train_return`
 
     # ---- acting -------------------------------------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class CartPolePPO(pl.LightningModule):
         hp = self.hparams
         seed = (torch.initial_seed() * 1_000) % 2**31
         self.train_envs = ParallelEnvs(hp.env_id, hp.n_envs, seed)
+        self._returns_seen = [0] * hp.n_envs
         dataset = RolloutDataset(
             self, self.train_envs, hp.rollout_len, hp.rollouts_per_epoch, hp.minibatch_size, hp.passes
         )
@@ -294,6 +296,13 @@ class CartPolePPO(pl.LightningModule):
         value_loss = F.mse_loss(self.critic(batch["obs"]).squeeze(-1), batch["return"])
         loss = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * dist.entropy().mean()
         self.log("train_loss", loss, batch_size=len(advantage))
+        # The training episodes that ended since the last step: their mean return, weighted by their number, makes
+        # a per-epoch learning curve that costs no extra episode (test_step's greedy evaluation plays its own).
+        if self.train_envs is not None:
+            new = [r for done, k in zip(self.train_envs.finished, self._returns_seen) for r in done[k:]]
+            self._returns_seen = [len(done) for done in self.train_envs.finished]
+            if new:
+                self.log("train_return", float(np.mean(new)), on_step=False, on_epoch=True, batch_size=len(new))
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -18,6 +18,7 @@ from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_n
 from normreg.judge.baseline import Baseline, metric_specs
 from normreg.names import name_problem
 from normreg.run.results import RunResult, check_run_json, values_from_runs
+from normreg.run.rundir import read_runs
 from normreg.suite.spec import MetricSpec
 
 REPORT_SCHEMA = "normreg.report/1"
@@ -37,6 +38,9 @@ class ResultSet:
     # variant -> metric -> "line 7: seed 3 is nan" for each non-finite value read and left out of `values`
     left_out: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     suite: str | None = None  # the one suite every value comes from, when the file names it
+    # variant -> metric -> seed -> per-epoch values, from the runs of a report or run directory
+    histories: Mapping[str, Mapping[str, Mapping[int, tuple[float, ...]]]] = field(default_factory=dict)
+    curve_specs: Mapping[str, MetricSpec] = field(default_factory=dict)  # the curves the file's suites declare
 
     def suite_of(self, variant: str) -> str | None:
         """The suite `variant`'s values come from: the prefix of a qualified `suite/variant`, else the file's."""
@@ -54,18 +58,27 @@ class ResultSet:
                                      f"({'; '.join(bad)}); remove those rows or mark them status failed")
 
     def select(self, variant: str) -> ResultSet:
-        if variant in self.values:
-            return ResultSet(self.source + "#" + variant, {variant: self.values[variant]}, self.specs, self.alpha,
-                             {variant: self.left_out.get(variant, {})}, self.suite_of(variant))
-        matches = [k for k in self.values if k.split("/")[-1] == variant]
+        matches = [variant] if variant in self.values else [k for k in self.values if k.split("/")[-1] == variant]
         if len(matches) == 1:
             return ResultSet(self.source + "#" + variant, {variant: self.values[matches[0]]}, self.specs,
-                             self.alpha, {variant: self.left_out.get(matches[0], {})}, self.suite_of(matches[0]))
+                             self.alpha, {variant: self.left_out.get(matches[0], {})}, self.suite_of(matches[0]),
+                             histories={variant: self.histories.get(matches[0], {})}, curve_specs=self.curve_specs)
 
         hint = did_you_mean(variant, list(self.values))
         what = "is ambiguous" if matches else "is not in it"
         raise ResultsError(f"{self.source}: variant '{variant}' {what}.{hint} "
                            f"Available: {', '.join(sorted(self.values)) or 'none'}")
+
+
+def histories_from_runs(runs: Iterable[RunResult], qualify: bool) -> dict[str, dict[str, dict[int, tuple]]]:
+    """variant (suite/variant when `qualify`) -> metric -> seed -> per-epoch values, over the successful runs."""
+    out: dict[str, dict[str, dict[int, tuple]]] = {}
+    for r in runs:
+        if r.ok:
+            key = f"{r.suite}/{r.variant}" if qualify else r.variant
+            for m, seq in r.history.items():
+                out.setdefault(key, {}).setdefault(m, {})[r.seed] = tuple(float(x) for x in seq)
+    return out
 
 
 def _alpha(source: str, where: str, value: Any) -> float | None:
@@ -94,8 +107,14 @@ def _from_report(path: Path, data: Mapping[str, Any]) -> ResultSet:
             _alpha(source, f"suites[{i}].alpha", s["alpha"])
     alpha = suites[0].get("alpha") if len(suites) == 1 else None
     names = {r.suite for r in runs}
-    return ResultSet(str(path), values_from_runs(runs, qualify=len(names) > 1), specs, alpha,
-                     suite=next(iter(names)) if len(names) == 1 else None)
+    qualify = len(names) > 1
+    curves = data.get("curves") if isinstance(data.get("curves"), list) else []
+    curve_specs = metric_specs(source, "curves", {c["metric"]: {"goal": c.get("goal", "max"),
+                                                                "min_effect": c.get("min_effect", 0.0)}
+                                                  for c in curves if isinstance(c, dict) and "metric" in c})
+    return ResultSet(str(path), values_from_runs(runs, qualify=qualify), specs, alpha,
+                     suite=next(iter(names)) if len(names) == 1 else None,
+                     histories=histories_from_runs(runs, qualify), curve_specs=curve_specs)
 
 
 def _from_baseline(path: Path, data: Mapping[str, Any]) -> ResultSet:
@@ -114,23 +133,31 @@ def _from_rundir(path: Path) -> ResultSet:
         sets = [_from_rundir(p) for p in subdirs]
         values: dict[str, dict[str, dict[int, float]]] = {}
         left_out: dict[str, Mapping[str, tuple[str, ...]]] = {}
+        histories: dict[str, Mapping[str, Mapping[int, tuple[float, ...]]]] = {}
         specs: dict[str, MetricSpec] = {}
+        curve_specs: dict[str, MetricSpec] = {}
         for p, s in zip(subdirs, sets):
             for v, ms in s.values.items():
                 values[f"{p.name}/{v}" if len(sets) > 1 else v] = dict(ms)
             for v, ms in s.left_out.items():
                 left_out[f"{p.name}/{v}" if len(sets) > 1 else v] = ms
+            for v, hs in s.histories.items():
+                histories[f"{p.name}/{v}" if len(sets) > 1 else v] = hs
             specs.update(s.specs)
+            curve_specs.update(s.curve_specs)
         return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out,
-                         sets[0].suite if len(sets) == 1 else None)
+                         sets[0].suite if len(sets) == 1 else None, histories=histories, curve_specs=curve_specs)
     meta = read_json(meta_path) if meta_path.exists() else {}
     if not isinstance(meta, dict):
         raise ResultsError(f"{meta_path}: expected a JSON object, found {describe_value(meta)}")
     rs = _from_csv(csv_path)
     specs = metric_specs(str(meta_path), "metrics", meta.get("metrics", {}))
+    curve_specs = metric_specs(str(meta_path), "curves", meta.get("curves") or {})
     alpha = _alpha(str(meta_path), "alpha", meta["alpha"]) if "alpha" in meta else None
     name = meta.get("suite") if isinstance(meta.get("suite"), str) else None
-    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out, rs.suite or name)
+    histories = histories_from_runs(read_runs(path / "runs.jsonl"), qualify=False)
+    return ResultSet(str(path), rs.values, specs or rs.specs, alpha, rs.left_out, rs.suite or name,
+                     histories=histories, curve_specs=curve_specs)
 
 
 def _from_csv(path: Path) -> ResultSet:

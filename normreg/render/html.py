@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from normreg.audit.findings import AuditReport
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
+from normreg.judge.curves import CurveCheck
 from normreg.render.escape import html_text as escape
 from normreg.render.labels import (
     EN_DASH,
@@ -38,6 +39,7 @@ from normreg.render.labels import (
     pairing_note,
     signed,
     status,
+    verdict_shown,
 )
 from normreg.render.summary import describe, group_problems
 from normreg.report.model import Report, SuiteInfo
@@ -236,6 +238,38 @@ def _problems(problems: Sequence[Any]) -> str:
     return f"<h3>Problems</h3><ul>{''.join(items)}</ul>"
 
 
+def curves_html(curves: Sequence[CurveCheck]) -> str:
+    """Each curve check: its summary, the figure (mean ± sd per variant, parted epochs shaded), and its per-epoch
+    differences with the intervals the verdicts used, folded."""
+    from normreg.render.plots import curve_check_figure
+
+    if not curves:
+        return ""
+    parts = ["<h3>Curve checks</h3><p class=meta>Each metric's learning curves, variant against reference, at "
+             "every epoch; the chance of a false parted epoch is held at alpha over all epochs of a metric (the "
+             "per-epoch level is shown). They inform unless the suite says <code>curves: {fail: true}</code>.</p>"]
+    for c in curves:
+        cls = "v-fail" if c.failed else ("v-xfail" if c.parted else "v-ok")
+        parts.append(f'<p class="{cls}">{escape(c.summary)}</p>')
+        if not c.epochs:
+            continue
+        parts.append(_img(curve_check_figure(c), f"curves of {c.metric}: {c.b} vs {c.a}"))
+        rows = "".join(
+            f'<tr class="{"fail" if e.verdict in ("regressed", "improved") else ""}"><td class=num>{i}</td>'
+            f"<td class=num>{escape(mean_pm_sd(e.mean_a, e.sd_a, EN_DASH))}</td>"
+            f"<td class=num>{escape(mean_pm_sd(e.mean_b, e.sd_b, EN_DASH))}</td>"
+            f"<td class=num>{escape(signed(e.diff))}</td><td class=num>{escape(interval(e))}</td>"
+            f"<td>{escape(verdict_shown(e))}</td></tr>" for i, e in enumerate(c.epochs, start=1))
+        level_text = "" if c.level is None else f" at the per-epoch level {c.level:.3g}"
+        parts.append(f"<details><summary>per-epoch differences{escape(level_text)} ({escape(c.design)}, "
+                     f"min_effect {c.min_effect:g}, seeds {escape(', '.join(map(str, c.seeds)))})</summary>"
+                     f"<table><tr><th>epoch</th><th>{escape(c.a)} mean ± sd</th><th>{escape(c.b)} mean ± sd</th>"
+                     f"<th>diff</th><th>CI</th><th>verdict</th></tr>{rows}</table></details>")
+        if c.note:
+            parts.append(f"<p class=meta>{escape(c.note)}</p>")
+    return "\n".join(parts)
+
+
 def suite_html(report: Report, suite: SuiteInfo) -> str:
     from normreg.render.plots import curves_figure, seeds_figure
 
@@ -265,6 +299,7 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
         parts.append("<h3>Learning curves</h3><p class=meta>Per-epoch values logged during training, one line per "
                      "seed.</p>")
         parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
+    parts.append(curves_html([c for c in report.curves if c.suite == suite.name]))
     parts.append(audit_html(suite.audit))
     changed = dict(first_per_suite(checks, lambda c: c.suite_changes)).get(suite.name, ())
     if changed:
@@ -292,6 +327,7 @@ def render_html(report: Report) -> str:
     body.append(_problems([p for p in report.problems if p.suite not in {s.name for s in report.suites}]))
     for s in report.suites:
         body.append(suite_html(report, s))
+    body.append(curves_html([c for c in report.curves if c.suite not in {s.name for s in report.suites}]))
     if not report.suites:
         body.append(environment_html(report.environment, None, {}))
     return _page(f"normreg report: {report.verdict}", body)

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 from normreg.judge.checks import Check, Problem
+from normreg.judge.curves import CurveCheck
 from normreg.render.escape import xml_text
 from normreg.render.labels import (
     JUNIT,
@@ -67,6 +68,21 @@ def _check_case(parent: ET.Element, check: Check) -> str:
     return "pass"
 
 
+def _curve_case(parent: ET.Element, curve: CurveCheck) -> str:
+    """A curve check is a test case that fails only where the suite asks (`curves: {fail: true}`)."""
+    case = ET.SubElement(parent, "testcase", name=f"{curve.suite or 'compare'}.curve.{curve.metric}.{curve.a}_vs_"
+                                                  f"{curve.b}", classname=f"normreg.{curve.suite or 'compare'}",
+                         time="0")
+    detail = curve.summary
+    if curve.parted:
+        detail += f"\nparted at epochs {', '.join(map(str, curve.parted))}; per-epoch level {curve.level:.3g}"
+    if curve.failed:
+        ET.SubElement(case, "failure", message=curve.summary, type="curves_parted").text = detail
+        return "failure"
+    ET.SubElement(case, "system-out").text = detail
+    return "pass"
+
+
 def _problem_case(parent: ET.Element, problem: Problem, name: str) -> str:
     case = ET.SubElement(parent, "testcase", name=name, classname=f"normreg.{problem.suite}", time="0")
     message = problem_message(problem)
@@ -84,7 +100,8 @@ def _problem_case(parent: ET.Element, problem: Problem, name: str) -> str:
 def render_junit(report: Report) -> str:
     """The report as a JUnit XML document (UTF-8 text with an XML declaration)."""
     suites = [s.name for s in report.suites]
-    for name in [c.suite for c in report.checks] + [p.suite for p in report.problems]:
+    for name in [c.suite for c in report.checks] + [p.suite for p in report.problems] + \
+            [c.suite for c in report.curves]:
         if name not in suites:
             suites.append(name)
     root = ET.Element("testsuites", name="normreg")
@@ -99,6 +116,7 @@ def render_junit(report: Report) -> str:
         for k, v in sorted(report.environment.items()):
             ET.SubElement(props, "property", name=k, value="" if v is None else str(v))
         counts: Counter[str] = Counter(_check_case(ts, c) for c in checks)
+        counts.update(_curve_case(ts, c) for c in report.curves if c.suite == name)
         used: Counter[str] = Counter()
         for p in problems:
             base = f"{p.suite}.{p.variant}.{p.kind}" + ("" if p.seed is None else f".seed{p.seed}")

@@ -116,6 +116,13 @@ def render_markdown(report: Report) -> str:
             lines.append("")
     else:
         lines += ["No comparisons.", ""]
+    if report.curves:
+        lines += ["**Curves** (epoch by epoch; they inform unless the suite says `curves: {fail: true}`)", ""]
+        for c in report.curves:
+            tag = " ❌ fails the run" if c.failed else ""
+            suite = f"{_md(c.suite)}: " if c.suite else ""
+            lines.append(f"- {suite}{_md(c.summary)}{tag}")
+        lines.append("")
     if report.problems:
         lines += ["**Problems**", ""]
         for g in group_problems(report.problems):

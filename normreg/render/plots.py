@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
+from normreg.judge.curves import CurveCheck
 from normreg.judge.stats import mean_sd, t_half_width
 from normreg.report.history import NightPoint
 
@@ -183,6 +184,55 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
         axes[k // cols][k % cols].set_visible(False)
     handles = [Line2D([], [], color=COLORS[j % len(COLORS)], label=v) for j, v in enumerate(variants)]
     fig.legend(handles=handles, loc="lower center", ncols=min(len(variants), 6), fontsize=8, frameon=False)
+    return _png(fig)
+
+
+PARTED_COLOR = "#f4c7c3"
+EQUIVALENT_COLOR = "#d8ecd9"
+
+
+@_plain_text
+def curve_check_figure(check: CurveCheck) -> bytes:
+    """A curve check: above, each variant's mean ± sd over the seeds at every epoch, the epochs where the curves
+    part shaded red (shown equivalent: green); below, the difference with the interval each epoch's verdict used
+    and the ±min_effect margin."""
+    epochs = range(1, check.n_epochs + 1)
+    fig = _figure(6.4, 4.4)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    for ax in (top, bottom):
+        for e in check.parted:
+            ax.axvspan(e - 0.5, e + 0.5, color=PARTED_COLOR, lw=0, zorder=0)
+        for e in check.equivalent:
+            ax.axvspan(e - 0.5, e + 0.5, color=EQUIVALENT_COLOR, lw=0, zorder=0)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for j, (name, means, sds) in enumerate((
+            (check.a, [c.mean_a for c in check.epochs], [c.sd_a for c in check.epochs]),
+            (check.b, [c.mean_b for c in check.epochs], [c.sd_b for c in check.epochs]))):
+        color = COLORS[j]
+        m = [math.nan if x is None else x for x in means]
+        sd = [0.0 if x is None else x for x in sds]
+        top.fill_between(epochs, [x - y for x, y in zip(m, sd)], [x + y for x, y in zip(m, sd)], color=color,
+                         alpha=0.2, lw=0)
+        top.plot(epochs, m, color=color, lw=1.6, marker="." if check.n_epochs < 30 else None, label=f"{name} mean ± sd")
+    top.legend(fontsize=7, frameon=False, loc="best")
+    better = "higher" if check.goal == "max" else "lower"
+    top.set_title(f"{check.metric}: {check.b} vs {check.a} ({better} is better)", fontsize=9)
+    diffs = [math.nan if c.diff is None else c.diff for c in check.epochs]
+    low = [d - c.ci_low if c.ci_low is not None and math.isfinite(c.ci_low) else 0.0
+           for d, c in zip(diffs, check.epochs)]
+    high = [c.ci_high - d if c.ci_high is not None and math.isfinite(c.ci_high) else 0.0
+            for d, c in zip(diffs, check.epochs)]
+    bottom.errorbar(epochs, diffs, yerr=[low, high], fmt="o", ms=3, color="#333333", capsize=2, lw=1)
+    bottom.axhline(0.0, color="#777777", lw=0.8)
+    for sign in (-1, 1):
+        if check.min_effect > 0:
+            bottom.axhline(sign * check.min_effect, color=FAIL_COLOR, lw=0.8, ls="--")
+    from matplotlib.ticker import MaxNLocator
+
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_ylabel(f"{check.b} − {check.a}", fontsize=8)
+    bottom.set_xlabel("epoch (red: parted beyond ±min_effect; green: shown within it)", fontsize=8)
     return _png(fig)
 
 

@@ -42,6 +42,19 @@ def render_table(checks: Sequence[Check]) -> str:
     return "\n".join(text_table(head, rows))
 
 
+def render_curves(report: Report) -> str:
+    """One line per curve check: where the two variants' learning curves part, or that they do not."""
+    lines = []
+    for c in report.curves:
+        tag = " [fails the run]" if c.failed else ""
+        suite = f"{c.suite} " if c.suite else ""
+        lines.append(f"  {suite}{c.summary}{tag}")
+        if c.note and c.epochs:
+            lines.append(f"    ({c.note})")
+    return ("Curves (epoch by epoch, each metric's error held at its alpha over all epochs; they inform unless the "
+            "suite says curves: {fail: true}):\n" + "\n".join(lines))
+
+
 def _likely_causes(report: Report) -> list[str]:
     """One line per audit error finding on a variant whose pair check failed or failed as expected."""
     lines = []
@@ -98,6 +111,8 @@ def render(report: Report) -> str:
                          "over shared seeds.")
     else:
         parts.append("No comparisons.")
+    if report.curves:
+        parts.append(render_curves(report))
     causes = _likely_causes(report)
     if causes:
         parts.append("Likely cause (normreg audit, no training):\n" + "\n".join(causes))

@@ -32,6 +32,7 @@ from normreg.errors import ResultsError, printable
 from normreg.fileio import check_fields, check_schema, describe_value, finite_number, read_json
 from normreg.judge.baseline import metric_specs
 from normreg.judge.checks import Check, Problem
+from normreg.judge.curves import CurveCheck
 from normreg.judge.stats import Comparison
 from normreg.names import Role, name_problem
 from normreg.report.model import SCHEMA, SUITE_JSON_HINTS, Report, SuiteInfo
@@ -218,7 +219,7 @@ def check_report(data: Mapping[str, Any], source: str) -> None:
     for key, kind in (("created", str), ("command", str)):
         if key in data and not isinstance(data[key], kind):
             raise ResultsError(f"{source}: {key}: expected a string, found {describe_value(data[key])}")
-    for key in ("suites", "runs", "comparisons", "problems"):
+    for key in ("suites", "runs", "comparisons", "problems", "curves"):
         if not isinstance(data.get(key, []), list):
             raise ResultsError(f"{source}: {key}: expected a list, found {describe_value(data[key])}")
     if not isinstance(data.get("environment") or {}, dict):
@@ -256,8 +257,10 @@ def report_from_json(data: Any, source: str = "<report>") -> ReportFile:
                              suite_changes=tuple(str(x) for x in c.get("suite_changes") or ()))
                        for c in data.get("comparisons", []))
         problems = tuple(_problem(p) for p in data.get("problems", []))
+        curves = tuple(CurveCheck.from_json(c) for c in data.get("curves", []))
         report = Report(created=data["created"], environment=data.get("environment") or {}, suites=suites,
-                        runs=runs, checks=checks, problems=problems, command=data.get("command", "run"))
+                        runs=runs, checks=checks, problems=problems, command=data.get("command", "run"),
+                        curves=curves)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
         raise ResultsError(f"{source}: malformed report ({what}); regenerate it with 'normreg run' or "

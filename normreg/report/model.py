@@ -1,7 +1,9 @@
 """The report: what ran, every per-seed value, every comparison with its verdict, and the overall outcome.
 
 Schema `normreg.report/1` (documented in the README) is what a nightly CI job reads. The outcome and exit code
-are derived from the checks, never stored twice in memory.
+are derived from the checks, never stored twice in memory. The version changes only when a reader of the old
+version would misread a new report; keys added beside the old ones (`curves`) keep it, since readers take the
+keys they know and keep the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from normreg.audit.findings import AuditReport
 from normreg.choices import DEFAULT_DESIGN
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
+from normreg.judge.curves import CurveCheck
 from normreg.run.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
 
@@ -89,12 +92,14 @@ class Report:
     checks: tuple[Check, ...]
     problems: tuple[Problem, ...] = ()
     command: str = "run"
+    curves: tuple[CurveCheck, ...] = ()  # learning curves compared epoch by epoch (they inform unless told to fail)
 
     @property
     def verdict(self) -> str:
         if any(p.kind in ("run_failed", "write_failed") and not p.expected for p in self.problems):
             return "error"
-        if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems):
+        if any(c.failed for c in self.checks) or any(p.kind != "run_failed" for p in self.problems) or \
+                any(c.failed for c in self.curves):
             return "fail"
         return "pass"
 
@@ -103,7 +108,7 @@ class Report:
         return {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_ERROR}[self.verdict]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema": SCHEMA,
             "normreg_version": normreg.__version__,
             "command": self.command,
@@ -116,6 +121,9 @@ class Report:
             "comparisons": [c.to_json() for c in self.checks],
             "problems": [p.to_json() for p in self.problems],
         }
+        if self.curves:  # only where a suite declares curves: other reports stay as they were
+            d["curves"] = [c.to_json() for c in self.curves]
+        return d
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())

@@ -206,6 +206,7 @@ class RunDir:
                       "spending": suite.stats.spending},
             "seed_plan": {"min": suite.seed_plan.min, "max": suite.seed_plan.max} if suite.seed_plan else None,
             "metrics": metrics_to_json(suite.metrics),
+            "curves": metrics_to_json(suite.curves.metrics),
             "content": dict(suite.content),
             "environment": dict(environment),
         })

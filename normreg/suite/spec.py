@@ -69,6 +69,15 @@ def metrics_to_json(metrics: Sequence[MetricSpec]) -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    """`curves:` in a suite: the per-epoch metrics whose learning curves are compared, variant against reference,
+    epoch by epoch (`judge.curves`), and whether a curve that parts fails the run (by default curves inform)."""
+
+    metrics: tuple[MetricSpec, ...] = ()
+    fail: bool = False
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     """`stats:` in a suite. `correction` applies across every check of the suite; `spending` only to staged seeds."""
 
@@ -135,10 +144,11 @@ class Suite:
     expect: Mapping[str, Mapping[str, str]]  # variant -> metric -> expected verdict ("*" = every metric)
     digest: str  # sha256 of the validated content: comments and key order do not change it
     seed_plan: SeedPlan | None = None  # staged (sequential) seeding; None: run every seed at once
+    curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
     run_timeout: float | None = None  # seconds one run may take before it is ended and recorded failed; None: any
-    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key` left out. A baseline keeps it,
-    # so that a changed suite is reported with the keys that changed.
+    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key`, `run_timeout` and `curves`
+    # left out. A baseline keeps it, so that a changed suite is reported with the keys that changed.
     content: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -566,8 +576,8 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 def _build_suite(doc: _Doc) -> Suite:
     top = doc.data
     _check_keys(doc, (), top, ("name", "description", "data", "trainer", "seeds", "metrics", "reference",
-                               "variants", "stats", "expect", "baseline_key", "run_timeout"),
-                 required=("metrics", "variants"))
+                               "variants", "stats", "expect", "baseline_key", "run_timeout", "curves"),
+                required=("metrics", "variants"))
     name = top.get("name", doc.path.stem)
     problem = name_problem(name, "suite")
     if problem:
@@ -587,17 +597,7 @@ def _build_suite(doc: _Doc) -> Suite:
         raise doc.error(("metrics",), "expected at least one metric, e.g. test_acc: {goal: max, min_effect: 0.01}")
     metrics = []
     for mname, spec in raw_metrics.items():
-        keys = ("metrics", str(mname))
-        problem = name_problem(mname, "metric")
-        if problem:
-            raise doc.error(keys, problem)
-        spec = _mapping(doc, keys, spec if spec is not None else {})
-        _check_keys(doc, keys, spec, ("goal", "min_effect"))
-        goal = spec.get("goal", "max")
-        if goal not in GOALS:
-            raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
-        min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
-        metrics.append(MetricSpec(name=str(mname), goal=goal, min_effect=min_effect))
+        metrics.append(_metric_spec(doc, ("metrics", str(mname)), mname, spec))
 
     raw_variants = _mapping(doc, ("variants",), top["variants"])
     if not raw_variants:
@@ -634,6 +634,7 @@ def _build_suite(doc: _Doc) -> Suite:
         choices[key] = choice
 
     expect = _expect(doc, top.get("expect"), names, reference, [m.name for m in metrics])
+    curves = _curves(doc, top.get("curves"), {m.name: m for m in metrics})
     baseline_key = top.get("baseline_key", "none")
     if baseline_key not in ("none", *BASELINE_KEYS):
         allowed = ("none", *BASELINE_KEYS)
@@ -645,15 +646,71 @@ def _build_suite(doc: _Doc) -> Suite:
             run_timeout = parse_duration(top["run_timeout"])
         except ValueError as e:
             raise doc.error(("run_timeout",), str(e)) from None
-    # where baselines are kept, and how long a run may take, do not change results: left out of the digest
-    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout")}
+    # Where baselines are kept and how long a run may take do not change results, and curve checks add checks
+    # without changing a run or any other check: all three are left out of the digest, so declaring curves neither
+    # marks the suite changed against its baseline nor sets its reports apart from earlier nights in `history`.
+    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
+        curves=curves,
         baseline_key=None if baseline_key == "none" else baseline_key, run_timeout=run_timeout,
     )
+
+
+def _metric_spec(doc: _Doc, keys: tuple[str, ...], name: Any, spec: Any) -> MetricSpec:
+    """`{goal, min_effect}` of the metric `name` (at `keys`), checked: under `metrics:` and in `curves:`."""
+    problem = name_problem(name, "metric")
+    if problem:
+        raise doc.error(keys, problem)
+    spec = _mapping(doc, keys, spec if spec is not None else {})
+    _check_keys(doc, keys, spec, ("goal", "min_effect"))
+    goal = spec.get("goal", "max")
+    if goal not in GOALS:
+        raise doc.error(keys + ("goal",), f"expected 'max' or 'min', but found {_kind(goal)}")
+    min_effect = _number(doc, keys + ("min_effect",), spec.get("min_effect", 0.0), low=0.0)
+    return MetricSpec(name=str(name), goal=goal, min_effect=min_effect)
+
+
+def _curves(doc: _Doc, raw: Any, metrics: Mapping[str, MetricSpec]) -> CurveConfig:
+    """`curves: [val_acc, {val_loss: {goal: min, min_effect: 0.02}}]`, or `curves: {metrics: [...], fail: true}`.
+    A bare name takes its goal and min_effect from `metrics:`; a name that is not there must give them."""
+    if raw is None:
+        return CurveConfig()
+    keys: tuple[str, ...] = ("curves",)
+    fail = False
+    if isinstance(raw, dict):
+        _check_keys(doc, keys, raw, ("metrics", "fail"), required=("metrics",))
+        fail = raw.get("fail", False)
+        if not isinstance(fail, bool):
+            raise doc.error(keys + ("fail",), f"expected true or false, but found {_kind(fail)}")
+        raw, keys = raw["metrics"], keys + ("metrics",)
+    if isinstance(raw, dict):  # {val_loss: {goal: min, min_effect: 0.02}, ...}
+        raw = [{k: v} for k, v in raw.items()]
+    if not isinstance(raw, list) or not raw:
+        raise doc.error(keys, f"expected a list of per-epoch metric names (e.g. [val_loss, val_acc]), but found "
+                              f"{_kind(raw)}")
+    specs: list[MetricSpec] = []
+    for i, item in enumerate(raw):
+        ikeys = keys + (str(i),)
+        if isinstance(item, dict) and len(item) == 1:
+            name, spec = next(iter(item.items()))
+            specs.append(_metric_spec(doc, ikeys + (str(name),), name, spec))
+        elif isinstance(item, str) and item in metrics:
+            specs.append(metrics[item])
+        elif isinstance(item, str):
+            raise doc.error(ikeys, f"'{item}' is not under 'metrics', so its goal and min_effect are unknown: "
+                                   f"write {{{item}: {{goal: max, min_effect: 0.01}}}} (with its own values)")
+        else:
+            raise doc.error(ikeys, f"expected a metric name or {{name: {{goal, min_effect}}}}, but found "
+                                   f"{_kind(item)}")
+    names = [m.name for m in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise doc.error(keys, f"the curve of {', '.join(dupes)} is named twice; name each once")
+    return CurveConfig(metrics=tuple(specs), fail=fail)
 
 
 def _expect(doc: _Doc, raw: Any, variants: list[str], reference: str,
