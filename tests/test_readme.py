@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from normreg.cli import app
-from normreg.suite.spec import load_suite
+from normreg.suite.spec import SUITE_KEYS, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -104,24 +104,13 @@ def test_pytest_plugin_options_in_the_docs_exist() -> None:
 def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
     table = section(PAGES["docs/suites.md"], "# Suite format")
     keys = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
-    assert set(keys) == {
-        "name",
-        "description",
-        "data",
-        "trainer",
-        "seeds",
-        "metrics",
-        "reference",
-        "variants",
-        "expect",
-        "stats",
-        "baseline_key",
-    }
+    assert set(keys) == set(SUITE_KEYS)  # every key the loader takes, and no other
     (tmp_path / "s.yaml").write_text(
         "name: s\ndescription: every key\ndata: m:D\ntrainer: {max_epochs: 1}\nseeds: 2\n"
         "metrics: {acc: {goal: max, min_effect: 0.01}}\nreference: a\n"
         "variants: {a: {model: m:A}, b: {model: m:B}}\nexpect: {b: regressed}\n"
         "stats: {alpha: 0.05, design: paired, correction: holm, spending: pocock}\nbaseline_key: device\n"
+        "run_timeout: 30m\ncurves: [acc]\n"
     )
     suite = load_suite(tmp_path / "s.yaml")
     assert suite.expected("b", "acc") == "regressed" and suite.stats.design == "paired"
