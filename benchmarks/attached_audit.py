@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from normreg.audit import likely_causes
-    from normreg.audit.preflight import preflight
+    from normreg.auditing import likely_causes
+    from normreg.auditing.preflight import preflight
     from normreg.suite.spec import load_suite
 
     for name, buggy in STORIES:

@@ -28,8 +28,8 @@ NORMREG = [sys.executable, "-m", "normreg.cli"]
 def _fixture_reports(tmp: Path) -> tuple[Path, Path]:
     """Two small reports made with the fake runner, for timing `compare` alone."""
     sys.path.insert(0, str(ROOT))
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     suite = tmp / "bench.yaml"
     suite.write_text("metrics: {acc: {goal: max, min_effect: 0.01}}\nseeds: 5\nvariants:\n"

@@ -5,7 +5,7 @@ The Python API, for scripts and notebooks (each returns the report object the ma
     import normreg
     report = normreg.run("suites/domain_adapt.yaml")      # normreg.report.model.Report; .exit_code, .checks
     report = normreg.compare("baselines/x.json", "runs/20261128-031700/report.json")
-    findings = normreg.audit("suites/domain_adapt.yaml")  # normreg.audit.findings.AuditReport
+    findings = normreg.audit("suites/domain_adapt.yaml")  # normreg.auditing.findings.AuditReport
 
 They are imported on first use, so `import normreg` stays light (no torch, no Lightning, no scipy).
 """

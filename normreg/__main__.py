@@ -1,7 +1,7 @@
 """`normreg`, the console script, and `python -m normreg`.
 
 A command that runs user code (`run`, `audit`, `plan`, `bisect`) starts here as the supervising first process of
-normreg.run.supervisor, without importing the command line's own modules (typer: about 0.3 s); every other
+normreg.execution.supervisor, without importing the command line's own modules (typer: about 0.3 s); every other
 command goes straight to `normreg.cli.main`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from normreg.run.supervisor import supervise, wanted
+from normreg.execution.supervisor import supervise, wanted
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from normreg.choices import DEFAULT_DESIGN
 
 if TYPE_CHECKING:
-    from normreg.audit.findings import AuditReport
+    from normreg.auditing.findings import AuditReport
+    from normreg.execution.executor import Executor, ExecutorOptions
     from normreg.report.model import Report
-    from normreg.run.executor import Executor, ExecutorOptions
 
 PathLike = str | Path
 
@@ -29,8 +29,8 @@ def run(suites: PathLike | Sequence[PathLike], *, seeds: int | str | None = None
     `executor`: what trains, an Executor or a registered name ("local", "ray", "slurm"), built with
     `executor_options` (its Options, or {field: value}, e.g. {"partition": "gpu"}); `workers` is the local
     executor's worker processes."""
+    from normreg.execution.executor import make_executor, option_values, options_for
     from normreg.pipeline import run_suites
-    from normreg.run.executor import make_executor, option_values, options_for
 
     paths = [suites] if isinstance(suites, (str, Path)) else list(suites)
     out_dir = Path(out) if out is not None else None  # None: a new runs/<timestamp>, removed if nothing trains
@@ -47,7 +47,7 @@ def compare(a: PathLike, b: PathLike, *, metrics: Sequence[str] = (), alpha: flo
             correction: str = "holm") -> Report:
     """`normreg compare`: verdicts between two result sets on disk (report, run directory, baseline or tidy
     CSV, each optionally `PATH#variant`); trains nothing."""
-    from normreg.compare import compare as compare_sets
+    from normreg.comparison import compare as compare_sets
 
     return compare_sets(str(a), str(b), metrics=tuple(metrics), alpha=alpha, goal=goal, min_effect=min_effect,
                         mode=mode, design=design, correction=correction)
@@ -56,6 +56,6 @@ def compare(a: PathLike, b: PathLike, *, metrics: Sequence[str] = (), alpha: flo
 def audit(suite: PathLike, *, variants: Sequence[str] = (), seed: int | None = None,
           overrides: Sequence[str] = ()) -> AuditReport:
     """`normreg audit`: the BatchNorm-trap findings of a suite's models, without training."""
-    from normreg.audit.run import audit_suite
+    from normreg.auditing.run import audit_suite
 
     return audit_suite(suite, variants=tuple(variants), seed=seed, overrides=tuple(overrides))

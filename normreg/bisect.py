@@ -29,13 +29,13 @@ from typing import Any
 
 from normreg.environment import COMPARED_KEYS, fingerprint
 from normreg.errors import InputError, NormregError, did_you_mean
+from normreg.execution.executor import ExecutorOptions, make_executor, option_values, options_for
+from normreg.execution.results import RunResult
 from normreg.fileio import write_json_atomic
 from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison
 from normreg.report.bisect import BisectResult, Step
-from normreg.run.executor import ExecutorOptions, make_executor, option_values, options_for
-from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
 
 # ------------------------------------------------------------------------------------------------- git
@@ -163,7 +163,7 @@ def execute_in_subprocess(worktree: Path, suite_path: Path, variant: str, seeds:
 
 def run_child(args: Mapping[str, Any]) -> None:
     """The body of the training process: load the suite as it is at this commit and run the variant's seeds."""
-    from normreg.run.executor import Job
+    from normreg.execution.executor import Job
 
     out = Path(args["out"])
 

@@ -23,8 +23,8 @@ except ImportError:  # pragma: no cover
 
 from normreg.choices import DEFAULT_DESIGN, DESIGNS
 from normreg.errors import InputError, NormregError, printable
-from normreg.run.executor import executor_names, make_executor  # tests put a fake in make_executor
-from normreg.run.supervisor import resume_command
+from normreg.execution.executor import executor_names, make_executor  # tests put a fake in make_executor
+from normreg.execution.supervisor import resume_command
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
@@ -97,7 +97,7 @@ def _fail(exc: BaseException) -> None:
 
 def guarded(fn: Callable[[], int]) -> None:
     """Run a command body; map its outcome and its errors to exit codes."""
-    from normreg.run.executor import Interrupted
+    from normreg.execution.executor import Interrupted
 
     try:
         code = fn()
@@ -126,10 +126,10 @@ def guarded(fn: Callable[[], int]) -> None:
 def _stopped(e: KeyboardInterrupt) -> None:
     """A stop outside training (Interrupted covers training): exit 128 + the signal, in one line. A
     KeyboardInterrupt that no signal caused was raised by user code (at import, in `__init__`): a failed run."""
-    from normreg.run.executor import RECEIVED, Interrupted
+    from normreg.execution.executor import RECEIVED, Interrupted
 
     if not RECEIVED:
-        from normreg.run.failure import describe_error
+        from normreg.execution.failure import describe_error
 
         if _state["debug"]:
             traceback.print_exception(e)
@@ -183,12 +183,12 @@ def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., 
 
 def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command `--executor NAME` and every executor's own options, made from the executors' `Options`
-    dataclasses (normreg/run/executors/), as output formats give theirs; the command receives the name as
+    dataclasses (normreg/execution/executors/), as output formats give theirs; the command receives the name as
     `executor` and the options given as `executor_options` ({param: value}), for `options_from_cli`."""
     import functools
     import inspect
 
-    from normreg.run.executor import cli_options
+    from normreg.execution.executor import cli_options
 
     made = [inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[o.kind], typer.Option(o.flag, help=o.help, min=o.min, metavar=o.metavar)])  # type: ignore[valid-type]
@@ -262,8 +262,8 @@ def run(
     """Train every variant of each suite across seeds and judge pairs and baselines."""
 
     def body() -> int:
+        from normreg.execution.executor import options_from_cli
         from normreg.fileio import check_output_folder, check_outputs
-        from normreg.run.executor import options_from_cli
         from normreg.suite.spec import discover, load_suites
 
         # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
@@ -356,7 +356,7 @@ def compare(
     """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
 
     def body() -> int:
-        from normreg.compare import compare as do_compare
+        from normreg.comparison import compare as do_compare
         from normreg.fileio import check_outputs
 
         check_outputs({"--report": report}, inputs=[Path(spec.partition("#")[0]) for spec in (a, b)])
@@ -404,7 +404,7 @@ def plan(
 
         display = _progress()
 
-        from normreg.run.executor import options_from_cli
+        from normreg.execution.executor import options_from_cli
 
         options = options_from_cli(executor, executor_options or {})
 
@@ -561,9 +561,9 @@ def bisect_cmd(
 
     def body() -> int:
         from normreg.bisect import bisect
+        from normreg.execution.executor import options_from_cli
         from normreg.fileio import check_outputs
         from normreg.render.bisect import render_bisect, render_step
-        from normreg.run.executor import options_from_cli
 
         check_outputs({"--report": report}, inputs=[suite])
         options = options_from_cli(executor, executor_options or {})
@@ -593,7 +593,7 @@ def audit(
     """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
 
     def body() -> int:
-        from normreg.audit import audit_suite
+        from normreg.auditing import audit_suite
         from normreg.fileio import check_outputs
         from normreg.render.audit import render_audit
 
@@ -623,8 +623,8 @@ def repro(
     """Write one (variant, seed) run as a standalone Python script, without normreg, printing the same values."""
 
     def body() -> int:
+        from normreg.execution.repro import repro_script
         from normreg.fileio import check_outputs, write_text_atomic
-        from normreg.run.repro import repro_script
         from normreg.suite.spec import load_suite
 
         check_outputs({"--output": output}, inputs=[suite])
@@ -642,13 +642,13 @@ def repro(
 
 def main() -> None:
     """The command line (the console script starts in normreg.__main__.main, which comes here). Commands
-    that run user code run in a second process that user code cannot end unnoticed (normreg/run/supervisor.py):
+    that run user code run in a second process that user code cannot end unnoticed (normreg/execution/supervisor.py):
     the first only waits for its verdict. A command that imported torch
     (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit
     handler runs and the output is flushed, but torch and Lightning are not torn down module by module, which took
     2.1 s of the flagship's wall time on 2 cores and does nothing a user needs. Everything else exits as usual."""
-    from normreg.run import supervisor
-    from normreg.run.executor import stop_on_signals
+    from normreg.execution import supervisor
+    from normreg.execution.executor import stop_on_signals
 
     if supervisor.wanted(sys.argv[1:]):
         sys.exit(supervisor.supervise(sys.argv[1:]))

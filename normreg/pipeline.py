@@ -15,9 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from normreg.audit.findings import AuditReport
+from normreg.auditing.findings import AuditReport
 from normreg.environment import fingerprint
 from normreg.errors import InputError
+from normreg.execution.events import Progress
+from normreg.execution.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
+from normreg.execution.results import RunResult
+from normreg.execution.rundir import RunDir, new_run_dir
+from normreg.execution.supervisor import note_phase, note_run_dir
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
@@ -25,11 +30,6 @@ from normreg.judge.curves import CurveCheck, curve_checks
 from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
-from normreg.run.events import Progress
-from normreg.run.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
-from normreg.run.results import RunResult
-from normreg.run.rundir import RunDir, new_run_dir
-from normreg.run.supervisor import note_phase, note_run_dir
 from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
 
 
@@ -104,7 +104,7 @@ def plan_run(paths: Sequence[str | Path] | Sequence[Suite], *, device: Callable[
             rundir.check_resumable(suites)  # a changed suite fails here, before anything is built
         check_output_dir(rundir.path, "the run directory")  # a read-only or full disk: found now, not at the end
         if check_targets:
-            from normreg.audit.preflight import check_options, preflight
+            from normreg.auditing.preflight import check_options, preflight
 
             # Lightning's import and the accelerators first, then the executor's start (its workers import torch
             # too: started before, they competed with this process's import on a busy machine, and a mistake took
@@ -296,7 +296,7 @@ def judge_run(plan: RunPlan, execution: Execution, *, ignore_expect: bool = Fals
         failing = sorted({ch.comparison.b for ch in c if ch.kind == "pair" and (ch.failed or ch.expected_failure)})
         causes = None
         if audit and failing:
-            from normreg.audit import likely_causes  # never raises: an audit failure must not break a run
+            from normreg.auditing import likely_causes  # never raises: an audit failure must not break a run
 
             causes = likely_causes(s, failing)
         checks += c

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from normreg.run.executor import make_executor  # the one factory; tests put a fake one here
+from normreg.execution.executor import make_executor  # the one factory; tests put a fake one here
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +42,7 @@ def executor_options(config: pytest.Config) -> dict[str, Any]:
     """The executor's options from `--normreg-workers` and each `--normreg-executor-option FIELD=VALUE`, parsed
     as the command line parses the same option."""
     from normreg.errors import InputError
-    from normreg.run.executor import cli_options
+    from normreg.execution.executor import cli_options
 
     name = config.getoption("normreg_executor")
     by_field = {f: o for o in cli_options() for n, f in o.fields if n == name}

@@ -1,9 +1,9 @@
 """One small registry of named parts, for every kind of part normreg can be extended with.
 
-Statistical tests (`judge/designs/`), executors (`run/executors/`), audit checks (`audit/checks/`) and output
+Statistical tests (`judge/designs/`), executors (`execution/executors/`), audit checks (`auditing/checks/`) and output
 formats (`render/formats/`) are each one file in their package that registers its part by name:
 
-    from normreg.run.executor import register
+    from normreg.execution.executor import register
 
     @register("slurm")
     class SlurmExecutor: ...

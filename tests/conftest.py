@@ -48,7 +48,7 @@ def write_suite(tmp_path: Path) -> Callable[..., Path]:
 def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """Invoke the CLI in-process; `script=` makes `run` use a FakeRunner with those per-seed metrics."""
     from normreg import cli as cli_module
-    from normreg.run.fake import FakeRunner
+    from normreg.execution.fake import FakeRunner
 
     def invoke(*args: str, script: object = None) -> object:
         if script is not None:
@@ -61,7 +61,7 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
 @pytest.fixture
 def local_executor() -> Any:
     """Make local executors (`local_executor(workers=0)`) that are closed, their workers ended, after the test."""
-    from normreg.run.executors.local import LocalExecutor, LocalOptions
+    from normreg.execution.executors.local import LocalExecutor, LocalOptions
 
     made: list[LocalExecutor] = []
 

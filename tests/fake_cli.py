@@ -12,7 +12,7 @@ import os
 import time
 
 from normreg import cli
-from normreg.run.fake import FakeRunner
+from normreg.execution.fake import FakeRunner
 
 
 def script(variant: str, seed: int) -> dict[str, float]:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from normreg.execution.executor import Job
+from normreg.execution.fake import FakeRunner
+from normreg.execution.results import RunResult
 from normreg.pipeline import run_suites
-from normreg.run.executor import Job
-from normreg.run.fake import FakeRunner
-from normreg.run.results import RunResult
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

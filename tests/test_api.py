@@ -11,7 +11,7 @@ import pytest
 from conftest import REGRESSION, SAME
 
 import normreg
-from normreg.run.fake import FakeRunner
+from normreg.execution.fake import FakeRunner
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,7 +39,7 @@ def test_run_compare_audit_return_the_report_objects(tmp_path: Path, write_suite
 
 
 def test_audit_returns_its_report() -> None:
-    from normreg.audit.findings import AuditReport
+    from normreg.auditing.findings import AuditReport
 
     found = normreg.audit(ROOT / "tests" / "data" / "suites" / "userproj" / "wine.yaml", variants=["own_loaders"])
     assert isinstance(found, AuditReport) and found.variants == ("base", "own_loaders")
@@ -52,7 +52,7 @@ def test_the_plugin_is_an_entry_point() -> None:
 
 CONFTEST = '''
 import normreg.pytest_plugin as plugin
-from normreg.run.fake import FakeRunner
+from normreg.execution.fake import FakeRunner
 
 # A team's CI would train for real; this project's test scripts the values instead.
 plugin.make_executor = lambda *a, **k: FakeRunner({script!r})

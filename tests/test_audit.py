@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from normreg.audit import SCHEMA, AuditReport, audit_suite
-from normreg.audit.checks.batch_independence import batch_independence
-from normreg.audit.checks.frozen_drift import frozen_modules
-from normreg.audit.checks.heterogeneous_normalisation import heterogeneous_normalisation
-from normreg.audit.checks.per_source_statistics import per_source_statistics
-from normreg.audit.checks.train_mode_without_training import train_mode_without_training
-from normreg.audit.divergence import first_divergence, match_rows
-from normreg.audit.record import Recorder, module_names
+from normreg.auditing import SCHEMA, AuditReport, audit_suite
+from normreg.auditing.checks.batch_independence import batch_independence
+from normreg.auditing.checks.frozen_drift import frozen_modules
+from normreg.auditing.checks.heterogeneous_normalisation import heterogeneous_normalisation
+from normreg.auditing.checks.per_source_statistics import per_source_statistics
+from normreg.auditing.checks.train_mode_without_training import train_mode_without_training
+from normreg.auditing.divergence import first_divergence, match_rows
+from normreg.auditing.record import Recorder, module_names
 from normreg.errors import InputError, SuiteError
 from normreg.render.audit import render_audit
 
@@ -53,7 +53,7 @@ def mode(report: AuditReport, variant: str, name: str):
 
 
 def test_every_check_is_registered_once_in_order_and_reports_list_them(audited) -> None:
-    from normreg.audit.checks import all_checks
+    from normreg.auditing.checks import all_checks
 
     names = [c.name for c in all_checks()]
     assert names == ["pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
@@ -62,8 +62,8 @@ def test_every_check_is_registered_once_in_order_and_reports_list_them(audited) 
 
 
 def test_a_new_check_is_one_registered_function(monkeypatch) -> None:
-    from normreg.audit import checks
-    from normreg.audit.findings import Finding
+    from normreg.auditing import checks
+    from normreg.auditing.findings import Finding
 
     checks.CHECKS.names()  # every file of the package registered; the test's check is added to a copy
     monkeypatch.setattr(checks.CHECKS, "_parts", dict(checks.CHECKS._parts))
@@ -414,9 +414,9 @@ def test_cli_bad_input_exits_2(cli) -> None:
 
 
 def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
     from normreg.render.terminal import render
-    from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
     report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",
@@ -436,8 +436,8 @@ def test_run_attaches_the_audit_to_a_failing_pair(tmp_path: Path) -> None:
 
 
 def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\nseeds: 2\nmetrics: {acc: {}}\nvariants:\n  a: {model: no_such_module:M}\n"
@@ -450,8 +450,8 @@ def test_run_survives_an_audit_that_cannot_run(tmp_path: Path) -> None:
 
 
 def test_run_with_a_fake_runner_does_not_audit_by_default(tmp_path: Path) -> None:
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     script = {"merged": {"acc": [0.90, 0.91]}, "twin": {"acc": [0.80, 0.81]}, "reversed": {"acc": [0.90, 0.91]}}
     report = run_suites([SUITES / "audit_pair.yaml"], executor=FakeRunner(script), out=tmp_path / "run",

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from normreg import cli
 from normreg.environment import device_class
 from normreg.errors import InputError, SuiteError
+from normreg.execution.fake import FakeRunner
 from normreg.judge.baseline import choose_baseline
 from normreg.pipeline import run_suites
 from normreg.render.html import render_html
 from normreg.report.file import read_report
-from normreg.run.fake import FakeRunner
 from normreg.suite.spec import load_suite
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from normreg import cli
 from normreg.bisect import bisect
 from normreg.errors import InputError, NormregError
-from normreg.run.results import RunResult
+from normreg.execution.results import RunResult
 from normreg.suite.spec import load_suite
 
 SUITE = """\

@@ -19,11 +19,11 @@ import scipy.stats
 from typer.testing import CliRunner
 
 from normreg import cli
+from normreg.execution.fake import FakeRunner
 from normreg.judge.changepoints import Evidence, Side, TwoWay, detect_changes, segment_test, two_way
 from normreg.pipeline import run_suites
 from normreg.render.history import render_history
 from normreg.report.history import EnvironmentChange, History, Night, NightPoint, Series, _with_changes, load_history
-from normreg.run.fake import FakeRunner
 from normreg.suite.spec import MetricSpec
 
 SPEC = MetricSpec("acc", "max", 0.0)  # no min_effect: the detector and the test alone must keep false alarms down

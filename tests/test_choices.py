@@ -19,9 +19,9 @@ def test_check_choice_names_the_option_and_suggests():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: __import__("normreg.compare").compare.compare("a.csv", "b.csv", correction="holmes"),
+    (lambda: __import__("normreg.comparison").comparison.compare("a.csv", "b.csv", correction="holmes"),
      "--correction: expected one of holm, bonferroni, none.*Did you mean 'holm'"),
-    (lambda: __import__("normreg.compare").compare.compare("a.csv", "b.csv", goal="maximum"),
+    (lambda: __import__("normreg.comparison").comparison.compare("a.csv", "b.csv", goal="maximum"),
      "--goal: expected one of max, min"),
     (lambda: stats.adjust([], "bonferoni"), "correction: .*Did you mean 'bonferroni'"),
 ], ids=["compare-correction", "compare-goal", "adjust"])

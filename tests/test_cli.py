@@ -16,10 +16,10 @@ from scripted import PAIRS, REPORT_SUITES, drift_script
 from typer.testing import CliRunner
 
 from normreg import cli
+from normreg.execution.fake import FakeRunner
 from normreg.render.markdown import render_markdown
 from normreg.report.file import read_report
 from normreg.report.model import SCHEMA
-from normreg.run.fake import FakeRunner
 
 
 def _report(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""normreg/compare.py and the result sets it reads (judge/resultset.py): reports, run directories, baselines,
+"""normreg/comparison.py and the result sets it reads (judge/resultset.py): reports, run directories, baselines,
 tidy CSVs."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from conftest import REGRESSION, SAME
 from typer.testing import CliRunner
 
 from normreg import cli
+from normreg.execution.fake import FakeRunner
 from normreg.judge.resultset import load_result_set
 from normreg.pipeline import run_suites
-from normreg.run.fake import FakeRunner
 
 ROOT = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scripted import CurvesFakeRunner
 
-from normreg.compare import compare
+from normreg.comparison import compare
 from normreg.errors import SuiteError
 from normreg.judge.curves import (
     CurveCheck,

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from normreg.execution.ddp import popen_strategy, world_size
+from normreg.execution.executor import Job
+from normreg.execution.worker import run_one
 from normreg.pipeline import run_suites
-from normreg.run.ddp import popen_strategy, world_size
-from normreg.run.executor import Job
-from normreg.run.worker import run_one
 from normreg.suite.spec import load_suite
 
 SUITES = Path(__file__).parent / "data" / "suites"

@@ -131,9 +131,9 @@ def student(monkeypatch: pytest.MonkeyPatch) -> Student:
 
 
 def test_a_design_registered_in_a_test_file_reaches_a_pair_check(tmp_path: Path, student: Student):
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
     from normreg.render.terminal import render
-    from normreg.run.fake import FakeRunner
 
     values = {"ref": {"acc": [0.900, 0.912, 0.905, 0.898, 0.910]}, "new": {"acc": [0.870, 0.881, 0.866, 0.879, 0.872]}}
     path = tmp_path / "s.yaml"

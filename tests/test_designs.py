@@ -111,8 +111,8 @@ def test_permutation_power_by_simulation_agrees_with_the_t_test_on_normal_data()
 
 
 def test_a_suite_with_design_permutation_runs_end_to_end(tmp_path):
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     suite = tmp_path / "perm.yaml"
     suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 6")

@@ -15,10 +15,10 @@ import pytest
 from conftest import REGRESSION
 
 from normreg.errors import InputError, SuiteError
+from normreg.execution.executor import Executor, Interrupted, Job, OnResult, OnStart, make_executor
+from normreg.execution.executors.local import LocalExecutor, LocalOptions, job_accelerator
+from normreg.execution.fake import FakeRunner
 from normreg.pipeline import device_kind, run_suites
-from normreg.run.executor import Executor, Interrupted, Job, OnResult, OnStart, make_executor
-from normreg.run.executors.local import LocalExecutor, LocalOptions, job_accelerator
-from normreg.run.fake import FakeRunner
 from normreg.suite.spec import load_suite
 
 
@@ -175,7 +175,7 @@ def test_a_suite_that_asks_for_the_cpu_keeps_the_cpu_baseline_whatever_the_execu
 def test_the_executor_warms_up_once_the_suites_load_and_before_the_targets_are_built(
         tmp_path: Path, write_suite: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr("normreg.audit.preflight.preflight", lambda suite: calls.append(f"preflight {suite.name}"))
+    monkeypatch.setattr("normreg.auditing.preflight.preflight", lambda suite: calls.append(f"preflight {suite.name}"))
 
     class Warming(_Recorder):
         trains = True  # so the pipeline builds the targets first
@@ -193,7 +193,7 @@ def test_warm_up_starts_the_fork_server_and_close_ends_it_unused() -> None:
     as close() returns, even while it is still importing torch, so a refused suite leaves nothing behind."""
     script = (
         "import os, time\n"
-        "from normreg.run.executors.local import LocalExecutor, LocalOptions, _forkserver_pid\n"
+        "from normreg.execution.executors.local import LocalExecutor, LocalOptions, _forkserver_pid\n"
         "ex = LocalExecutor(LocalOptions(workers=2))\n"
         "ex.warm_up()\n"
         "pid = _forkserver_pid()\n"

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from normreg.errors import InputError
-from normreg.run.executor import (
+from normreg.execution.executor import (
     EXECUTORS,
     ExecutorBase,
     ExecutorOptions,
@@ -23,8 +23,8 @@ from normreg.run.executor import (
     options_for,
     options_from_cli,
 )
-from normreg.run.executors.local import LocalExecutor, LocalOptions
-from normreg.run.fake import FakeRunner
+from normreg.execution.executors.local import LocalExecutor, LocalOptions
+from normreg.execution.fake import FakeRunner
 
 BUILT: list[Any] = []
 
@@ -92,7 +92,7 @@ def test_each_executor_declares_its_options_and_the_old_flags_stay(recorder: lis
 def test_run_and_plan_build_the_chosen_executor_with_its_options(tmp_path: Path, write_suite: Any,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from normreg import cli
-    from normreg.run.executors.ray import RayOptions
+    from normreg.execution.executors.ray import RayOptions
 
     built: list[tuple[str, Any]] = []
 

@@ -39,9 +39,9 @@ def load(path: str, registry: Registry[Any], monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_page_has_one_example_of_each_kind_of_part() -> None:
-    assert sorted(examples()) == ["normreg/audit/checks/cumulative_batchnorm.py",
+    assert sorted(examples()) == ["normreg/auditing/checks/cumulative_batchnorm.py",
                                   "normreg/judge/designs/welch_trimmed.py", "normreg/render/formats/tsv.py",
-                                  "normreg/run/executors/serial.py"]
+                                  "normreg/execution/executors/serial.py"]
 
 
 def test_the_design_example_is_found_by_name_and_leaves_the_extreme_seed_out(monkeypatch) -> None:
@@ -64,12 +64,12 @@ def test_the_design_example_is_found_by_name_and_leaves_the_extreme_seed_out(mon
 
 
 def test_the_executor_example_is_built_by_name_and_keeps_the_contract(monkeypatch, write_suite) -> None:
-    from normreg.run import worker
-    from normreg.run.executor import EXECUTORS, Job, make_executor
-    from normreg.run.fake import FakeRunner
+    from normreg.execution import worker
+    from normreg.execution.executor import EXECUTORS, Job, make_executor
+    from normreg.execution.fake import FakeRunner
     from normreg.suite.spec import load_suite
 
-    load("normreg/run/executors/serial.py", EXECUTORS, monkeypatch)
+    load("normreg/execution/executors/serial.py", EXECUTORS, monkeypatch)
     suite = load_suite(write_suite(seeds=2))
     fake = FakeRunner(REGRESSION)  # stands in for training: the executor's own logic is what is tested
     accelerators: list[str] = []
@@ -90,7 +90,7 @@ def test_the_executor_example_is_built_by_name_and_keeps_the_contract(monkeypatc
         ex.run([Job(suite, "merged", 0)], results.append)
         assert len(results) == 4  # cancelled: nothing more starts
     # its own option, on the command line as --serial-max-runs, reaches it
-    from normreg.run.executor import cli_options, options_from_cli
+    from normreg.execution.executor import cli_options, options_from_cli
 
     assert "--serial-max-runs" in {o.flag for o in cli_options()}
     with make_executor("serial", options_from_cli("serial", {"serial_max_runs": 1})) as ex:
@@ -100,10 +100,10 @@ def test_the_executor_example_is_built_by_name_and_keeps_the_contract(monkeypatc
 
 @pytest.mark.slow
 def test_the_executor_example_trains_a_suite(tmp_path, monkeypatch) -> None:
+    from normreg.execution.executor import EXECUTORS, make_executor
     from normreg.pipeline import run_suites
-    from normreg.run.executor import EXECUTORS, make_executor
 
-    load("normreg/run/executors/serial.py", EXECUTORS, monkeypatch)
+    load("normreg/execution/executors/serial.py", EXECUTORS, monkeypatch)
     with make_executor("serial") as ex:
         report = run_suites([ROOT / "tests" / "data" / "suites" / "tiny.yaml"], executor=ex, out=tmp_path / "r",
                             baselines=tmp_path / "b")
@@ -114,9 +114,9 @@ def test_the_audit_check_example_runs_after_the_ordered_checks(monkeypatch) -> N
     import torch
     from torch import nn
 
-    from normreg.audit.checks import CHECKS, ORDER, Recordings, all_checks
+    from normreg.auditing.checks import CHECKS, ORDER, Recordings, all_checks
 
-    load("normreg/audit/checks/cumulative_batchnorm.py", CHECKS, monkeypatch)
+    load("normreg/auditing/checks/cumulative_batchnorm.py", CHECKS, monkeypatch)
     assert [c.name for c in all_checks()] == [*ORDER, "cumulative_batchnorm"]
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.BatchNorm1d(4))
     model(torch.randn(8, 3))

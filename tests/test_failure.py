@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from normreg.run.failure import describe_error, describe_failure, frame_location
+from normreg.execution.failure import describe_error, describe_failure, frame_location
 
 SITE = "/venv/lib/python3.11/site-packages"
 
@@ -57,7 +57,7 @@ def test_without_a_user_frame_the_library_frame_names_its_package() -> None:
 @pytest.mark.parametrize(("filename", "where"), [
     (f"{SITE}/lightning/pytorch/trainer/trainer.py", "lightning/pytorch/trainer/trainer.py"),
     ("/usr/lib/python3/dist-packages/torch/nn/functional.py", "torch/nn/functional.py"),
-    (str(Path(__file__).parent.parent / "normreg" / "run" / "worker.py"), "normreg/run/worker.py"),
+    (str(Path(__file__).parent.parent / "normreg" / "execution" / "worker.py"), "normreg/execution/worker.py"),
     ("<frozen runpy>", "<frozen runpy>"),
 ], ids=["site-packages", "dist-packages", "normreg", "frozen"])
 def test_library_locations(filename: str, where: str) -> None:

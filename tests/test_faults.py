@@ -207,7 +207,7 @@ def test_a_baseline_that_cannot_be_written_at_the_end_is_a_failure_with_its_path
 def test_a_start_that_failed_does_not_block_the_rerun(cli, write_suite, tmp_path: Path, monkeypatch) -> None:
     from normreg import cli as cli_module
     from normreg.errors import RunError
-    from normreg.run.fake import FakeRunner
+    from normreg.execution.fake import FakeRunner
 
     class Broken(FakeRunner):
         def run(self, *args: object, **kwargs: object) -> None:

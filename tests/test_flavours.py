@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from normreg.audit.run import audit_suite
+from normreg.auditing.run import audit_suite
 from normreg.pipeline import run_suites
 
 PROJECT = Path(__file__).parent / "data" / "suites" / "userproj"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from scripted import make_report
 
-from normreg.audit.findings import AuditReport
+from normreg.auditing.findings import AuditReport
 from normreg.render.html import audit_html, render_html
 from normreg.report.file import report_from_json
 
@@ -140,8 +140,8 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
     well under the 2 MB budget."""
     from scripted import CurvesFakeRunner, normalise
 
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     for i in range(6):
         (tmp_path / f"s{i}.yaml").write_text(

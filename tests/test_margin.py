@@ -212,12 +212,12 @@ def test_short_of_the_margin_is_shown_in_every_output_and_does_not_fail_a_baseli
     """A stored baseline, then a candidate 0.02 worse at min_effect 0.01 with a seed-sd of 0.005, which shows it
     worse but not beyond min_effect: the old rule failed the run (pair and baseline checks regressed, Holm p 0.0008
     and 0.003); now both are inconclusive, exit 0, and every format says which way it points."""
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
     from normreg.render.html import render_html
     from normreg.render.junit import render_junit
     from normreg.render.markdown import render_markdown
     from normreg.render.terminal import render
-    from normreg.run.fake import FakeRunner
 
     suite = tmp_path / "fixed.yaml"
     suite.write_text((DATA / "staged.yaml").read_text().replace("seeds: {min: 3, max: 20}", "seeds: 5"))

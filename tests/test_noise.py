@@ -37,8 +37,8 @@ def test_a_fresh_worker_prints_only_the_users_output(flavour: str, tmp_path: Pat
     suite = (PROJECT / "wine.yaml").read_text().replace("wine:", f"{module}:")
     (tmp_path / "wine.yaml").write_text(suite + "  chatty: {model: chatty:Chatty, data: " + module + ":WineData}\n")
     script = textwrap.dedent(f"""
-        from normreg.run.executor import Job
-        from normreg.run.worker import run_one
+        from normreg.execution.executor import Job
+        from normreg.execution.worker import run_one
         from normreg.suite.spec import load_suite
         result = run_one(Job(load_suite({str(tmp_path / 'wine.yaml')!r}), "chatty", 0))
         print("status:", result.status, result.error)

@@ -12,8 +12,8 @@ from scripted import flagship
 from typer.testing import CliRunner
 
 from normreg import cli
+from normreg.execution.fake import FakeRunner
 from normreg.pipeline import run_suites
-from normreg.run.fake import FakeRunner
 
 DATA = Path(__file__).parent / "data" / "suites"
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normreg.run.placement import Grant, Machine, Slot, default_runs_per_gpu, fits_machine, grant, pack, plan_placement
+from normreg.execution.placement import (
+    Grant,
+    Machine,
+    Slot,
+    default_runs_per_gpu,
+    fits_machine,
+    grant,
+    pack,
+    plan_placement,
+)
 
 CORES = [2, 3, 4, 8, 16, 32, 64]
 
@@ -150,8 +159,8 @@ def test_a_run_bigger_than_the_cores_runs_alone() -> None:
 
 def test_the_local_executor_starts_a_two_process_run_only_on_two_free_cores() -> None:
     """Two idle workers on 2 cores: a 2-process run takes both cores, so the one-process run behind it waits."""
-    from normreg.run.executor import Job
-    from normreg.run.executors.local import LocalExecutor, _Worker
+    from normreg.execution.executor import Job
+    from normreg.execution.executors.local import LocalExecutor, _Worker
     from normreg.suite.spec import load_suite
 
     class Pipe:

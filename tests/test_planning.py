@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from normreg import cli
 from normreg.errors import InputError
+from normreg.execution.fake import FakeRunner
 from normreg.judge.designs import get
 from normreg.judge.designs.welch import WelchPower
 from normreg.judge.planning import (
@@ -26,7 +27,6 @@ from normreg.judge.resultset import ResultSet
 from normreg.judge.stats import array_p
 from normreg.pipeline import pilot_run, run_suites
 from normreg.render.planning import render_calibration, render_plan
-from normreg.run.fake import FakeRunner
 from normreg.suite.spec import MetricSpec
 
 DATA = Path(__file__).parent / "data" / "suites"

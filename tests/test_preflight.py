@@ -16,7 +16,7 @@ WINE = Path(__file__).parent / "data" / "suites" / "userproj" / "wine.yaml"
 
 
 def _run(tmp_path: Path, suite: Path, *overrides: str) -> None:
-    from normreg.run.executors.local import LocalExecutor, LocalOptions
+    from normreg.execution.executors.local import LocalExecutor, LocalOptions
 
     with LocalExecutor(LocalOptions(workers=0)) as executor:
         run_suites([suite], executor=executor, out=tmp_path / "run", baselines=tmp_path / "b",
@@ -58,7 +58,7 @@ def test_variant_trainer_options_are_checked_with_the_models_flavour(tmp_path: P
 
 
 def test_good_trainer_options_pass() -> None:
-    from normreg.audit.preflight import preflight
+    from normreg.auditing.preflight import preflight
 
     preflight(load_suite(TINY, ["trainer={max_epochs: 1, limit_train_batches: 0.5, precision: 32-true, "
                                 "max_time: '00:00:01:00', devices: 1, deterministic: warn}"]))
@@ -125,7 +125,7 @@ def _suffix(option: str) -> str:
 def test_unusable_run_and_baseline_folders_fail_first(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
     from conftest import SAME
 
-    from normreg.run.fake import FakeRunner
+    from normreg.execution.fake import FakeRunner
 
     suite, a_file = write_suite(), tmp_path / "a-file"
     a_file.write_text("")
@@ -171,7 +171,7 @@ def test_a_gpu_accelerator_without_a_gpu_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("out", ["new", "empty", "default"])
 def test_a_mistake_found_before_training_leaves_nothing_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 overrides: list[str], out: str) -> None:
-    from normreg.run.executors.local import LocalExecutor, LocalOptions
+    from normreg.execution.executors.local import LocalExecutor, LocalOptions
 
     monkeypatch.chdir(tmp_path)
     if out == "empty":

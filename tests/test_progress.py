@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from normreg.execution.events import Progress
+from normreg.execution.executor import Job
+from normreg.execution.results import RunResult
 from normreg.render.progress import LineDisplay, LiveDisplay, Tally, clock, progress_display, status
-from normreg.run.events import Progress
-from normreg.run.executor import Job
-from normreg.run.results import RunResult
 from normreg.suite.spec import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"

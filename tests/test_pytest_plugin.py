@@ -14,7 +14,7 @@ ROOT = Path(__file__).parent.parent
 
 CONFTEST = '''
 import normreg.pytest_plugin as plugin
-from normreg.run.fake import FakeRunner
+from normreg.execution.fake import FakeRunner
 
 plugin.make_executor = lambda *a, **k: FakeRunner({script!r})
 '''

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from processes import new_tag, none_left, wait_for
 
+from normreg.execution.executor import executor_names, options_from_cli, plan_jobs
+from normreg.execution.executors.ray import RayExecutor, RayOptions, shipped_modules
 from normreg.pipeline import run_suites
-from normreg.run.executor import executor_names, options_from_cli, plan_jobs
-from normreg.run.executors.ray import RayExecutor, RayOptions, shipped_modules
 from normreg.suite.spec import load_suite
 
 ray = pytest.importorskip("ray")
@@ -67,7 +67,7 @@ def test_a_dead_worker_fails_its_run_only_and_code_comes_from_the_shipped_copy(l
         import importlib
         import os
 
-        from normreg.run.results import RunResult
+        from normreg.execution.results import RunResult
         from normreg.suite.targets import importable
 
         if job.variant == "b":
@@ -93,7 +93,7 @@ def test_cancel_ends_the_tasks_in_flight_and_reports_the_finished(local_ray) -> 
     def worker(job, accelerator):
         import time
 
-        from normreg.run.results import RunResult
+        from normreg.execution.results import RunResult
 
         if job.variant != "a":
             time.sleep(300)
@@ -123,7 +123,7 @@ def test_a_task_past_its_time_limit_is_cancelled_and_failed(local_ray) -> None:
     def worker(job, accelerator):
         import time
 
-        from normreg.run.results import RunResult
+        from normreg.execution.results import RunResult
 
         if job.variant == "b":
             time.sleep(300)
@@ -257,7 +257,7 @@ def test_each_gpu_task_asks_ray_for_its_share_of_a_gpu(local_ray) -> None:
     def worker(job, accelerator):  # what Ray gave the task, instead of training
         import ray
 
-        from normreg.run.results import RunResult
+        from normreg.execution.results import RunResult
 
         got = ray.get_runtime_context().get_assigned_resources()
         return RunResult(job.suite.name, job.variant, job.seed, "ok",
@@ -282,7 +282,7 @@ def test_an_address_where_nothing_listens_fails_in_seconds(monkeypatch: pytest.M
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("ray.init retries a dead address for minutes"))
-    monkeypatch.setattr("normreg.run.executors.ray.CONNECT_WITHIN_S", 1.0)
+    monkeypatch.setattr("normreg.execution.executors.ray.CONNECT_WITHIN_S", 1.0)
     address = _dead_address()
     start = time.monotonic()
     with pytest.raises(RunError, match=rf"^cannot connect to the Ray cluster at {address}: nothing accepted a "

@@ -335,7 +335,7 @@ def test_calibrate_refuses_argument_values_out_of_range(cli, files, args: list[s
 
 
 def test_repro_refuses_a_value_without_a_literal_form_naming_its_key() -> None:
-    from normreg.run.repro import render_script
+    from normreg.execution.repro import render_script
 
     run = {"suite": "s", "variant": "a", "seed": 0, "suite_folder": "/x", "model": {"target": "m:A", "args": {}},
            "data": None, "trainer": {"max_epochs": 1, "gradient_clip_val": float("nan")}, "evaluate": "test"}

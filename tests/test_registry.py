@@ -51,10 +51,10 @@ def test_a_name_is_taken_once_and_matches_what_the_part_declares() -> None:
 
 
 def test_every_kind_of_part_is_in_one_registry_found_by_name() -> None:
-    from normreg.audit.checks import CHECKS, ORDER
+    from normreg.auditing.checks import CHECKS, ORDER
+    from normreg.execution.executor import EXECUTORS
     from normreg.judge.designs import DESIGNS
     from normreg.render.outputs import FORMATS
-    from normreg.run.executor import EXECUTORS
 
     for reg in (CHECKS, DESIGNS, FORMATS, EXECUTORS):
         assert isinstance(reg, Registry)

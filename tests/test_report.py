@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import REGRESSION
 
-from normreg.audit.findings import AuditReport, Finding
+from normreg.auditing.findings import AuditReport, Finding
 from normreg.errors import ResultsError
 from normreg.report.file import read_report, report_from_json
 from normreg.suite.spec import MetricSpec, SeedPlan
@@ -92,9 +92,9 @@ def test_a_non_finite_metric_stored_as_null_reads_back(tmp_path):
     """A run that logged NaN fails, and the report stores its value as null; the formats still render."""
     from scripted import REPORT_SUITES
 
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
     from normreg.render.markdown import render_markdown
-    from normreg.run.fake import FakeRunner
 
     script = {"a": {"acc": [0.8, 0.81, 0.79, 0.8]}, "b": {"acc": [0.8, float("nan"), 0.8, 0.81]},
               "c": {"acc": [0.8, 0.8, 0.81, 0.79]}}

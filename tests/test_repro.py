@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from normreg.run.executor import Job
-from normreg.run.worker import run_one
+from normreg.execution.executor import Job
+from normreg.execution.worker import run_one
 from normreg.suite.spec import load_suite
 
 WINE = Path(__file__).parent / "data" / "suites" / "userproj" / "wine.yaml"

@@ -1,4 +1,4 @@
-"""normreg/run/results.py: the tidy results.csv, each run on disk before the next starts."""
+"""normreg/execution/results.py: the tidy results.csv, each run on disk before the next starts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 from conftest import REGRESSION
 
+from normreg.execution.fake import FakeRunner
 from normreg.pipeline import run_suites
-from normreg.run.fake import FakeRunner
 
 
 def test_results_are_tidy_and_complete(cli, write_suite, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from conftest import REGRESSION, SAME
 
 from normreg.errors import InputError
-from normreg.run.rundir import LOCK_FILE, RunDir, content_changes, new_run_dir, read_runs
+from normreg.execution.rundir import LOCK_FILE, RunDir, content_changes, new_run_dir, read_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CLI = Path(__file__).parent / "fake_cli.py"
@@ -137,7 +137,7 @@ def _values(report_path: Path) -> dict[tuple[str, int], dict[str, float]]:
 
 def test_resume_reuses_finished_runs_and_reruns_failed_ones(cli, write_suite, tmp_path: Path, monkeypatch) -> None:
     from normreg import cli as cli_module
-    from normreg.run.fake import FakeRunner
+    from normreg.execution.fake import FakeRunner
 
     suite, out = write_suite(), tmp_path / "run"
     flaky = {"merged": REGRESSION["merged"],
@@ -274,7 +274,7 @@ def test_the_resume_command_printed_after_an_interrupt_finishes_the_run(cli, wri
     import shlex
 
     from normreg import cli as cli_module
-    from normreg.run.fake import FakeRunner
+    from normreg.execution.fake import FakeRunner
 
     def interrupted(variant: str, seed: int) -> dict[str, float]:
         if (variant, seed) == ("twin", 1):

@@ -17,9 +17,9 @@ submitit = pytest.importorskip("submitit")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from normreg.errors import InputError  # noqa: E402
-from normreg.run.executor import Job, cli_options, make_executor, options_from_cli, plan_jobs  # noqa: E402
-from normreg.run.executors.slurm import SlurmExecutor, SlurmOptions, parse_minutes  # noqa: E402
-from normreg.run.fake import FakeRunner  # noqa: E402
+from normreg.execution.executor import Job, cli_options, make_executor, options_from_cli, plan_jobs  # noqa: E402
+from normreg.execution.executors.slurm import SlurmExecutor, SlurmOptions, parse_minutes  # noqa: E402
+from normreg.execution.fake import FakeRunner  # noqa: E402
 from normreg.suite.spec import load_suite  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers below travel to the job by value
@@ -202,7 +202,7 @@ def test_without_submitit_the_executor_says_what_to_install(monkeypatch: pytest.
 @pytest.mark.slow
 def test_a_real_training_run_through_submitit(tmp_path: Path) -> None:
     """One tiny Lightning run trained in a submitit job (a fresh process that imports torch), as on a node."""
-    from normreg.run.worker import run_one
+    from normreg.execution.worker import run_one
 
     suite = load_suite(TINY, ["seeds=1"])
     results: list[Any] = []

@@ -227,8 +227,8 @@ def test_a_run_past_the_time_limit_is_ended_and_failed_while_the_others_go_on(tm
 
 
 def test_the_suite_time_limit_ends_a_run_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from normreg.execution.executors.local import LocalExecutor, LocalOptions
     from normreg.pipeline import run_suites
-    from normreg.run.executors.local import LocalExecutor, LocalOptions
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FAULT_HOW", "sleep")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from normreg.audit.findings import AuditReport, Finding
+from normreg.auditing.findings import AuditReport, Finding
 from normreg.render.terminal import render, render_table
 from normreg.report.file import report_from_json
 

@@ -249,8 +249,8 @@ def test_min_effect_itself_is_never_promised():
 
 def test_storing_a_baseline_leaves_every_pair_verdict_unchanged(tmp_path):
     """The issue's new user: a first run without a baseline, then the same numbers with one stored."""
+    from normreg.execution.fake import FakeRunner
     from normreg.pipeline import run_suites
-    from normreg.run.fake import FakeRunner
 
     suite = tmp_path / "fixed.yaml"
     suite.write_text((Path(__file__).parent / "data" / "suites" / "staged.yaml").read_text()

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from normreg.execution.executor import Job, plan_jobs
+from normreg.execution.worker import run_one
 from normreg.pipeline import run_suites
-from normreg.run.executor import Job, plan_jobs
-from normreg.run.worker import run_one
 from normreg.suite.spec import load_suite
 
 TINY = Path(__file__).parent / "data" / "suites" / "tiny.yaml"

@@ -17,9 +17,9 @@ from typing import Any
 from normreg.choices import GOALS
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, did_you_mean, printable
+from normreg.execution.results import RunResult, values_from_runs
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
 from normreg.names import name_problem
-from normreg.run.results import RunResult, values_from_runs
 from normreg.suite.diff import content_changes
 from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
 

@@ -12,13 +12,13 @@ from scipy import special as _sp
 
 from normreg.choices import SIGNIFICANT
 from normreg.environment import differences
+from normreg.execution.results import RunResult
 from normreg.fileio import clean_json
 from normreg.judge.baseline import Baseline
 from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
 from normreg.judge.sequential import final_levels, sequential_compare
 from normreg.judge.stats import Comparison, adjust, as_record, welch_se_df
-from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
 

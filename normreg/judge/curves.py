@@ -30,11 +30,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from normreg.choices import SIGNIFICANT
+from normreg.execution.results import RunResult
 from normreg.fileio import clean_json
 from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
 from normreg.judge.stats import Comparison, array_verdicts, as_record
-from normreg.run.results import RunResult
 from normreg.suite.spec import MetricSpec, Suite
 
 LEVEL_REPS = 2000  # simulated pairs of curves for the per-epoch level (its error rate is alpha ± 0.005)

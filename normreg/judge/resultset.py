@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import InputError, ResultsError, did_you_mean
+from normreg.execution.results import RunResult, check_run_json, values_from_runs
+from normreg.execution.rundir import read_runs
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, read_text_bounded
 from normreg.judge.baseline import Baseline, metric_specs
 from normreg.names import name_problem
-from normreg.run.results import RunResult, check_run_json, values_from_runs
-from normreg.run.rundir import read_runs
 from normreg.suite.spec import MetricSpec
 
 REPORT_SCHEMA = "normreg.report/1"

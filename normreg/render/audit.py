@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from normreg.audit.findings import SEVERITIES, AuditReport
+from normreg.auditing.findings import SEVERITIES, AuditReport
 from normreg.render.labels import number, text_table
 
 

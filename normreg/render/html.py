@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from normreg.audit.findings import AuditReport
+from normreg.auditing.findings import AuditReport
 from normreg.environment import COMPARED_KEYS
 from normreg.judge.checks import Check
 from normreg.judge.curves import CurveCheck

@@ -21,8 +21,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from normreg.run.events import Progress
-from normreg.run.results import RunResult
+from normreg.execution.events import Progress
+from normreg.execution.results import RunResult
 
 SHOWN_IN_FLIGHT = 8  # more runs in flight than this are counted, not listed
 

@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from normreg.audit.findings import AuditReport
+from normreg.auditing.findings import AuditReport
 from normreg.choices import (
     CHECK_KINDS,
     CORRECTIONS,
@@ -29,6 +29,7 @@ from normreg.choices import (
     VERDICTS,
 )
 from normreg.errors import ResultsError, printable
+from normreg.execution.results import RunResult, check_run_json
 from normreg.fileio import check_fields, check_schema, describe_value, finite_number, read_json
 from normreg.judge.baseline import metric_specs
 from normreg.judge.checks import Check, Problem
@@ -36,7 +37,6 @@ from normreg.judge.curves import CurveCheck
 from normreg.judge.stats import Comparison
 from normreg.names import Role, name_problem
 from normreg.report.model import SCHEMA, SUITE_JSON_HINTS, Report, SuiteInfo
-from normreg.run.results import RunResult, check_run_json
 from normreg.suite.spec import MAX_SEED_VALUE, SeedPlan
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))

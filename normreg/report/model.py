@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import normreg
-from normreg.audit.findings import AuditReport
+from normreg.auditing.findings import AuditReport
 from normreg.choices import DEFAULT_DESIGN
+from normreg.execution.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
 from normreg.judge.curves import CurveCheck
-from normreg.run.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from normreg.audit.checks import Recordings, register
-from normreg.audit.findings import Finding
-from normreg.audit.record import Call, has_own_parameters
+from normreg.auditing.checks import Recordings, register
+from normreg.auditing.findings import Finding
+from normreg.auditing.record import Call, has_own_parameters
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm, _InstanceNorm) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
 

@@ -15,8 +15,8 @@ independence, train mode where nothing trains, frozen drift, per-source statisti
 """
 
 from normreg._callable import make_callable
-from normreg.audit.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
-from normreg.audit.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
+from normreg.auditing.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
+from normreg.auditing.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
 
 __all__ = ["SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
            "audit_models", "audit_suite", "likely_causes"]

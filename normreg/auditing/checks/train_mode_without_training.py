@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-from normreg.audit.checks import FIX_EVAL, Recordings, register
-from normreg.audit.findings import Finding
-from normreg.audit.record import Call
+from normreg.auditing.checks import FIX_EVAL, Recordings, register
+from normreg.auditing.findings import Finding
+from normreg.auditing.record import Call
 
 
 def _regime(rows: int, values: int, spatial: int) -> str:

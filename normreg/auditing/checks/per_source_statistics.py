@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normreg.audit.checks import Recordings, register
-from normreg.audit.findings import Finding
-from normreg.audit.record import Call
+from normreg.auditing.checks import Recordings, register
+from normreg.auditing.findings import Finding
+from normreg.auditing.record import Call
 
 
 def _channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,9 +1,9 @@
 """The executor seam: what runs the training jobs, wherever they run.
 
 `normreg run` hands every (variant, seed) job of every suite to one `Executor` and learns about each as it starts
-and as it finishes. It never cares where a job ran: in a local worker process (`local`, normreg/run/executors/
-local.py), on a Ray cluster (`ray`), or nowhere at all (`normreg.run.fake.FakeRunner`, scripted results for
-tests). Each executor is one file in `normreg/run/executors/` that registers itself with `@register("name")`
+and as it finishes. It never cares where a job ran: in a local worker process (`local`, normreg/execution/executors/
+local.py), on a Ray cluster (`ray`), or nowhere at all (`normreg.execution.fake.FakeRunner`, scripted results for
+tests). Each executor is one file in `normreg/execution/executors/` that registers itself with `@register("name")`
 (`EXECUTORS`, a `normreg.registry.Registry`);
 `--executor NAME` on the command line, the README and the error for an unknown name take their choices from the
 registry.
@@ -47,7 +47,7 @@ from normreg.errors import InputError, NormregError
 from normreg.registry import Registry
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
-    from normreg.run.results import RunResult
+    from normreg.execution.results import RunResult
     from normreg.suite.spec import Suite
 
 
@@ -214,7 +214,7 @@ def cancel_on_signals(executor: Executor) -> Iterator[list[int]]:
 # ------------------------------------------------------------------------------------------- the registry
 
 E = TypeVar("E")
-EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor", package="normreg.run.executors")
+EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor", package="normreg.execution.executors")
 
 
 class ExecutorBase:

@@ -215,7 +215,7 @@ def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
 
 def _left_run_dir(path: Path, created: bool) -> str:
     """Remove a run directory in which nothing was trained; else name it."""
-    from normreg.run.rundir import discard_untrained, has_results
+    from normreg.execution.rundir import discard_untrained, has_results
 
     try:
         discard_untrained(path, created)

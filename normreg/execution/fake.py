@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from normreg.run.executor import ExecutorBase, Job, OnResult, OnStart
-from normreg.run.failure import describe_failure
-from normreg.run.results import RunResult
-from normreg.run.worker import result_from_metrics
+from normreg.execution.executor import ExecutorBase, Job, OnResult, OnStart
+from normreg.execution.failure import describe_failure
+from normreg.execution.results import RunResult
+from normreg.execution.worker import result_from_metrics
 
 Script = Mapping[str, Mapping[str, Sequence[float] | Mapping[int, float]] | BaseException]
 

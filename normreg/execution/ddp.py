@@ -3,7 +3,7 @@
 Lightning's own launchers cannot be used inside normreg: its default DDP launcher re-runs the current command
 line (normreg's, not a training script) and its spawn launcher starts processes from a daemonic worker, which
 multiprocessing forbids. So normreg launches the N processes itself, the way a cluster scheduler does: each rank
-is a fresh `python -m normreg.run.ddp` with MASTER_ADDR, MASTER_PORT (a free port), WORLD_SIZE, RANK, LOCAL_RANK
+is a fresh `python -m normreg.execution.ddp` with MASTER_ADDR, MASTER_PORT (a free port), WORLD_SIZE, RANK, LOCAL_RANK
 and NODE_RANK set, which Lightning takes as "processes created externally" and joins as they are. Every rank
 runs the same `run_one` (same seeding, same Trainer options) and writes its RunResult to a file; the run's
 result is rank 0's, whose metrics are the values every rank agrees on after `sync_dist`.
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from normreg.run.executor import Job
-    from normreg.run.results import RunResult
+    from normreg.execution.executor import Job
+    from normreg.execution.results import RunResult
 
 __all__ = ["RANK_ENV", "launch", "popen_strategy", "world_size"]
 
@@ -88,7 +88,7 @@ def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
     `timeout_s` bounds the whole run (None: no bound beyond the ranks' own)."""
     import torch
 
-    from normreg.run.results import RunResult
+    from normreg.execution.results import RunResult
 
     variant = job.suite.variant(job.variant)
     n = world_size(variant.trainer)
@@ -105,7 +105,7 @@ def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
                    "OMP_NUM_THREADS": str(threads)}
             if gpus is not None:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-            ranks.append(subprocess.Popen([sys.executable, "-m", "normreg.run.ddp", tmp, str(rank), str(threads)],
+            ranks.append(subprocess.Popen([sys.executable, "-m", "normreg.execution.ddp", tmp, str(rank), str(threads)],
                                           env=env, stdin=subprocess.DEVNULL))
         failure = _wait(ranks, Path(tmp), start, timeout_s)
         result = _read(Path(tmp), 0)
@@ -178,7 +178,7 @@ def _rank_main(tmp: str, rank: int, threads: int) -> None:
     _die_with_parent()
     import torch
 
-    from normreg.run.worker import run_one
+    from normreg.execution.worker import run_one
 
     torch.set_num_threads(threads)
     job, accelerator = pickle.loads((Path(tmp) / "job.pkl").read_bytes())

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import RunError
-from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
-from normreg.run.results import RunResult
+from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
+from normreg.execution.results import RunResult
 
 # Not worth shipping to every node: results, checkouts, caches, checkpoints, logs.
 EXCLUDES = ["runs/", ".git/", "**/__pycache__/", "**/*.pyc", "lightning_logs/", "**/*.ckpt", ".venv/",
@@ -107,7 +107,7 @@ def ray_task(job: Job, accelerator: str, worker: Worker | None = None) -> RunRes
     """What each Ray task runs: the local executor's worker code on the node's copy of the suite; the result's
     device names the host."""
     if worker is None:
-        from normreg.run.worker import run_one as worker
+        from normreg.execution.worker import run_one as worker
     result = worker(on_node(job), accelerator)
     return replace(result, device=f"{result.device or 'unknown'} on {socket.gethostname()}")
 
@@ -304,7 +304,7 @@ class RayExecutor(ExecutorBase):
         return "gpu" if wanted == "auto" and cluster_gpus > 0 else "cpu"
 
     def _runs_per_gpu(self, resources: dict[str, float]) -> int:
-        from normreg.run.placement import default_runs_per_gpu
+        from normreg.execution.placement import default_runs_per_gpu
 
         return self.options.runs_per_gpu or default_runs_per_gpu(int(resources.get("CPU", 1)),
                                                                  max(1, int(resources.get("GPU", 1))))
@@ -360,7 +360,7 @@ class RayExecutor(ExecutorBase):
                   on_result: OnResult) -> None:
         """Tasks past their suite's `run_timeout` (counted from when they were handed to Ray): cancelled (forced)
         and recorded failed; the other runs go on."""
-        from normreg.run.worker import timed_out
+        from normreg.execution.worker import timed_out
 
         now = time.monotonic()
         for ref, job in list(in_flight.items()):
@@ -385,7 +385,7 @@ class RayExecutor(ExecutorBase):
     @staticmethod
     def _result(ray: Any, ref: Any, job: Job) -> RunResult:
         """The task's result; a task that did not return one is that run's failure, saying why."""
-        from normreg.run.worker import describe_error
+        from normreg.execution.worker import describe_error
 
         exc = ray.exceptions
         try:

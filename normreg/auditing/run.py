@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from normreg.audit.findings import AuditReport, Finding, PairSummary, sort_findings
+from normreg.auditing.findings import AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
-from normreg.run.failure import describe_error
+from normreg.execution.failure import describe_error
 from normreg.suite.spec import Suite, load_suite
 
 if TYPE_CHECKING:
-    from normreg.audit.checks import Recordings
+    from normreg.auditing.checks import Recordings
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
                  drift_steps: int = 3) -> tuple[list[Finding], list[PairSummary], list[str]]:
     """Record each subject once, then run every registered check on every subject; the first subject is the
     reference of the pair checks. Returns (findings, pair summaries, notes about what could not be examined)."""
-    from normreg.audit.checks import all_checks
+    from normreg.auditing.checks import all_checks
 
     notes: list[str] = []
     recordings = record(subjects, seed=seed, drift_steps=drift_steps, notes=notes)
@@ -64,10 +64,10 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
     """Everything the checks read, per subject: its first training batch, a training step per mode on the
     reference's batch (its own when it has its own data or the reference's does not fit), and the calls of every
     inference or acting path. Each recording starts from the freshly built, seeded model."""
-    from normreg.audit.checks import Recordings
-    from normreg.audit.pair import mode_summary
-    from normreg.audit.record import Recorder, module_names
-    from normreg.audit.steps import copy_matching_state, optimizers_of, restore, seed_all, snapshot, train_batch
+    from normreg.auditing.checks import Recordings
+    from normreg.auditing.pair import mode_summary
+    from normreg.auditing.record import Recorder, module_names
+    from normreg.auditing.steps import copy_matching_state, optimizers_of, restore, seed_all, snapshot, train_batch
 
     ref = subjects[0]
     names = {s.name: module_names(s.model) for s in subjects}
@@ -122,9 +122,9 @@ def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: 
            optimizers: Any, notes: list[str]) -> dict[str, Any]:
     """One training step per mode, on the reference's batch; on the subject's own when it has its own data
     (the comparison is then under its own data) or when the reference's batch does not fit its training_step."""
-    from normreg.audit.pair import StepRecord
-    from normreg.audit.record import Recorder
-    from normreg.audit.steps import restore, seed_all, training_step
+    from normreg.auditing.pair import StepRecord
+    from normreg.auditing.record import Recorder
+    from normreg.auditing.steps import restore, seed_all, training_step
 
     def step(batch: Any, mode: str) -> StepRecord:
         restore(s.model, snap)
@@ -170,8 +170,8 @@ def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: 
 
 def _eval_paths(s: Subject, snap: Any, names: Any, seed: int, notes: list[str]) -> dict[str, list[Any]]:
     """The calls of each evaluation, prediction or acting step the model defines, in the mode the Trainer uses."""
-    from normreg.audit.record import Recorder
-    from normreg.audit.steps import eval_batches, restore, run_eval_step, seed_all
+    from normreg.auditing.record import Recorder
+    from normreg.auditing.steps import eval_batches, restore, run_eval_step, seed_all
 
     paths: dict[str, list[Any]] = {}
     try:
@@ -195,7 +195,7 @@ def _data_note(s: Subject, ref: Subject, batches: dict[str, Any]) -> str | None:
     """How a subject with its own data differs from the reference's on the first batch, or None."""
     if s is ref or s.own_data is None or s.name not in batches or ref.name not in batches:
         return None
-    from normreg.audit.steps import batch_difference
+    from normreg.auditing.steps import batch_difference
 
     diff = batch_difference(batches[ref.name], batches[s.name])
     return None if diff is None else f"its own data ({s.own_data}); first batches differ: {diff}"
@@ -229,8 +229,8 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
     seed = suite.seeds[0] if seed is None else seed
     import torch
 
-    from normreg.audit.checks import all_checks
-    from normreg.audit.steps import quiet, seed_all
+    from normreg.auditing.checks import all_checks
+    from normreg.auditing.steps import quiet, seed_all
     from normreg.suite.targets import build, importable
 
     importable([suite.directory])

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from normreg.audit.divergence import first_divergence, rel_diff
-from normreg.audit.findings import ModeSummary
-from normreg.audit.record import Call
+from normreg.auditing.divergence import first_divergence, rel_diff
+from normreg.auditing.findings import ModeSummary
+from normreg.auditing.record import Call
 
 
 @dataclass(frozen=True)

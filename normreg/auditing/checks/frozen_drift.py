@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normreg.audit.checks import Recordings, register
-from normreg.audit.divergence import rel_diff
-from normreg.audit.findings import Finding
-from normreg.audit.steps import seed_all, training_step
+from normreg.auditing.checks import Recordings, register
+from normreg.auditing.divergence import rel_diff
+from normreg.auditing.findings import Finding
+from normreg.auditing.steps import seed_all, training_step
 
 
 def frozen_modules(model: nn.Module, optimizers: Sequence[torch.optim.Optimizer]) -> dict[str, nn.Module]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from normreg.audit.checks import Recordings, register
-from normreg.audit.divergence import RTOL
-from normreg.audit.findings import Finding, ModeSummary, _differs
+from normreg.auditing.checks import Recordings, register
+from normreg.auditing.divergence import RTOL
+from normreg.auditing.findings import Finding, ModeSummary, _differs
 
 _FIX_COMPOSITION = ("Feed every source through the network in one call (concatenate the sub-batches before the "
                     "forward), or give each source its own BatchNorm (per-domain BatchNorm), or use "

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from normreg.run.executor import Job
-from normreg.run.failure import describe_error, describe_failure
-from normreg.run.results import RunResult
+from normreg.execution.executor import Job
+from normreg.execution.failure import describe_error, describe_failure
+from normreg.execution.results import RunResult
 
 __all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "time_limit",
            "timed_out", "worker_main"]
@@ -136,11 +136,11 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
     """Seed, build, fit and test one variant; any exception (a CUDA out-of-memory included) or NaN becomes a failed
     RunResult. `accelerator` is used unless the variant's own `trainer.accelerator` says otherwise. The result
     records torch's thread count: CPU values are bit-identical for a seed only at the same count. A run that
-    asks for several devices runs in that many rank processes (normreg/run/ddp.py), on `gpus` (their names as
+    asks for several devices runs in that many rank processes (normreg/execution/ddp.py), on `gpus` (their names as
     CUDA_VISIBLE_DEVICES gives them; None: the GPUs this process sees)."""
     import torch
 
-    from normreg.run import ddp
+    from normreg.execution import ddp
 
     if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
         return ddp.launch(job, accelerator, gpus=gpus)
@@ -150,7 +150,7 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
 
-    from normreg.run import ddp
+    from normreg.execution import ddp
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()

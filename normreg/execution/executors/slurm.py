@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import InputError, RunError
-from normreg.run.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
-from normreg.run.results import RunResult
+from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
+from normreg.execution.results import RunResult
 
 POLL_S = 0.5  # how often the wait for results looks at the jobs and the cancel flag
 CLUSTERS = ("slurm", "local")
@@ -112,7 +112,7 @@ class SlurmTask:
     def __call__(self) -> RunResult:
         worker = self.worker
         if worker is None:
-            from normreg.run.worker import run_one as worker
+            from normreg.execution.worker import run_one as worker
         with _scheduler_stops() as stops:
             result = worker(self.job, self.accelerator)
         if stops:  # the worker took the scheduler's stop for the run's own failure: let submitit have it back

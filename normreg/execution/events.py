@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from normreg.run.executor import Job
-from normreg.run.results import RunResult
+from normreg.execution.executor import Job
+from normreg.execution.results import RunResult
 
 
 @dataclass(frozen=True)

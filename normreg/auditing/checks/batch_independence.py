@@ -15,11 +15,11 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-from normreg.audit.checks import FIX_EVAL, Recordings, register
-from normreg.audit.divergence import RTOL, first_divergence, rel_diff
-from normreg.audit.findings import Finding
-from normreg.audit.record import Recorder, first_tensor
-from normreg.audit.steps import restore, snapshot
+from normreg.auditing.checks import FIX_EVAL, Recordings, register
+from normreg.auditing.divergence import RTOL, first_divergence, rel_diff
+from normreg.auditing.findings import Finding
+from normreg.auditing.record import Recorder, first_tensor
+from normreg.auditing.steps import restore, snapshot
 
 MAX_PROBES = 8  # outermost calls probed per variant
 

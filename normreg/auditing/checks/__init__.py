@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from normreg.audit.findings import Finding, PairSummary
+from normreg.auditing.findings import Finding, PairSummary
 from normreg.registry import Registry
 
 if TYPE_CHECKING:
-    from normreg.audit.pair import StepRecord
-    from normreg.audit.record import Call
+    from normreg.auditing.pair import StepRecord
+    from normreg.auditing.record import Call
 
 FIX_EVAL = ("Put the network in eval mode on this path (net.eval() before, net.train() after), so BatchNorm uses its "
             "running statistics; or use LayerNorm/GroupNorm, which behave the same in both modes.")

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normreg.audit.record import Call
+from normreg.auditing.record import Call
 
 RTOL = 1e-4  # float32 arithmetic reordered by batch size differs by ~1e-7 relative; real divergence by far more
 

@@ -105,7 +105,7 @@ def logged_metrics(model: Any, dm: Any) -> Logged | None:
     None when the step cannot be called outside a Trainer (the run will tell)."""
     import torch
 
-    from normreg.audit.steps import eval_batches, overridden, quiet, restore, run_eval_step, snapshot
+    from normreg.auditing.steps import eval_batches, overridden, quiet, restore, run_eval_step, snapshot
 
     step = "test_step" if overridden(model, "test_step") else "validation_step"
     names: set[str] = set()
@@ -214,8 +214,8 @@ def check_options(suite: Suite, device: Callable[[], str]) -> None:
 def preflight(suite: Suite) -> None:
     """Build each distinct model once (with its data), check every variant's trainer options and the metric names
     its model logs; raises SuiteError naming the suite line."""
-    from normreg.audit.steps import seed_all
-    from normreg.run.worker import flavour_of
+    from normreg.auditing.steps import seed_all
+    from normreg.execution.worker import flavour_of
     from normreg.suite.targets import build, importable
 
     importable([suite.directory])

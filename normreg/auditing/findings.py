@@ -112,7 +112,7 @@ class AuditReport:
     findings: tuple[Finding, ...] = ()
     pairs: tuple[PairSummary, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be examined, and why
-    checks: tuple[str, ...] = ()  # the checks run, in order (normreg.audit.checks registers them)
+    checks: tuple[str, ...] = ()  # the checks run, in order (normreg.auditing.checks registers them)
     error: str | None = None  # the audit could not run; nothing else is known
 
     @property

@@ -48,7 +48,7 @@ def _under(path: str, root: str) -> str | None:
 
 def frame_location(filename: str, root: Path | None = None) -> str:
     """A frame's file as a reader finds it: relative to `root` (the suite's folder) or the working directory
-    for user code; from its package (`lightning/pytorch/...`, `normreg/run/...`) for library code."""
+    for user code; from its package (`lightning/pytorch/...`, `normreg/execution/...`) for library code."""
     if filename.startswith("<"):
         return filename
     path = os.path.abspath(filename)

@@ -13,7 +13,7 @@ import pprint
 from typing import Any
 
 from normreg.errors import InputError, did_you_mean
-from normreg.run.worker import TRAINER_OPTIONS, flavour_of
+from normreg.execution.worker import TRAINER_OPTIONS, flavour_of
 from normreg.suite.spec import MAX_SEED_VALUE, Suite, Target
 
 # The script's text is fixed: every name and value of the run (suite, variant, folder, targets, arguments, trainer

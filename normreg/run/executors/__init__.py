@@ -1,1 +1,0 @@
-"""The executors, one module each; every module here registers itself (see normreg/run/executor.py)."""
