@@ -21,11 +21,21 @@ if TYPE_CHECKING:
     from normreg.api import audit, compare, run  # noqa: F401 - the signatures type checkers see
 
 
-def __getattr__(name: str) -> Any:
-    # `normreg.run`, `.compare` and `.audit` are also the package's modules: importing one binds it here, so the
-    # modules themselves are callable (see normreg/_callable.py) and are what this returns.
-    if name in ("run", "compare", "audit"):
-        import importlib
+_API = ("run", "compare", "audit")
 
-        return importlib.import_module(f"normreg.{name}")
+
+def __getattr__(name: str) -> Any:
+    # The API functions are looked up on first use (PEP 562), so `import normreg` imports none of the library. No
+    # module of the package is named like them (the stages are normreg.execution, .comparison, .auditing), so an
+    # import never rebinds these names.
+    if name in _API:
+        from normreg import api
+
+        function = getattr(api, name)
+        globals()[name] = function
+        return function
     raise AttributeError(f"module 'normreg' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

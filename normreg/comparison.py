@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from normreg._callable import make_callable
 from normreg.choices import (
     CORRECTIONS,
     DEFAULT_DESIGN,
@@ -139,5 +138,3 @@ def _curves(a: ResultSet, b: ResultSet, va: str, vb: str, asked: tuple[str, ...]
                                   b_name=_label(b, a, vb)))
     return out
 
-
-make_callable(__name__, "compare")  # `normreg.compare(a, b)` is the public API's normreg.api.compare

@@ -45,6 +45,22 @@ def test_audit_returns_its_report() -> None:
     assert isinstance(found, AuditReport) and found.variants == ("base", "own_loaders")
 
 
+def test_run_compare_audit_are_the_api_functions_with_their_signatures() -> None:
+    # In a fresh interpreter: importing the stages' modules must not rebind the names (a submodule import binds
+    # its name on the package), and help() must show the function's own text, not a package docstring.
+    code = ("import inspect, pydoc, normreg, normreg.execution.worker, normreg.comparison, normreg.auditing.run\n"
+            "from normreg import api\n"
+            "for name in ('run', 'compare', 'audit'):\n"
+            "    f = getattr(normreg, name)\n"
+            "    assert f is getattr(api, name) and inspect.isfunction(f), (name, f)\n"
+            "    print(name, list(inspect.signature(f).parameters)[:2], f.__doc__.split(':')[0])\n"
+            "print('help' if '`normreg run`: train and judge' in pydoc.render_doc(normreg.run) else 'no help')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.splitlines() == ["run ['suites', 'seeds'] `normreg run`", "compare ['a', 'b'] `normreg compare`",
+                                       "audit ['suite', 'variants'] `normreg audit`", "help"], out.stderr
+    assert not (ROOT / "normreg" / "_callable.py").exists()
+
+
 def test_the_plugin_is_an_entry_point() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert '[project.entry-points.pytest11]\nnormreg = "normreg.pytest_plugin"\n' in text

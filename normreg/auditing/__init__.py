@@ -14,11 +14,8 @@ independence, train mode where nothing trains, frozen drift, per-source statisti
     run.py         audit_suite / audit_models: build as the runner does, record once, run every registered check
 """
 
-from normreg._callable import make_callable
 from normreg.auditing.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
 from normreg.auditing.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
 
 __all__ = ["SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
            "audit_models", "audit_suite", "likely_causes"]
-
-make_callable(__name__, "audit")  # `normreg.audit(...)` is the public API's normreg.api.audit

@@ -1,8 +1,5 @@
 """Running: jobs, the executors that train them (executor.py, executors/), the worker code, and the run directory.
 
-Calling this package, `normreg.run(...)`, is the public API's `normreg.api.run`.
+The stage after `suite/` (suite -> execution -> judge -> report -> render). The public API's `normreg.run(...)`
+(normreg/api.py) drives it; this package is named apart so the two never clash.
 """
-
-from normreg._callable import make_callable
-
-make_callable(__name__, "run")
