@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from normreg.version import __version__
+
 __all__ = ["__version__", "audit", "compare", "run"]
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import normreg
+from normreg.version import __version__
 
 # Keys whose difference can change results; dates, hosts and commits differ every night and are not reported.
 COMPARED_KEYS = ("normreg", "python", "torch", "pytorch_lightning", "device", "platform", "torch_threads")
@@ -41,7 +41,7 @@ def git_commit(where: Path) -> str | None:
 def fingerprint(device: str | None = None, where: Path | None = None) -> dict[str, Any]:
     """Versions, device, commit and date; `device` is filled in from the runs once they have finished."""
     return {
-        "normreg": normreg.__version__,
+        "normreg": __version__,
         "python": platform.python_version(),
         "torch": _version("torch"),
         "pytorch_lightning": _version("pytorch-lightning"),

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import normreg
 from normreg.errors import InputError, ResultsError, file_problem, printable
+from normreg.version import __version__
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -51,7 +51,7 @@ def check_schema(path: Path, data: Any, expected: str) -> None:
     if not isinstance(schema, str) or not schema.startswith(kind + "/"):
         raise ResultsError(f"{path}: expected a file with schema '{expected}', found {schema!r}")
     if schema != expected:
-        raise ResultsError(f"{path}: schema '{schema}' is not known to normreg {normreg.__version__}, which reads "
+        raise ResultsError(f"{path}: schema '{schema}' is not known to normreg {__version__}, which reads "
                            f"'{expected}'; upgrade normreg or regenerate the file with this version")
 
 

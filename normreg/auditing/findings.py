@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import normreg
 from normreg.fileio import clean_json, write_json_atomic
+from normreg.version import __version__
 
 SCHEMA = "normreg.audit/1"
 Severity = Literal["error", "warning", "info"]
@@ -145,7 +145,7 @@ class AuditReport:
             return {"schema": SCHEMA, "error": self.error}
         return {
             "schema": SCHEMA,
-            "normreg_version": normreg.__version__,
+            "normreg_version": __version__,
             "command": "audit",
             "created": self.created,
             "duration_s": round(self.duration_s, 3),

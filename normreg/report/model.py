@@ -14,7 +14,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import normreg
 from normreg.auditing.findings import AuditReport
 from normreg.choices import DEFAULT_DESIGN
 from normreg.execution.results import TIDY_COLUMNS, RunResult, tidy_rows
@@ -22,6 +21,7 @@ from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
 from normreg.judge.curves import CurveCheck
 from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
+from normreg.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,7 +110,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         d = {
             "schema": SCHEMA,
-            "normreg_version": normreg.__version__,
+            "normreg_version": __version__,
             "command": self.command,
             "created": self.created,
             "verdict": self.verdict,
