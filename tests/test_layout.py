@@ -7,37 +7,148 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normreg"
 # What each part may import from normreg, besides itself and the shared modules.
-SHARED = {"errors", "fileio", "environment", "choices", "_callable", "names", "registry"}
+SHARED = {"errors", "fileio", "environment", "choices", "names", "registry", "version"}
 ALLOWED = {
     "suite": set(),
-    "run": {"suite"},
-    "judge": {"suite", "run"},
-    "audit": {"suite", "run"},
-    "report": {"suite", "run", "judge", "audit"},
-    "render": {"suite", "run", "judge", "audit", "report"},
+    "execution": {"suite"},
+    "judge": {"suite", "execution"},
+    "auditing": {"suite", "execution"},
+    "report": {"suite", "execution", "judge", "auditing"},
+    "render": {"suite", "execution", "judge", "auditing", "report"},
 }
 
 
-def imports(path: Path) -> set[str]:
-    """The normreg parts a module imports, inside functions and under TYPE_CHECKING included."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
-        out |= {n.split(".")[1] for n in names if n.startswith("normreg.")}
+def modules(root: Path) -> dict[str, Path]:
+    """Every module of the package at `root` by its dotted name (a package by its own name, for its __init__)."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = (root.name, *path.relative_to(root).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
+
+
+def imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The modules of the package that module `name` (at `path`) imports, in every form: `import a.b`,
+    `from a import b` (b a module or a name), relative imports, `importlib.import_module("a.b")` and
+    `__import__("a.b")` with a literal name, at module level, inside functions and under TYPE_CHECKING alike.
+    An import names the module it names; the packages above it, which Python also runs, are not edges (a package
+    that re-exports its modules would otherwise be a cycle with each of them)."""
+    top = name.split(".")[0]
+    here = name if path.name == "__init__.py" else name.rpartition(".")[0]  # the package relative imports start in
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here.split(".")[: len(here.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            targets |= {f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names}
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and (isinstance(node.func, ast.Name) and node.func.id == "__import__"
+                   or isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")):
+            targets.add(node.args[0].value)
+    found = set()
+    for target in targets:
+        while target and target.split(".")[0] == top and target not in known:  # `a.b.name` names module `a.b`
+            target = target.rpartition(".")[0]
+        if target in known and target != name:
+            found.add(target)
+    return found
+
+
+def graph(root: Path) -> dict[str, set[str]]:
+    known = modules(root)
+    return {name: imported(name, path, known) for name, path in known.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected group of modules that import each other (Tarjan), as
+    `[a, b, ..., a]`; empty when the imports form no cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in edges.get(v, ()):
+                groups.append(group)
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    out = []
+    for group in groups:  # walk inside the group from its first module until a module repeats
+        path = [min(group)]
+        while path.count(path[-1]) < 2:
+            path.append(min(w for w in edges[path[-1]] if w in group))
+        out.append(path[path.index(path[-1]):])
+    return out
+
+
+def part(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
 
 
 def test_each_stage_imports_only_earlier_stages():
     bad = []
-    for part, allowed in ALLOWED.items():
-        for path in sorted((PACKAGE / part).rglob("*.py")):
-            wrong = imports(path) - allowed - SHARED - {part}
+    for module, targets in graph(PACKAGE).items():
+        if part(module) in ALLOWED:
+            wrong = {part(t) for t in targets} - ALLOWED[part(module)] - SHARED - {part(module)}
             if wrong:
-                bad.append(f"{path.relative_to(PACKAGE)} imports normreg.{', normreg.'.join(sorted(wrong))}")
+                bad.append(f"{module} imports normreg.{', normreg.'.join(sorted(wrong))}")
     assert bad == []
 
 
 def test_shared_modules_import_no_stage():
+    edges = graph(PACKAGE)
     for name in SHARED:
-        assert imports(PACKAGE / f"{name}.py") <= SHARED, name
+        assert {part(t) for t in edges[f"normreg.{name}"]} <= SHARED, name
+
+
+def test_no_module_imports_in_a_cycle():
+    assert cycles(graph(PACKAGE)) == []
+
+
+def test_no_module_is_named_like_an_api_function():
+    # normreg.run / .compare / .audit are functions (normreg/api.py); a module of that name would be bound over
+    # them on the package whenever it is imported.
+    # (names built, so that re-running the rename script, which rewrites module names in strings, leaves them)
+    assert {f"normreg.{name}" for name in ("run", "compare", "audit")} & set(modules(PACKAGE)) == set()
+
+
+def test_a_planted_cycle_is_found_in_every_import_form(tmp_path: Path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("def api():\n    from pkg import a  # function-level, `from package import`\n")
+    (pkg / "a.py").write_text("import pkg.sub.b\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("from ..c import thing\n")
+    (pkg / "c.py").write_text("import importlib\nthing = 1\ndef f():\n    return importlib.import_module('pkg')\n")
+    (pkg / "d.py").write_text("from . import a\n")  # imports into the cycle, is not part of it
+    assert cycles(graph(pkg)) == [["pkg", "pkg.a", "pkg.sub.b", "pkg.c", "pkg"]]
+    (pkg / "c.py").write_text("thing = 1\n")
+    assert cycles(graph(pkg)) == []
+    (pkg / "c.py").write_text("if True:\n    from pkg.sub import b\n")
+    assert cycles(graph(pkg)) == [["pkg.c", "pkg.sub.b", "pkg.c"]]
