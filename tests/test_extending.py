@@ -40,8 +40,8 @@ def load(path: str, registry: Registry[Any], monkeypatch: pytest.MonkeyPatch) ->
 
 def test_the_page_has_one_example_of_each_kind_of_part() -> None:
     assert sorted(examples()) == ["normreg/auditing/checks/cumulative_batchnorm.py",
-                                  "normreg/judge/designs/welch_trimmed.py", "normreg/render/formats/tsv.py",
-                                  "normreg/execution/executors/serial.py"]
+                                  "normreg/execution/executors/serial.py", "normreg/judge/designs/welch_trimmed.py",
+                                  "normreg/render/formats/tsv.py"]
 
 
 def test_the_design_example_is_found_by_name_and_leaves_the_extreme_seed_out(monkeypatch) -> None:
