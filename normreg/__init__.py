@@ -26,7 +26,7 @@ _API = ("run", "compare", "audit")
 
 
 def __getattr__(name: str) -> Any:
-    # The API functions are looked up on first use (PEP 562), so `import normreg` imports none of the library. No
+    # The API functions are looked up on first use (PEP 562), so `import normreg` imports only normreg.version. No
     # module of the package is named like them (the stages are normreg.execution, .comparison, .auditing), so an
     # import never rebinds these names.
     if name in _API:
