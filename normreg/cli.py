@@ -647,18 +647,18 @@ def main() -> None:
     (run, audit, bisect, calibrate) leaves without the interpreter's teardown once it has finished: every exit
     handler runs and the output is flushed, but torch and Lightning are not torn down module by module, which took
     2.1 s of the flagship's wall time on 2 cores and does nothing a user needs. Everything else exits as usual."""
-    from normreg.execution import supervisor
+    from normreg.execution import supervised, supervisor
     from normreg.execution.executor import stop_on_signals
 
     if supervisor.wanted(sys.argv[1:]):
         sys.exit(supervisor.supervise(sys.argv[1:]))
-    supervisor.adopt_pipe()
+    supervised.adopt_pipe()
     _forgiving_stdout()
     stop_on_signals()
     try:
         app()  # typer ends every command with SystemExit, its exit status
     except SystemExit as e:
-        supervisor.note_exit(_status(e.code))
+        supervised.note_exit(_status(e.code))
         if "torch" not in sys.modules:
             raise
         _leave(e.code)

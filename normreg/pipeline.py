@@ -22,7 +22,7 @@ from normreg.execution.events import Progress
 from normreg.execution.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.execution.results import RunResult
 from normreg.execution.rundir import RunDir, new_run_dir
-from normreg.execution.supervisor import note_phase, note_run_dir
+from normreg.execution.supervised import note_phase, note_run_dir
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged

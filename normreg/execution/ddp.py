@@ -3,8 +3,8 @@
 Lightning's own launchers cannot be used inside normreg: its default DDP launcher re-runs the current command
 line (normreg's, not a training script) and its spawn launcher starts processes from a daemonic worker, which
 multiprocessing forbids. So normreg launches the N processes itself, the way a cluster scheduler does: each rank
-is a fresh `python -m normreg.execution.ddp` with MASTER_ADDR, MASTER_PORT (a free port), WORLD_SIZE, RANK, LOCAL_RANK
-and NODE_RANK set, which Lightning takes as "processes created externally" and joins as they are. Every rank
+is a fresh `python -m normreg.execution.ddp_rank` with MASTER_ADDR, MASTER_PORT (a free port), WORLD_SIZE, RANK,
+LOCAL_RANK and NODE_RANK set, which Lightning takes as "processes created externally" and joins as they are. Every rank
 runs the same `run_one` (same seeding, same Trainer options) and writes its RunResult to a file; the run's
 result is rank 0's, whose metrics are the values every rank agrees on after `sync_dist`.
 
@@ -105,8 +105,8 @@ def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
                    "OMP_NUM_THREADS": str(threads)}
             if gpus is not None:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-            ranks.append(subprocess.Popen([sys.executable, "-m", "normreg.execution.ddp", tmp, str(rank), str(threads)],
-                                          env=env, stdin=subprocess.DEVNULL))
+            command = [sys.executable, "-m", "normreg.execution.ddp_rank", tmp, str(rank), str(threads)]
+            ranks.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL))
         failure = _wait(ranks, Path(tmp), start, timeout_s)
         result = _read(Path(tmp), 0)
     elapsed = time.perf_counter() - start
@@ -164,30 +164,10 @@ def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path, start: float,
             p.wait()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def _rank_main(tmp: str, rank: int, threads: int) -> None:
-    """One rank: train the job with the popen twin of its strategy, write its RunResult for the launcher."""
-    _die_with_parent()
-    import torch
-
-    from normreg.execution.worker import run_one
-
-    torch.set_num_threads(threads)
-    job, accelerator = pickle.loads((Path(tmp) / "job.pkl").read_bytes())
-    result = run_one(job, accelerator)
-    out = Path(tmp) / f"rank{rank}.pkl"
-    part = out.with_suffix(".part")
-    part.write_bytes(pickle.dumps(result))
-    os.replace(part, out)
-
-
-if __name__ == "__main__":
-    _rank_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -26,7 +26,7 @@ from typing import Any
 from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.execution.results import RunLog, RunResult
-from normreg.execution.supervisor import command_pid
+from normreg.execution.supervised import command_pid
 from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.spec import Suite, metrics_to_json

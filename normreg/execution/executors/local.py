@@ -25,7 +25,7 @@ from normreg.execution.ddp import world_size
 from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.execution.placement import Grant, Machine, Placement, Slot, fits_machine, grant, plan_placement
 from normreg.execution.results import RunResult
-from normreg.execution.supervisor import note_phase
+from normreg.execution.supervised import note_phase
 from normreg.execution.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
 
 PRELOAD = ["normreg.execution.forkserver_exit", "torch", "pytorch_lightning", "normreg.execution.worker"]
