@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from normreg.choices import SIGNIFICANT
+from normreg.choices import DEFAULT_DESIGN, SIGNIFICANT
 from normreg.execution.results import RunResult
 from normreg.fileio import clean_json
 from normreg.judge.designs import compare_values
@@ -197,7 +197,7 @@ class CurveCheck:
                    fail_on_parting=bool(d.get("fail_on_parting", False)), note=d.get("note"))
 
 
-def compare_curves(a: Curves, b: Curves, spec: MetricSpec, *, alpha: float = 0.05, design: str = "welch",
+def compare_curves(a: Curves, b: Curves, spec: MetricSpec, *, alpha: float = 0.05, design: str = DEFAULT_DESIGN,
                    a_name: str = "a", b_name: str = "b", suite: str = "", fail: bool = False) -> CurveCheck:
     """Compare candidate curves `b` with reference curves `a` ({seed: per-epoch values}) at every epoch.
 
