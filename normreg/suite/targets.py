@@ -107,20 +107,3 @@ def _unknown_args(factory: Callable[..., Any], args: dict[str, Any] | Any) -> tu
         if name not in params:
             return name, params
     return None
-
-
-def preflight(suite: Suite) -> None:
-    """Build every distinct model and data target once, so a broken suite fails before any training starts."""
-    import pytorch_lightning as pl
-
-    seen: set[tuple[str, str, str]] = set()
-    for v in suite.variants:
-        for kind, target in (("data", v.data), ("model", v.model)):
-            if target is None:
-                continue
-            key = (kind, target.spec, repr(sorted(target.args.items())))
-            if key in seen:
-                continue
-            seen.add(key)
-            pl.seed_everything(suite.seeds[0], workers=True, verbose=False)
-            build(suite, target, kind)
