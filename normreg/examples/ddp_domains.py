@@ -14,6 +14,8 @@ Written as a user writes a LightningModule and a LightningDataModule: nothing he
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
@@ -24,6 +26,23 @@ from torch.utils.data import DataLoader
 from normreg.examples.digits import DOMAINS, TwoDomainDigits
 
 NORMS = ("batch", "sync_batch", "layer")
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over every process, differentiable: the gradient of each process's share is the sum of
+    the gradients every process sends back (what torch.distributed.nn's deprecated all_reduce computes)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        total = x.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
 
 
 class AllProcessBatchNorm1d(nn.Module):
@@ -44,9 +63,7 @@ class AllProcessBatchNorm1d(nn.Module):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         sums = torch.cat([x.new_tensor([x.shape[0]]), x.sum(0), (x * x).sum(0)])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            from torch.distributed.nn.functional import all_reduce
-
-            sums = all_reduce(sums)
+            sums = _SumOverProcesses.apply(sums)
         n, width = sums[0], x.shape[1]
         mean = sums[1 : 1 + width] / n
         var = sums[1 + width :] / n - mean * mean
