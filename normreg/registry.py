@@ -59,11 +59,13 @@ class Registry(Generic[T]):
         return add
 
     def add(self, name: str, part: T) -> None:
-        """Register `part` as `name`. A part that declares a `name` attribute must declare this one; a second part
-        under a name already taken is a `ValueError` (registering the same part again is allowed: a reload)."""
+        """Register `part` as `name`. A class gets `name` as its `name` attribute (the registration is where the
+        name is written; a subclass does not inherit its base's); one that declares a `name` of its own must
+        declare this one. A second part under a name already taken is a `ValueError` (registering the same part
+        again is allowed: a reload)."""
         if not isinstance(name, str) or not name:
             raise TypeError(f"expected a {self.kind}'s name to be a non-empty string, got {name!r}")
-        declared = getattr(part, "name", name)
+        declared = vars(part).get("name", name) if isinstance(part, type) else getattr(part, "name", name)
         if isinstance(declared, str) and declared != name:
             raise ValueError(f"{part!r} declares the name {declared!r} but is registered as the {self.kind} {name!r}")
         if self._check is not None:
@@ -71,6 +73,8 @@ class Registry(Generic[T]):
         held = self._parts.get(name)
         if held is not None and held is not part and _qualname(held) != _qualname(part):
             raise ValueError(f"two {self.kind}s are registered as {name!r}: {_qualname(held)} and {_qualname(part)}")
+        if isinstance(part, type):
+            part.name = name  # type: ignore[attr-defined]
         self._parts[name] = part
 
     def _discover(self) -> None:

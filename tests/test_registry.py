@@ -64,3 +64,18 @@ def test_every_kind_of_part_is_in_one_registry_found_by_name() -> None:
     assert FORMATS.names()[:3] == ("html", "markdown", "junit")
     with pytest.raises(InputError, match=r"unknown design 'welsh'\. Did you mean 'welch'\?"):
         DESIGNS.get("welsh")
+
+
+def test_the_registration_names_a_class_and_a_subclass_does_not_inherit_its_bases_name() -> None:
+    reg: Registry[object] = Registry("widget")
+
+    @reg.register("base")
+    class Base:
+        pass
+
+    @reg.register("derived")
+    class Derived(Base):  # declares no name: the registration gives it one, not Base's
+        pass
+
+    assert Base.name == "base" and Derived.name == "derived"  # type: ignore[attr-defined]
+    assert reg.get("derived") is Derived

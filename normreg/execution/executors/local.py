@@ -168,7 +168,6 @@ class LocalOptions(ExecutorOptions):
 class LocalExecutor(ExecutorBase):
     """Trains jobs in worker processes on this machine (`workers=0`: one after another in this process)."""
 
-    name = "local"
     trains = True
     Options = LocalOptions
     options: LocalOptions

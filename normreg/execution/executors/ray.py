@@ -152,7 +152,6 @@ class RayExecutor(ExecutorBase):
     """Runs jobs as Ray tasks; see the module docstring. `worker(job, accelerator)` is what each task runs (the
     local executor's `run_one` by default; tests give their own)."""
 
-    name = "ray"
     trains = True
     Options = RayOptions
     options: RayOptions

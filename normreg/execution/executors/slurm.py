@@ -156,7 +156,6 @@ class SlurmExecutor(ExecutorBase):
     """Runs jobs as Slurm jobs through submitit; see the module docstring. `worker(job, accelerator)` is what each
     job runs (the local executor's `run_one` by default; tests give their own, picklable)."""
 
-    name = "slurm"
     trains = True
     Options = SlurmOptions
     options: SlurmOptions

@@ -85,7 +85,6 @@ def paired_power(c: Comparison) -> float | None:
 
 @register("paired")
 class Paired(TTest):
-    name = "paired"
     summary = "paired t-test on per-seed differences (same seed = same initial weights and data order)"
     pairs_by_seed = True
     unpaired = Welch.name

@@ -102,7 +102,6 @@ def _bound(tail: Callable[[float], float], a: float, start: float, step: float, 
 
 @register("permutation")
 class Permutation(StatTest):
-    name = "permutation"
     summary = "permutation test: exact over all splits when few, Monte Carlo beyond; no normality assumed"
     # Each look's p-value is a permutation test's, valid by itself whatever the distribution; against the nominal
     # levels it keeps the false alarms of staged seeding at about alpha (see the README), so nothing is lowered:

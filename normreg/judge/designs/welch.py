@@ -55,7 +55,6 @@ def welch_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpe
 
 @register("welch")
 class Welch(TTest):
-    name = "welch"
     label = "Welch"
     summary = "Welch's t-test: unpaired, unequal spreads (the default)"
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 @register("html")
 class Html(OutputFormat):
-    name = "html"
     suffix = ".html"
     describes = "the HTML report"
     history = "the history as an HTML page with plots"

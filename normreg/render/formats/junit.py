@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 @register("junit")
 class JUnit(OutputFormat):
-    name = "junit"
     suffix = ".xml"
     describes = "JUnit XML"
 

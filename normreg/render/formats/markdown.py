@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 @register("markdown")
 class Markdown(OutputFormat):
-    name = "markdown"
     suffix = ".md"
     describes = "the Markdown summary"
     history = "the changes found as Markdown"
