@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from normreg.judge.designs import compare_values  # noqa: E402
-from normreg.judge.sequential import simulate  # noqa: E402
+from normreg.judge.designs import compare_values, get  # noqa: E402
+from normreg.judge.sequential import simulate, staged_power  # noqa: E402
 from normreg.judge.stats import VERDICT_CODES  # noqa: E402
 from normreg.suite.spec import MetricSpec, stage_sizes  # noqa: E402
 
@@ -66,11 +66,6 @@ def one_by_one(design: str, n: int, effect: float, reps: int, alpha: float, seed
 
 def staged_rows(reps: int, alpha: float) -> list[str]:
     """The issue's staged case: stages 3..20, Pocock, sd 1, min_effect 0.5, true difference -1."""
-    try:
-        from normreg.judge.sequential import staged_power
-    except ImportError:  # versions before issue 18 report the last look's fixed-sample power only
-        staged_power = None
-
     spec = MetricSpec("m", "max", 0.5)
     stages = stage_sizes(3, 20)
     lines = [f"staged seeding, stages {', '.join(map(str, stages))}, Pocock, sd 1, min_effect 0.5, "
@@ -84,19 +79,14 @@ def staged_rows(reps: int, alpha: float) -> list[str]:
             a, b = np.zeros_like(a), b - a  # per-seed differences carry both sides' noise
         codes, _ = simulate(a, b, spec, alpha=alpha, design=design, stages=stages)
         sd_diff = np.sqrt(2.0) if design == "paired" else None
-        staged = "none"
-        if staged_power is not None:
-            power = staged_power(1.0, 1.0, stages, stages, spec, alpha=alpha, design=design, effect=1.0,
-                                 sd_diff=sd_diff)
-            staged = f"{power:.3f}"
+        staged = staged_power(1.0, 1.0, stages, stages, spec, alpha=alpha, design=design, effect=1.0,
+                              sd_diff=sd_diff)
         fixed = compare_fixed_power(design, 20, alpha)
-        lines.append(f"{design:<12} {-1.0:>9}  {np.mean(codes == 0):>19.3f}  {staged:>23}  {fixed:>26.3f}")
+        lines.append(f"{design:<12} {-1.0:>9}  {np.mean(codes == 0):>19.3f}  {staged:>23.3f}  {fixed:>26.3f}")
     return lines
 
 
 def compare_fixed_power(design: str, n: int, alpha: float) -> float:
-    from normreg.judge.designs import get
-
     test = get(design)
     d = test.power_model(1.0, 1.0, n, n, np.sqrt(2.0) if test.pairs_by_seed else None)
     return d.verdict_power(1.0, 0.5, alpha)
