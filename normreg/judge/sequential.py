@@ -261,8 +261,7 @@ def sequential_compare(a_looks: Sequence[Mapping[int, float]], b_looks: Sequence
         info.append(t)
         tested.append(c)
         assert c.diff is not None
-        p_margin = c.p_margin if c.p_margin is not None else c.p_value
-        p_diff.append(p_margin if abs(c.diff) > spec.min_effect else 1.0)
+        p_diff.append(c.p_margin_or_plain if abs(c.diff) > spec.min_effect else 1.0)
         p_eq.append(c.p_equivalence if c.p_equivalence is not None else 1.0)
     if not info or last.p_value is None:
         return replace(last, stages=sizes, spending=spending)

@@ -103,9 +103,12 @@ class Comparison:
     @property
     def p_decision(self) -> float | None:
         """The unadjusted p-value a failing verdict rests on: sequential when seeds were staged, else the margin
-        test's (records from before the margin test have only the plain p-value)."""
-        if self.stages:
-            return self.p_sequential
+        test's."""
+        return self.p_sequential if self.stages else self.p_margin_or_plain
+
+    @property
+    def p_margin_or_plain(self) -> float | None:
+        """The margin test's p-value (records from before the margin test have only the plain p-value)."""
         return self.p_margin if self.p_margin is not None else self.p_value
 
     @property
@@ -414,10 +417,6 @@ def _level(alpha: float, raw: float | None, used: float | None) -> float:
     return alpha * raw / used
 
 
-def _p_margin(c: Comparison) -> float | None:
-    return c.p_margin if c.p_margin is not None else c.p_value
-
-
 def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
     """The interval the verdict used. Difference verdicts: the two-sided interval at 1 - a, which lies beyond
     ±min_effect exactly when the (adjusted, sequential) margin p is below alpha. Equivalence: the 1 - 2a
@@ -429,7 +428,7 @@ def _interval(c: Comparison, equivalence: bool) -> dict[str, float | None]:
         a = _level(c.alpha, c.p_equivalence, c.p_equivalence_used)
         level = 1.0 - 2.0 * a
     else:
-        a = _level(c.alpha, _p_margin(c), c.p_used) / 2.0
+        a = _level(c.alpha, c.p_margin_or_plain, c.p_used) / 2.0
         level = 1.0 - 2.0 * a
     if c.retest is not None:
         low, high = c.retest.interval(a)
@@ -461,7 +460,7 @@ def _decide(c: Comparison) -> Comparison:
     short: str | None = None
     worse = MetricSpec(c.metric, c.goal).worse(diff)  # type: ignore[arg-type]
     # the per-comparison level the margin test was held to: alpha, or lower after a correction or a boundary
-    level = _level(alpha, _p_margin(c), p)
+    level = _level(alpha, c.p_margin_or_plain, p)
     if p < alpha and abs(diff) > delta:
         verdict = "regressed" if worse else "improved"
         if delta > 0:
@@ -514,7 +513,7 @@ def _seeds_needed(c: Comparison) -> tuple[int | None, str | None]:
 
     if abs(c.diff) > c.min_effect:
         worse = MetricSpec(c.metric, c.goal).worse(c.diff)  # type: ignore[arg-type]
-        n = find("difference", _level(c.alpha, _p_margin(c), c.p_used))
+        n = find("difference", _level(c.alpha, c.p_margin_or_plain, c.p_used))
         return n, ("regressed" if worse else "improved") if n else None
     if c.min_effect > 0:
         n = find("equivalence", _level(c.alpha, c.p_equivalence, c.p_equivalence_used))
