@@ -34,6 +34,7 @@ from normreg.execution.results import RunResult
 from normreg.fileio import clean_json
 from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
+from normreg.judge.resultset import histories_from_runs
 from normreg.judge.stats import Comparison, array_verdicts, as_record
 from normreg.suite.spec import MetricSpec, Suite
 
@@ -231,21 +232,17 @@ def compare_curves(a: Curves, b: Curves, spec: MetricSpec, *, alpha: float = 0.0
     return CurveCheck(**common, level=level, epochs=compared, note=note)
 
 
-def curves_of(runs: Sequence[RunResult], variant: str, metric: str) -> dict[int, list[float]]:
-    """seed -> per-epoch values of `metric` for the successful runs of `variant` that logged it."""
-    return {r.seed: list(r.history[metric]) for r in runs
-            if r.ok and r.variant == variant and metric in r.history}
-
-
 def curve_checks(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = False) -> list[CurveCheck]:
     """Every curve check a suite declares (`curves:`): each variant against the reference, on each curve metric.
     Variants whose runs are expected to fail are left out, as their pair checks are."""
     checks: list[CurveCheck] = []
+    histories = histories_from_runs(runs, qualify=False)  # variant -> metric -> seed -> per-epoch values
     for v in suite.variants:
         if v.name == suite.reference or (not ignore_expect and suite.expected(v.name, "*") == "failed"):
             continue
         for spec in suite.curves.metrics:
-            ref, mine = curves_of(runs, suite.reference, spec.name), curves_of(runs, v.name, spec.name)
+            ref = histories.get(suite.reference, {}).get(spec.name, {})
+            mine = histories.get(v.name, {}).get(spec.name, {})
             check = compare_curves(ref, mine, spec, alpha=suite.stats.alpha, design=suite.stats.design,
                                    a_name=suite.reference, b_name=v.name, suite=suite.name, fail=suite.curves.fail)
             if not ref or not mine:
