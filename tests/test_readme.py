@@ -115,6 +115,7 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
     suite = load_suite(tmp_path / "s.yaml")
     assert suite.expected("b", "acc") == "regressed" and suite.stats.design == "paired"
     assert suite.baseline_key == "device"
+    assert suite.run_timeout == 1800 and [m.name for m in suite.curves.metrics] == ["acc"]
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/commands.md"])

@@ -126,7 +126,7 @@ class CurveCheck:
     level: float | None
     seeds: tuple[int, ...]
     epochs: tuple[Comparison, ...]
-    fail_on_parting: bool = False  # the suite's `curves: {fail: true}`
+    fail_on_parting: bool = False  # the suite's `curves: {metrics: [...], fail: true}`
     note: str | None = None
 
     @property
@@ -155,7 +155,7 @@ class CurveCheck:
 
     @property
     def failed(self) -> bool:
-        """Curve checks inform; they fail a run only where the suite asks (`curves: {fail: true}`)."""
+        """Curve checks inform; they fail a run only where the suite asks (`curves: {metrics: [...], fail: true}`)."""
         return self.fail_on_parting and bool(self.parted)
 
     @property

@@ -247,7 +247,8 @@ def curves_html(curves: Sequence[CurveCheck]) -> str:
         return ""
     parts = ["<h3>Curve checks</h3><p class=meta>Each metric's learning curves, variant against reference, at "
              "every epoch; the chance of a false parted epoch is held at alpha over all epochs of a metric (the "
-             "per-epoch level is shown). They inform unless the suite says <code>curves: {fail: true}</code>.</p>"]
+             "per-epoch level is shown). They inform unless the suite says "
+             "<code>curves: {metrics: [...], fail: true}</code>.</p>"]
     for c in curves:
         cls = "v-fail" if c.failed else ("v-xfail" if c.parted else "v-ok")
         parts.append(f'<p class="{cls}">{escape(c.summary)}</p>')

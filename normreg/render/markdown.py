@@ -117,7 +117,8 @@ def render_markdown(report: Report) -> str:
     else:
         lines += ["No comparisons.", ""]
     if report.curves:
-        lines += ["**Curves** (epoch by epoch; they inform unless the suite says `curves: {fail: true}`)", ""]
+        lines += ["**Curves** (epoch by epoch; they inform unless the suite says "
+                  "`curves: {metrics: [...], fail: true}`)", ""]
         for c in report.curves:
             tag = " ❌ fails the run" if c.failed else ""
             suite = f"{_md(c.suite)}: " if c.suite else ""

@@ -52,7 +52,7 @@ def render_curves(report: Report) -> str:
         if c.note and c.epochs:
             lines.append(f"    ({c.note})")
     return ("Curves (epoch by epoch, each metric's error held at its alpha over all epochs; they inform unless the "
-            "suite says curves: {fail: true}):\n" + "\n".join(lines))
+            "suite says curves: {metrics: [...], fail: true}):\n" + "\n".join(lines))
 
 
 def _likely_causes(report: Report) -> list[str]:
