@@ -220,7 +220,8 @@ EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor"
 class ExecutorBase:
     """What every executor shares, written once: its options (an instance of its `Options` class, the defaults
     when none are given), a context manager that closes on exit, and a `warm_up` that starts nothing.
-    Subclasses set `name` and `trains`, give `device`, and implement `run`, `cancel` and `close`."""
+    `cancel` sets `_cancelled`, which `run` watches (a signal handler calls it: it only sets a flag). Subclasses set
+    `trains`, give `device`, and implement `run` and, where they hold something, `close`."""
 
     name: ClassVar[str]
     trains: ClassVar[bool] = True
@@ -228,6 +229,11 @@ class ExecutorBase:
 
     def __init__(self, options: ExecutorOptions | None = None) -> None:
         self.options = options_for(self.name, options, self.Options)
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop as soon as possible: no new run starts, and `run` returns once the runs in flight are dealt with."""
+        self._cancelled = True
 
     def warm_up(self) -> None:
         """Nothing to start ahead of the runs."""

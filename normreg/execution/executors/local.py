@@ -175,7 +175,6 @@ class LocalExecutor(ExecutorBase):
     def __init__(self, options: ExecutorOptions | None = None) -> None:
         super().__init__(options)
         self._workers: list[_Worker] = []
-        self._cancelled = False
         self._ctx: Any = None
         self._warm_unused = False  # the fork server was started by warm_up and no worker came from it yet
 
@@ -222,9 +221,6 @@ class LocalExecutor(ExecutorBase):
                 forkserver.ensure_running()
             # ours to stop if unused; a server that was already running may be serving another executor
             self._warm_unused = _forkserver_pid() is not None
-
-    def cancel(self) -> None:
-        self._cancelled = True
 
     def close(self) -> None:
         if self._warm_unused:

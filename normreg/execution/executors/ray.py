@@ -161,7 +161,6 @@ class RayExecutor(ExecutorBase):
         super().__init__(options)
         self.cpus_per_run = self.options.cpus_per_run if cpus_per_run is None else cpus_per_run
         self.worker = worker
-        self._cancelled = False
         self._opened = False
 
     # ------------------------------------------------------------------------------- the Executor protocol
@@ -179,9 +178,6 @@ class RayExecutor(ExecutorBase):
 
     # warm_up starts nothing: the connection needs the jobs (a Ray Client connection ships their modules on
     # connecting).
-
-    def cancel(self) -> None:
-        self._cancelled = True
 
     def close(self) -> None:
         if self._opened:

@@ -163,7 +163,6 @@ class SlurmExecutor(ExecutorBase):
     def __init__(self, options: ExecutorOptions | None = None, *, worker: Worker | None = None) -> None:
         super().__init__(options)
         self.worker = worker
-        self._cancelled = False
         self.submitted: dict[tuple[str, str, int], Any] = {}  # the submitit jobs of the current call, by job key
 
     @property
@@ -172,9 +171,6 @@ class SlurmExecutor(ExecutorBase):
         if self.options.accelerator == "gpu" or (self.options.accelerator == "auto" and self.options.gpus_per_run):
             return "cuda"
         return "cpu"
-
-    def cancel(self) -> None:
-        self._cancelled = True
 
     def close(self) -> None:
         """Nothing is held between calls: the jobs of a call have all ended (or been cancelled) when it returns."""
