@@ -285,7 +285,7 @@ def rechain(text: str, shift: int) -> str:
 def unmatched_file_uses(text: str) -> list[str]:
     """Lines using __file__ in a form rechain does not rewrite (shown for the integrator to check)."""
     return [line.strip() for line in text.splitlines()
-            if re.search(r"(?<![\"'])\b__file__\b", line) and not FILE_CHAIN.search(line)
+            if re.search(r"(?<![\"'.])\b__file__\b", line) and not FILE_CHAIN.search(line)
             and "Path(__file__)" not in line]
 
 
@@ -416,7 +416,7 @@ def drop_params(source: str, names: tuple[str, ...]) -> str:
 
 
 def docstring(text: str) -> str:
-    paragraphs = [textwrap.fill(" ".join(p.split()), width=116) for p in text.split("\n\n")]
+    paragraphs = [textwrap.fill(" ".join(p.split()), width=114) for p in text.split("\n\n")]
     return '"""' + "\n\n".join(paragraphs) + '"""'
 
 
@@ -515,10 +515,41 @@ def fix_mentions(tree: Tree) -> None:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        new = full.sub(lambda m: renamed[m[1]], text)
-        if rel.startswith("tests/"):  # `(test_suite.py)` in a test's docstring: the file it means, in full
-            new = short.sub(lambda m: bare[m[1]], new)
+
+        new = full.sub(lambda m, rel=rel: beside(rel, renamed[m[1]]), text)
+        if rel.startswith("tests/"):  # `(test_suite.py)` in a test's docstring: the file it means
+            new = short.sub(lambda m, rel=rel: beside(rel, bare[m[1]]), new)
+        if rel.endswith(".py"):
+            new = rewrap_long_comments(rel, text, new)
         tree.write(rel, new, "mentions of moved tests")
+
+
+def beside(rel: str, new: str) -> str:
+    """How file `rel` names the moved test `new`: a test names a test beside it by its file name."""
+    near = rel.startswith("tests/") and Path(new).parent == Path(rel).parent and new.endswith(".py")
+    return Path(new).name if near else new
+
+
+def rewrap_long_comments(rel: str, old: str, new: str, width: int = 120) -> str:
+    """Comment lines a longer path pushed past the line length, broken in two; other such lines are shown."""
+    before = set(old.splitlines())
+    out = []
+    for line in new.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if len(body) <= width or body in before:
+            out.append(line)
+            continue
+        m = re.match(r"(?P<indent>\s*)(?P<code>.*?)(?P<hash>#\s*)(?P<text>[^#\"']*)$", body)
+        if m and m["text"]:
+            cut = body.rfind(" ", 0, width + 1)
+            if cut > len(m["indent"]) + len(m["code"]) + len(m["hash"]):
+                out.append(body[:cut] + "\n")
+                pad = m["indent"] + (" " * len(m["code"]) if m["code"] else "")
+                out.append(f"{pad}# {body[cut + 1:]}" + line[len(body):])
+                continue
+        print(f"check by hand, {rel}: a line past {width} characters: {body.strip()[:80]}...")
+        out.append(line)
+    return "".join(out)
 
 
 def do_fixups(tree: Tree) -> None:
