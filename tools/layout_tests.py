@@ -539,7 +539,8 @@ def rewrap_long_comments(rel: str, old: str, new: str, width: int = 120) -> str:
         if len(body) <= width or body in before:
             out.append(line)
             continue
-        m = re.match(r"(?P<indent>\s*)(?P<code>.*?)(?P<hash>#\s*)(?P<text>[^#\"']*)$", body)
+        m = (re.match(r"(?P<indent>\s*)(?P<code>)(?P<hash>#\s*)(?P<text>.*)$", body)  # a comment line
+             or re.match(r"(?P<indent>\s*)(?P<code>.*?)(?P<hash>#\s*)(?P<text>[^#\"']*)$", body))
         if m and m["text"]:
             cut = body.rfind(" ", 0, width + 1)
             if cut > len(m["indent"]) + len(m["code"]) + len(m["hash"]):
