@@ -476,14 +476,25 @@ def test_files(root: Path) -> list[Path]:
                   if "data" not in p.relative_to(root / "tests").parts and p.name != "__init__.py")
 
 
+def module_names(root: Path) -> dict[str, str]:
+    """Top-level module names the tests import one another by (`from test_html import browse`, `from scripted
+    import ...`) -> their dotted names in the tests package."""
+    names = {stem: f"tests.{stem}" for stem in helper_modules(root)}
+    for old, new in MOVES.items():
+        if (root / new).exists():
+            names[Path(old).stem] = new.removesuffix(".py").replace("/", ".")
+    return names
+
+
 def fix_imports(tree: Tree) -> None:
-    helpers = "|".join(map(re.escape, helper_modules(tree.root)))
+    names = module_names(tree.root)
+    helpers = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
     pattern = re.compile(rf"^(?P<indent>[ \t]*)(?P<kw>from|import) (?P<mod>{helpers})\b(?=[ \n,])", re.M)
     for path in test_files(tree.root):
         rel = path.relative_to(tree.root).as_posix()
         text = tree.read(rel)
-        new = pattern.sub(lambda m: f"{m['indent']}{m['kw']} tests.{m['mod']}", text)
-        if re.search(rf"^[ \t]*import tests\.({helpers})\b(?! as)", new, re.M):
+        new = pattern.sub(lambda m: f"{m['indent']}{m['kw']} {names[m['mod']]}", text)
+        if re.search(r"^[ \t]*import tests\.[\w.]+$", new, re.M):
             raise LayoutError(f"{rel}: `import <helper>` used as a module name; rewrite it to `from tests import ...`")
         tree.write(rel, new, "helper imports")
 
