@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,6 +408,33 @@ def do_moves(tree: Tree) -> None:
         tree.write(new, text, "rewrite paths")
 
 
+CHAIN_TO = re.compile(FILE_CHAIN.pattern + r"""(?P<rest>\s*/\s*["'](?P<comp>[^"'/]+)["'])""")
+ROOT_CHAIN = re.compile(r"^(?P<var>ROOT)\s*=\s*" + FILE_CHAIN.pattern + r"\s*$", re.M)
+
+
+def check_chains(tree: Tree) -> None:
+    """Every `Path(__file__)...` chain of a test file followed by `/ "name"` names something that exists, and
+    `ROOT = Path(__file__)...` is the folder of pyproject.toml. A chain that misses by the file's depth (a line
+    merged in from before the move) is rewritten; others are shown."""
+    for path in test_files(tree.root):
+        rel = path.relative_to(tree.root).as_posix()
+        text = tree.read(rel)
+
+        def fix(m: re.Match[str], exists: Callable[[Path], bool], path: Path = path, rel: str = rel) -> str:
+            levels = int(m["n"]) + 1 if m["n"] is not None else m["up"].count(".parent")
+            if exists(path.parents[levels - 1]):
+                return m[0]
+            for shift in range(1, depth(rel) + 1):
+                if levels - 1 + shift < len(path.parents) and exists(path.parents[levels - 1 + shift]):
+                    return rechain(m[0], shift)
+            print(f"check by hand, {rel}: {m[0].strip()!r} names nothing that exists")
+            return m[0]
+
+        new = CHAIN_TO.sub(lambda m: fix(m, lambda d, c=m["comp"]: (d / c).exists()), text)
+        new = ROOT_CHAIN.sub(lambda m: fix(m, lambda d: (d / "pyproject.toml").exists()), new)
+        tree.write(rel, new, "paths of lines merged in from before the move")
+
+
 def drop_params(source: str, names: tuple[str, ...]) -> str:
     def fix(m: re.Match[str]) -> str:
         params = [p for p in (s.strip() for s in m["params"].split(",")) if p and p not in names]
@@ -602,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     do_splits(tree)
     make_packages(tree)
     fix_imports(tree)
+    check_chains(tree)
     fix_mentions(tree)
     do_fixups(tree)
     sort_imports(tree, sorted(tree.written))
