@@ -36,7 +36,10 @@ from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison
 from normreg.report.bisect import BisectResult, Step
-from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
+from normreg.suite.model import MetricSpec, SeedPlan, Suite
+
+# ------------------------------------------------------------------------------------------------- git
+from normreg.suite.spec import load_suite
 
 # ------------------------------------------------------------------------------------------------- git
 

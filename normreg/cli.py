@@ -29,7 +29,7 @@ from normreg.execution.supervisor import resume_command
 if TYPE_CHECKING:
     from normreg.render.progress import Display
     from normreg.report.model import Report
-    from normreg.suite.spec import Seeds
+    from normreg.suite.model import Seeds
 
 
 class _OneLineErrors(TyperGroup):
@@ -279,7 +279,7 @@ def run(
         if run_timeout is not None:
             import dataclasses
 
-            from normreg.suite.spec import parse_duration
+            from normreg.suite.building import parse_duration
 
             try:
                 limit = parse_duration(run_timeout)
@@ -368,7 +368,7 @@ def compare(
 
 
 def _seeds_option(text: Optional[str]) -> Seeds:
-    from normreg.suite.spec import MAX_SEEDS
+    from normreg.suite.model import MAX_SEEDS
 
     if text is None or text == "auto":
         return "auto" if text else None

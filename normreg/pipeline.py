@@ -30,7 +30,8 @@ from normreg.judge.curves import CurveCheck, curve_checks
 from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.report.model import Report, SuiteInfo
-from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
+from normreg.suite.model import Seeds, Suite
+from normreg.suite.spec import load_suite, load_suites
 
 
 def default_out_dir() -> Path:

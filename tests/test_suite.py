@@ -81,7 +81,7 @@ def test_every_file_of_the_bad_corpus_is_tested() -> None:
 
 
 def test_a_suite_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
-    from normreg.suite.spec import MAX_SUITE_BYTES
+    from normreg.suite.loading import MAX_SUITE_BYTES
 
     path = tmp_path / "huge.yaml"
     path.write_text("metrics: {acc: {}}\nvariants: {a: {model: m:A}}\ndescription: " + "x" * MAX_SUITE_BYTES + "\n")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from normreg.errors import did_you_mean
-from normreg.suite.spec import Suite, Variant, suite_error
+from normreg.suite.loading import suite_error
+from normreg.suite.model import Suite, Variant
 
 
 @dataclass(frozen=True)

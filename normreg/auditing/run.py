@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from normreg.auditing.findings import AuditReport, Finding, PairSummary, sort_findings
 from normreg.errors import InputError, did_you_mean
 from normreg.execution.failure import describe_error
-from normreg.suite.spec import Suite, load_suite
+from normreg.suite.model import Suite
+from normreg.suite.spec import load_suite
 
 if TYPE_CHECKING:
     from normreg.auditing.checks import Recordings

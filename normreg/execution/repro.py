@@ -14,7 +14,7 @@ from typing import Any
 
 from normreg.errors import InputError, did_you_mean
 from normreg.execution.worker import TRAINER_OPTIONS, flavour_of
-from normreg.suite.spec import MAX_SEED_VALUE, Suite, Target
+from normreg.suite.model import MAX_SEED_VALUE, Suite, Target
 
 # The script's text is fixed: every name and value of the run (suite, variant, folder, targets, arguments, trainer
 # options) goes into RUN as one Python literal made by `repr` and checked by `ast.literal_eval`, never into the

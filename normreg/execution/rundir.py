@@ -29,7 +29,7 @@ from normreg.execution.results import RunLog, RunResult
 from normreg.execution.supervised import command_pid
 from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.suite.diff import content_changes, summarise
-from normreg.suite.spec import Suite, metrics_to_json
+from normreg.suite.model import Suite, metrics_to_json
 
 LOCK_FILE = LOCK_NAME
 REPORT_FILE = "report.json"

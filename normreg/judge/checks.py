@@ -19,7 +19,7 @@ from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
 from normreg.judge.sequential import final_levels, sequential_compare
 from normreg.judge.stats import Comparison, adjust, as_record, welch_se_df
-from normreg.suite.spec import MetricSpec, Suite
+from normreg.suite.model import MetricSpec, Suite
 
 
 def satisfies(verdict: str, expected: str) -> bool:

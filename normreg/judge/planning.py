@@ -37,7 +37,8 @@ from normreg.judge.stats import (
     seed_correlation,
     smoothed_draws,
 )
-from normreg.suite.spec import MetricSpec, SeedPlan, Seeds, load_suite
+from normreg.suite.model import MetricSpec, SeedPlan, Seeds
+from normreg.suite.spec import load_suite
 
 
 @dataclass(frozen=True)
