@@ -197,7 +197,7 @@ def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment:
     assert suite.seed_plan is not None
     stages = suite.seed_plan.stages
     names = [v.name for v in suite.variants]
-    skip = {v for v in names if not ignore_expect and suite.expected(v, "*") == "failed"}
+    skip = {v for v in names if not ignore_expect and suite.expects_failure(v)}
     looks: dict[str, list[int]] = {v: [] for v in names}
     decided: dict[Key, int] = {}
     open_ = set(names)
@@ -248,7 +248,7 @@ def with_devices(environment: Mapping[str, Any], results: Iterable[RunResult]) -
 def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment: Mapping[str, Any],
                      problems: list[Problem]) -> bool:
     """Store this run's values as the suite's baseline, unless an unexpected run failed (then say so)."""
-    if any(not r.ok for r in mine if not (s.expected(r.variant, "*") == "failed")):
+    if any(not r.ok for r in mine if not s.expects_failure(r.variant)):
         problems.append(Problem(s.name, "*", "baseline_not_updated",
                                 "runs failed, so the baseline was left unchanged; fix them and rerun"))
         return False

@@ -189,6 +189,7 @@ def test_expect_rules(write_suite) -> None:
     s = load_suite(ok)
     assert s.expected("twin", "acc") == "regressed" and s.expected("twin", "loss") is None
     assert s.expected("merged", "*") == "failed"
+    assert s.expects_failure("merged") and not s.expects_failure("twin") and not s.expects_failure("absent")
     with pytest.raises(SuiteError, match="is the reference"):
         load_suite(write_suite(extra="expect: {merged: regressed}\n"))
     with pytest.raises(SuiteError, match=r"'twn' is not a variant. Did you mean 'twin'\?"):
