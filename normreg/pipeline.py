@@ -196,7 +196,7 @@ def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment:
     """Run a suite's seeds stage by stage; after each stage stop every variant whose checks are all decisive."""
     assert suite.seed_plan is not None
     stages = suite.seed_plan.stages
-    names = [v.name for v in suite.variants]
+    names = suite.variant_names
     skip = {v for v in names if not ignore_expect and suite.expects_failure(v)}
     looks: dict[str, list[int]] = {v: [] for v in names}
     decided: dict[Key, int] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from normreg.errors import SuiteError
+from normreg.errors import InputError, SuiteError
 from normreg.suite.spec import discover, load_suite
 
 DATA = Path(__file__).parent / "data" / "suites"
@@ -247,3 +247,11 @@ def test_run_timeout_is_read_and_left_out_of_the_digest(tmp_path: Path) -> None:
     a, b = load_suite(tmp_path / "a.yaml"), load_suite(tmp_path / "b.yaml")
     assert (a.run_timeout, b.run_timeout) == (None, 5400.0)
     assert a.digest == b.digest  # how long a run may take does not change what it computes: --resume still works
+
+
+def test_variant_names_and_check_variant(write_suite) -> None:
+    s = load_suite(write_suite())
+    assert s.variant_names == ("merged", "twin") and s.check_variant("twin") == "twin"
+    with pytest.raises(InputError, match=r"pair\.yaml: unknown variant 'twn'\. Did you mean 'twin'\? "
+                                         r"Variants: merged, twin$"):
+        s.check_variant("twn")

@@ -12,7 +12,7 @@ import ast
 import pprint
 from typing import Any
 
-from normreg.errors import InputError, did_you_mean
+from normreg.errors import InputError
 from normreg.execution.worker import TRAINER_OPTIONS, flavour_of
 from normreg.suite.model import MAX_SEED_VALUE, Suite, Target
 
@@ -127,10 +127,7 @@ def render_script(run: dict[str, Any], flavour: str) -> str:
 
 def repro_script(suite: Suite, variant: str, seed: int) -> str:
     """The standalone script that trains `variant` with `seed` as `normreg run` does and prints its metrics."""
-    names = [v.name for v in suite.variants]
-    if variant not in names:
-        raise InputError(f"{suite.path}: unknown variant '{variant}'.{did_you_mean(variant, names)} "
-                         f"Variants: {', '.join(names)}")
+    suite.check_variant(variant)
     if not 0 <= seed <= MAX_SEED_VALUE:
         raise InputError(f"expected --seed from 0 to {MAX_SEED_VALUE} (the seeds `normreg run` accepts), got {seed}")
     v = suite.variant(variant)

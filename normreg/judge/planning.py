@@ -552,7 +552,7 @@ def plan_suite(suite_path: Path, *, pilot: str | None = None, baselines: Path = 
     else:
         values = load_result_set(source)
         values.refuse_non_finite(m.name for m in s.metrics)
-    return plan(s.name, s.reference, [v.name for v in s.variants], s.metrics, values,
+    return plan(s.name, s.reference, list(s.variant_names), s.metrics, values,
                 alpha=s.stats.alpha, design=s.stats.design)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from normreg.choices import DEFAULT_DESIGN, Goal
+from normreg.errors import InputError, did_you_mean
 
 MAX_SEEDS = 1000  # seeds per variant: a count, a list, or a plan's max
 MAX_SEED_VALUE = 2**32 - 1  # numpy's (and Lightning's) seed range
@@ -141,6 +142,18 @@ class Suite:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variants)
+
+    def check_variant(self, name: str) -> str:
+        """`name`, if the suite has such a variant; else an InputError that suggests the nearest and lists all."""
+        names = self.variant_names
+        if name not in names:
+            raise InputError(f"{self.path}: unknown variant '{name}'.{did_you_mean(name, names)} "
+                             f"Variants: {', '.join(names)}")
+        return name
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
