@@ -398,8 +398,8 @@ def plan(
     on average over the true spreads the pilot leaves possible, and how sure that is."""
 
     def body() -> int:
-        from normreg.judge.planning import plan_suite
         from normreg.pipeline import pilot_run
+        from normreg.planning import plan_suite
         from normreg.render.planning import render_plan
 
         display = _progress()
@@ -475,7 +475,7 @@ def calibrate(
 
     def body() -> int:
         from normreg.choices import check_alpha, check_min_effect
-        from normreg.judge.planning import calibrate_source
+        from normreg.planning import calibrate_source
         from normreg.render.planning import render_calibration
 
         check_alpha(alpha)

@@ -127,6 +127,62 @@ def test_shared_modules_import_no_stage():
         assert {part(t) for t in edges[f"normreg.{name}"]} <= SHARED, name
 
 
+# The suite package in layers, each importing only those before it: the YAML-free model; reading bounded YAML
+# with the line of every key; building a Suite from it; files in, suites out; and resolving targets.
+SUITE_LAYERS = {
+    "normreg.suite.model": set(),
+    "normreg.suite.diff": set(),
+    "normreg.suite.loading": {"normreg.suite.model"},
+    "normreg.suite.building": {"normreg.suite.model", "normreg.suite.loading"},
+    "normreg.suite.spec": {"normreg.suite.model", "normreg.suite.loading", "normreg.suite.building"},
+    "normreg.suite.targets": {"normreg.suite.model"},
+}
+# What judging, reporting and rendering may know of the suite: its frozen model (and which keys changed), never
+# how a suite file is read.
+YAML_FREE = ("judge", "report", "render")
+SUITE_MODEL = {"normreg.suite.model", "normreg.suite.diff"}
+
+
+def reached(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for t in edges.get(todo.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return seen
+
+
+def imports_yaml(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "yaml" for a in n.names)
+               or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "yaml" and not n.level
+               for n in ast.walk(tree))
+
+
+def test_suite_modules_import_in_one_direction():
+    edges = graph(PACKAGE)
+    suite = {m for m in edges if m.startswith("normreg.suite.")}
+    assert suite == set(SUITE_LAYERS)  # a new suite module takes its place in the layers
+    bad = [f"{m} imports {t}" for m in sorted(suite) for t in sorted(edges[m] & suite - SUITE_LAYERS[m])]
+    assert bad == []
+
+
+def test_judge_report_and_render_know_only_the_suite_model():
+    known = modules(PACKAGE)
+    edges = graph(PACKAGE)
+    bad = []
+    for module in sorted(edges):
+        if part(module) in YAML_FREE:
+            through = {t for t in reached(edges, module) if t.startswith("normreg.suite.")} - SUITE_MODEL
+            bad += [f"{module} reaches {t}" for t in sorted(through)]
+            bad += [f"{module} imports yaml"] if imports_yaml(known[module]) else []
+    assert bad == []
+    assert not any(imports_yaml(known[m]) for m in SUITE_MODEL)
+
+
 def test_no_module_imports_in_a_cycle():
     assert cycles(graph(PACKAGE)) == []
 
