@@ -121,6 +121,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class Suite:
+    """A validated suite file: its variants, metrics, seeds, statistical settings and declared outcomes (made by
+    `suite.building`; everything after that trusts it)."""
+
     name: str
     path: Path
     description: str
