@@ -183,6 +183,33 @@ def test_judge_report_and_render_know_only_the_suite_model():
     assert not any(imports_yaml(known[m]) for m in SUITE_MODEL)
 
 
+def defined(path: Path) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assignments), not those it imports."""
+    out: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out |= {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return out
+
+
+def test_suite_names_are_imported_from_the_module_that_defines_them():
+    # so that no suite module turns into a re-export of another (`from normreg.suite.spec import Suite` would
+    # work, as spec imports Suite, and tie its importer to YAML loading)
+    known = modules(PACKAGE)
+    homes = {name: defined(path) for name, path in known.items() if name.startswith("normreg.suite.")}
+    bad = []
+    for root in (PACKAGE, PACKAGE.parent / "tests", PACKAGE.parent / "benchmarks"):
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module in homes:
+                    bad += [f"{path.name}: {a.name} from {node.module}" for a in node.names
+                            if a.name not in homes[node.module]]
+    assert bad == []
+
+
 def test_no_module_imports_in_a_cycle():
     assert cycles(graph(PACKAGE)) == []
 
