@@ -27,8 +27,8 @@ from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.judge.curves import CurveCheck, curve_checks
-from normreg.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
+from normreg.planning import PilotRun
 from normreg.report.model import Report, SuiteInfo
 from normreg.suite.model import Seeds, Suite
 from normreg.suite.spec import load_suite, load_suites
