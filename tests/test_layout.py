@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normreg"
@@ -181,6 +183,18 @@ def test_judge_report_and_render_know_only_the_suite_model():
             bad += [f"{module} imports yaml"] if imports_yaml(known[module]) else []
     assert bad == []
     assert not any(imports_yaml(known[m]) for m in SUITE_MODEL)
+
+
+def test_importing_judge_report_and_render_loads_no_suite_reader():
+    # at run time too: a package's __init__ runs whenever one of its modules is imported, which the import graph
+    # above leaves out (auditing/__init__ once pulled suite loading into render/audit.py this way)
+    names = sorted(m for m in modules(PACKAGE) if part(m) in YAML_FREE)
+    code = "import sys\n" + "".join(f"import {m}\n" for m in names) + (
+        "print(sorted(m for m in sys.modules if m == 'yaml' or m.startswith('normreg.suite.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=PACKAGE.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sorted(SUITE_MODEL))
 
 
 def defined(path: Path) -> set[str]:
