@@ -62,6 +62,7 @@ MOVES: dict[str, str] = {
     "tests/test_results.py": "tests/execution/test_results.py",
     "tests/test_rundir.py": "tests/execution/test_rundir.py",
     "tests/test_worker.py": "tests/execution/test_worker.py",
+    "tests/test_lifeline.py": "tests/execution/test_lifeline.py",  # from the cleanup branch
     "tests/test_ray.py": "tests/execution/executors/test_ray.py",
     "tests/test_ray_cluster.py": "tests/execution/executors/test_ray_cluster.py",
     "tests/test_slurm.py": "tests/execution/executors/test_slurm.py",
@@ -91,6 +92,7 @@ MOVES: dict[str, str] = {
     "tests/test_terminal.py": "tests/render/test_terminal.py",
     # auditing/
     "tests/test_preflight.py": "tests/auditing/test_preflight.py",
+    "tests/test_audit_ddp.py": "tests/auditing/checks/test_unsynced_batchnorm.py",  # from the auditddp branch
     # examples/: the story suites, each running its example module
     "tests/test_examples.py": "tests/examples/test_examples.py",
     # the README and the manual as a contract (docs/extending.md's worked examples, the workflow the README shows)
@@ -108,6 +110,7 @@ MOVES: dict[str, str] = {
     "tests/test_script.py": "tests/end_to_end/test_script.py",
     "tests/test_small.py": "tests/end_to_end/test_small.py",
     "tests/test_stops.py": "tests/end_to_end/test_stops.py",
+    "tests/test_checkpoints.py": "tests/end_to_end/test_checkpoints.py",  # from the ckpt branch: kills, resumes
 }
 
 
