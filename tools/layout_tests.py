@@ -250,6 +250,19 @@ FIXUPS: list[tuple[str, str, str]] = [
      r'SOURCE = re.compile(r"benchmarks/|tests/(?:\w+/)*test_\w+\.py|'),
     ("tests/docs/test_docs.py", "(name benchmarks/..., tests/test_....py or",
      "(name benchmarks/..., tests/.../test_....py or"),
+    ("docs/development.md", "the test (`tests/test_....py`)", "the test (`tests/.../test_....py`)"),
+    ("docs/development.md",
+     "Tests mirror the modules; bad-input suites, one per error, live in `tests/data/bad/`; golden Markdown and "
+     "JUnit\n",
+     "Tests mirror the modules: the tests of `normreg/judge/sequential.py` are in `tests/judge/test_sequential.py`,\n"
+     "those of `normreg/cli.py` in `tests/test_cli.py`; a module tested elsewhere is listed, with the file that tests\n"
+     "it and why, in `tests/test_tests_layout.py`, which holds the layout. Tests of the whole tool sit in\n"
+     "`tests/docs/` (the README and these pages as a contract) and `tests/end_to_end/` (real processes, faults,\n"
+     "refusals). Each folder of `tests/` is a package, so helpers are imported as `from tests.scripted import ...`.\n"
+     "Bad-input suites, one per error, live in `tests/data/bad/`; golden Markdown and JUnit\n"),
+    # the moved file's own name holds the check's name, and so do notes that name where an error was raised
+    ("tests/auditing/checks/test_unsynced_batchnorm.py", "    (note,) = [n for n in report.notes if CHECK in n]\n",
+     '    (note,) = [n for n in report.notes if f"the {CHECK} check" in n]\n'),
 ]
 
 # Where mentions of a moved test file are rewritten (files under these, or these files).
