@@ -220,3 +220,18 @@ def test_names_are_text_never_markup():
     assert not list(root.iter(NS + "script")) and "<script" not in svg
     assert name in texts(root) and name in root[0].text and "cost$x^$ (higher is better)" in texts(root)
     assert one(root, "g", cls="sample", variant=name, source="run") is not None
+
+
+def test_missing_values_leave_gaps_not_nan_coordinates():
+    """A value written as null (None) or NaN is left out: a dot is not drawn, a line breaks there."""
+    seeds = seeds_figure(["a"], [("acc", "max")], {"acc": {"a": Sample((0.8, math.nan, 0.82))}}, {}, {}, 0.05)
+    curves = curves_figure(["a"], {"x": {"a": [[0.5, None, 0.7, 0.8], [0.4, math.nan, 0.6, 0.7]]}})
+    history = history_figure("s: acc", "max", ["mon", "tue"], {"a": [NightPoint(0, (0.8, math.nan), False),
+                                                                     NightPoint(1, (math.nan,), True)]})
+    for svg in (seeds, curves, history):
+        assert "nan" not in svg.lower() and "inf" not in svg.lower()
+        parse(svg)
+    assert len(cys(one(parse(seeds), "g", cls="sample", variant="a", source="run"))) == 2
+    lines = list(one(parse(curves), "g", cls="variant", variant="a").iter(NS + "polyline"))
+    assert [len(x.get("points").split()) for x in lines] == [2, 2]  # epochs 3-4 of each seed (epoch 1 alone is no line)
+    assert len(find(parse(history), "circle", cls="seed")) == 1

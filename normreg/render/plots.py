@@ -21,6 +21,7 @@ from normreg.render.svg import (
     Canvas,
     LegendItem,
     Panel,
+    finite,
     legend,
     legend_lines,
     legend_width,
@@ -86,8 +87,9 @@ def _label_room(labels: Sequence[str], rotation: float, size: float) -> float:
 
 
 def _mean_interval(s: Sample, alpha: float) -> tuple[float, float | None] | None:
-    if s.values:
-        return mean_ci(s.values, alpha)
+    values = finite(s.values)
+    if values:
+        return mean_ci(values, alpha)
     if s.summary is not None:
         mean, sd, n = s.summary
         return mean, t_half_width(sd, n, alpha)
@@ -105,8 +107,9 @@ def _draw_group(p: Panel, x: float, s: Sample, variant: str, source: str, color:
     """A group's seeds as dots spread a little sideways (hollow for the baseline), its mean and interval beside."""
     hollow = source == "baseline"
     p.canvas.group(_data(cls="sample", variant=variant, source=source))
-    k = len(s.values)
-    for i, v in enumerate(s.values):
+    values = finite(s.values)  # a metric that came out NaN has no place on the axis
+    k = len(values)
+    for i, v in enumerate(values):
         offset = (i - (k - 1) / 2) * min(0.035, 0.18 / max(k - 1, 1))
         p.canvas.circle(p.x(x + offset), p.y(v), 3.3, color, hollow=hollow, width=1.4 if hollow else 0, cls="seed",
                         tip=f"{variant}{' (baseline)' if hollow else ''}: {_g(v)}")
@@ -130,7 +133,7 @@ def _seeds_desc(metrics: Sequence[tuple[str, str]], variants: Sequence[str],
                 s = store.get(metric, {}).get(v)
                 mi = None if s is None else _mean_interval(s, alpha)
                 if s is not None and mi is not None:
-                    n = len(s.values) if s.values else (s.summary or (0, 0, 0))[2]
+                    n = len(finite(s.values)) if s.values else (s.summary or (0, 0, 0))[2]
                     bits.append(f"{name} mean {_g(mi[0])} over {n} seeds")
                 if s is not None and s.failed_runs:
                     bits.append(f"{s.failed_runs} failed runs")
@@ -190,10 +193,6 @@ def seeds_figure(variants: Sequence[str], metrics: Sequence[tuple[str, str]],
     return canvas.svg(title, _seeds_desc(metrics, variants, current, baseline, alpha))
 
 
-def _legend_rows(canvas_width: float, items: Sequence[LegendItem]) -> list[list[LegendItem]]:
-    return legend_lines(items, canvas_width - 20)
-
-
 def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
                   max_panels: int = 6, title: str = "learning curves") -> str:
     """Learning curves: one panel per logged metric, one thin line per seed, one colour per variant.
@@ -210,7 +209,7 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
     cell_w, cell_h = left + panel_w + 14, 24 + panel_h + 42
     items: list[LegendItem] = [("line", COLORS[j % len(COLORS)], v) for j, v in enumerate(variants)]
     width = cols * cell_w
-    lines = _legend_rows(width, items)
+    lines = legend_lines(items, width - 20)
     canvas = Canvas(width, rows * cell_h + 20 * len(lines) + 4)
     for i, (key, ylim, yt) in enumerate(zip(keys, ylims, ticks)):
         epochs = max((len(seq) for seqs in curves[key].values() for seq in seqs), default=1)
@@ -337,7 +336,7 @@ def history_figure(title: str, goal: str, labels: Sequence[str],
     said = []
     for j, (v, points) in enumerate(series.items()):
         color = COLORS[j % len(COLORS)]
-        pts = [pt for pt in points if pt.values]
+        pts = [NightPoint(pt.night, tuple(finite(pt.values)), pt.failed) for pt in points if finite(pt.values)]
         if not pts:
             continue
         xs = [pt.night for pt in pts]

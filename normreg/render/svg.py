@@ -237,8 +237,8 @@ class Panel:
             lower = [(self.x(x), self.y(lo)) for x, lo, _ in reversed(run)]
             self.canvas.polygon(upper + lower, color, opacity)
 
-    def curve(self, xs: Sequence[float], ys: Sequence[float], color: str, *, width: float = 1, opacity: float = 1,
-              dots: float = 0) -> None:
+    def curve(self, xs: Sequence[float], ys: Sequence[float | None], color: str, *, width: float = 1,
+              opacity: float = 1, dots: float = 0) -> None:
         """A line through the points, broken where a value is missing (NaN), with dots of radius `dots`."""
         for run in _finite_runs(xs, ys):
             pts = [(self.x(x), self.y(y)) for x, y in run]
@@ -248,10 +248,11 @@ class Panel:
                 self.canvas.circle(x, y, dots, color, width=0, opacity=opacity)
 
 
-def _finite_runs(xs: Sequence[float], *columns: Sequence[float]) -> list[list[tuple[float, ...]]]:
+def _finite_runs(xs: Sequence[float], *columns: Sequence[float | None]) -> list[list[tuple[float, ...]]]:
+    """The rows of (x, *columns) in runs without a gap: a missing value (None, NaN, inf) ends a run."""
     runs: list[list[tuple[float, ...]]] = [[]]
     for row in zip(xs, *columns):
-        if all(math.isfinite(v) for v in row):
+        if all(v is not None and math.isfinite(v) for v in row):
             runs[-1].append(row)
         elif runs[-1]:
             runs.append([])
