@@ -7,7 +7,7 @@ the page drawn in one process, so the cost of the page is seen apart from start-
 The report has the size of a nightly of all ten suites: ten suites of two variants (a reference and one other) and
 five seeds, two metrics against a stored baseline, four learning curves of ten epochs per run, and a curve check
 in seven suites: 27 figures. It is made with the fake runner, nothing trained. Issue 19 found `report --html` taking
-six times as long as `report` on such a report (27 matplotlib figures at about 0.16 s each, and matplotlib's
+4.4 s where `report` took 0.74 s on such a report (27 matplotlib figures at about 0.16 s each, and matplotlib's
 import); the figures are now written as SVG text (normreg/render/svg.py). `--against` times another commit's tree
 (extracted with `git archive`) on the same report, in the same turns, so that before and after share the load of
 a shared machine. Measured here, not asserted in tests: shared machines are noisy.
