@@ -3,8 +3,9 @@ nights.
 
 Written with `normreg.render.svg` rather than a plotting library: the figures are dots, bars, lines and bands,
 and matplotlib's import and PNG encoding made `normreg report --html` take several times as long as `normreg
-report` (`benchmarks/html_report.py` measures both). Each figure's <title> names it and its <desc> states its numbers for
-screen readers; the plotted marks sit in groups named by metric and variant (`data-metric`, `data-variant`).
+report` (`benchmarks/html_report.py` measures both). Each figure's <title> names it and its <desc> states its
+numbers for screen readers; the plotted marks sit in groups named by metric and variant (`data-metric`,
+`data-variant`).
 """
 
 from __future__ import annotations
