@@ -26,7 +26,7 @@ from normreg.render.plots import (
 )
 from normreg.render.svg import GLYPH, nice_ticks, tick_labels
 from normreg.report.history import NightPoint
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 NS = "{http://www.w3.org/2000/svg}"
 
