@@ -209,8 +209,8 @@ def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
         Optional[o.kind], typer.Option(o.flag, help=o.help, min=o.min, metavar=o.metavar)])  # type: ignore[valid-type]
         for o in cli_options()]
     name = inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default="local", annotation=Annotated[
-        str, typer.Option(help=f"What runs the training jobs: {' or '.join(executor_names())} (local: worker "
-                               "processes on this machine).")])
+        str, typer.Option("--executor", help=f"What runs the training jobs: {' or '.join(executor_names())} "
+                                       "(local: worker processes on this machine).")])
 
     @functools.wraps(command)
     def with_executor(**options: Any) -> None:
