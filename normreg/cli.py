@@ -100,14 +100,14 @@ def _exits(command: Callable[..., int]) -> Callable[..., None]:
             code = command(**options)
         except typer.Exit:
             raise
-        except BaseException as e:  # every way a command can end has its exit code
+        except (Exception, KeyboardInterrupt, SystemExit) as e:  # every way a command can end has its exit code
             raise typer.Exit(_exit_code_of(e)) from None
         raise typer.Exit(code)
 
     return exiting
 
 
-def _exit_code_of(exc: BaseException) -> ExitCode:
+def _exit_code_of(exc: Exception | KeyboardInterrupt | SystemExit) -> ExitCode:
     """Say what ended a command, in one line on stderr (with the traceback under --debug), and its exit code."""
     from normreg.execution.executor import RECEIVED, Interrupted
 
@@ -133,11 +133,9 @@ def _exit_code_of(exc: BaseException) -> ExitCode:
         # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
         typer.echo(f"RunError: code outside a training run called sys.exit({exc.code!r}); normreg did not finish",
                    err=True)
-    elif isinstance(exc, Exception):
+    else:
         typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "
                    "for the traceback and report it.", err=True)
-    else:  # GeneratorExit and the like: not for a command to catch
-        raise exc
     return ExitCode.RUN_FAILED
 
 
