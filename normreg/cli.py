@@ -36,7 +36,7 @@ from normreg.execution.supervisor import resume_command
 if TYPE_CHECKING:
     from normreg.render.progress import Display
     from normreg.report.model import Report
-    from normreg.suite.spec import Seeds, Suite
+    from normreg.suite.model import Seeds, Suite
 
 
 class _OneLineErrors(TyperGroup):
@@ -224,7 +224,7 @@ def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _seeds_option(text: Optional[str]) -> Seeds:
-    from normreg.suite.spec import MAX_SEEDS
+    from normreg.suite.model import MAX_SEEDS
 
     if text is None or text == "auto":
         return "auto" if text else None
@@ -323,7 +323,8 @@ def _load_run_suites(suites: list[Path], overrides: tuple[str, ...] | list[str],
     second: before the statistics (scipy) and the checks (torch, Lightning) are imported."""
     import dataclasses
 
-    from normreg.suite.spec import load_suites, parse_duration
+    from normreg.suite.building import parse_duration
+    from normreg.suite.spec import load_suites
 
     loaded = load_suites(suites, overrides, seeds)
     if run_timeout is None:
@@ -436,8 +437,8 @@ def plan(
     """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
     on average over the true spreads the pilot leaves possible, and how sure that is."""
     from normreg.execution.executor import options_from_cli
-    from normreg.judge.planning import plan_suite
     from normreg.pipeline import pilot_run
+    from normreg.planning import plan_suite
     from normreg.render.planning import render_plan
 
     display = _progress()
@@ -494,7 +495,7 @@ def calibrate(
 ) -> ExitCode:
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
     from normreg.choices import check_alpha, check_min_effect
-    from normreg.judge.planning import calibrate_source
+    from normreg.planning import calibrate_source
     from normreg.render.planning import render_calibration
 
     check_alpha(alpha)
