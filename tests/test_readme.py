@@ -121,11 +121,13 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("page", ["README.md", "docs/commands.md"])
 def test_documented_exit_codes_are_the_clis(page: str) -> None:
-    from normreg.report.model import EXIT_ERROR, EXIT_FAIL, EXIT_INPUT, EXIT_PASS
+    from normreg.errors import ExitCode
 
     table = section(TEXTS[page], "## Exit codes")
     codes = [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)]
-    assert codes == [EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR]
+    assert codes == [c for c in ExitCode if c < 128]
+    stops = re.search(r"exits (\d+) \([^)]*\) or (\d+) \(", TEXTS[page])  # the signals' codes, in a sentence
+    assert stops and [int(c) for c in stops.groups()] == [ExitCode.STOPPED_SIGINT, ExitCode.STOPPED_SIGTERM]
 
 
 def test_the_readmes_tour_suite_is_the_tutorials() -> None:

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from normreg.errors import ExitCode
 from normreg.execution.supervised import ENV, supervised
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -69,8 +70,8 @@ def _entry() -> list[str]:
 
 
 def supervise(argv: list[str]) -> int:
-    """Run `normreg <argv>` in a second process and return the exit code it decided, or 3 with one line on
-    stderr when it ended without deciding one."""
+    """Run `normreg <argv>` in a second process and return the exit code it decided, or `ExitCode.RUN_FAILED` (3)
+    with one line on stderr when it ended without deciding one."""
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     env[ENV] = str(write_fd)
@@ -136,7 +137,7 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
     return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
 
 
-def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
+def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> ExitCode:
     if status < 0:
         try:
             name = signal.Signals(-status).name
@@ -157,7 +158,7 @@ def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
     if where:
         print(f"Continue with: {resume_command(Path(said['rundir'].partition(' ')[2]), argv)}", file=sys.stderr,
               flush=True)
-    return 3
+    return ExitCode.RUN_FAILED
 
 
 def _left_run_dir(path: Path, created: bool) -> str:
