@@ -617,15 +617,25 @@ def do_fixups(tree: Tree) -> None:
                 tree.write(rel, text.replace(old, new), "fixup")
 
 
-def sort_imports(tree: Tree, files: list[str]) -> None:
+def find_ruff() -> list[str]:
+    """The ruff command (beside this Python, on PATH, or as its module), checked before anything changes."""
+    beside = Path(sys.executable).parent / "ruff"
+    ruff = [str(beside)] if beside.exists() else [shutil.which("ruff") or ""]
+    if not ruff[0]:
+        ruff = [sys.executable, "-m", "ruff"]
+    if subprocess.run([*ruff, "--version"], capture_output=True).returncode != 0:
+        raise LayoutError("ruff is needed to sort the imports of the files written: put it on PATH; nothing changed")
+    return ruff
+
+
+def sort_imports(tree: Tree, files: list[str], ruff: list[str]) -> None:
     files = [f for f in sorted(set(files)) if f.endswith(".py") and (tree.root / f).exists()]
     if not files or tree.dry_run:
         return
-    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     split_targets = {t for s in SPLITS.values() for t in s.docstrings}
     for select, group in (("I001", files), ("I001,F401", [f for f in files if f in split_targets])):
         if group:
-            subprocess.run([ruff, "check", "--fix", "--select", select, "-q", *group], cwd=tree.root, check=False)
+            subprocess.run([*ruff, "check", "--fix", "--select", select, "-q", *group], cwd=tree.root, check=False)
     tree.git("add", *files)
 
 
@@ -642,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         print("layout_tests: nothing changed; map these first (tools/layout_tests.py, MOVES / SPLITS):",
               *problems, sep="\n  ", file=sys.stderr)
         return 1
+    ruff = find_ruff()
     tree = Tree(root, args.dry_run)
     do_moves(tree)
     do_splits(tree)
@@ -650,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     check_chains(tree)
     fix_mentions(tree)
     do_fixups(tree)
-    sort_imports(tree, sorted(tree.written))
+    sort_imports(tree, sorted(tree.written), ruff)
     print("\n".join(tree.changes) if tree.changes else "layout_tests: nothing to do (tests/ already laid out)")
     return 0
 
