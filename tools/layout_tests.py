@@ -649,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     problems = [f"{rel}: no row in MOVES or SPLITS" for rel in unmapped(root)] + unplaced(root)
     if problems:
-        print("layout_tests: nothing changed; map these first (tools/layout_tests.py, MOVES / SPLITS):",
+        print(f"layout_tests: nothing changed; map these first (in {__file__}: MOVES / SPLITS):",
               *problems, sep="\n  ", file=sys.stderr)
         return 1
     ruff = find_ruff()
