@@ -162,12 +162,3 @@ def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path, start: float,
                 p.kill()
         for p in ranks:
             p.wait()
-
-
-def die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
