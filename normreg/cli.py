@@ -264,13 +264,14 @@ def run(
     def body() -> int:
         from normreg.execution.executor import options_from_cli
         from normreg.fileio import check_output_folder, check_outputs
+        from normreg.render.outputs import option_suffixes
         from normreg.suite.spec import discover, load_suites
 
         # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
         read = [*discover(suites), *suites, baselines]
         folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
         check_outputs({"--report": report, **{f"--{n}": p for n, p in (outputs or {}).items()}},
-                      inputs=read, reads=folders)
+                      inputs=read, reads=folders, suffixes=option_suffixes())
         if out is not None:
             check_output_folder(out, "--out", inputs=read)
         # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
@@ -443,11 +444,12 @@ def report_cmd(
 
     def body() -> int:
         from normreg.fileio import check_outputs
+        from normreg.render.outputs import option_suffixes
         from normreg.render.terminal import render
         from normreg.report.file import read_report
 
         check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
-                      inputs=[report_file, report_file / "report.json"])
+                      inputs=[report_file, report_file / "report.json"], suffixes=option_suffixes())
         source = read_report(report_file)
         typer.echo(render(source.report))
         _write_formats(source.report, outputs)
@@ -509,12 +511,12 @@ def history_cmd(
     def body() -> int:
         from normreg.fileio import check_outputs
         from normreg.render.history import render_history
-        from normreg.render.outputs import write_history_outputs
+        from normreg.render.outputs import option_suffixes, write_history_outputs
         from normreg.report.history import load_history
 
         # every .json file under a folder given is read as a report: an output there would be read next time
         check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
-                      reads={p: (".json",) for p in paths if p.is_dir()})
+                      reads={p: (".json",) for p in paths if p.is_dir()}, suffixes=option_suffixes())
         history = load_history(paths, include_other_suites=all_runs)
         typer.echo(render_history(history))
         for path in write_history_outputs(history, outputs or {}):

@@ -214,12 +214,13 @@ def _probe_writable(folder: Path) -> str | None:
 
 
 def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
-                      reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+                      reads: Mapping[Path, tuple[str, ...]] | None = None, suffix: str = ".json") -> None:
     """The guard every output file of every command goes through, before any work is done. Refuses a path that is
     a folder, a device, a FIFO or anything else that is not a regular file or a new name; one of the
     command's `inputs` (the same file, however it is named); a file inside an input folder that the command reads
     from that folder (`reads`: folder -> suffixes, e.g. the `.json` files `history` finds); a suite, a baseline or
-    a run directory's own file, which no output may replace; and a place that cannot be written."""
+    a run directory's own file, which no output may replace; and a place that cannot be written. `suffix`: the
+    file name ending the option writes, for the example name an error gives."""
     try:
         st = os.stat(path)  # follows a symlink: the file it names is what would be read again
     except FileNotFoundError:
@@ -228,7 +229,7 @@ def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
         raise InputError(f"{option} {path}: cannot use this path ({e.strerror or e}); give another file name") \
             from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + suffix)}")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise InputError(f"{option} {path}: is {file_kind(st.st_mode)}, not a regular file or a new name; give a "
                          "file name")
@@ -255,15 +256,17 @@ def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
 
 
 def check_outputs(outputs: Mapping[str, Path | None], *, inputs: Iterable[Path] = (),
-                  reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+                  reads: Mapping[Path, tuple[str, ...]] | None = None,
+                  suffixes: Mapping[str, str] | None = None) -> None:
     """`check_output_file` for each output given (option -> path, None: not asked for), and no file named by two
-    options."""
+    options. `suffixes`: the file name ending each option writes (option -> suffix, e.g. the output formats'
+    `render.outputs.option_suffixes()`; .json for an option not in it)."""
     inputs = tuple(inputs)
     seen: dict[str, str] = {}
     for option, path in outputs.items():
         if path is None:
             continue
-        check_output_file(path, option, inputs=inputs, reads=reads)
+        check_output_file(path, option, inputs=inputs, reads=reads, suffix=(suffixes or {}).get(option, ".json"))
         key = os.path.realpath(path)
         if key in seen:
             raise InputError(f"{option} {path}: is also given to {seen[key]}; give each output its own file")
@@ -329,10 +332,6 @@ def check_output_dir(path: Path, what: str, *, write: bool = True) -> None:
     if why:
         raise InputError(f"{what} {path}: cannot write there ({why}); free some space, fix the permissions or give "
                          "another folder")
-
-
-def _suffix(option: str) -> str:
-    return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")
 
 
 # Numbers normreg reads from files must be finite and small enough that squares and sums of them stay finite
