@@ -85,11 +85,8 @@ def file_kind(mode: int) -> str:
                 "not a regular file")
 
 
-def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
-    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
-    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
-    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
-    message ("a suite file")."""
+def _open_regular(path: Path, what: str) -> int:
+    """A read-only descriptor of regular file `path`, or `ResultsError` (a missing file, a folder, a FIFO...)."""
     try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -98,8 +95,45 @@ def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a fi
         raise file_problem(path, f"cannot read: {e.strerror or e}") from None
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+    except OSError as e:
+        os.close(fd)
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+    return fd
+
+
+def count_lines(path: Path, at_most: int, what: str = "a file") -> int:
+    """How many non-blank lines regular file `path` has, counting no further than `at_most`: it reads only as far
+    as those lines go (a results table is not read whole to learn whether it has a row). `ResultsError` as
+    `read_text_bounded` for a missing file or one that is not a regular file."""
+    fd = _open_regular(path, what)
+    try:
+        found, partial = 0, False  # partial: the line read so far, not yet ended, is not blank
+        while found < at_most:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                found += partial
+                break
+            *ended, last = chunk.split(b"\n")
+            for i, piece in enumerate(ended):
+                found += bool(piece.strip()) or (i == 0 and partial)
+            partial = bool(last.strip()) or (partial and not ended)
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    return min(found, at_most)
+
+
+def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
+    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
+    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
+    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
+    message ("a suite file")."""
+    fd = _open_regular(path, what)
+    try:
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))

@@ -151,13 +151,18 @@ def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
 
 
 def _left_run_dir(path: Path, created: bool) -> str:
-    """Remove a run directory in which nothing was trained; else name it."""
-    from normreg.execution.rundir import discard_untrained, has_results
+    """Remove a run directory in which nothing was trained, if this run made it; else name it. One whose results
+    cannot be read is kept, and named with the reason."""
+    from normreg.errors import ResultsError
+    from normreg.execution.rundir import has_results, remove_run_dir
 
     try:
-        discard_untrained(path, created)
         if not has_results(path):
+            if created:
+                remove_run_dir(path)
             return ""
+    except ResultsError as e:
+        return f"; the run directory {path} was kept: {e}"
     except OSError:
         pass
     return f"; finished runs are in {path}"
