@@ -45,7 +45,7 @@ import scipy.special as _sp
 
 from normreg.judge.designs.base import TRetest
 from normreg.judge.designs.welch import Welch, welch
-from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd
+from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd, satterthwaite_df
 from normreg.suite.spec import MetricSpec
 
 PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
@@ -252,7 +252,7 @@ def segment_test(before: Sequence[Sequence[float]], after: Sequence[Sequence[flo
     se = math.sqrt(between + seeds)
     if seeds > 0:
         assert layout is not None
-        df = (between + seeds) ** 2 / (between ** 2 / df + seeds ** 2 / layout.seed_df)
+        df = satterthwaite_df([between, seeds], [df, layout.seed_df])
     c = Comparison(metric=spec.name, a="before", b="after", goal=spec.goal, min_effect=spec.min_effect,
                    alpha=alpha, n_a=len(ma), n_b=len(mb), mean_a=mean_a, mean_b=mean_b, sd_a=sd_a, sd_b=sd_b,
                    diff=diff, rel_diff=diff / abs(mean_a) if mean_a else None, ci_low=None, ci_high=None,

@@ -34,6 +34,7 @@ from normreg.judge.stats import (
     clear_correlation,
     design_effect,
     mean_sd,
+    satterthwaite_df,
     seed_correlation,
     smoothed_draws,
 )
@@ -101,10 +102,11 @@ class SpreadUncertainty:
 def uncertainty(sds: Sequence[float], ns: Sequence[int]) -> SpreadUncertainty:
     """The uncertainty of the sum of the variances `sds`^2, each estimated from `ns` values (one entry: one spread
     for both sides), on Welch–Satterthwaite's degrees of freedom."""
-    var = np.array(sds, dtype=float) ** 2
-    dfs = np.array([max(int(n) - 1, 1) for n in ns], dtype=float)
-    den = float(np.sum(var**2 / dfs))
-    return SpreadUncertainty(float(var.sum() ** 2 / den) if den > 0 else float(dfs.min()))
+    var = np.array(sds, dtype=float)[:, None] ** 2  # one array per spread: numpy's square, as element-wise
+    dfs = [max(int(n) - 1, 1) for n in ns]
+    if not np.any(var**2 > 0):
+        return SpreadUncertainty(float(min(dfs)))
+    return SpreadUncertainty(float(satterthwaite_df(list(var), dfs)[0]))
 
 
 @dataclass(frozen=True)
