@@ -20,7 +20,7 @@ from normreg.judge.stats import (
     satterthwaite_df,
     welch_se_df,
 )
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 WELCH = get("welch")

@@ -17,7 +17,7 @@ from normreg.judge.stats import (
     satterthwaite_df,
     welch_se_df,
 )
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads staged seeding is calibrated over (sd_b / sd_a)
 
