@@ -231,7 +231,7 @@ def test_bad_inputs_are_refused_before_anything_heavy_is_imported(tmp_path: Path
         "        try:\n"
         "            main()\n"
         "        except SystemExit as e:\n"
-        "            codes.append(e.code)\n"
+        "            codes.append(int(e.code))\n"
         "    return sorted(set(codes)), len(codes)\n"
         f"print(*refuse({suites!r}), heavy(('scipy', 'numpy', 'torch', 'pytorch_lightning', 'lightning')))\n"
         f"print(*refuse({others!r}), heavy(('torch', 'pytorch_lightning', 'lightning')))\n"
