@@ -308,11 +308,12 @@ def run(
 def _check_run_outputs(suites: list[Path], baselines: Path, out: Path | None, files: dict[str, Path | None]) -> None:
     """No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else."""
     from normreg.fileio import check_output_folder, check_outputs
+    from normreg.render.outputs import option_suffixes
     from normreg.suite.spec import discover
 
     read = [*discover(suites), *suites, baselines]
     folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
-    check_outputs(files, inputs=read, reads=folders)
+    check_outputs(files, inputs=read, reads=folders, suffixes=option_suffixes())
     if out is not None:
         check_output_folder(out, "--out", inputs=read)
 
@@ -469,11 +470,12 @@ def report_cmd(
 ) -> ExitCode:
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
     from normreg.fileio import check_outputs
+    from normreg.render.outputs import option_suffixes
     from normreg.render.terminal import render
     from normreg.report.file import read_report
 
     check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
-                  inputs=[report_file, report_file / "report.json"])
+                  inputs=[report_file, report_file / "report.json"], suffixes=option_suffixes())
     source = read_report(report_file)
     typer.echo(render(source.report))
     _write_formats(source.report, outputs)
@@ -526,12 +528,12 @@ def history_cmd(
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
     from normreg.fileio import check_outputs
     from normreg.render.history import environment_text, render_history
-    from normreg.render.outputs import write_history_outputs
+    from normreg.render.outputs import option_suffixes, write_history_outputs
     from normreg.report.history import load_history
 
     # every .json file under a folder given is read as a report: an output there would be read next time
     check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
-                  reads={p: (".json",) for p in paths if p.is_dir()})
+                  reads={p: (".json",) for p in paths if p.is_dir()}, suffixes=option_suffixes())
     history = load_history(paths, include_other_suites=all_runs)
     typer.echo(render_history(history))
     for path in write_history_outputs(history, outputs or {}):

@@ -237,12 +237,8 @@ def curves_figure(variants: Sequence[str], curves: Mapping[str, Mapping[str, Seq
     return canvas.svg(title, desc)
 
 
-def curve_check_figure(check: CurveCheck, title: str | None = None) -> str:
-    """A curve check: above, each variant's mean ± sd over the seeds at every epoch, the epochs where the curves
-    part shaded red (shown equivalent: green); below, the difference with the interval each epoch's verdict used
-    and the ±min_effect margin."""
-    n = check.n_epochs
-    epochs = list(range(1, n + 1))
+def _mean_sd_bands(check: CurveCheck) -> list[tuple[str, list[float], list[float], list[float]]]:
+    """Each side's (name, mean, mean - sd, mean + sd) per epoch; a missing mean is NaN (a gap), a missing sd 0."""
     sides = [(check.a, [c.mean_a for c in check.epochs], [c.sd_a for c in check.epochs]),
              (check.b, [c.mean_b for c in check.epochs], [c.sd_b for c in check.epochs])]
     bands = []
@@ -250,6 +246,31 @@ def curve_check_figure(check: CurveCheck, title: str | None = None) -> str:
         m = [math.nan if x is None else x for x in means]
         sd = [0.0 if x is None else x for x in sds]
         bands.append((name, m, [x - y for x, y in zip(m, sd)], [x + y for x, y in zip(m, sd)]))
+    return bands
+
+
+def _draw_differences(canvas: Canvas, panel: Panel, check: CurveCheck, diffs: Sequence[float],
+                      lows: Sequence[float], highs: Sequence[float]) -> None:
+    """The lower panel's marks: zero, the ±min_effect margin, and each epoch's difference with its interval."""
+    panel.hline(0.0, "#777777", 0.8)
+    if check.min_effect > 0:
+        for sign in (-1, 1):
+            panel.hline(sign * check.min_effect, FAIL_COLOR, 0.8, dash="5 3")
+    canvas.group(_data(cls="diff", variant=check.b))
+    for e, d, lo, hi in zip(range(1, len(diffs) + 1), diffs, lows, highs):
+        if math.isfinite(d):
+            panel.errorbar(e, d, lo, hi, "#333333", cap=3, width=1)
+            canvas.circle(panel.x(e), panel.y(d), 3, "#333333", width=0, cls="epoch", tip=f"epoch {e}: {_g(d)}")
+    canvas.end_group()
+
+
+def curve_check_figure(check: CurveCheck, title: str | None = None) -> str:
+    """A curve check: above, each variant's mean ± sd over the seeds at every epoch, the epochs where the curves
+    part shaded red (shown equivalent: green); below, the difference with the interval each epoch's verdict used
+    and the ±min_effect margin."""
+    n = check.n_epochs
+    epochs = list(range(1, n + 1))
+    bands = _mean_sd_bands(check)
     diffs = [math.nan if c.diff is None else c.diff for c in check.epochs]
     lows = [c.ci_low if c.ci_low is not None and math.isfinite(c.ci_low) else d for d, c in zip(diffs, check.epochs)]
     highs = [c.ci_high if c.ci_high is not None and math.isfinite(c.ci_high) else d
@@ -283,16 +304,7 @@ def curve_check_figure(check: CurveCheck, title: str | None = None) -> str:
         top.band(epochs, lo, hi, COLORS[j], 0.2)
         top.curve(epochs, m, COLORS[j], width=1.6, dots=2.5 if n < 30 else 0)
         canvas.end_group()
-    bottom.hline(0.0, "#777777", 0.8)
-    if check.min_effect > 0:
-        for sign in (-1, 1):
-            bottom.hline(sign * check.min_effect, FAIL_COLOR, 0.8, dash="5 3")
-    canvas.group(_data(cls="diff", variant=check.b))
-    for e, d, lo, hi in zip(epochs, diffs, lows, highs):
-        if math.isfinite(d):
-            bottom.errorbar(e, d, lo, hi, "#333333", cap=3, width=1)
-            canvas.circle(bottom.x(e), bottom.y(d), 3, "#333333", width=0, cls="epoch", tip=f"epoch {e}: {_g(d)}")
-    canvas.end_group()
+    _draw_differences(canvas, bottom, check, diffs, lows, highs)
     for p in (top, bottom):
         p.frame()
     label = f"{check.b} − {check.a}"
