@@ -2,23 +2,28 @@
 tests/judge/test_sequential.py, normreg/cli.py in tests/test_cli.py; tests of the whole tool sit in tests/docs/
 (README and manual contracts) and tests/end_to_end/ (real processes, faults, refusals across commands).
 
-Run from a repository root:  python tools/layout_tests.py   (--dry-run: say what would change, change nothing)
+Run from a repository root:  python layout_tests.py   (--dry-run: say what would change, change nothing)
+A one-off migration, kept out of the repository once applied: tests/test_tests_layout.py holds the layout after.
 
 Driven by the tables below. What it does, each step a no-op when already done (running it twice changes nothing):
-  1. refuses, before changing anything, every top-level tests/test_*.py it has no row for (map it in MOVES or
-     SPLITS and rerun), and every top-level definition of a split file that its table does not place;
-  2. `git mv`s each file of MOVES, rewriting its `Path(__file__).parent...` chains for its new depth;
-     where both the old and the new path exist (a merge kept the old file, edited meanwhile) the old one wins:
-     every change to a moved file is made here, so rewriting it again loses nothing;
+  1. refuses, before changing anything, every top-level tests/test_*.py it has no row for (unless it is named after
+     a top-level module: in place already) and every top-level definition of a split file that its table does not
+     place; lists them all, so map them in MOVES or SPLITS and rerun;
+  2. `git mv`s each file of MOVES, rewriting its `Path(__file__).parent...` chains for its new depth; where both
+     the old and the new path exist (a merge kept the old file, edited meanwhile) the old one wins: every change to
+     a moved file is made here, so rewriting it again loses nothing;
   3. splits each file of SPLITS by top-level definition into its target files (regenerated from the source
      whenever the source exists, then the source is removed);
   4. makes every folder of tests/ but data/ a package (`__init__.py`): modules are `tests.judge.test_stats`, so
      basenames may repeat (tests/render/test_history.py, tests/report/test_history.py), and the repository root is
-     on sys.path, workers spawned by a test included; helpers are imported as `from tests.scripted import ...`;
-  5. rewrites imports of the helper modules (`from scripted import` -> `from tests.scripted import`, conftest
-     too) in every test file, and mentions of moved files (`tests/test_suite.py`) in docs/, README.md, .ci/,
-     .github/, benchmarks/, normreg/, suites/, tests/ and the top-level config files;
-  6. sorts the imports of the files it wrote (ruff, I001; F401 on the split files).
+     on sys.path, workers spawned by a test included;
+  5. rewrites imports of the helper modules and of moved test modules (`from scripted import` -> `from
+     tests.scripted import`, `from test_html import browse` -> `from tests.render.test_html import browse`);
+  6. checks every `Path(__file__)` chain of every test file that names a file: a line merged in from before the
+     move (one or two folders short) is rewritten, anything else that names nothing is shown;
+  7. rewrites mentions of moved files (`tests/test_suite.py`) in docs/, README.md, .ci/, .github/, benchmarks/,
+     normreg/, suites/, tests/ and the top-level config files, and makes the FIXUPS (exact edits);
+  8. sorts the imports of the files it wrote (ruff, I001; F401 on the split files).
 """
 
 from __future__ import annotations
