@@ -53,6 +53,7 @@ MOVES: dict[str, str] = {
     "tests/test_pytest_plugin.py": "tests/test_pytest_plugin.py",
     "tests/test_registry.py": "tests/test_registry.py",
     "tests/test_tests_layout.py": "tests/test_tests_layout.py",  # this layout
+    "tests/test_main.py": "tests/test_main.py",  # normreg/__main__.py
     # suite/
     "tests/test_suite.py": "tests/suite/test_spec.py",
     "tests/test_targets.py": "tests/suite/test_targets.py",
