@@ -163,14 +163,18 @@ def distributed(loaders: Any, rank: int, procs: Processes) -> Any:
         raise Unshardable(f"the train loader has its own batch sampler ({type(loaders.batch_sampler).__name__}), "
                           "which the Trainer's DistributedSampler would wrap in ways not reproduced here; set "
                           "`use_distributed_sampler: false` and shard it yourself to have it checked")
-    if not isinstance(loaders.sampler, (RandomSampler, SequentialSampler)):
-        raise Unshardable(f"the train loader has its own sampler ({type(loaders.sampler).__name__}), which the "
-                          "Trainer would replace with a DistributedSampler")
+    batches = loaders.batch_sampler
+    inner = batches.sampler if isinstance(batches, BatchSampler) else loaders.sampler
+    if not isinstance(inner, (RandomSampler, SequentialSampler)):
+        raise Unshardable(f"the train loader has its own sampler ({type(inner).__name__}), which the Trainer "
+                          "would replace with a DistributedSampler")
     sampler = DistributedSampler(loaders.dataset, num_replicas=procs.world_size, rank=rank,
-                                 shuffle=isinstance(loaders.sampler, RandomSampler),
+                                 shuffle=isinstance(inner, RandomSampler),
                                  seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
-    return DataLoader(loaders.dataset, batch_size=loaders.batch_size, sampler=sampler, num_workers=0,
-                      collate_fn=loaders.collate_fn, drop_last=loaders.drop_last)
+    size, drop = (batches.batch_size, batches.drop_last) if isinstance(batches, BatchSampler) else \
+        (loaders.batch_size, loaders.drop_last)
+    return DataLoader(loaders.dataset, batch_size=size, sampler=sampler, num_workers=0,
+                      collate_fn=loaders.collate_fn, drop_last=drop)
 
 
 def rank_batches(model: Any, make_data: Callable[[], Any], procs: Processes, seed: int) -> list[Any]:
