@@ -234,6 +234,8 @@ def test_compare_shards_matches_a_hand_computation() -> None:
     assert cmp.ranks == (0, 1)
     assert cmp.mean_shift_sd == pytest.approx(shift, rel=1e-9) and cmp.variance_ratio == pytest.approx(ratio)
     assert cmp.p == pytest.approx(0.01) and cmp.flagged and cmp.severe
+    with pytest.raises(ValueError, match=r"one row per sample \(50\) and channels, but got \(25, 5\)"):
+        compare_shards(torch.zeros(25, 5), [20, 30])
 
 
 def test_random_shards_of_one_mixture_are_flagged_at_most_at_the_test_level() -> None:

@@ -68,16 +68,11 @@ class ShardComparison:
         return self.mean_shift_sd >= SHIFT_LIMIT or self.variance_ratio >= RATIO_LIMIT
 
 
-def _sample_sums(x: Tensor, samples: int) -> tuple[Tensor, Tensor, int]:
-    """Per sample and channel: the sum and the sum of squares of the values BatchNorm pools (rows and positions),
-    and how many values each sample gives a channel. A first dimension of k times the samples (a (B*T, C) reshape)
-    gives each sample k contiguous rows."""
-    v = x.double()
-    flat = v.reshape(v.shape[0], v.shape[1], -1)
-    k = v.shape[0] // samples
-    s1 = flat.sum(2).reshape(samples, k, -1).sum(1)
-    s2 = (flat * flat).sum(2).reshape(samples, k, -1).sum(1)
-    return s1, s2, k * flat.shape[2]
+def _sample_sums(x: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Per sample (row) and channel: the sum and the sum of squares of the values BatchNorm pools (the row's
+    positions), and how many values each row gives a channel."""
+    flat = x.double().reshape(x.shape[0], x.shape[1], -1)
+    return flat.sum(2), (flat * flat).sum(2), flat.shape[2]
 
 
 def _worst_pair(assign: Tensor, s1: Tensor, s2: Tensor, per: int, pooled_var: Tensor) -> tuple[Tensor, ...]:
@@ -101,7 +96,9 @@ def compare_shards(x: Tensor, sizes: Sequence[int], *, permutations: int = PERMU
     """Compare the processes' shards of one BatchNorm input `x` (their rows in rank order; `sizes` samples each)
     with `permutations` random re-splits of the same samples into shards of the same sizes."""
     samples = sum(sizes)
-    s1, s2, per = _sample_sums(x, samples)
+    if x.dim() < 2 or x.shape[0] != samples:
+        raise ValueError(f"Expected `x` to have one row per sample ({samples}) and channels, but got {tuple(x.shape)}")
+    s1, s2, per = _sample_sums(x)
     total = samples * per
     pooled_mean = s1.sum(0) / total
     pooled_var = (s2.sum(0) / total - pooled_mean**2).clamp_min(0)
@@ -142,9 +139,10 @@ def _pooled_step(rec: Recordings, procs: Processes, layers: dict[str, nn.Module]
     except Exception as e:  # noqa: BLE001 - the user's data code, run as one rank of several
         raise Skipped(f"fetching each process's first training batch (as rank r of {procs.world_size}, see "
                       f"docs/audit.md) raised {describe_error(e)}") from e
-    sizes = [rows(b) for b in batches]
-    if any(n is None or n == 0 for n in sizes):
-        raise Skipped(f"a process's batch holds no rows ({sizes})")
+    counted = [rows(b) for b in batches]
+    sizes = [n for n in counted if n]
+    if len(sizes) < len(counted):
+        raise Skipped(f"a process's batch holds no rows ({counted})")
     rec.restore()
     seed_all(rec.seed)
     rec.model.train()
@@ -154,7 +152,7 @@ def _pooled_step(rec: Recordings, procs: Processes, layers: dict[str, nn.Module]
             training_step(rec.model, pooled, 0)
     except Exception as e:  # noqa: BLE001
         raise Skipped(f"training_step on the processes' batches together raised {describe_error(e)}") from e
-    return watch, sizes  # type: ignore[return-value]
+    return watch, sizes
 
 
 def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
@@ -168,8 +166,14 @@ def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
     watch, sizes = _pooled_step(rec, procs, layers)
     total = sum(sizes)
     findings = []
+    # Only calls with one row per example of the joined batch can be split back by process (rows in rank order);
+    # a layer fed reshaped or re-ordered rows is not examined rather than guessed at.
+    fitting = {n: [x for x in watch.inputs[n] if x.dim() >= 2 and x.shape[0] == total] for n in layers}
+    if not any(fitting.values()) and any(watch.inputs.values()):
+        raise Skipped(f"no BatchNorm input has one row per example of the processes' {total} rows together, so "
+                      "the rows cannot be split back by process")
     for name, module in layers.items():
-        fits = [x for x in watch.inputs[name] if x.dim() >= 2 and x.shape[0] % total == 0 and x.shape[0]]
+        fits = fitting[name]
         if name in watch.reducing or not fits:
             continue
         cmp = compare_shards(fits[0], sizes, seed=rec.seed)
