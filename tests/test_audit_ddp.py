@@ -81,7 +81,7 @@ def _rows(n: int = 256) -> tuple[Tensor, Tensor, Tensor]:
 def _rank(how: str, trainer: object) -> tuple[int, int]:
     """The process this datamodule runs in, learned one of the ways user code learns it."""
     if how == "trainer":
-        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)  # type: ignore[attr-defined]
+        return trainer.global_rank, trainer.world_size  # type: ignore[attr-defined]
     if how == "torch":
         return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     return int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -179,6 +179,8 @@ def test_a_users_shards_by_source_are_flagged_however_it_learns_its_rank(tmp_pat
     assert (f.module, f.module_type, f.severity) == ("features.1", "BatchNorm1d", "error")
     assert f.evidence["rows"] == [16, 16] and f.evidence["mean_shift_sd"] > 1
     assert flagged(report, "one") == []
+    # The audit's ordinary batches are fetched as rank 0 of one process, so the other checks see them too.
+    assert report.notes == () and next(p for p in report.pairs if p.variant == "per_source").modes[0].error is None
 
 
 def test_evenly_sharded_ddp_and_per_process_norms_that_reduce_or_do_not_use_batches_are_not_flagged(
@@ -208,8 +210,7 @@ def test_a_datamodule_that_needs_more_of_the_trainer_is_skipped_with_the_reason(
 
 class AsksTheStrategy(SourceShards):
     def train_dataloader(self) -> DataLoader:
-        if self.trainer is not None:  # the stand-in trainer has no strategy
-            assert self.trainer.strategy.root_device is not None
+        assert self.trainer.strategy.root_device is not None  # the audit's stand-in trainer has no strategy
         return super().train_dataloader()
 
 

@@ -71,6 +71,7 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
     from normreg.auditing.checks import Recordings
     from normreg.auditing.pair import mode_summary
     from normreg.auditing.record import Recorder, module_names
+    from normreg.auditing.shards import ONE_PROCESS, as_rank
     from normreg.auditing.steps import copy_matching_state, optimizers_of, restore, seed_all, snapshot, train_batch
 
     ref = subjects[0]
@@ -94,7 +95,8 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
         s.model.train()
         with Recorder(names[s.name]) as rec:
             try:
-                batches[s.name] = train_batch(s.model, s.data)
+                with as_rank(s.model, s.data, 0, ONE_PROCESS):
+                    batches[s.name] = train_batch(s.model, s.data)
             except Exception as e:  # noqa: BLE001
                 notes.append(f"{s.name}: getting a training batch raised {describe_error(e)}")
         data_calls[s.name] = rec.calls
@@ -182,11 +184,13 @@ def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: 
 def _eval_paths(s: Subject, snap: Any, names: Any, seed: int, notes: list[str]) -> dict[str, list[Any]]:
     """The calls of each evaluation, prediction or acting step the model defines, in the mode the Trainer uses."""
     from normreg.auditing.record import Recorder
+    from normreg.auditing.shards import ONE_PROCESS, as_rank
     from normreg.auditing.steps import eval_batches, restore, run_eval_step, seed_all
 
     paths: dict[str, list[Any]] = {}
     try:
-        evals = eval_batches(s.model, s.data)
+        with as_rank(s.model, s.data, 0, ONE_PROCESS):
+            evals = eval_batches(s.model, s.data)
     except Exception as e:  # noqa: BLE001
         notes.append(f"{s.name}: getting an evaluation batch raised {describe_error(e)}")
         return paths

@@ -15,6 +15,7 @@ ways a process learns who it is are all given to it here, for process r of N, wi
 Then, as the Trainer does when `use_distributed_sampler` is on (Lightning's default), each map-style loader whose
 sampler is not already a DistributedSampler gets one for rank r of N, shuffled when the loader was. A datamodule
 that needs more of the Trainer than the attributes above cannot be sharded here: the error says which attribute.
+The audit fetches every variant's ordinary first batches the same way, as rank 0 of one process.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class Processes:
         sampler = trainer.get("use_distributed_sampler", trainer.get("replace_sampler_ddp", True))
         return cls(n, str(trainer.get("strategy", "auto")), bool(trainer.get("sync_batchnorm", False)),
                    bool(sampler))
+
+
+# The one process of a plain run: the audit fetches every variant's first batches as its rank 0 (a datamodule that
+# reads `self.trainer.global_rank` works as it does under a Trainer).
+ONE_PROCESS = Processes(1, "auto", False, False)
 
 
 @dataclass(frozen=True)
