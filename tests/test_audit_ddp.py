@@ -276,3 +276,16 @@ def test_each_rank_gets_its_distributed_sampler_shard_as_the_trainer_gives_it() 
     assert next(iter(distributed(DataLoader(data, batch_sampler=batches), 1, procs)))[0].tolist() == [1.0, 3.0]
     with pytest.raises(Unshardable, match="own batch sampler"):
         distributed(DataLoader(data, batch_sampler=Buckets(batches.sampler, 2, False)), 1, procs)
+
+
+@pytest.mark.parametrize("sampler", [True, False])
+def test_rank_batches_are_what_each_process_reads(sampler: bool) -> None:
+    """With the Trainer's DistributedSampler the ranks read disjoint rows of the shuffled data; without it (and
+    a datamodule that does not shard) each reads the same rows."""
+    from normreg.auditing.shards import rank_batches
+
+    procs = Processes(2, "ddp", False, sampler)
+    (x0, _), (x1, _) = rank_batches(SignalNet(), lambda: SourceShards(by_source=False), procs, seed=0)
+    rows0, rows1 = {tuple(r.flatten().tolist()) for r in x0}, {tuple(r.flatten().tolist()) for r in x1}
+    assert len(rows0) == len(rows1) == 16
+    assert (rows0.isdisjoint(rows1)) if sampler else (rows0 == rows1)
