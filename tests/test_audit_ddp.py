@@ -43,7 +43,7 @@ def test_one_domain_per_process_with_plain_batchnorm_is_flagged_naming_the_layer
     (f,) = flagged(story, "per_domain_ddp")
     assert (f.severity, f.module, f.module_type) == ("error", "model.1", "BatchNorm1d")
     assert f.evidence["ranks"] == [0, 1] and f.evidence["rows"] == [32, 32]
-    assert f.evidence["variance_ratio"] > 3 and f.evidence["p"] <= 0.001
+    assert f.evidence["variance_ratio"] > 3 and f.evidence["p"] == 1 / 200  # no random re-split of 199 as far
     assert "ranks 0 and 1" in f.message and "sync_batchnorm: true" in f.fix
 
 
