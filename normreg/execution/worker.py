@@ -208,7 +208,7 @@ def _train(job: Job, accelerator: str) -> RunResult:
 
 def timed_out(job: Job, duration: float, device: str = "") -> RunResult:
     """The failed result of a run ended at its suite's `run_timeout`."""
-    from normreg.suite.spec import format_duration
+    from normreg.suite.building import format_duration
 
     limit = format_duration(job.suite.run_timeout or duration)
     return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, duration,
