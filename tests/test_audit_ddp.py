@@ -104,6 +104,15 @@ class SourceShards(pl.LightningDataModule):
         return DataLoader(TensorDataset(self.x[keep], self.y[keep]), batch_size=self.batch_size, shuffle=True)
 
 
+class LoaderPerSource(SourceShards):
+    """One loader per source, which Lightning combines into one dict batch a step; the Trainer's DistributedSampler
+    splits each source between the processes, so every process reads both."""
+
+    def train_dataloader(self) -> dict[str, DataLoader]:  # type: ignore[override]
+        return {str(k): DataLoader(TensorDataset(self.x[self.source == k], self.y[self.source == k]),
+                                   batch_size=self.batch_size // 2, shuffle=True) for k in range(SOURCES)}
+
+
 class AllReduceBatchNorm(nn.BatchNorm1d):
     """A user's synchronised BatchNorm: a BatchNorm1d whose training statistics are summed over the processes."""
 
@@ -134,8 +143,11 @@ class SignalNet(pl.LightningModule):
         if norm == "frozen":  # a pretrained BatchNorm kept in eval mode: its running statistics, not the shard's
             self.features[1].requires_grad_(False)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
+    def training_step(self, batch: tuple[Tensor, Tensor] | dict[str, list[Tensor]], batch_idx: int) -> Tensor:
+        if isinstance(batch, dict):  # one loader per source: their rows in one forward, source by source
+            x, y = (torch.cat([part[i] for part in batch.values()]) for i in range(2))
+        else:
+            x, y = batch
         if isinstance(self.features[1], nn.BatchNorm1d) and not self.features[1].weight.requires_grad:
             self.features[1].eval()
         return F.cross_entropy(self.head(self.features(x).flatten(1)), y)
@@ -189,6 +201,7 @@ def test_evenly_sharded_ddp_and_per_process_norms_that_reduce_or_do_not_use_batc
     report = audit_suite(_suite(tmp_path, {
         "one": f"{{model: {_model()}}}",
         "even": f"{{model: {_model()}, {mixed}, {DDP}}}",
+        "per_source_loaders": f"{{model: {_model()}, data: {{target: '{__name__}:LoaderPerSource'}}, {DDP}}}",
         "allreduce": f"{{model: {_model('allreduce')}, {DDP}}}",
         "group": f"{{model: {_model('group')}, {DDP}}}",
         "frozen": f"{{model: {_model('frozen')}, {DDP}}}",
@@ -235,8 +248,11 @@ def test_compare_shards_matches_a_hand_computation() -> None:
     assert cmp.ranks == (0, 1)
     assert cmp.mean_shift_sd == pytest.approx(shift, rel=1e-9) and cmp.variance_ratio == pytest.approx(ratio)
     assert cmp.p == pytest.approx(0.01) and cmp.flagged and cmp.severe
-    with pytest.raises(ValueError, match=r"one row per sample \(50\) and channels, but got \(25, 5\)"):
+    with pytest.raises(ValueError, match=r"50 rows \(the sizes \[20, 30\], each a multiple of group=1\) and "
+                                         r"channels, but got \(25, 5\)"):
         compare_shards(torch.zeros(25, 5), [20, 30])
+    grouped = compare_shards(torch.from_numpy(np.concatenate([a, b])), [20, 30], group=10, permutations=99)
+    assert grouped.mean_shift_sd == pytest.approx(shift, rel=1e-9)  # the same shards, re-split 10 rows at a time
 
 
 def test_random_shards_of_one_mixture_are_flagged_at_most_at_the_test_level() -> None:

@@ -18,17 +18,22 @@ twin-tower bug on a cluster. The rule, per layer:
   pooled SDs in mean or `RATIO_FLOOR` in variance); an error from `SHIFT_LIMIT` SDs or `RATIO_LIMIT` times, as the
   per-source check rates sub-batches.
 
-Each process's first batch is fetched as that process would (normreg.auditing.shards); the statistics are those
-of one training step on all the processes' rows together, split back by process at each layer, so every layer is
-compared on the inputs a synchronised run would give it.
+Each process's first batch is fetched as that process would (normreg.auditing.shards). One training step on all
+the processes' rows together gives each layer the statistics a synchronised run would use; then one step per
+process's batch, each layer normalising with those statistics, gives the rows each process feeds each layer,
+whatever the model does with its batch. So every layer is compared on the inputs a synchronised run would give
+it, and a layer downstream of a flagged one is judged on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -70,10 +75,11 @@ class ShardComparison:
         return self.mean_shift_sd >= SHIFT_LIMIT or self.variance_ratio >= RATIO_LIMIT
 
 
-def _sample_sums(x: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Per sample (row) and channel: the sum and the sum of squares of the values BatchNorm pools (the row's
-    positions), and how many values each row gives a channel."""
-    flat = x.double().reshape(x.shape[0], x.shape[1], -1)
+def _sample_sums(x: Tensor, group: int) -> tuple[Tensor, Tensor, int]:
+    """Per sample (`group` consecutive rows) and channel: the sum and the sum of squares of the values BatchNorm
+    pools (its rows' positions), and how many values each sample gives a channel."""
+    flat = x.double().reshape(x.shape[0] // group, group, x.shape[1], -1).transpose(1, 2)
+    flat = flat.reshape(flat.shape[0], flat.shape[1], -1)
     return flat.sum(2), (flat * flat).sum(2), flat.shape[2]
 
 
@@ -95,16 +101,18 @@ def _worst_pair(labels: Tensor, ranks: int, s1: Tensor, s2: Tensor, per: int,
     return worst, shift[at, worst], log_ratio[at, worst].exp(), score[at, worst], i, j
 
 
-def compare_shards(x: Tensor, sizes: Sequence[int], *, permutations: int = PERMUTATIONS, channels: int = CHANNELS,
-                   seed: int = 0) -> ShardComparison:
-    """Compare the processes' shards of one BatchNorm input `x` (their rows in rank order; `sizes` samples each)
-    with `permutations` random re-splits of the same samples into shards of the same sizes. The measures average
-    over channels, so a wide layer is compared on `channels` of them drawn at random (a valid test all the same,
-    and the cost of a layer stays small)."""
+def compare_shards(x: Tensor, sizes: Sequence[int], *, group: int = 1, permutations: int = PERMUTATIONS,
+                   channels: int = CHANNELS, seed: int = 0) -> ShardComparison:
+    """Compare the processes' shards of one BatchNorm input `x` (their rows in rank order, `sizes` rows each) with
+    `permutations` random re-splits of the same samples (`group` consecutive rows each) into shards of the same
+    sizes. The measures average over channels, so a wide layer is compared on `channels` of them drawn at random
+    (a valid test all the same, and the cost of a layer stays small)."""
+    if x.dim() < 2 or x.shape[0] != sum(sizes) or any(n % group for n in sizes):
+        raise ValueError(f"Expected `x` to have {sum(sizes)} rows (the sizes {list(sizes)}, each a multiple of "
+                         f"group={group}) and channels, but got {tuple(x.shape)}")
+    sizes = [n // group for n in sizes]
     samples = sum(sizes)
-    if x.dim() < 2 or x.shape[0] != samples:
-        raise ValueError(f"Expected `x` to have one row per sample ({samples}) and channels, but got {tuple(x.shape)}")
-    s1, s2, per = _sample_sums(x)
+    s1, s2, per = _sample_sums(x, group)
     total = samples * per
     pooled_mean = s1.sum(0) / total
     pooled_var = (s2.sum(0) / total - pooled_mean**2).clamp_min(0)
@@ -141,33 +149,88 @@ def _examined(rec: Recordings) -> dict[str, nn.Module]:
             if isinstance(m, _BatchNorm) and not isinstance(m, nn.SyncBatchNorm) and id(m) in rec.names}
 
 
-def _pooled_step(rec: Recordings, procs: Processes, layers: dict[str, nn.Module]) -> tuple[Watch, list[int]]:
-    """One training step on every process's first batch together, watching the layers' inputs and collectives."""
-    from normreg.auditing.steps import seed_all, training_step
-
+def _fetch(rec: Recordings, procs: Processes) -> tuple[list[Any], Any]:
+    """Every process's first training batch, and all of them joined."""
     assert rec.rank_batches is not None
     try:
         batches = rec.rank_batches(procs)
-        pooled = concatenate(batches)
+        return batches, concatenate(batches)
     except Unshardable as e:
         raise Skipped(f"each process's shard cannot be seen: {e}") from e
     except Exception as e:  # noqa: BLE001 - the user's data code, run as one rank of several
         raise Skipped(f"fetching each process's first training batch (as rank r of {procs.world_size}, see "
                       f"docs/audit.md) raised {describe_error(e)}") from e
-    counted = [rows(b) for b in batches]
-    sizes = [n for n in counted if n]
-    if len(sizes) < len(counted):
-        raise Skipped(f"a process's batch holds no rows ({counted})")
+
+
+def _step(rec: Recordings, batch: Any, rank: int, procs: Processes, watch: Watch, what: str) -> None:
+    from normreg.auditing.steps import seed_all, training_step
+
     rec.restore()
     seed_all(rec.seed)
     rec.model.train()
-    watch = Watch(layers, when=_batch_statistics)
     try:
-        with process_group(0, procs.world_size), watch:
-            training_step(rec.model, pooled, 0)
+        with process_group(rank, procs.world_size), watch:
+            training_step(rec.model, batch, 0)
     except Exception as e:  # noqa: BLE001
-        raise Skipped(f"training_step on the processes' batches together raised {describe_error(e)}") from e
-    return watch, sizes
+        raise Skipped(f"training_step on {what} raised {describe_error(e)}") from e
+    finally:
+        rec.restore()
+
+
+def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """What BatchNorm normalises a batch with: each channel's mean and (biased) variance over rows and positions."""
+    v = x.transpose(0, 1).reshape(x.shape[1], -1)
+    return v.mean(1), v.var(1, unbiased=False)
+
+
+@contextlib.contextmanager
+def _synchronised(layers: Mapping[str, nn.Module], moments: Mapping[str, list[tuple[Tensor, Tensor]]],
+                  ) -> Iterator[None]:
+    """While active, the k-th batch-statistics call of each layer normalises with `moments[name][k]` (those of
+    every process's rows together) instead of its own batch's: what a synchronised BatchNorm computes."""
+    calls = dict.fromkeys(layers, 0)
+
+    def replace(name: str, m: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        if not _batch_statistics(m) or not isinstance(args[0], Tensor) or calls[name] >= len(moments[name]):
+            return None
+        mean, var = moments[name][calls[name]]
+        calls[name] += 1
+        return F.batch_norm(args[0], mean.to(args[0].dtype), var.to(args[0].dtype), m.weight, m.bias, False, 0.0,
+                            m.eps)  # type: ignore[arg-type]
+
+    handles = [m.register_forward_hook(lambda mod, a, o, n=n: replace(n, mod, a, o)) for n, m in layers.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _shard_inputs(rec: Recordings, procs: Processes,
+                  layers: dict[str, nn.Module]) -> tuple[list[dict[str, list[Tensor]]], set[str], list[int | None]]:
+    """Each examined layer's inputs on each process, as a run with synchronised statistics would give them: one
+    training step on every process's rows together gives each layer's statistics over all of them (and shows which
+    layers run a collective), then one step per process's batch, each layer normalising with those statistics,
+    gives the rows each process feeds it."""
+    batches, joined = _fetch(rec, procs)
+    pooled = Watch(layers, when=_batch_statistics)
+    _step(rec, joined, 0, procs, pooled, "the processes' batches together")
+    moments = {n: [_moments(x) for x in xs] for n, xs in pooled.inputs.items()}
+    per_rank = []
+    for rank, batch in enumerate(batches):
+        watch = Watch(layers, when=_batch_statistics)
+        with _synchronised(layers, moments):
+            _step(rec, batch, rank, procs, watch, f"process {rank}'s batch")
+        per_rank.append(watch.inputs)
+    return per_rank, pooled.reducing, [rows(b) for b in batches]
+
+
+def _unit(inputs: Sequence[Tensor], batch_rows: Sequence[int | None]) -> int:
+    """How many consecutive input rows belong to one example (a (B*T, C) reshape gives T), so that examples, not
+    rows, are re-split; 1 when the rows are the examples or the counts do not divide."""
+    ks = [x.shape[0] // n if n and x.shape[0] % n == 0 else 1 for x, n in zip(inputs, batch_rows)]
+    k = min(ks)
+    return k if all(x.shape[0] % k == 0 for x in inputs) else 1
 
 
 def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
@@ -178,20 +241,15 @@ def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
     layers = _examined(rec)
     if not layers:
         return []
-    watch, sizes = _pooled_step(rec, procs, layers)
-    total = sum(sizes)
+    per_rank, reducing, batch_rows = _shard_inputs(rec, procs, layers)
     findings = []
-    # Only calls with one row per example of the joined batch can be split back by process (rows in rank order);
-    # a layer fed reshaped or re-ordered rows is not examined rather than guessed at.
-    fitting = {n: [x for x in watch.inputs[n] if x.dim() >= 2 and x.shape[0] == total] for n in layers}
-    if not any(fitting.values()) and any(watch.inputs.values()):
-        raise Skipped(f"no BatchNorm input has one row per example of the processes' {total} rows together, so "
-                      "the rows cannot be split back by process")
     for name, module in layers.items():
-        fits = fitting[name]
-        if name in watch.reducing or not fits:
-            continue
-        cmp = compare_shards(fits[0], sizes, seed=rec.seed)
+        firsts = [inputs[name][0] for inputs in per_rank if inputs[name]]
+        if name in reducing or len(firsts) < len(per_rank) or any(x.dim() < 2 for x in firsts) or \
+                len({x.shape[1:] for x in firsts}) > 1:
+            continue  # reduced across processes, not called with batch statistics, or called differently per rank
+        sizes = [x.shape[0] for x in firsts]
+        cmp = compare_shards(torch.cat(firsts), sizes, group=_unit(firsts, batch_rows), seed=rec.seed)
         if not cmp.flagged:
             continue
         a, b = cmp.ranks
@@ -200,7 +258,7 @@ def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
             f"{name} normalises each process's shard with that shard's own statistics ({procs.world_size} "
             f"processes, strategy {procs.strategy}, no SyncBatchNorm), and the shards differ: at this layer ranks "
             f"{a} and {b} are {cmp.mean_shift_sd:.2g} SD apart in mean and {cmp.variance_ratio:.3g}x in variance, "
-            f"where random shards of the same {total} rows differ by up to {cmp.random_shift_sd:.2g} SD and "
+            f"where random shards of the same {sum(sizes)} rows differ by up to {cmp.random_shift_sd:.2g} SD and "
             f"{cmp.random_variance_ratio:.3g}x (99th percentile of {cmp.permutations} re-splits; p = {cmp.p:.2g}). "
             "Each process trains with its own shard's statistics, while the running statistics that serve every "
             "input at test time are rank 0's",
