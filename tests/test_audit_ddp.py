@@ -305,3 +305,30 @@ def test_rank_batches_are_what_each_process_reads(sampler: bool) -> None:
     rows0, rows1 = {tuple(r.flatten().tolist()) for r in x0}, {tuple(r.flatten().tolist()) for r in x1}
     assert len(rows0) == len(rows1) == 16
     assert (rows0.isdisjoint(rows1)) if sampler else (rows0 == rows1)
+
+
+def test_family_wise_p_values_keep_a_many_layer_model_to_the_test_level_and_a_real_difference_flagged() -> None:
+    """Eight layers of shards drawn from one mixture: each layer alone falls under 0.05 about 5% of the time, so
+    some layer does in about a third of models; family-wise, about 5% of models. A layer whose shards do differ
+    keeps the smallest p among seven that do not."""
+    from normreg.auditing.checks.unsynced_batchnorm import family_wise
+
+    gen = torch.Generator().manual_seed(5)
+    any_layer = any_family = 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i in range(60):
+            cmps = [compare_shards(torch.randn(16, 4, generator=gen), [8, 8], permutations=99, seed=i)
+                    for _ in range(8)]
+            any_layer += min(c.p for c in cmps) <= 0.05
+            any_family += min(c.p for c in family_wise(cmps)) <= 0.05
+        shifted = torch.randn(16, 4, generator=gen)
+        shifted[8:] += 3
+        cmps = [compare_shards(shifted, [8, 8], permutations=99, seed=0)] + \
+            [compare_shards(torch.randn(16, 4, generator=gen), [8, 8], permutations=99, seed=0) for _ in range(7)]
+    finally:
+        torch.set_num_threads(threads)
+    assert any_layer >= 12 and any_family <= 8, (any_layer, any_family)
+    adjusted = family_wise(cmps)
+    assert adjusted[0].p == adjusted[0].p_layer == 0.01 and all(a.p >= c.p for a, c in zip(adjusted, cmps))

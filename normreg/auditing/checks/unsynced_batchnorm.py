@@ -14,9 +14,10 @@ twin-tower bug on a cluster. The rule, per layer:
   not BatchNorm (LayerNorm, GroupNorm, a user's own batch-statistics module) are the batch-independence check's;
 * flagged: when the statistics the layer sees on each process's shard differ, between some pair of processes,
   more than random shards of the same rows would (a permutation test over `PERMUTATIONS` random re-splits of the
-  rows, p <= `ALPHA`, on at most `CHANNELS` channels drawn at random), and by enough to matter (`SHIFT_FLOOR`
-  pooled SDs in mean or `RATIO_FLOOR` in variance); an error from `SHIFT_LIMIT` SDs or `RATIO_LIMIT` times, as the
-  per-source check rates sub-batches.
+  rows, on at most `CHANNELS` channels drawn at random, p <= `ALPHA` family-wise over the model's examined layers:
+  Westfall and Young's max-T on the same re-splits), and by enough to matter (`SHIFT_FLOOR` pooled SDs in mean or
+  `RATIO_FLOOR` in variance); an error from `SHIFT_LIMIT` SDs or `RATIO_LIMIT` times, as the per-source check
+  rates sub-batches.
 
 Each process's first batch is fetched as that process would (normreg.auditing.shards). One training step on all
 the processes' rows together gives each layer the statistics a synchronised run would use; then one step per
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -61,10 +62,13 @@ class ShardComparison:
     ranks: tuple[int, int]  # the pair of processes whose shards differ most
     mean_shift_sd: float  # RMS over channels of their means' difference, in pooled SDs
     variance_ratio: float  # geometric mean over channels of their variances' ratio (>= 1)
-    p: float  # share of random re-splits (and the observed one) that differ at least as much
+    p: float  # share of random re-splits (and the observed one) that differ at least as much (family-wise, below)
     random_shift_sd: float  # 99th percentile over the random re-splits
     random_variance_ratio: float
     permutations: int
+    p_layer: float = 1.0  # `p` for this layer alone (equal to `p` until `family_wise` adjusts it)
+    score: float = 0.0  # shift² + log(ratio)² of the observed split, and of each random re-split:
+    null: Tensor = field(default_factory=lambda: torch.zeros(0), repr=False, compare=False)
 
     @property
     def flagged(self) -> bool:
@@ -119,10 +123,12 @@ def compare_shards(x: Tensor, sizes: Sequence[int], *, group: int = 1, permutati
     live = pooled_var > 1e-10 * float(pooled_var.max())
     if not bool(live.any()):  # every channel constant: nothing differs
         return ShardComparison((0, 1), 0.0, 1.0, 1.0, 0.0, 1.0, permutations)
-    gen = torch.Generator().manual_seed(seed)
     keep = live.nonzero().flatten()
     if len(keep) > channels:
-        keep = keep[torch.randperm(len(keep), generator=gen)[:channels]]
+        keep = keep[torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed + 1))[:channels]]
+    # The re-splits depend only on the sizes and the seed, so layers compared with one seed share them
+    # (`family_wise` needs that).
+    gen = torch.Generator().manual_seed(seed)
     s1, s2, pooled_var = s1[:, keep], s2[:, keep], pooled_var[keep]
     labels = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(list(sizes)))
     shuffled = labels[torch.argsort(torch.rand(permutations, samples, generator=gen), dim=1)]
@@ -136,7 +142,23 @@ def compare_shards(x: Tensor, sizes: Sequence[int], *, group: int = 1, permutati
     p = float((score[1:] >= score[0]).sum() + 1) / (permutations + 1)
     return ShardComparison((int(i[worst[0]]), int(j[worst[0]])), float(shift[0]), float(ratio[0]), p,
                            float(torch.quantile(shift[1:], 0.99)), float(torch.quantile(ratio[1:], 0.99)),
-                           permutations)
+                           permutations, p, float(score[0]), score[1:])
+
+
+def family_wise(comparisons: Sequence[ShardComparison]) -> list[ShardComparison]:
+    """The comparisons of several layers made on the same re-splits, with `p` adjusted for testing them all
+    (Westfall and Young's max-T): each layer's score is standardised by its own re-splits, and a layer's p is the
+    share of re-splits whose largest standardised score over every layer reaches the layer's. Under shards of one
+    mixture the chance that any layer is flagged is then at most ALPHA, however many layers the model has."""
+    live = [c for c in comparisons if len(c.null)]
+    if len(live) < 2:
+        return list(comparisons)
+    null = torch.stack([c.null for c in live])
+    mean, sd = null.mean(1, keepdim=True), null.std(1, keepdim=True).clamp_min(1e-12)
+    top = ((null - mean) / sd).max(0).values
+    adjusted = {id(c): float((top >= (c.score - m) / d).sum() + 1) / (len(top) + 1)
+                for c, m, d in zip(live, mean.flatten().tolist(), sd.flatten().tolist())}
+    return [replace(c, p=max(c.p_layer, adjusted[id(c)])) if id(c) in adjusted else c for c in comparisons]
 
 
 def _batch_statistics(m: nn.Module) -> bool:
@@ -242,32 +264,46 @@ def unsynced_batchnorm(rec: Recordings) -> list[Finding]:
     if not layers:
         return []
     per_rank, reducing, batch_rows = _shard_inputs(rec, procs, layers)
-    findings = []
-    for name, module in layers.items():
+    compared: dict[str, tuple[list[int], int, ShardComparison]] = {}
+    for name in layers:
         firsts = [inputs[name][0] for inputs in per_rank if inputs[name]]
         if name in reducing or len(firsts) < len(per_rank) or any(x.dim() < 2 for x in firsts) or \
                 len({x.shape[1:] for x in firsts}) > 1:
             continue  # reduced across processes, not called with batch statistics, or called differently per rank
         sizes = [x.shape[0] for x in firsts]
-        cmp = compare_shards(torch.cat(firsts), sizes, group=_unit(firsts, batch_rows), seed=rec.seed)
-        if not cmp.flagged:
-            continue
-        a, b = cmp.ranks
-        findings.append(Finding(
-            "unsynced_batchnorm", "error" if cmp.severe else "warning", rec.variant, name, type(module).__name__,
-            f"{name} normalises each process's shard with that shard's own statistics ({procs.world_size} "
-            f"processes, strategy {procs.strategy}, no SyncBatchNorm), and the shards differ: at this layer ranks "
-            f"{a} and {b} are {cmp.mean_shift_sd:.2g} SD apart in mean and {cmp.variance_ratio:.3g}x in variance, "
-            f"where random shards of the same {sum(sizes)} rows differ by up to {cmp.random_shift_sd:.2g} SD and "
-            f"{cmp.random_variance_ratio:.3g}x (99th percentile of {cmp.permutations} re-splits; p = {cmp.p:.2g}). "
-            "Each process trains with its own shard's statistics, while the running statistics that serve every "
-            "input at test time are rank 0's",
-            {"world_size": procs.world_size, "strategy": procs.strategy, "ranks": [a, b], "rows": list(sizes),
-             "mean_shift_sd": cmp.mean_shift_sd, "variance_ratio": cmp.variance_ratio, "p": cmp.p,
-             "random_shift_sd_99": cmp.random_shift_sd, "random_variance_ratio_99": cmp.random_variance_ratio,
-             "permutations": cmp.permutations},
-            FIX))
+        group = _unit(firsts, batch_rows)
+        compared[name] = sizes, group, compare_shards(torch.cat(firsts), sizes, group=group, seed=rec.seed)
+    # Layers whose examples split alike were compared on the same re-splits: their p values are family-wise.
+    families: dict[tuple[int, ...], list[str]] = {}
+    for name, (sizes, group, _) in compared.items():
+        families.setdefault(tuple(n // group for n in sizes), []).append(name)
+    findings = []
+    for names in families.values():
+        adjusted = family_wise([compared[n][2] for n in names])
+        for name, cmp in zip(names, adjusted):
+            if cmp.flagged:
+                findings.append(_finding(rec.variant, procs, name, layers[name], compared[name][0], cmp, len(names)))
     return findings
+
+
+def _finding(variant: str, procs: Processes, name: str, module: nn.Module, sizes: list[int],
+             cmp: ShardComparison, family: int) -> Finding:
+    a, b = cmp.ranks
+    tested = f", family-wise over {family} BatchNorm layers" if family > 1 else ""
+    return Finding(
+        "unsynced_batchnorm", "error" if cmp.severe else "warning", variant, name, type(module).__name__,
+        f"{name} normalises each process's shard with that shard's own statistics ({procs.world_size} "
+        f"processes, strategy {procs.strategy}, no SyncBatchNorm), and the shards differ: at this layer ranks "
+        f"{a} and {b} are {cmp.mean_shift_sd:.2g} SD apart in mean and {cmp.variance_ratio:.3g}x in variance, "
+        f"where random shards of the same {sum(sizes)} rows differ by up to {cmp.random_shift_sd:.2g} SD and "
+        f"{cmp.random_variance_ratio:.3g}x (99th percentile of {cmp.permutations} re-splits; p = {cmp.p:.2g}"
+        f"{tested}). Each process trains with its own shard's statistics, while the running statistics that serve "
+        "every input at test time are rank 0's",
+        {"world_size": procs.world_size, "strategy": procs.strategy, "ranks": [a, b], "rows": list(sizes),
+         "mean_shift_sd": cmp.mean_shift_sd, "variance_ratio": cmp.variance_ratio, "p": cmp.p,
+         "p_layer": cmp.p_layer, "layers_tested": family, "random_shift_sd_99": cmp.random_shift_sd,
+         "random_variance_ratio_99": cmp.random_variance_ratio, "permutations": cmp.permutations},
+        FIX)
 
 
 @register("unsynced_batchnorm")
@@ -276,4 +312,4 @@ def check(rec: Recordings) -> list[Finding]:
     return unsynced_batchnorm(rec)
 
 
-__all__ = ["ShardComparison", "compare_shards", "unsynced_batchnorm"]
+__all__ = ["ShardComparison", "compare_shards", "family_wise", "unsynced_batchnorm"]
