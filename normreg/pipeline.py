@@ -21,7 +21,7 @@ from normreg.errors import InputError
 from normreg.execution.events import Progress
 from normreg.execution.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.execution.results import RunResult
-from normreg.execution.rundir import RunDir, new_run_dir
+from normreg.execution.rundir import RunDir, checkpoint_dir, finish_checkpoints, new_run_dir
 from normreg.execution.supervised import note_phase, note_run_dir
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
@@ -159,8 +159,13 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
             progress(Progress(None, len(done.results), len(jobs), time.perf_counter() - start,
                               tuple(running.values()), job))
 
+    suites = {s.name: s for s in plan.suites}
+
     def on_result(r: RunResult) -> None:
         logs[r.suite].add(r)  # on disk before anything else happens
+        saving = suites[r.suite].checkpoint
+        if saving is not None:  # the run finished: its checkpoints go (its worker may have been ended first)
+            finish_checkpoints(checkpoint_dir(plan.run_dir(suites[r.suite]), r.variant, r.seed), saving.keep)
         done.results.append(r)
         running.pop((r.suite, r.variant, r.seed), None)
         if progress:

@@ -3,12 +3,13 @@
 Layout: `<run>/.normreg.lock` (held with an exclusive `flock` while a run writes; it holds the owner's pid),
 `<run>/report.json` (written at the end), and per suite `<run>/<suite>/run.json` (what was run: digest, content,
 environment), `results.csv` (the tidy table) and `runs.jsonl` (every finished run in full), both appended as each
-run finishes.
+run finishes. A suite with `checkpoint:` keeps each unfinished run's last checkpoint in
+`<run>/<suite>/checkpoints/<variant>/seed-<N>/`, removed once that run has finished (unless the suite keeps them).
 
 Two processes never write one directory: the second is refused with an `InputError` naming the first one's pid.
 A directory that holds an earlier run is refused too unless the run is resumed, so nothing is mixed, appended to
 or overwritten by accident. Resuming reuses every finished ok run of an unchanged suite and rewrites the tables
-with exactly those runs, so a rerun run never appears twice.
+with exactly those runs, so a rerun run never appears twice; an unfinished run with a checkpoint continues from it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as _dt
 import errno
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,9 @@ from normreg.suite.spec import Suite, metrics_to_json
 
 LOCK_FILE = LOCK_NAME
 REPORT_FILE = "report.json"
+CHECKPOINTS = "checkpoints"  # <run>/<suite>/checkpoints/<variant>/seed-<N>/epoch<I>.ckpt
+FINISHED_MARK = "finished"  # in a kept run's checkpoint folder: the run finished, its checkpoints resume nothing
+_CHECKPOINT_NAME = re.compile(r"epoch(\d+)\.ckpt")  # I: the 0-based index of the epoch it was saved after
 
 
 def new_run_dir(root: Path = Path("runs"), now: _dt.datetime | None = None) -> Path:
@@ -177,14 +182,14 @@ class RunDir:
         return sorted(p.parent.name for p in self.path.glob("*/run.json"))
 
     def earlier_results(self) -> list[Path]:
-        """The report and the per-suite folders that hold an earlier run's results (a lock file or an empty
-        table left by a run that never started training do not count)."""
+        """The report and the per-suite folders that hold an earlier run's results or an unfinished run's
+        checkpoints (a lock file or an empty table left by a run that never started training do not count)."""
         taken: list[Path] = []
         if self.report_path.exists():
             taken.append(self.report_path)
         for d in sorted(p for p in self.path.iterdir() if p.is_dir()):
             jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
-            if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path):
+            if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path) or has_checkpoints(d):
                 taken.append(d)
         return taken
 
@@ -261,6 +266,45 @@ class RunDir:
             meta = self._meta(s)
             if meta is not None:
                 self._check_unchanged(s, meta)
+
+
+def checkpoint_dir(suite_dir: Path, variant: str, seed: int) -> Path:
+    """Where the run (`variant`, `seed`) of the suite whose run directory is `suite_dir` keeps its checkpoints."""
+    return suite_dir / CHECKPOINTS / variant / f"seed-{seed}"
+
+
+def last_checkpoint(directory: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint in a run's checkpoint folder and the epochs the run had finished when it was saved;
+    None when there is none, or when the run finished (a kept folder). Two files can be there for a moment (the
+    new one is written before the old one is removed): the newer wins."""
+    if not directory.is_dir() or (directory / FINISHED_MARK).exists():
+        return None
+    found = [(int(m.group(1)) + 1, p) for p in directory.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))]
+    if not found:
+        return None
+    epochs, path = max(found)
+    return path, epochs
+
+
+def finish_checkpoints(directory: Path, keep: bool) -> None:
+    """A run has finished (ok or failed): remove its checkpoints, with the folders left empty up to the suite's
+    `checkpoints/`; or, when the suite keeps them, mark the folder so that its checkpoints never resume a rerun."""
+    if keep:
+        if directory.is_dir():
+            (directory / FINISHED_MARK).touch()
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, directory.parent.parent):  # <variant>/, then checkpoints/
+        try:
+            parent.rmdir()
+        except OSError:
+            break  # not empty (another run's checkpoints), or already gone
+
+
+def has_checkpoints(suite_dir: Path) -> bool:
+    """Whether a suite's run directory holds a checkpoint an unfinished run can continue from."""
+    root = suite_dir / CHECKPOINTS
+    return root.is_dir() and any(last_checkpoint(d) for d in root.glob("*/seed-*"))
 
 
 def has_results(path: Path) -> bool:

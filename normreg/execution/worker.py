@@ -46,6 +46,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*_pytree.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*log_every_n_steps.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 
 
 def flavour_of(obj: Any) -> Any:
@@ -85,7 +86,8 @@ def _seeding_module(suite: Any, variant: Any) -> Any:
 
 def _history_callback(pl: Any) -> Any:
     class History(pl.Callback):  # type: ignore[misc,name-defined]
-        """Per-epoch scalar metrics, for learning curves in reports."""
+        """Per-epoch scalar metrics, for learning curves in reports; in a checkpoint, these and the random number
+        generators' states, so that a resumed run's curves are whole and its next epoch draws what it would have."""
 
         def __init__(self) -> None:
             self.values: dict[str, list[float]] = {}
@@ -98,7 +100,66 @@ def _history_callback(pl: Any) -> Any:
                     continue
                 self.values.setdefault(k, []).append(x)
 
+        def state_dict(self) -> dict[str, Any]:  # called as a checkpoint is saved, after on_train_epoch_end
+            return {"values": {k: list(v) for k, v in self.values.items()}, "rng": _rng_state()}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            # Restored here, not at the next epoch's start: a resumed fit makes its first data iterator (the draw
+            # that shuffles the epoch) before on_train_epoch_start; its sanity check draws inside isolate_rng.
+            self.values = {k: [float(x) for x in v] for k, v in state_dict["values"].items()}
+            _restore_rng(state_dict["rng"])
+
     return History()
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's (CPU and every CUDA device's), numpy's and Python's global generators, as tensors, lists and
+    numbers only: what `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+    import torch
+
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda,
+            "numpy": [torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": [int(version), list(internal), gauss_next]}
+
+
+def _restore_rng(state: Mapping[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _checkpointing(pl: Any, every_n_epochs: int, directory: Any, options: dict[str, Any]) -> tuple[Any, int | None]:
+    """Add the callback that saves the run's state every `every_n_epochs` epochs into `directory` (only the newest
+    is kept) to the Trainer `options`; return the checkpoint to resume from and the epochs it had finished, or
+    (None, None) to train from epoch 0 (after removing what a finished or earlier run left there)."""
+    import shutil
+
+    from normreg.execution.rundir import last_checkpoint
+
+    found = last_checkpoint(directory)
+    if found is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    options["callbacks"] = [*(options.get("callbacks") or []), pl.callbacks.ModelCheckpoint(
+        dirpath=str(directory), filename="epoch{epoch}", auto_insert_metric_name=False, every_n_epochs=every_n_epochs,
+        save_top_k=1, save_on_train_epoch_end=True)]
+    if options.get("enable_checkpointing") is False:  # normreg's default; the callback needs it on
+        options["enable_checkpointing"] = True
+    return (None, None) if found is None else found
 
 
 @contextmanager
@@ -149,8 +210,10 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
 
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
+    import inspect
 
     from normreg.execution import ddp
+    from normreg.execution.rundir import checkpoint_dir, finish_checkpoints
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()
@@ -161,10 +224,19 @@ def _train(job: Job, accelerator: str) -> RunResult:
     if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
         options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
+    # checkpoints inside the run (`checkpoint:` in the suite), in the run directory; none without one
+    saving = suite.checkpoint if job.run_dir is not None else None
+    checkpoints = checkpoint_dir(job.run_dir, job.variant, job.seed) if job.run_dir is not None else None
+    resumed_from: int | None = None
+
+    def finished(result: RunResult) -> RunResult:
+        if saving is not None and checkpoints is not None:
+            finish_checkpoints(checkpoints, saving.keep)
+        return replace(result, resumed_from_epoch=resumed_from)
 
     def failed(message: str, trace: str) -> RunResult:
-        return RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start, message,
-                         history, device_label(trainer, options["accelerator"]), trace)
+        return finished(RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start,
+                                  message, history, device_label(trainer, options["accelerator"]), trace))
 
     with noting_sigint() as interrupted:
         try:
@@ -179,8 +251,14 @@ def _train(job: Job, accelerator: str) -> RunResult:
             options["callbacks"] = [*(options.get("callbacks") or []), hist]
             if job.run_dir is not None:
                 options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
+            fit: dict[str, Any] = {}
+            if saving is not None and checkpoints is not None:
+                fit["ckpt_path"], resumed_from = _checkpointing(pl, saving.every_n_epochs, checkpoints, options)
             trainer = pl.Trainer(**options)
-            trainer.fit(model, datamodule=dm)
+            if fit.get("ckpt_path") and "weights_only" in inspect.signature(trainer.fit).parameters:
+                fit["weights_only"] = False  # normreg wrote it, in this run's directory; the model's hparams may
+                # hold any picklable value, which torch's weights-only loading refuses
+            trainer.fit(model, datamodule=dm, **fit)
             history = hist.values
             is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
             evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
@@ -202,8 +280,8 @@ def _train(job: Job, accelerator: str) -> RunResult:
         for k, v in out.items():
             metrics[k] = float(v)
     step = "test_step" if evaluate == trainer.test else "validation_step"
-    return result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
-                               device_label(trainer, options["accelerator"]))
+    return finished(result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
+                                        device_label(trainer, options["accelerator"])))
 
 
 def timed_out(job: Job, duration: float, device: str = "") -> RunResult:

@@ -19,6 +19,7 @@ import yaml
 from normreg.choices import CORRECTIONS, DEFAULT_DESIGN, DESIGNS, EXPECTATIONS, GOALS, SPENDING, Goal, choice_problem
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import InputError, ResultsError, SuiteError, did_you_mean, printable
+from normreg.execution.ddp import world_size
 from normreg.fileio import MAX_INT_DIGITS, describe_value, read_text_bounded
 from normreg.names import name_problem
 
@@ -75,6 +76,16 @@ class CurveConfig:
 
     metrics: tuple[MetricSpec, ...] = ()
     fail: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """`checkpoint:` in a suite: save each run's state every `every_n_epochs` epochs into the run directory, so
+    that `--resume` continues a run that was killed from its last checkpoint instead of from epoch 0; `keep`
+    keeps the checkpoints once the run has finished (by default they are removed then)."""
+
+    every_n_epochs: int
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,7 @@ class Suite:
     curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
     run_timeout: float | None = None  # seconds one run may take before it is ended and recorded failed; None: any
+    checkpoint: CheckpointConfig | None = None  # checkpoints inside each run, for --resume; None: none
     # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key`, `run_timeout` and `curves`
     # left out. A baseline keeps it, so that a changed suite is reported with the keys that changed.
     content: Mapping[str, Any] = field(default_factory=dict)
@@ -575,7 +587,7 @@ def _trainer(doc: _Doc, keys: tuple[str, ...], value: Any) -> dict[str, Any]:
 
 # Every top-level key a suite file may hold (the suite reference's table lists exactly these: tests/test_readme.py).
 SUITE_KEYS = ("name", "description", "data", "trainer", "seeds", "metrics", "reference", "variants", "stats",
-              "expect", "baseline_key", "run_timeout", "curves")
+              "expect", "baseline_key", "run_timeout", "curves", "checkpoint")
 
 
 def _build_suite(doc: _Doc) -> Suite:
@@ -649,10 +661,12 @@ def _build_suite(doc: _Doc) -> Suite:
             run_timeout = parse_duration(top["run_timeout"])
         except ValueError as e:
             raise doc.error(("run_timeout",), str(e)) from None
-    # Where baselines are kept and how long a run may take do not change results, and curve checks add checks
-    # without changing a run or any other check: all three are left out of the digest, so declaring curves neither
-    # marks the suite changed against its baseline nor sets its reports apart from earlier nights in `history`.
-    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves")}
+    checkpoint = _checkpoint(doc, top.get("checkpoint"), variants)
+    # Where baselines are kept, how long a run may take and whether it saves checkpoints do not change results, and
+    # curve checks add checks without changing a run or any other check: all four are left out of the digest, so
+    # declaring curves neither marks the suite changed against its baseline nor sets its reports apart from earlier
+    # nights in `history`, and checkpoints can be turned on for an interrupted run before it is resumed.
+    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves", "checkpoint")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
@@ -660,7 +674,32 @@ def _build_suite(doc: _Doc) -> Suite:
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
         curves=curves,
         baseline_key=None if baseline_key == "none" else baseline_key, run_timeout=run_timeout,
+        checkpoint=checkpoint,
     )
+
+
+def _checkpoint(doc: _Doc, raw: Any, variants: Sequence[Variant]) -> CheckpointConfig | None:
+    """`checkpoint: {every_n_epochs: 5, keep: false}`. Refused for a variant that trains in several processes:
+    each rank draws its own random numbers, and a checkpoint holds rank 0's alone."""
+    if raw is None:
+        return None
+    keys: tuple[str, ...] = ("checkpoint",)
+    raw = _mapping(doc, keys, raw)
+    _check_keys(doc, keys, raw, ("every_n_epochs", "keep"), required=("every_n_epochs",))
+    every = raw["every_n_epochs"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise doc.error(keys + ("every_n_epochs",), f"expected a whole number of epochs, 1 or more (e.g. 5: a "
+                                                    f"checkpoint every 5 epochs), but found {_kind(every)}")
+    keep = raw.get("keep", False)
+    if not isinstance(keep, bool):
+        raise doc.error(keys + ("keep",), f"expected true or false, but found {_kind(keep)}")
+    for v in variants:
+        n = world_size(v.trainer)
+        if n > 1:
+            raise doc.error(keys, f"variant {v.name} trains in {n} processes (its trainer's devices); checkpoints "
+                                  "inside a run are supported only for runs in one process: remove 'checkpoint' "
+                                  "or give that variant one device")
+    return CheckpointConfig(every_n_epochs=every, keep=keep)
 
 
 def _metric_spec(doc: _Doc, keys: tuple[str, ...], name: Any, spec: Any) -> MetricSpec:
