@@ -151,7 +151,8 @@ def test_kill_9_in_the_middle_of_a_run_then_resume(tmp_path: Path, keep: bool) -
     epochs = 8
     log = tmp_path / "epochs.log"
     args = [str(RESUMABLE), "--workers", "1", "--baselines", str(tmp_path / "b"),
-            "--set", f"trainer.max_epochs={epochs}", "--set", f"checkpoint={{every_n_epochs: 2, keep: {str(keep).lower()}}}",
+            "--set", f"trainer.max_epochs={epochs}",
+            "--set", f"checkpoint={{every_n_epochs: 2, keep: {str(keep).lower()}}}",
             "--set", f"variants.a.model.args={{epochs_log: {log}, epoch_seconds: 0.4}}"]
     run = tmp_path / "run"
     killed = _normreg(*args, "--out", str(run), start_new_session=True)
@@ -179,6 +180,6 @@ def test_kill_9_in_the_middle_of_a_run_then_resume(tmp_path: Path, keep: bool) -
 
     whole = _normreg(*args, "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=300) == 0
-    (plain,) = [json.loads(line) for line in (tmp_path / "whole" / "resumable" / "runs.jsonl").read_text().splitlines()]
+    (plain,) = [json.loads(x) for x in (tmp_path / "whole" / "resumable" / "runs.jsonl").read_text().splitlines()]
     assert record["metrics"] == plain["metrics"] and record["history"] == plain["history"]
     assert "resumed_from_epoch" not in plain
