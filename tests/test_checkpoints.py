@@ -183,3 +183,23 @@ def test_kill_9_in_the_middle_of_a_run_then_resume(tmp_path: Path, keep: bool) -
     (plain,) = [json.loads(x) for x in (tmp_path / "whole" / "resumable" / "runs.jsonl").read_text().splitlines()]
     assert record["metrics"] == plain["metrics"] and record["history"] == plain["history"]
     assert "resumed_from_epoch" not in plain
+
+
+def test_every_report_format_marks_a_resumed_run(report_json: dict) -> None:
+    from dataclasses import replace
+
+    from normreg.render.html import render_html
+    from normreg.render.markdown import render_markdown
+    from normreg.render.terminal import render
+    from normreg.report.file import report_from_json
+
+    report = report_from_json(report_json).report
+    first = next(r for r in report.runs if r.ok)
+    assert "resumed from epoch" not in render(report) + render_markdown(report)
+    runs = tuple(replace(r, resumed_from_epoch=4) if r is first else r for r in report.runs)
+    marked = replace(report, runs=runs)
+    line = f"{first.variant} seed {first.seed} resumed from epoch 4"
+    assert f"  {first.suite}: runs continued from a checkpoint by --resume: {line}" in render(marked)
+    assert line in render_markdown(marked) and line in render_html(marked)
+    again = report_from_json(json.loads(json.dumps(marked.to_json()))).report  # through the report file
+    assert [r.resumed_from_epoch for r in again.runs] == [r.resumed_from_epoch for r in runs]
