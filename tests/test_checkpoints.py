@@ -105,36 +105,31 @@ def test_a_directory_holding_checkpoints_is_resumed_never_reused(tmp_path: Path)
 
 
 def test_a_stopped_run_resumes_from_its_checkpoint_and_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    """Stopped at the start of epoch 5 (0-based) of 6 with a checkpoint every 2 epochs: the resumed run trains
-    epochs 4 and 5 only, and its value and curves equal the uninterrupted run's exactly."""
-    whole = run_one(Job(_suite(f"variants.a.model.args={{epochs_log: {tmp_path / 'whole.log'}}}"), "a", 0,
+    """Stopped at the start of epoch 3 (0-based) of 4 with a checkpoint every 2 epochs: the resumed run trains
+    epochs 2 and 3 only, and its value and curves equal the uninterrupted run's exactly. The uninterrupted run keeps
+    its checkpoints (`keep: true`), marked finished; the resumed one's are removed once it has finished."""
+    whole = run_one(Job(_suite("checkpoint={every_n_epochs: 2, keep: true}",
+                               f"variants.a.model.args={{epochs_log: {tmp_path / 'whole.log'}}}"), "a", 0,
                         tmp_path / "whole"))
-    assert whole.ok and whole.resumed_from_epoch is None and _epochs(tmp_path / "whole.log") == [0, 1, 2, 3, 4, 5]
-    assert not (tmp_path / "whole" / "checkpoints").exists()  # removed once the run finished
+    assert whole.ok and whole.resumed_from_epoch is None and _epochs(tmp_path / "whole.log") == [0, 1, 2, 3]
+    kept = checkpoint_dir(tmp_path / "whole", "a", 0)
+    assert sorted(p.name for p in kept.iterdir()) == ["epoch3.ckpt", FINISHED_MARK]
+    assert last_checkpoint(kept) is None  # a finished run's checkpoints resume nothing
 
-    stopped = _suite(f"variants.a.model.args={{epochs_log: {tmp_path / 'first.log'}, stop_at_epoch: 5}}")
+    stopped = _suite(f"variants.a.model.args={{epochs_log: {tmp_path / 'first.log'}, stop_at_epoch: 3}}")
     with pytest.raises(KeyboardInterrupt):
         run_one(Job(stopped, "a", 0, tmp_path / "run"))
-    assert _epochs(tmp_path / "first.log") == [0, 1, 2, 3, 4]
+    assert _epochs(tmp_path / "first.log") == [0, 1, 2]
     folder = checkpoint_dir(tmp_path / "run", "a", 0)
-    assert last_checkpoint(folder) == (folder / "epoch3.ckpt", 4)  # epoch 4's work is lost: saved every 2
+    assert last_checkpoint(folder) == (folder / "epoch1.ckpt", 2)  # epoch 2's work is lost: saved every 2
 
     resumed = run_one(Job(_suite(f"variants.a.model.args={{epochs_log: {tmp_path / 'second.log'}}}"), "a", 0,
                           tmp_path / "run"))
-    assert resumed.ok and resumed.resumed_from_epoch == 4
-    assert _epochs(tmp_path / "second.log") == [4, 5]  # only the remaining epochs
+    assert resumed.ok and resumed.resumed_from_epoch == 2
+    assert _epochs(tmp_path / "second.log") == [2, 3]  # only the remaining epochs
     assert resumed.metrics == whole.metrics  # bit for bit
-    assert resumed.history == whole.history and len(resumed.history["val_loss"]) == 6
-    assert not (tmp_path / "run" / "checkpoints").exists()
-
-
-def test_kept_checkpoints_stay_and_resume_nothing(tmp_path: Path) -> None:
-    suite = _suite("checkpoint={every_n_epochs: 1, keep: true}", "trainer.max_epochs=2")
-    first = run_one(Job(suite, "a", 0, tmp_path))
-    folder = checkpoint_dir(tmp_path, "a", 0)
-    assert first.ok and sorted(p.name for p in folder.iterdir()) == ["epoch1.ckpt", FINISHED_MARK]
-    again = run_one(Job(suite, "a", 0, tmp_path))  # a rerun of a finished run trains from epoch 0
-    assert again.resumed_from_epoch is None and again.metrics == first.metrics
+    assert resumed.history == whole.history and len(resumed.history["val_loss"]) == 4
+    assert not (tmp_path / "run" / "checkpoints").exists()  # removed once the run finished
 
 
 # ------------------------------------------------------------------------------ a real kill -9, end to end
