@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from normreg.choices import SIGNIFICANT  # noqa: E402
 from normreg.judge.curves import array_epoch_verdicts, simultaneous_level  # noqa: E402
 from normreg.judge.stats import VERDICT_CODES  # noqa: E402
-from normreg.suite.spec import MetricSpec  # noqa: E402
+from normreg.suite.model import MetricSpec  # noqa: E402
 
 ALPHA = 0.05
 MIN_EFFECT = 0.5

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from normreg.judge.changepoints import detect_changes  # noqa: E402
-from normreg.suite.spec import MetricSpec  # noqa: E402
+from normreg.suite.model import MetricSpec  # noqa: E402
 
 NIGHTS, SEEDS, STEP_AT, ALPHA = 30, 5, 20, 0.05
 FLAGSHIP = Path(__file__).resolve().parent.parent / "baselines" / "domain_adapt.json"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from normreg.judge.designs import compare_values, get  # noqa: E402
 from normreg.judge.sequential import simulate, staged_power  # noqa: E402
 from normreg.judge.stats import VERDICT_CODES  # noqa: E402
-from normreg.suite.spec import MetricSpec, stage_sizes  # noqa: E402
+from normreg.suite.model import MetricSpec, stage_sizes  # noqa: E402
 
 WITHIN = (0.0, 0.5, 0.9, 1.0)  # x min_effect: any failing verdict is an error
 BEYOND = (2.0, 3.0)  # x min_effect: `regressed` is what a user wants

@@ -50,7 +50,7 @@ from normreg.judge.stats import (  # noqa: E402
     clear_correlation,
     design_effect,
 )
-from normreg.suite.spec import MetricSpec  # noqa: E402
+from normreg.suite.model import MetricSpec  # noqa: E402
 
 ACC = MetricSpec("acc", "max", 0.01)
 ALPHA = 0.05

@@ -36,7 +36,10 @@ from normreg.judge.designs import compare_values
 from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison
 from normreg.report.bisect import BisectResult, Step
-from normreg.suite.spec import MetricSpec, SeedPlan, Suite, load_suite
+from normreg.suite.model import MetricSpec, SeedPlan, Suite
+
+# ------------------------------------------------------------------------------------------------- git
+from normreg.suite.spec import load_suite
 
 # ------------------------------------------------------------------------------------------------- git
 
@@ -280,7 +283,7 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
     candidates = commits_between(top, good_sha, bad_sha)
     spec_suite = _suite_at(top, bad_sha, rel, overrides)
     variant = variant or spec_suite.reference
-    names = [v.name for v in spec_suite.variants]
+    names = spec_suite.variant_names
     if variant not in names:
         raise InputError(f"--variant {variant}: the suite at {bad_sha[:10]} has no such variant."
                          f"{did_you_mean(variant, names)} Variants: {', '.join(names)}")

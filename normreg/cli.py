@@ -29,7 +29,7 @@ from normreg.execution.supervisor import resume_command
 if TYPE_CHECKING:
     from normreg.render.progress import Display
     from normreg.report.model import Report
-    from normreg.suite.spec import Seeds
+    from normreg.suite.model import Seeds
 
 
 class _OneLineErrors(TyperGroup):
@@ -279,7 +279,7 @@ def run(
         if run_timeout is not None:
             import dataclasses
 
-            from normreg.suite.spec import parse_duration
+            from normreg.suite.building import parse_duration
 
             try:
                 limit = parse_duration(run_timeout)
@@ -368,7 +368,7 @@ def compare(
 
 
 def _seeds_option(text: Optional[str]) -> Seeds:
-    from normreg.suite.spec import MAX_SEEDS
+    from normreg.suite.model import MAX_SEEDS
 
     if text is None or text == "auto":
         return "auto" if text else None
@@ -398,8 +398,8 @@ def plan(
     on average over the true spreads the pilot leaves possible, and how sure that is."""
 
     def body() -> int:
-        from normreg.judge.planning import plan_suite
         from normreg.pipeline import pilot_run
+        from normreg.planning import plan_suite
         from normreg.render.planning import render_plan
 
         display = _progress()
@@ -475,7 +475,7 @@ def calibrate(
 
     def body() -> int:
         from normreg.choices import check_alpha, check_min_effect
-        from normreg.judge.planning import calibrate_source
+        from normreg.planning import calibrate_source
         from normreg.render.planning import render_calibration
 
         check_alpha(alpha)

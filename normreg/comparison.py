@@ -25,7 +25,7 @@ from normreg.judge.resultset import ResultSet, load_result_set
 from normreg.judge.stats import adjust
 from normreg.report.file import check_report
 from normreg.report.model import Report
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 
 def _pairs(a: ResultSet, b: ResultSet) -> list[tuple[str, str]]:

@@ -27,10 +27,11 @@ from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
 from normreg.judge.checks import Check, Key, Problem, judge, judge_staged
 from normreg.judge.curves import CurveCheck, curve_checks
-from normreg.judge.planning import PilotRun
 from normreg.judge.resultset import ResultSet, load_result_set
+from normreg.planning import PilotRun
 from normreg.report.model import Report, SuiteInfo
-from normreg.suite.spec import Seeds, Suite, load_suite, load_suites
+from normreg.suite.model import Seeds, Suite
+from normreg.suite.spec import load_suite, load_suites
 
 
 def default_out_dir() -> Path:
@@ -200,8 +201,8 @@ def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment:
     """Run a suite's seeds stage by stage; after each stage stop every variant whose checks are all decisive."""
     assert suite.seed_plan is not None
     stages = suite.seed_plan.stages
-    names = [v.name for v in suite.variants]
-    skip = {v for v in names if not ignore_expect and suite.expected(v, "*") == "failed"}
+    names = suite.variant_names
+    skip = {v for v in names if not ignore_expect and suite.expects_failure(v)}
     looks: dict[str, list[int]] = {v: [] for v in names}
     decided: dict[Key, int] = {}
     open_ = set(names)
@@ -252,7 +253,7 @@ def with_devices(environment: Mapping[str, Any], results: Iterable[RunResult]) -
 def _update_baseline(plan: RunPlan, s: Suite, mine: list[RunResult], environment: Mapping[str, Any],
                      problems: list[Problem]) -> bool:
     """Store this run's values as the suite's baseline, unless an unexpected run failed (then say so)."""
-    if any(not r.ok for r in mine if not (s.expected(r.variant, "*") == "failed")):
+    if any(not r.ok for r in mine if not s.expects_failure(r.variant)):
         problems.append(Problem(s.name, "*", "baseline_not_updated",
                                 "runs failed, so the baseline was left unchanged; fix them and rerun"))
         return False

@@ -24,7 +24,7 @@ from normreg.judge.changepoints import Evidence, Side, TwoWay, detect_changes, s
 from normreg.pipeline import run_suites
 from normreg.render.history import render_history
 from normreg.report.history import EnvironmentChange, History, Night, NightPoint, Series, _with_changes, load_history
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 SPEC = MetricSpec("acc", "max", 0.0)  # no min_effect: the detector and the test alone must keep false alarms down
 

@@ -22,7 +22,8 @@ from normreg.execution.executor import Job
 from normreg.execution.results import RunResult, tidy_rows
 from normreg.execution.rundir import FINISHED_MARK, RunDir, checkpoint_dir, last_checkpoint
 from normreg.execution.worker import run_one
-from normreg.suite.spec import CheckpointConfig, load_suite
+from normreg.suite.model import CheckpointConfig
+from normreg.suite.spec import load_suite
 
 SUITES = Path(__file__).parent / "data" / "suites"
 RESUMABLE = SUITES / "resumable.yaml"

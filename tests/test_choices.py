@@ -7,7 +7,7 @@ import pytest
 from normreg import choices
 from normreg.errors import InputError
 from normreg.judge import designs, sequential, stats
-from normreg.suite import spec
+from normreg.suite import building
 
 
 def test_check_choice_names_the_option_and_suggests():
@@ -32,4 +32,4 @@ def test_every_entry_point_checks_the_same_way(call, match):
 
 def test_one_definition_of_each_choice():
     assert choices.DESIGNS == ("welch", *(n for n in designs.names() if n != "welch"))  # the registry, unimported
-    assert spec.EXPECTATIONS is choices.EXPECTATIONS and sequential.SPENDING is choices.SPENDING
+    assert building.EXPECTATIONS is choices.EXPECTATIONS and sequential.SPENDING is choices.SPENDING

@@ -29,7 +29,8 @@ from normreg.render.junit import render_junit
 from normreg.render.markdown import render_markdown
 from normreg.render.terminal import render
 from normreg.report.file import read_report
-from normreg.suite.spec import MetricSpec, load_suite
+from normreg.suite.model import MetricSpec
+from normreg.suite.spec import load_suite
 
 SPEC = MetricSpec("val_acc", "max", 0.05)
 EPOCHS = 10

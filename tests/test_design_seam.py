@@ -17,7 +17,8 @@ from normreg import choices
 from normreg.judge import designs
 from normreg.judge.designs.base import DESIGNS, Look, TTest, register
 from normreg.judge.stats import Comparison, PowerModel, _chi2_nodes
-from normreg.suite.spec import MetricSpec, load_suite
+from normreg.suite.model import MetricSpec
+from normreg.suite.spec import load_suite
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normreg"
 

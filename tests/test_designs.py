@@ -10,12 +10,14 @@ from scipy import stats as st
 from typer.testing import CliRunner
 
 from normreg import cli
+from normreg.choices import DESIGNS
 from normreg.errors import InputError
 from normreg.judge.designs import compare_values, get, names
 from normreg.judge.designs.permutation import Permutation
 from normreg.judge.designs.welch import WelchPower
 from normreg.judge.sequential import simulate
-from normreg.suite.spec import DESIGNS, MetricSpec, load_suite
+from normreg.suite.model import MetricSpec
+from normreg.suite.spec import load_suite
 
 ACC = MetricSpec("acc", "max", 0.01)
 WELCH = get("welch")

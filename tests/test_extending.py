@@ -48,7 +48,7 @@ def test_the_design_example_is_found_by_name_and_leaves_the_extreme_seed_out(mon
     import numpy as np
 
     from normreg.judge.designs import DESIGNS, compare_values, get
-    from normreg.suite.spec import MetricSpec
+    from normreg.suite.model import MetricSpec
 
     load("normreg/judge/designs/welch_trimmed.py", DESIGNS, monkeypatch)
     assert "welch_trimmed" in DESIGNS.names() and get("welch_trimmed").name == "welch_trimmed"

@@ -22,7 +22,7 @@ from normreg.render.labels import (
     status,
     text_table,
 )
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normreg"
@@ -125,6 +127,101 @@ def test_shared_modules_import_no_stage():
     edges = graph(PACKAGE)
     for name in SHARED:
         assert {part(t) for t in edges[f"normreg.{name}"]} <= SHARED, name
+
+
+# The suite package in layers, each importing only those before it: the YAML-free model; reading bounded YAML
+# with the line of every key; building a Suite from it; files in, suites out; and resolving targets.
+SUITE_LAYERS = {
+    "normreg.suite.model": set(),
+    "normreg.suite.diff": set(),
+    "normreg.suite.loading": {"normreg.suite.model"},
+    "normreg.suite.building": {"normreg.suite.model", "normreg.suite.loading"},
+    "normreg.suite.spec": {"normreg.suite.model", "normreg.suite.loading", "normreg.suite.building"},
+    "normreg.suite.targets": {"normreg.suite.model"},
+}
+# What judging, reporting and rendering may know of the suite: its frozen model (and which keys changed), never
+# how a suite file is read.
+YAML_FREE = ("judge", "report", "render")
+SUITE_MODEL = {"normreg.suite.model", "normreg.suite.diff"}
+
+
+def reached(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for t in edges.get(todo.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return seen
+
+
+def imports_yaml(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "yaml" for a in n.names)
+               or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "yaml" and not n.level
+               for n in ast.walk(tree))
+
+
+def test_suite_modules_import_in_one_direction():
+    edges = graph(PACKAGE)
+    suite = {m for m in edges if m.startswith("normreg.suite.")}
+    assert suite == set(SUITE_LAYERS)  # a new suite module takes its place in the layers
+    bad = [f"{m} imports {t}" for m in sorted(suite) for t in sorted(edges[m] & suite - SUITE_LAYERS[m])]
+    assert bad == []
+
+
+def test_judge_report_and_render_know_only_the_suite_model():
+    known = modules(PACKAGE)
+    edges = graph(PACKAGE)
+    bad = []
+    for module in sorted(edges):
+        if part(module) in YAML_FREE:
+            through = {t for t in reached(edges, module) if t.startswith("normreg.suite.")} - SUITE_MODEL
+            bad += [f"{module} reaches {t}" for t in sorted(through)]
+            bad += [f"{module} imports yaml"] if imports_yaml(known[module]) else []
+    assert bad == []
+    assert not any(imports_yaml(known[m]) for m in SUITE_MODEL)
+
+
+def test_importing_judge_report_and_render_loads_no_suite_reader():
+    # at run time too: a package's __init__ runs whenever one of its modules is imported, which the import graph
+    # above leaves out (auditing/__init__ once pulled suite loading into render/audit.py this way)
+    names = sorted(m for m in modules(PACKAGE) if part(m) in YAML_FREE)
+    code = "import sys\n" + "".join(f"import {m}\n" for m in names) + (
+        "print(sorted(m for m in sys.modules if m == 'yaml' or m.startswith('normreg.suite.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=PACKAGE.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sorted(SUITE_MODEL))
+
+
+def defined(path: Path) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assignments), not those it imports."""
+    out: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out |= {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return out
+
+
+def test_suite_names_are_imported_from_the_module_that_defines_them():
+    # so that no suite module turns into a re-export of another (`from normreg.suite.spec import Suite` would
+    # work, as spec imports Suite, and tie its importer to YAML loading)
+    known = modules(PACKAGE)
+    homes = {name: defined(path) for name, path in known.items() if name.startswith("normreg.suite.")}
+    bad = []
+    for root in (PACKAGE, PACKAGE.parent / "tests", PACKAGE.parent / "benchmarks"):
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module in homes:
+                    bad += [f"{path.name}: {a.name} from {node.module}" for a in node.names
+                            if a.name not in homes[node.module]]
+    assert bad == []
 
 
 def test_no_module_imports_in_a_cycle():

@@ -15,7 +15,7 @@ from normreg.judge.designs import compare_values, get
 from normreg.judge.designs.paired import paired
 from normreg.judge.designs.welch import WelchPower, welch
 from normreg.judge.sequential import sequential_compare, simulate, staged_mde, staged_power
-from normreg.suite.spec import MetricSpec, stage_sizes
+from normreg.suite.model import MetricSpec, stage_sizes
 
 ME = MetricSpec("m", "max", 1.0)  # min_effect one seed-sd in the simulations below
 ACC = MetricSpec("acc", "max", 0.01)

@@ -23,7 +23,7 @@ from normreg.judge.stats import (
 )
 from normreg.render.labels import pairing_note
 from normreg.render.terminal import render_table
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 

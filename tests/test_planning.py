@@ -19,15 +19,15 @@ from normreg.judge.planning import (
     MIN_CALIBRATION_VALUES,
     calibrate,
     plan,
-    plan_suite,
     resampled_rates,
     smoothed_draws,
 )
 from normreg.judge.resultset import ResultSet
 from normreg.judge.stats import array_p
 from normreg.pipeline import pilot_run, run_suites
+from normreg.planning import plan_suite
 from normreg.render.planning import render_calibration, render_plan
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 DATA = Path(__file__).parent / "data" / "suites"
 ACC = MetricSpec("acc", "max", 0.01)

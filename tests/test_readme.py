@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from normreg.cli import app
-from normreg.suite.spec import SUITE_KEYS, load_suite
+from normreg.suite.building import SUITE_KEYS
+from normreg.suite.spec import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

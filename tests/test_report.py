@@ -10,7 +10,7 @@ from conftest import REGRESSION
 from normreg.auditing.findings import AuditReport, Finding
 from normreg.errors import ResultsError
 from normreg.report.file import read_report, report_from_json
-from normreg.suite.spec import MetricSpec, SeedPlan
+from normreg.suite.model import MetricSpec, SeedPlan
 
 
 def test_round_trip_is_exact(report_json):

@@ -7,7 +7,7 @@ import pytest
 
 from normreg.judge.sequential import boundaries, repeated_p, sequential_compare, simulate
 from normreg.judge.stats import VERDICT_CODES
-from normreg.suite.spec import MetricSpec, stage_sizes
+from normreg.suite.model import MetricSpec, stage_sizes
 
 STAGES = stage_sizes(3, 20)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from normreg.errors import SuiteError
+from normreg.errors import InputError, SuiteError
 from normreg.suite.spec import discover, load_suite
 
 DATA = Path(__file__).parent / "data" / "suites"
@@ -81,7 +81,7 @@ def test_every_file_of_the_bad_corpus_is_tested() -> None:
 
 
 def test_a_suite_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
-    from normreg.suite.spec import MAX_SUITE_BYTES
+    from normreg.suite.loading import MAX_SUITE_BYTES
 
     path = tmp_path / "huge.yaml"
     path.write_text("metrics: {acc: {}}\nvariants: {a: {model: m:A}}\ndescription: " + "x" * MAX_SUITE_BYTES + "\n")
@@ -189,6 +189,7 @@ def test_expect_rules(write_suite) -> None:
     s = load_suite(ok)
     assert s.expected("twin", "acc") == "regressed" and s.expected("twin", "loss") is None
     assert s.expected("merged", "*") == "failed"
+    assert s.expects_failure("merged") and not s.expects_failure("twin") and not s.expects_failure("absent")
     with pytest.raises(SuiteError, match="is the reference"):
         load_suite(write_suite(extra="expect: {merged: regressed}\n"))
     with pytest.raises(SuiteError, match=r"'twn' is not a variant. Did you mean 'twin'\?"):
@@ -246,3 +247,11 @@ def test_run_timeout_is_read_and_left_out_of_the_digest(tmp_path: Path) -> None:
     a, b = load_suite(tmp_path / "a.yaml"), load_suite(tmp_path / "b.yaml")
     assert (a.run_timeout, b.run_timeout) == (None, 5400.0)
     assert a.digest == b.digest  # how long a run may take does not change what it computes: --resume still works
+
+
+def test_variant_names_and_check_variant(write_suite) -> None:
+    s = load_suite(write_suite())
+    assert s.variant_names == ("merged", "twin") and s.check_variant("twin") == "twin"
+    with pytest.raises(InputError, match=r"pair\.yaml: unknown variant 'twn'\. Did you mean 'twin'\? "
+                                         r"Variants: merged, twin$"):
+        s.check_variant("twn")

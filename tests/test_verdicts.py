@@ -26,7 +26,7 @@ from normreg.judge.stats import (
     array_p,
     design_effect,
 )
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 ACC = MetricSpec("acc", "max", 0.01)
 WELCH = get("welch")

@@ -14,8 +14,20 @@ independence, train mode where nothing trains, frozen drift, per-source statisti
     run.py         audit_suite / audit_models: build as the runner does, record once, run every registered check
 """
 
-from normreg.auditing.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
-from normreg.auditing.run import Subject, audit_loaded, audit_models, audit_suite, likely_causes
+from typing import Any
 
-__all__ = ["SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", "Subject", "audit_loaded",
-           "audit_models", "audit_suite", "likely_causes"]
+from normreg.auditing.findings import SCHEMA, AuditReport, Finding, ModeSummary, PairSummary
+
+# run.py loads suite files and builds models: imported when one of its names is first asked for, so that reading
+# or drawing findings (render/audit.py imports findings.py, which runs this file) loads neither.
+_RUN_NAMES = ("Subject", "audit_loaded", "audit_models", "audit_suite", "likely_causes")
+
+__all__ = ["SCHEMA", "AuditReport", "Finding", "ModeSummary", "PairSummary", *_RUN_NAMES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUN_NAMES:
+        from normreg.auditing import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'normreg.auditing' has no attribute '{name}'")

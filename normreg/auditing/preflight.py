@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from normreg.errors import did_you_mean
-from normreg.suite.spec import Suite, Variant, suite_error
+from normreg.suite.loading import suite_error
+from normreg.suite.model import Suite, Variant
 
 
 @dataclass(frozen=True)
@@ -227,10 +228,10 @@ def preflight(suite: Suite) -> None:
             seed_all(suite.seeds[0])
             dm = build(suite, v.data, "data") if v.data is not None else None
             model = build(suite, v.model, "model")
-            built[key] = (model, None if suite.expected(v.name, "*") == "failed" else logged_metrics(model, dm))
+            built[key] = (model, None if suite.expects_failure(v.name) else logged_metrics(model, dm))
         model, logged = built[key]
         pl = flavour_of(model)
         if pl is not None:
             check_trainer(suite, v, pl)
-        if logged is not None and suite.expected(v.name, "*") != "failed":
+        if logged is not None and not suite.expects_failure(v.name):
             check_metrics(suite, v, logged)

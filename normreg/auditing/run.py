@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normreg.auditing.findings import AuditReport, Finding, PairSummary, sort_findings
-from normreg.errors import InputError, did_you_mean
 from normreg.execution.failure import describe_error
-from normreg.suite.spec import Suite, load_suite
+from normreg.suite.model import Suite
+from normreg.suite.spec import load_suite
 
 if TYPE_CHECKING:
     from normreg.auditing.checks import Recordings
@@ -202,11 +202,9 @@ def _data_note(s: Subject, ref: Subject, batches: dict[str, Any]) -> str | None:
 
 
 def _choose(suite: Suite, variants: Sequence[str]) -> list[str]:
-    names = [v.name for v in suite.variants]
+    names = suite.variant_names
     for v in variants:
-        if v not in names:
-            hint = did_you_mean(v, names)
-            raise InputError(f"{suite.path}: unknown variant '{v}'.{hint} Variants: {', '.join(names)}")
+        suite.check_variant(v)
     wanted = [n for n in names if n in variants] if variants else names
     return [suite.reference] + [n for n in wanted if n != suite.reference]
 

@@ -48,7 +48,7 @@ from normreg.registry import Registry
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
     from normreg.execution.results import RunResult
-    from normreg.suite.spec import Suite
+    from normreg.suite.model import Suite
 
 
 @dataclass(frozen=True)

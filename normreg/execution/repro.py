@@ -12,9 +12,9 @@ import ast
 import pprint
 from typing import Any
 
-from normreg.errors import InputError, did_you_mean
+from normreg.errors import InputError
 from normreg.execution.worker import TRAINER_OPTIONS, flavour_of
-from normreg.suite.spec import MAX_SEED_VALUE, Suite, Target
+from normreg.suite.model import MAX_SEED_VALUE, Suite, Target
 
 # The script's text is fixed: every name and value of the run (suite, variant, folder, targets, arguments, trainer
 # options) goes into RUN as one Python literal made by `repr` and checked by `ast.literal_eval`, never into the
@@ -127,10 +127,7 @@ def render_script(run: dict[str, Any], flavour: str) -> str:
 
 def repro_script(suite: Suite, variant: str, seed: int) -> str:
     """The standalone script that trains `variant` with `seed` as `normreg run` does and prints its metrics."""
-    names = [v.name for v in suite.variants]
-    if variant not in names:
-        raise InputError(f"{suite.path}: unknown variant '{variant}'.{did_you_mean(variant, names)} "
-                         f"Variants: {', '.join(names)}")
+    suite.check_variant(variant)
     if not 0 <= seed <= MAX_SEED_VALUE:
         raise InputError(f"expected --seed from 0 to {MAX_SEED_VALUE} (the seeds `normreg run` accepts), got {seed}")
     v = suite.variant(variant)

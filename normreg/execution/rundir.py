@@ -31,7 +31,7 @@ from normreg.execution.results import RunLog, RunResult
 from normreg.execution.supervised import command_pid
 from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.suite.diff import content_changes, summarise
-from normreg.suite.spec import Suite, metrics_to_json
+from normreg.suite.model import Suite, metrics_to_json
 
 LOCK_FILE = LOCK_NAME
 REPORT_FILE = "report.json"
@@ -206,7 +206,7 @@ class RunDir:
             resumed = self._resumed(suite, environment)
         write_json_atomic(d / "run.json", {
             "suite": suite.name, "path": str(suite.path), "digest": suite.digest, "reference": suite.reference,
-            "alpha": suite.stats.alpha, "seeds": list(suite.seeds), "variants": [v.name for v in suite.variants],
+            "alpha": suite.stats.alpha, "seeds": list(suite.seeds), "variants": list(suite.variant_names),
             "stats": {"design": suite.stats.design, "correction": suite.stats.correction,
                       "spending": suite.stats.spending},
             "seed_plan": {"min": suite.seed_plan.min, "max": suite.seed_plan.max} if suite.seed_plan else None,
@@ -245,7 +245,7 @@ class RunDir:
             return Resumed((), {})
         self._check_unchanged(suite, meta)
         seeds = set(suite.seeds)
-        names = {v.name for v in suite.variants}
+        names = set(suite.variant_names)
         kept = tuple(sorted((r for r in read_runs(d / "runs.jsonl") if r.ok and r.seed in seeds
                              and r.variant in names), key=lambda r: (r.variant, r.seed)))
         return Resumed(kept, differences(meta.get("environment") or {}, environment))

@@ -202,8 +202,9 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
     import torch
 
     from normreg.execution import ddp
+    from normreg.suite.model import world_size
 
-    if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
+    if world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
         return ddp.launch(job, accelerator, gpus=gpus)
     return replace(_train(job, accelerator), threads=torch.get_num_threads())
 
@@ -286,7 +287,7 @@ def _train(job: Job, accelerator: str) -> RunResult:
 
 def timed_out(job: Job, duration: float, device: str = "") -> RunResult:
     """The failed result of a run ended at its suite's `run_timeout`."""
-    from normreg.suite.spec import format_duration
+    from normreg.suite.building import format_duration
 
     limit = format_duration(job.suite.run_timeout or duration)
     return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, duration,

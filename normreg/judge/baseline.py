@@ -21,7 +21,7 @@ from normreg.execution.results import RunResult, values_from_runs
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, write_json_atomic
 from normreg.names import name_problem
 from normreg.suite.diff import content_changes
-from normreg.suite.spec import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
+from normreg.suite.model import MAX_SEED_VALUE, MetricSpec, Suite, metrics_to_json
 
 SCHEMA = "normreg.baseline/1"
 

@@ -46,7 +46,7 @@ import scipy.special as _sp
 from normreg.judge.designs.base import TRetest
 from normreg.judge.designs.welch import Welch, welch
 from normreg.judge.stats import Comparison, _decide, _flat, _test, mean_sd
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 PENALTY = 3.0  # times n * v * log(n values): the false-change rate over 30 nights stays under 5% (benchmark)
 MAX_PASSES = 5  # rounds of leaving out one-night outliers

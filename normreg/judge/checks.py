@@ -19,7 +19,7 @@ from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
 from normreg.judge.sequential import final_levels, sequential_compare
 from normreg.judge.stats import Comparison, adjust, as_record, welch_se_df
-from normreg.suite.spec import MetricSpec, Suite
+from normreg.suite.model import MetricSpec, Suite
 
 
 def satisfies(verdict: str, expected: str) -> bool:
@@ -113,7 +113,7 @@ def _each_check(suite: Suite, ok: Mapping[str, Mapping[str, Mapping[int, float]]
     if baseline is not None:  # the same for every baseline check of the suite
         env_diff, suite_changes = differences(baseline.environment, environment), baseline.changes(suite)
     for v in suite.variants:
-        if not ignore_expect and suite.expected(v.name, "*") == "failed":
+        if not ignore_expect and suite.expects_failure(v.name):
             continue  # its runs are meant to crash: nothing to compare
         for m in suite.metrics:
             if v.name != suite.reference:
@@ -150,7 +150,7 @@ def run_problems(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = 
     for v in suite.variants:
         mine = [r for r in runs if r.variant == v.name]
         bad = [r for r in mine if not r.ok]
-        expect_failed = not ignore_expect and suite.expected(v.name, "*") == "failed"
+        expect_failed = not ignore_expect and suite.expects_failure(v.name)
         for r in bad:
             problems.append(Problem(suite.name, v.name, "run_failed", str(r.error), expect_failed, seed=r.seed))
         if expect_failed and len(bad) < len(mine):

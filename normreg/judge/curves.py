@@ -36,7 +36,7 @@ from normreg.judge.designs import compare_values
 from normreg.judge.designs import get as get_design
 from normreg.judge.resultset import histories_from_runs
 from normreg.judge.stats import Comparison, array_verdicts, as_record
-from normreg.suite.spec import MetricSpec, Suite
+from normreg.suite.model import MetricSpec, Suite
 
 LEVEL_REPS = 2000  # simulated pairs of curves for the per-epoch level (its error rate is alpha ± 0.005)
 LEVEL_SEED = 20240  # the simulation's random seed: a curve check of the same values always gives the same level
@@ -238,7 +238,7 @@ def curve_checks(suite: Suite, runs: Sequence[RunResult], ignore_expect: bool = 
     checks: list[CurveCheck] = []
     histories = histories_from_runs(runs, qualify=False)  # variant -> metric -> seed -> per-epoch values
     for v in suite.variants:
-        if v.name == suite.reference or (not ignore_expect and suite.expected(v.name, "*") == "failed"):
+        if v.name == suite.reference or (not ignore_expect and suite.expects_failure(v.name)):
             continue
         for spec in suite.curves.metrics:
             ref = histories.get(suite.reference, {}).get(spec.name, {})

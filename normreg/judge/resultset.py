@@ -19,7 +19,7 @@ from normreg.execution.rundir import read_runs
 from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, read_text_bounded
 from normreg.judge.baseline import Baseline, metric_specs
 from normreg.names import name_problem
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 REPORT_SCHEMA = "normreg.report/1"
 

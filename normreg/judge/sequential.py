@@ -33,7 +33,7 @@ from scipy import special as _sp
 from normreg.choices import DEFAULT_DESIGN, SPENDING
 from normreg.judge.designs import compare_values, get
 from normreg.judge.stats import Comparison, _decide, array_verdicts, bisect, design_effect
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
@@ -375,7 +375,7 @@ def final_levels(n_a: int, n_b: int, n_max: int, alpha: float, design: str, spen
 def planned_looks(n_a: int, n_b: int, n_max: tuple[int, int], design: str) -> tuple[tuple[int, ...], ...]:
     """Seeds per side at each look a staged comparison plans, from its first look to the maximum: the stages
     `run` takes (see `stage_sizes`); a side already at its maximum (a stored baseline) stays there."""
-    from normreg.suite.spec import stage_sizes
+    from normreg.suite.model import stage_sizes
 
     lo, hi = min(n_a, n_b), max(n_max)
     planned = stage_sizes(lo, hi)

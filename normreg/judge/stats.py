@@ -28,7 +28,7 @@ import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
 
 from normreg.choices import CORRECTIONS, DEFAULT_DESIGN, VERDICTS, check_choice
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 
 class Retest(Protocol):

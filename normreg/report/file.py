@@ -37,7 +37,7 @@ from normreg.judge.curves import CurveCheck
 from normreg.judge.stats import Comparison
 from normreg.names import Role, name_problem
 from normreg.report.model import SCHEMA, SUITE_JSON_HINTS, Report, SuiteInfo
-from normreg.suite.spec import MAX_SEED_VALUE, SeedPlan
+from normreg.suite.model import MAX_SEED_VALUE, SeedPlan
 
 _COMPARISON_FIELDS = tuple(f.name for f in fields(Comparison))
 _COMPARISON_REQUIRED = tuple(f.name for f in fields(Comparison) if f.default is MISSING)

@@ -24,7 +24,7 @@ from normreg.judge import changepoints
 from normreg.judge.changepoints import detect_changes
 from normreg.judge.stats import as_record
 from normreg.report.file import ReportFile, read_report
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from normreg.execution.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
 from normreg.judge.curves import CurveCheck
-from normreg.suite.spec import MetricSpec, SeedPlan, metrics_to_json
+from normreg.suite.model import MetricSpec, SeedPlan, metrics_to_json
 from normreg.version import __version__
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import SuiteError, did_you_mean
-from normreg.suite.spec import Suite, Target
+from normreg.suite.model import Suite, Target
 
 
 def importable(directories: Iterable[Path]) -> None:

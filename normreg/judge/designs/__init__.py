@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from normreg.judge.designs.base import DESIGNS, StatTest, get, register
 from normreg.judge.stats import Comparison
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 
 def names() -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from scipy import special as _sp
 
 from normreg.judge.stats import Comparison, PowerModel, _decide, _describe, _power_fields, _test, array_p, seeds_for
 from normreg.registry import Registry
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 Look = tuple[np.ndarray, np.ndarray, np.ndarray]  # (difference, standard error, degrees of freedom) per replicate
 

@@ -21,7 +21,7 @@ from normreg.judge.stats import (
     exact,
     mean_sd,
 )
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 
 @dataclass(frozen=True)

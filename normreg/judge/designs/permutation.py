@@ -25,7 +25,7 @@ import numpy as np
 from normreg.judge.designs.base import StatTest, register
 from normreg.judge.designs.welch import WelchPower
 from normreg.judge.stats import Comparison, PowerModel, _decide, _describe, bisect, design_effect, smoothed_draws
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 EXACT_LIMIT = 20000  # all splits up to this many, else Monte Carlo
 MC_SPLITS = 9999

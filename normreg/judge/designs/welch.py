@@ -10,7 +10,7 @@ import numpy as np
 
 from normreg.judge.designs.base import Look, TTest, register
 from normreg.judge.stats import Comparison, PowerModel, _chi2_nodes, cumulative_moments, welch_se_df
-from normreg.suite.spec import MetricSpec
+from normreg.suite.model import MetricSpec
 
 SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads staged seeding is calibrated over (sd_b / sd_a)
 
