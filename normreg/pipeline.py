@@ -21,7 +21,7 @@ from normreg.errors import InputError
 from normreg.execution.events import Progress
 from normreg.execution.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.execution.results import RunResult
-from normreg.execution.rundir import RunDir, checkpoint_dir, finish_checkpoints, new_run_dir
+from normreg.execution.rundir import RunDir, checkpoint_dir, checkpointed, finish_checkpoints, new_run_dir
 from normreg.execution.supervised import note_phase, note_run_dir
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
@@ -148,7 +148,11 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
             on_note(f"Note: {s.name}: the environment changed since the interrupted run ({changed}); its "
                     f"{len(resumed.kept)} finished runs are judged together with the new ones")
     if plan.rundir.resume and on_note:
-        on_note(f"Resuming {plan.out}: {len(reused)} finished runs reused, the failed and missing ones run now")
+        saved = sum(1 for s in plan.suites for (v, seed) in checkpointed(plan.run_dir(s))
+                    if (s.name, v, seed) not in reused)
+        continued = f", {saved} unfinished continue from their checkpoints" if saved else ""
+        on_note(f"Resuming {plan.out}: {len(reused)} finished runs reused{continued}, the failed and missing ones "
+                "run now")
     jobs = [j for s in plan.suites if s.seed_plan is None for j in plan_jobs(s, plan.run_dir(s))]
     done = Execution()
     running: dict[tuple[str, str, int], Job] = {}

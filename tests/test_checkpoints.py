@@ -20,7 +20,7 @@ import pytest
 from normreg.errors import InputError, SuiteError
 from normreg.execution.executor import Job
 from normreg.execution.results import RunResult, tidy_rows
-from normreg.execution.rundir import FINISHED_MARK, RunDir, checkpoint_dir, last_checkpoint
+from normreg.execution.rundir import FINISHED_MARK, RunDir, checkpoint_dir, checkpointed, last_checkpoint
 from normreg.execution.worker import run_one
 from normreg.suite.model import CheckpointConfig
 from normreg.suite.spec import load_suite
@@ -95,6 +95,7 @@ def test_a_directory_holding_checkpoints_is_resumed_never_reused(tmp_path: Path)
     (folder / "epoch3.ckpt").write_bytes(b"x")
     (folder / "epoch1.ckpt").write_bytes(b"x")
     assert last_checkpoint(folder) == (folder / "epoch3.ckpt", 4)
+    assert checkpointed(tmp_path / "run" / "s") == {("a", 0): 4}
     with pytest.raises(InputError, match=r"already holds the results of an earlier run \(s/\).*--resume"):
         RunDir.open(tmp_path / "run")
     (folder / FINISHED_MARK).touch()  # a kept, finished run's checkpoints resume nothing
@@ -170,7 +171,7 @@ def test_kill_9_in_the_middle_of_a_run_then_resume(tmp_path: Path, keep: bool) -
     (record,) = [json.loads(line) for line in (run / "resumable" / "runs.jsonl").read_text().splitlines()]
     assert record["resumed_from_epoch"] == saved
     assert _epochs(log)[trained_before:] == list(range(saved, epochs))  # only the remaining epochs trained
-    assert "resumed from epoch" in out
+    assert "resumed from epoch" in out and "0 finished runs reused, 1 unfinished continue from their checkpoints" in out
     assert (folder.is_dir() and (folder / FINISHED_MARK).exists()) if keep else not (run / "resumable" /
                                                                                       "checkpoints").exists()
 

@@ -301,10 +301,21 @@ def finish_checkpoints(directory: Path, keep: bool) -> None:
             break  # not empty (another run's checkpoints), or already gone
 
 
+def checkpointed(suite_dir: Path) -> dict[tuple[str, int], int]:
+    """The unfinished runs of a suite's run directory that can continue from a checkpoint: (variant, seed) -> the
+    epochs each had finished."""
+    found: dict[tuple[str, int], int] = {}
+    root = suite_dir / CHECKPOINTS
+    for d in root.glob("*/seed-*") if root.is_dir() else ():
+        last = last_checkpoint(d)
+        if last is not None and d.name[len("seed-"):].isdigit():
+            found[(d.parent.name, int(d.name[len("seed-"):]))] = last[1]
+    return found
+
+
 def has_checkpoints(suite_dir: Path) -> bool:
     """Whether a suite's run directory holds a checkpoint an unfinished run can continue from."""
-    root = suite_dir / CHECKPOINTS
-    return root.is_dir() and any(last_checkpoint(d) for d in root.glob("*/seed-*"))
+    return bool(checkpointed(suite_dir))
 
 
 def has_results(path: Path) -> bool:

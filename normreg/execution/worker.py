@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from normreg.execution.executor import Job
@@ -143,7 +144,8 @@ def _restore_rng(state: Mapping[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
-def _checkpointing(pl: Any, every_n_epochs: int, directory: Any, options: dict[str, Any]) -> tuple[Any, int | None]:
+def _checkpointing(pl: Any, every_n_epochs: int, directory: Path,
+                   options: dict[str, Any]) -> tuple[Path | None, int | None]:
     """Add the callback that saves the run's state every `every_n_epochs` epochs into `directory` (only the newest
     is kept) to the Trainer `options`; return the checkpoint to resume from and the epochs it had finished, or
     (None, None) to train from epoch 0 (after removing what a finished or earlier run left there)."""
@@ -159,7 +161,7 @@ def _checkpointing(pl: Any, every_n_epochs: int, directory: Any, options: dict[s
         save_top_k=1, save_on_train_epoch_end=True)]
     if options.get("enable_checkpointing") is False:  # normreg's default; the callback needs it on
         options["enable_checkpointing"] = True
-    return (None, None) if found is None else found
+    return found or (None, None)
 
 
 @contextmanager
@@ -225,13 +227,13 @@ def _train(job: Job, accelerator: str) -> RunResult:
     if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
         options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
-    # checkpoints inside the run (`checkpoint:` in the suite), in the run directory; none without one
+    # checkpoints inside the run (`checkpoint:` in the suite) go to the run directory; none without one
     saving = suite.checkpoint if job.run_dir is not None else None
-    checkpoints = checkpoint_dir(job.run_dir, job.variant, job.seed) if job.run_dir is not None else None
+    checkpoints = checkpoint_dir(job.run_dir, job.variant, job.seed) if job.run_dir is not None else Path()
     resumed_from: int | None = None
 
     def finished(result: RunResult) -> RunResult:
-        if saving is not None and checkpoints is not None:
+        if saving is not None:
             finish_checkpoints(checkpoints, saving.keep)
         return replace(result, resumed_from_epoch=resumed_from)
 
@@ -253,7 +255,7 @@ def _train(job: Job, accelerator: str) -> RunResult:
             if job.run_dir is not None:
                 options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
             fit: dict[str, Any] = {}
-            if saving is not None and checkpoints is not None:
+            if saving is not None:
                 fit["ckpt_path"], resumed_from = _checkpointing(pl, saving.every_n_epochs, checkpoints, options)
             trainer = pl.Trainer(**options)
             if fit.get("ckpt_path") and "weights_only" in inspect.signature(trainer.fit).parameters:
