@@ -103,6 +103,30 @@ def test_a_directory_holding_checkpoints_is_resumed_never_reused(tmp_path: Path)
     RunDir.open(tmp_path / "run").close()
 
 
+def test_a_run_that_finishes_without_its_worker_loses_its_checkpoints_too(cli, write_suite, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose result comes back without its worker cleaning up (a time limit, a worker that died; here the
+    fake runner, which never touches files) still has its checkpoints removed once its result is recorded."""
+    from conftest import REGRESSION
+
+    from normreg import cli as cli_module
+    from normreg.execution.fake import FakeRunner
+
+    suite, out = write_suite(extra="checkpoint: {every_n_epochs: 1}"), tmp_path / "run"
+    flaky = {"merged": REGRESSION["merged"],
+             "twin": {"acc": [0.937, RuntimeError("ended"), 0.952, 0.930, 0.941], "loss": REGRESSION["twin"]["loss"]}}
+    assert cli("run", suite, "--out", out, "--baselines", tmp_path / "b", script=flaky).exit_code == 3
+    folder = checkpoint_dir(out / "pair", "twin", 1)  # what the killed run of twin seed 1 had saved
+    folder.mkdir(parents=True)
+    (folder / "epoch2.ckpt").write_bytes(b"x")
+    again = FakeRunner(REGRESSION)
+    monkeypatch.setattr(cli_module, "make_executor", lambda *a, **k: again)
+    res = cli("run", suite, "--resume", out, "--baselines", tmp_path / "b")
+    assert f"Resuming {out}: 9 finished runs reused, 1 unfinished continue from their checkpoints" in res.output
+    assert [(j.variant, j.seed) for j in again.jobs] == [("twin", 1)]
+    assert not (out / "pair" / "checkpoints").exists()
+
+
 # ------------------------------------------------------------------------------------------ in one process
 
 
