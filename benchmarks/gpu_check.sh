@@ -52,7 +52,7 @@ print(f"python torch {torch.__version__}, CUDA available: {n > 0}, GPUs: "
       f"{[torch.cuda.get_device_name(i) for i in range(n)]}")
 import importlib.util
 print("importable:", {m: importlib.util.find_spec(m) is not None
-                      for m in ("pytorch_lightning", "lightning", "gymnasium", "matplotlib", "pytest", "ray")})
+                      for m in ("pytorch_lightning", "lightning", "gymnasium", "pytest", "ray")})
 EOF
 GPUS=$($PY -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from normreg.errors import InputError, did_you_mean
+from normreg.errors import ExitCode, InputError, did_you_mean
 from normreg.fileio import describe_value
 
 Goal = Literal["max", "min"]
@@ -45,7 +45,8 @@ MODES = ("pair", "baseline")  # `compare --mode`: the kind of check it makes
 CHECK_KINDS = ("pair", "baseline")  # a comparison's `kind`
 PROBLEM_KINDS = ("run_failed", "expected_failure_missing", "baseline_not_updated", "write_failed")
 RUN_STATUSES = ("ok", "failed")
-REPORT_VERDICTS = {"pass": 0, "fail": 1, "error": 3}  # a report's verdict and its exit code
+# a report's verdict and its exit code
+REPORT_VERDICTS = {"pass": ExitCode.PASS, "fail": ExitCode.FAIL, "error": ExitCode.RUN_FAILED}
 REPORT_COMMANDS = ("run", "compare")  # the commands that write a report
 
 

@@ -1,12 +1,19 @@
 """The command line: parse arguments, call one library function, render, map the outcome to an exit code.
 
-Exit codes: 0 nothing failed; 1 a regression or a non-equivalent pair; 2 bad input; 3 a training run failed
-(or normreg itself could not finish). The only module that imports typer; library imports stay inside commands
-so that light commands start fast.
+Exit codes are `normreg.errors.ExitCode`: 0 nothing failed; 1 a regression or a non-equivalent pair; 2 bad input;
+3 a training run failed (or normreg itself could not finish); 130 and 143 stopped by a signal (`bisect` has its
+own, `BisectExit`). The only module that imports typer; library imports stay inside commands so that light
+commands start fast.
+
+Each command is a plain function that returns its exit code; `_exits` makes it one that exits with it, and
+with the error's code for every error it raises. An option more than one command takes is declared once, as a
+typed alias below (`SuiteOverrides`, `ReportOut`, ...), so it has one spelling and one help text everywhere.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,14 +29,14 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from normreg.choices import DEFAULT_DESIGN, DESIGNS
-from normreg.errors import InputError, NormregError, printable
+from normreg.errors import BisectExit, ExitCode, InputError, NormregError, printable
 from normreg.execution.executor import executor_names, make_executor  # tests put a fake in make_executor
 from normreg.execution.supervisor import resume_command
 
 if TYPE_CHECKING:
     from normreg.render.progress import Display
     from normreg.report.model import Report
-    from normreg.suite.model import Seeds
+    from normreg.suite.model import Seeds, Suite
 
 
 class _OneLineErrors(TyperGroup):
@@ -44,19 +51,19 @@ class _OneLineErrors(TyperGroup):
             code = super().main(args, prog_name, complete_var, False, **extra)
         except click_errors.NoArgsIsHelpError as e:
             typer.echo(e.format_message())
-            code = 2
+            code = ExitCode.BAD_INPUT
         except click_errors.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "normreg"
             message = " ".join(e.format_message().split())
             typer.echo(f"UsageError: {message} (see '{where} --help')", err=True)
-            code = e.exit_code
+            code = ExitCode.BAD_INPUT
         except click_errors.ClickException as e:
             typer.echo(f"{type(e).__name__}: {' '.join(e.format_message().split())}", err=True)
-            code = e.exit_code
-        except typer.Abort:
+            code = e.exit_code  # click's own (no option here is a click file, so none is raised today)
+        except typer.Abort:  # click's answer to a Ctrl-C while it parses the arguments, as click exits it
             typer.echo("Aborted.", err=True)
-            code = 1
-        sys.exit(code if isinstance(code, int) else 0)
+            code = ExitCode.FAIL
+        sys.exit(code if isinstance(code, int) else ExitCode.PASS)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -70,7 +77,7 @@ def _version(value: bool) -> None:
         import normreg
 
         typer.echo(f"normreg {normreg.__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.PASS)
 
 
 @app.callback()
@@ -81,65 +88,58 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks: 
     _state["debug"] = debug
 
 
-def _fail(exc: BaseException) -> None:
+# ------------------------------------------------------------------------------------ outcomes to exit codes
+
+def _exits(command: Callable[..., int]) -> Callable[..., None]:
+    """A command from a function that returns its exit code: the command exits with that code, and with the
+    error's own (`_exit_code_of`) when the function raises."""
+
+    @functools.wraps(command)
+    def exiting(**options: Any) -> None:
+        try:
+            code = command(**options)
+        except typer.Exit:
+            raise
+        except (Exception, KeyboardInterrupt, SystemExit) as e:  # every way a command can end has its exit code
+            raise typer.Exit(_exit_code_of(e)) from None
+        raise typer.Exit(code)
+
+    return exiting
+
+
+def _exit_code_of(exc: Exception | KeyboardInterrupt | SystemExit) -> ExitCode:
+    """Say what ended a command, in one line on stderr (with the traceback under --debug), and its exit code."""
+    from normreg.execution.executor import RECEIVED, Interrupted
+
+    if isinstance(exc, KeyboardInterrupt) and RECEIVED:  # a stop outside training (Interrupted covers training)
+        exc = Interrupted(RECEIVED[0])  # before the run directory was held: nothing was kept
+    if isinstance(exc, Interrupted):
+        typer.echo(f"Interrupted: {exc}", err=True)
+        if exc.run_dir is not None:
+            typer.echo(f"Continue with: {resume_command(exc.run_dir)}", err=True)
+        return exc.exit_code
     if _state["debug"]:
         traceback.print_exception(exc)
     if isinstance(exc, NormregError):
-        code = 2 if isinstance(exc, InputError) else 3
         # one line, whatever a file or a name held (a newline in a CSV's variant, a control character)
         typer.echo(f"{type(exc).__name__}: {printable(str(exc))}", err=True)
-    else:
-        code = 3
-        typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "
-                   "for the traceback and report it.", err=True)
-    raise typer.Exit(code)
-
-
-def guarded(fn: Callable[[], int]) -> None:
-    """Run a command body; map its outcome and its errors to exit codes."""
-    from normreg.execution.executor import Interrupted
-
-    try:
-        code = fn()
-    except typer.Exit:
-        raise
-    except Interrupted as e:
-        typer.echo(f"Interrupted: {e}", err=True)
-        if e.run_dir is not None:
-            typer.echo(f"Continue with: {resume_command(e.run_dir)}", err=True)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt as e:
-        _stopped(e)
-    except SystemExit as e:
-        # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
-        if _state["debug"]:
-            traceback.print_exception(e)
-        typer.echo(f"RunError: code outside a training run called sys.exit({e.code!r}); normreg did not finish",
-                   err=True)
-        raise typer.Exit(3) from None
-    except Exception as e:
-        _fail(e)
-    else:
-        raise typer.Exit(code)
-
-
-def _stopped(e: KeyboardInterrupt) -> None:
-    """A stop outside training (Interrupted covers training): exit 128 + the signal, in one line. A
-    KeyboardInterrupt that no signal caused was raised by user code (at import, in `__init__`): a failed run."""
-    from normreg.execution.executor import RECEIVED, Interrupted
-
-    if not RECEIVED:
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):  # no signal caused it: user code raised it (at import, in `__init__`)
         from normreg.execution.failure import describe_error
 
-        if _state["debug"]:
-            traceback.print_exception(e)
-        typer.echo(f"RunError: user code raised {describe_error(e)} outside a training run; normreg did not "
+        typer.echo(f"RunError: user code raised {describe_error(exc)} outside a training run; normreg did not "
                    "finish", err=True)
-        raise typer.Exit(3) from None
-    stop = Interrupted(RECEIVED[0])  # before the run directory was held: nothing was kept
-    typer.echo(f"Interrupted: {stop}", err=True)
-    raise typer.Exit(stop.exit_code) from None
+    elif isinstance(exc, SystemExit):
+        # Only user code calls sys.exit (the library never does): exit 0 must mean that every check ran.
+        typer.echo(f"RunError: code outside a training run called sys.exit({exc.code!r}); normreg did not finish",
+                   err=True)
+    else:
+        typer.echo(f"InternalError: {type(exc).__name__}: {exc}\nThis is a bug in normreg; rerun with --debug "
+                   "for the traceback and report it.", err=True)
+    return ExitCode.RUN_FAILED
 
+
+# ------------------------------------------------------------------- options that more than one command takes
 
 def _output_path(text: str) -> Path:
     """An output path as given: an empty one (`--out ""`) would silently mean the working directory."""
@@ -150,13 +150,29 @@ def _output_path(text: str) -> Path:
 
 OUTPUT = {"parser": _output_path, "metavar": "PATH"}  # every output option parses its path with this
 
+SuiteOverrides = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a suite key, e.g. trainer.max_epochs=2 (repeatable).")]
+ReportOut = Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here.", **OUTPUT)]
+SeedCount = Annotated[Optional[str], typer.Option(
+    "--seeds", help="How many seeds each variant (bisect: each commit) runs, or is calibrated for: N (seeds "
+    "0..N-1), or 'auto' (in stages until each verdict is decisive); default: the suite's, else the report's.")]
+Baselines = Annotated[Path, typer.Option("--baselines", help="Folder of stored baselines.")]
+Alpha = Annotated[Optional[float], typer.Option(
+    "--alpha", help="Significance level (default: the suite's or the files', else 0.05).")]
+MinEffect = Annotated[Optional[float], typer.Option(
+    "--min-effect", help="Smallest difference that matters, and the shift power is computed for (default: the "
+    "files' min_effect).")]
+DesignName = Annotated[Optional[str], typer.Option(
+    "--design", help=f"The statistical test: {', '.join(DESIGNS)} (calibrate's default: the suite's).")]
+VariantName = Annotated[Optional[str], typer.Option("--variant", help="The variant (default: the suite's "
+                                                   "reference).")]
+SeedValue = Annotated[Optional[int], typer.Option("--seed", min=0, max=2**32 - 1, help="The seed (default: the "
+                                                  "suite's first).")]
+
 
 def _format_options(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command one `--NAME FILE.suffix` option per registered output format (normreg/render/formats/),
     made from the registry; the command receives the ones given as `outputs`, {format name: path}."""
-    import functools
-    import inspect
-
     from normreg.render.outputs import formats_for
 
     def option(f: Any) -> inspect.Parameter:
@@ -185,17 +201,14 @@ def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command `--executor NAME` and every executor's own options, made from the executors' `Options`
     dataclasses (normreg/execution/executors/), as output formats give theirs; the command receives the name as
     `executor` and the options given as `executor_options` ({param: value}), for `options_from_cli`."""
-    import functools
-    import inspect
-
     from normreg.execution.executor import cli_options
 
     made = [inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[o.kind], typer.Option(o.flag, help=o.help, min=o.min, metavar=o.metavar)])  # type: ignore[valid-type]
         for o in cli_options()]
     name = inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default="local", annotation=Annotated[
-        str, typer.Option(help=f"What runs the training jobs: {' or '.join(executor_names())} (local: worker "
-                               "processes on this machine).")])
+        str, typer.Option("--executor", help=f"What runs the training jobs: {' or '.join(executor_names())} "
+                                       "(local: worker processes on this machine).")])
 
     @functools.wraps(command)
     def with_executor(**options: Any) -> None:
@@ -208,163 +221,6 @@ def _executor_options(command: Callable[..., None]) -> Callable[..., None]:
            if p.name not in ("executor", "executor_options")]
     with_executor.__signature__ = inspect.Signature([*own, name, *made])  # type: ignore[attr-defined]
     return with_executor
-
-
-def _progress() -> Display:
-    from normreg.render.progress import progress_display
-
-    return progress_display(tracebacks=_state["debug"])
-
-
-def _emit(report: Report, report_path: Path | None) -> int:
-    from normreg.render.terminal import render
-
-    if report_path is not None:
-        report.write(report_path)
-    typer.echo(render(report))
-    if report_path is not None:
-        typer.echo(f"Report: {report_path}")
-    return report.exit_code
-
-
-@app.command()
-@_executor_options
-@_format_options("run")
-def run(
-    suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
-    seeds: Annotated[Optional[str], typer.Option(help="Use seeds 0..N-1 instead of the suite's, or 'auto': run "
-                                                 "seeds in stages until each verdict is decisive.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).",
-                                                **OUTPUT)] = None,
-    resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
-                                                   "directory: reuse its finished runs, run the failed and "
-                                                   "missing ones, judge all together.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.", **OUTPUT)] = None,
-    baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
-    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
-                                                  "suites' baselines.")] = False,
-    baseline_key: Annotated[Optional[str], typer.Option(help="Keep one baseline per device class: 'device' "
-                                                        "reads and writes baselines/<suite>@<device-class>.json "
-                                                        "('none': the plain one; default: the suite's "
-                                                        "baseline_key).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
-                                                      "trainer.max_epochs=2 (repeatable).")] = None,
-    ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
-                                                "variant: fail on them.")] = False,
-    run_timeout: Annotated[Optional[str], typer.Option(metavar="DURATION", help="End a run that takes longer "
-                                                       "(e.g. 600, 90s, 30m, 2h) and record it failed; the others "
-                                                       "go on (default: each suite's run_timeout, else "
-                                                       "none).")] = None,
-    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
-    executor: str = "local",  # --executor, and each executor's own options (--workers, --ray-address, ...)
-    executor_options: Optional[dict[str, Any]] = None,
-) -> None:
-    """Train every variant of each suite across seeds and judge pairs and baselines."""
-
-    def body() -> int:
-        from normreg.execution.executor import options_from_cli
-        from normreg.fileio import check_output_folder, check_outputs
-        from normreg.suite.spec import discover, load_suites
-
-        # No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else.
-        read = [*discover(suites), *suites, baselines]
-        folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
-        check_outputs({"--report": report, **{f"--{n}": p for n, p in (outputs or {}).items()}},
-                      inputs=read, reads=folders)
-        if out is not None:
-            check_output_folder(out, "--out", inputs=read)
-        # A bad suite is refused here, in well under a second: before the statistics (scipy) and the checks
-        # (torch, Lightning) are imported; the pipeline takes the suites as loaded.
-        loaded = load_suites(suites, set_ or (), _seeds_option(seeds))
-        if run_timeout is not None:
-            import dataclasses
-
-            from normreg.suite.building import parse_duration
-
-            try:
-                limit = parse_duration(run_timeout)
-            except ValueError as e:
-                raise InputError(f"--run-timeout: {e}") from None
-            loaded = [dataclasses.replace(s, run_timeout=limit) for s in loaded]
-
-        held: list[Path] = []
-        options = options_from_cli(executor, executor_options or {})
-        display = _progress()  # on a terminal, a status line from now on: the checks before training take seconds
-
-        def checked(run_dir: Path) -> None:  # the first line in a log: everything loaded and checked, runs start
-            held.append(run_dir)
-            display.note(f"Checked every suite; training into {run_dir}")
-
-        try:
-            from normreg.pipeline import run_suites
-
-            with make_executor(executor, options) as ex:
-                result = run_suites(loaded, executor=ex, out=out, resume=resume,
-                                    baselines=baselines, update_baseline=update_baseline,
-                                    ignore_expect=ignore_expect, baseline_key=baseline_key, progress=display,
-                                    on_run_dir=checked, on_note=display.note)
-        finally:
-            display.close()
-        from normreg.render.terminal import render
-
-        typer.echo(f"Run directory: {held[0]}")
-        kept = sorted({r.suite for r in result.runs if r.traceback})
-        if kept:
-            typer.echo("Tracebacks of the failed runs: " + ", ".join(str(held[0] / k / "failures") for k in kept))
-        # Everything trained: a file that cannot be written (a full disk) must not lose the verdicts.
-        failed = [p.message for p in result.problems if p.kind == "write_failed"]
-        if report is not None:
-            try:
-                result.write(report)
-            except OSError as e:
-                failed.append(f"could not write {report}: {e.strerror or e}")
-        typer.echo(render(result))
-        if report is not None and not any(str(report) in f for f in failed):
-            typer.echo(f"Report: {report}")
-        if outputs:
-            try:
-                _write_formats(result, outputs)
-            except OSError as e:
-                failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
-        if failed:
-            typer.echo(f"RunError: {'; '.join(failed)}; the verdicts above are complete", err=True)
-            return 3
-        return result.exit_code
-
-    guarded(body)
-
-
-@app.command()
-def compare(
-    a: Annotated[str, typer.Argument(help="Reference: a report, run directory, baseline or tidy CSV "
-                                          "[#variant].")],
-    b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
-    metric: Annotated[Optional[list[str]], typer.Option(help="Compare only this metric (repeatable).")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: from the files, "
-                                                   "else 0.05).")] = None,
-    goal: Annotated[Optional[str], typer.Option(help="max or min, when the files do not say.")] = None,
-    min_effect: Annotated[Optional[float], typer.Option(help="Smallest difference that matters.")] = None,
-    mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
-                                           "regression fails.")] = "pair",
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.", **OUTPUT)] = None,
-    design: Annotated[str, typer.Option(help=f"the statistical test: {', '.join(DESIGNS)}.")] = DEFAULT_DESIGN,
-    correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
-    curve: Annotated[Optional[list[str]], typer.Option(help="Compare this per-epoch metric's learning curves, "
-                                                       "epoch by epoch (repeatable; default: the curves the "
-                                                       "files' suites declare).")] = None,
-) -> None:
-    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
-
-    def body() -> int:
-        from normreg.comparison import compare as do_compare
-        from normreg.fileio import check_outputs
-
-        check_outputs({"--report": report}, inputs=[Path(spec.partition("#")[0]) for spec in (a, b)])
-        result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
-                            mode=mode, design=design, correction=correction, curves=tuple(curve or ()))
-        return _emit(result, report)
-
-    guarded(body)
 
 
 def _seeds_option(text: Optional[str]) -> Seeds:
@@ -381,48 +237,23 @@ def _seeds_option(text: Optional[str]) -> Seeds:
     return n
 
 
-@app.command()
-@_executor_options
-def plan(
-    suite: Annotated[Path, typer.Argument(help="The suite file to plan.")],
-    pilot: Annotated[Optional[str], typer.Option(help="Per-seed values to take spreads from: a report, baseline, "
-                                                 "run directory or tidy CSV (default: the stored baseline, else "
-                                                 "a short pilot run).")] = None,
-    baselines: Annotated[Path, typer.Option(help="Folder of stored baselines.")] = Path("baselines"),
-    pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
-    executor: str = "local",  # --executor and each executor's own options: what trains a pilot run
-    executor_options: Optional[dict[str, Any]] = None,
-) -> None:
-    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
-    on average over the true spreads the pilot leaves possible, and how sure that is."""
+# ---------------------------------------------------------------------------------------- what commands share
 
-    def body() -> int:
-        from normreg.pipeline import pilot_run
-        from normreg.planning import plan_suite
-        from normreg.render.planning import render_plan
+def _progress() -> Display:
+    from normreg.render.progress import progress_display
 
-        display = _progress()
+    return progress_display(tracebacks=_state["debug"])
 
-        from normreg.execution.executor import options_from_cli
 
-        options = options_from_cli(executor, executor_options or {})
+def _emit(report: Report, report_path: Path | None) -> ExitCode:
+    from normreg.render.terminal import render
 
-        def announce(out_dir: Path) -> None:
-            display.note(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}")
-
-        try:
-            with make_executor(executor, options) as ex:
-                run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=display,
-                                      on_start=announce)
-                p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
-                               overrides=set_ or (), run_pilot=run_pilot)
-        finally:
-            display.close()
-        typer.echo(render_plan(p))
-        return 0
-
-    guarded(body)
+    if report_path is not None:
+        report.write(report_path)
+    typer.echo(render(report))
+    if report_path is not None:
+        typer.echo(f"Report: {report_path}")
+    return report.exit_code
 
 
 def _write_formats(report: Report, outputs: dict[str, Path] | None) -> None:
@@ -432,65 +263,255 @@ def _write_formats(report: Report, outputs: dict[str, Path] | None) -> None:
         typer.echo(f"Wrote {path}")
 
 
+# ------------------------------------------------------------------------------------------------ normreg run
+
+@app.command()
+@_executor_options
+@_format_options("run")
+@_exits
+def run(
+    suites: Annotated[list[Path], typer.Argument(help="Suite files, or folders of them.")],
+    seeds: SeedCount = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<timestamp>).",
+                                                **OUTPUT)] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Continue an interrupted run in its "
+                                                   "directory: reuse its finished runs, run the failed and "
+                                                   "missing ones, judge all together.")] = None,
+    report: ReportOut = None,
+    baselines: Baselines = Path("baselines"),
+    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Store this run's values as the "
+                                                  "suites' baselines.")] = False,
+    baseline_key: Annotated[Optional[str], typer.Option(help="Keep one baseline per device class: 'device' "
+                                                        "reads and writes baselines/<suite>@<device-class>.json "
+                                                        "('none': the plain one; default: the suite's "
+                                                        "baseline_key).")] = None,
+    set_: SuiteOverrides = None,
+    ignore_expect: Annotated[bool, typer.Option("--ignore-expect", help="Judge known bugs like any other "
+                                                "variant: fail on them.")] = False,
+    run_timeout: Annotated[Optional[str], typer.Option(metavar="DURATION", help="End a run that takes longer "
+                                                       "(e.g. 600, 90s, 30m, 2h) and record it failed; the others "
+                                                       "go on (default: each suite's run_timeout, else "
+                                                       "none).")] = None,
+    outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
+    executor: str = "local",  # --executor, and each executor's own options (--workers, --ray-address, ...)
+    executor_options: Optional[dict[str, Any]] = None,
+) -> ExitCode:
+    """Train every variant of each suite across seeds and judge pairs and baselines."""
+    _check_run_outputs(suites, baselines, out, {"--report": report, **{f"--{n}": p for n, p in
+                                                                       (outputs or {}).items()}})
+    loaded = _load_run_suites(suites, set_ or (), _seeds_option(seeds), run_timeout)
+    result, run_dir = _train(loaded, executor, executor_options or {}, out=out, resume=resume, baselines=baselines,
+                             update_baseline=update_baseline, ignore_expect=ignore_expect, baseline_key=baseline_key)
+    return _finish_run(result, run_dir, report, outputs or {})
+
+
+def _check_run_outputs(suites: list[Path], baselines: Path, out: Path | None, files: dict[str, Path | None]) -> None:
+    """No output may replace an input: a suite, a baseline, a file the run reads. Checked before anything else."""
+    from normreg.fileio import check_output_folder, check_outputs
+    from normreg.render.outputs import option_suffixes
+    from normreg.suite.spec import discover
+
+    read = [*discover(suites), *suites, baselines]
+    folders = {p: (".yaml", ".yml") for p in suites if p.is_dir()} | {baselines: (".json",)}
+    check_outputs(files, inputs=read, reads=folders, suffixes=option_suffixes())
+    if out is not None:
+        check_output_folder(out, "--out", inputs=read)
+
+
+def _load_run_suites(suites: list[Path], overrides: tuple[str, ...] | list[str], seeds: Seeds,
+                     run_timeout: str | None) -> list[Suite]:
+    """The suites as `run` takes them, with --run-timeout applied. A bad suite is refused here, in well under a
+    second: before the statistics (scipy) and the checks (torch, Lightning) are imported."""
+    import dataclasses
+
+    from normreg.suite.building import parse_duration
+    from normreg.suite.spec import load_suites
+
+    loaded = load_suites(suites, overrides, seeds)
+    if run_timeout is None:
+        return loaded
+    try:
+        limit = parse_duration(run_timeout)
+    except ValueError as e:
+        raise InputError(f"--run-timeout: {e}") from None
+    return [dataclasses.replace(s, run_timeout=limit) for s in loaded]
+
+
+def _train(loaded: list[Suite], executor: str, executor_options: dict[str, Any],
+           **settings: Any) -> tuple[Report, Path]:
+    """Train and judge the suites on the executor named, with a progress display (on a terminal, a status line
+    from now on: the checks before training take seconds); the report and the run directory."""
+    from normreg.execution.executor import options_from_cli
+    from normreg.pipeline import run_suites
+
+    held: list[Path] = []
+    options = options_from_cli(executor, executor_options)
+    display = _progress()
+
+    def checked(run_dir: Path) -> None:  # the first line in a log: everything loaded and checked, runs start
+        held.append(run_dir)
+        display.note(f"Checked every suite; training into {run_dir}")
+
+    try:
+        with make_executor(executor, options) as ex:
+            result = run_suites(loaded, executor=ex, progress=display, on_run_dir=checked, on_note=display.note,
+                                **settings)
+    finally:
+        display.close()
+    return result, held[0]
+
+
+def _finish_run(result: Report, run_dir: Path, report: Path | None, outputs: dict[str, Path]) -> ExitCode:
+    """Print the verdicts and write the files asked for. Everything trained: a file that cannot be written (a
+    full disk) must not lose the verdicts, so they are printed whatever fails, and the run exits 3."""
+    from normreg.render.terminal import render
+
+    typer.echo(f"Run directory: {run_dir}")
+    kept = sorted({r.suite for r in result.runs if r.traceback})
+    if kept:
+        typer.echo("Tracebacks of the failed runs: " + ", ".join(str(run_dir / k / "failures") for k in kept))
+    failed = [p.message for p in result.problems if p.kind == "write_failed"]
+    if report is not None:
+        try:
+            result.write(report)
+        except OSError as e:
+            failed.append(f"could not write {report}: {e.strerror or e}")
+    typer.echo(render(result))
+    if report is not None and not any(str(report) in f for f in failed):
+        typer.echo(f"Report: {report}")
+    if outputs:
+        try:
+            _write_formats(result, outputs)
+        except OSError as e:
+            failed.append(f"could not write {e.filename or 'an output file'}: {e.strerror or e}")
+    if failed:
+        typer.echo(f"RunError: {'; '.join(failed)}; the verdicts above are complete", err=True)
+        return ExitCode.RUN_FAILED
+    return result.exit_code
+
+
+# --------------------------------------------------------------------------------------------- other commands
+
+@app.command()
+@_exits
+def compare(
+    a: Annotated[str, typer.Argument(help="Reference: a report, run directory, baseline or tidy CSV "
+                                          "[#variant].")],
+    b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
+    metric: Annotated[Optional[list[str]], typer.Option(help="Compare only this metric (repeatable).")] = None,
+    alpha: Alpha = None,
+    goal: Annotated[Optional[str], typer.Option(help="max or min, when the files do not say.")] = None,
+    min_effect: MinEffect = None,
+    mode: Annotated[str, typer.Option(help="pair: any significant difference fails; baseline: only a "
+                                           "regression fails.")] = "pair",
+    report: ReportOut = None,
+    design: DesignName = DEFAULT_DESIGN,
+    correction: Annotated[str, typer.Option(help="holm, bonferroni or none, across all comparisons.")] = "holm",
+    curve: Annotated[Optional[list[str]], typer.Option(help="Compare this per-epoch metric's learning curves, "
+                                                       "epoch by epoch (repeatable; default: the curves the "
+                                                       "files' suites declare).")] = None,
+) -> ExitCode:
+    """Verdicts between two existing result sets (the statistical test: --design); trains nothing."""
+    from normreg.comparison import compare as do_compare
+    from normreg.fileio import check_outputs
+
+    check_outputs({"--report": report}, inputs=[Path(spec.partition("#")[0]) for spec in (a, b)])
+    result = do_compare(a, b, metrics=tuple(metric or ()), alpha=alpha, goal=goal, min_effect=min_effect,
+                        mode=mode, design=design, correction=correction, curves=tuple(curve or ()))
+    return _emit(result, report)
+
+
+@app.command()
+@_executor_options
+@_exits
+def plan(
+    suite: Annotated[Path, typer.Argument(help="The suite file to plan.")],
+    pilot: Annotated[Optional[str], typer.Option(help="Per-seed values to take spreads from: a report, baseline, "
+                                                 "run directory or tidy CSV (default: the stored baseline, else "
+                                                 "a short pilot run).")] = None,
+    baselines: Baselines = Path("baselines"),
+    pilot_seeds: Annotated[int, typer.Option(min=2, max=1000, help="Seeds of the pilot run, when one is needed.")] = 3,
+    set_: SuiteOverrides = None,
+    executor: str = "local",  # --executor and each executor's own options: what trains a pilot run
+    executor_options: Optional[dict[str, Any]] = None,
+) -> ExitCode:
+    """Seeds per side for an 80% and a 90% chance that a true difference of 2 x min_effect is reported regressed,
+    on average over the true spreads the pilot leaves possible, and how sure that is."""
+    from normreg.execution.executor import options_from_cli
+    from normreg.pipeline import pilot_run
+    from normreg.planning import plan_suite
+    from normreg.render.planning import render_plan
+
+    display = _progress()
+    options = options_from_cli(executor, executor_options or {})
+
+    def announce(out_dir: Path) -> None:
+        display.note(f"No pilot given and no stored baseline: running a {pilot_seeds}-seed pilot in {out_dir}")
+
+    try:
+        with make_executor(executor, options) as ex:
+            run_pilot = pilot_run(executor=ex, baselines=baselines, overrides=set_ or (), progress=display,
+                                  on_start=announce)
+            p = plan_suite(suite, pilot=pilot, baselines=baselines, pilot_seeds=pilot_seeds,
+                           overrides=set_ or (), run_pilot=run_pilot)
+    finally:
+        display.close()
+    typer.echo(render_plan(p))
+    return ExitCode.PASS
+
+
 @app.command("report")
 @_format_options("report")
+@_exits
 def report_cmd(
     report_file: Annotated[Path, typer.Argument(metavar="REPORT.json", help="A report written by 'normreg run' "
                                                 "or 'normreg compare'.")],
     outputs: Optional[dict[str, Path]] = None,  # --html, --markdown, --junit: one option per output format
-) -> None:
+) -> ExitCode:
     """Show a stored report and write it as HTML, Markdown or JUnit XML; re-runs nothing (exit 0 unless unreadable)."""
+    from normreg.fileio import check_outputs
+    from normreg.render.outputs import option_suffixes
+    from normreg.render.terminal import render
+    from normreg.report.file import read_report
 
-    def body() -> int:
-        from normreg.fileio import check_outputs
-        from normreg.render.terminal import render
-        from normreg.report.file import read_report
-
-        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
-                      inputs=[report_file, report_file / "report.json"])
-        source = read_report(report_file)
-        typer.echo(render(source.report))
-        _write_formats(source.report, outputs)
-        return 0
-
-    guarded(body)
+    check_outputs({f"--{n}": p for n, p in (outputs or {}).items()},
+                  inputs=[report_file, report_file / "report.json"], suffixes=option_suffixes())
+    source = read_report(report_file)
+    typer.echo(render(source.report))
+    _write_formats(source.report, outputs)
+    return ExitCode.PASS
 
 
 @app.command()
+@_exits
 def calibrate(
     source: Annotated[str, typer.Argument(help="A report, baseline, run directory or tidy CSV [#variant].")],
     suite: Annotated[Optional[Path], typer.Option(help="Take seeds, test and min_effect from this suite.")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Seeds per side to calibrate for, or 'auto' (staged 3..20); "
-                                                 "default: the suite's or the report's.")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default: the suite's, else "
-                                                   "0.05).")] = None,
-    design: Annotated[Optional[str], typer.Option(help=f"{', '.join(DESIGNS)} (default: the suite's).")] = None,
-    min_effect: Annotated[Optional[float], typer.Option(help="Shift used for power (default: the files' "
-                                                        "min_effect).")] = None,
+    seeds: SeedCount = None,
+    alpha: Alpha = None,
+    design: DesignName = None,
+    min_effect: MinEffect = None,
     reps: Annotated[int, typer.Option(min=100, help="Resampled comparisons per metric.")] = 2000,
     random_seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the resampling.")] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a rate is poor.")] = False,
-) -> None:
+) -> ExitCode:
     """Resample observed per-seed values to estimate this suite's false-alarm rate and power."""
+    from normreg.choices import check_alpha, check_min_effect
+    from normreg.planning import calibrate_source
+    from normreg.render.planning import render_calibration
 
-    def body() -> int:
-        from normreg.choices import check_alpha, check_min_effect
-        from normreg.planning import calibrate_source
-        from normreg.render.planning import render_calibration
+    check_alpha(alpha)
+    check_min_effect(min_effect)
 
-        check_alpha(alpha)
-        check_min_effect(min_effect)
-
-        result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
-                                  min_effect=min_effect, reps=reps, random_seed=random_seed)
-        typer.echo(render_calibration(result))
-        return 1 if strict and result.poor else 0
-
-    guarded(body)
+    result = calibrate_source(source, suite=suite, seeds=_seeds_option(seeds), alpha=alpha, design=design,
+                              min_effect=min_effect, reps=reps, random_seed=random_seed)
+    typer.echo(render_calibration(result))
+    return ExitCode.FAIL if strict and result.poor else ExitCode.PASS
 
 
 @app.command("history")
 @_format_options("history")
+@_exits
 def history_cmd(
     paths: Annotated[list[Path], typer.Argument(metavar="DIR_OR_REPORTS...", help="Report JSON files, or folders "
                                                 "searched for them.")],
@@ -503,141 +524,118 @@ def history_cmd(
                                                      "JSON (schema normreg.history/1): nights, values, changes with "
                                                      "their evidence and environment changes.")] = None,
     outputs: Optional[dict[str, Path]] = None,  # --html, --markdown: the output formats with a history form
-) -> None:
+) -> ExitCode:
     """Each variant's metrics across a series of reports, by date: failed nights, and the nights they changed."""
+    from normreg.fileio import check_outputs
+    from normreg.render.history import environment_text, render_history
+    from normreg.render.outputs import option_suffixes, write_history_outputs
+    from normreg.report.history import load_history
 
-    def body() -> int:
-        from normreg.fileio import check_outputs
-        from normreg.render.history import render_history
-        from normreg.render.outputs import write_history_outputs
-        from normreg.report.history import load_history
+    # every .json file under a folder given is read as a report: an output there would be read next time
+    check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
+                  reads={p: (".json",) for p in paths if p.is_dir()}, suffixes=option_suffixes())
+    history = load_history(paths, include_other_suites=all_runs)
+    typer.echo(render_history(history))
+    for path in write_history_outputs(history, outputs or {}):
+        typer.echo(f"Wrote {path}")
+    if json_out is not None:  # the history's data, not a rendering: beside the registered formats
+        from normreg.fileio import write_json_atomic
 
-        # every .json file under a folder given is read as a report: an output there would be read next time
-        check_outputs({f"--{n}": p for n, p in (outputs or {}).items()} | {"--json": json_out}, inputs=paths,
-                      reads={p: (".json",) for p in paths if p.is_dir()})
-        history = load_history(paths, include_other_suites=all_runs)
-        typer.echo(render_history(history))
-        for path in write_history_outputs(history, outputs or {}):
-            typer.echo(f"Wrote {path}")
-        if json_out is not None:  # the history's data, not a rendering: beside the registered formats
-            from normreg.fileio import write_json_atomic
-
-            write_json_atomic(json_out, history.to_json())
-            typer.echo(f"Wrote {json_out}")
-        if fail_on_change is not None:
-            from normreg.render.history import environment_text
-
-            recent = history.recent_regressions(fail_on_change)
-            for s, c in recent:
-                typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
-                           f"from {history.nights[c.night].label}" + (f" ({environment_text(c)})"
-                                                                      if c.environment else ""))
-            return 1 if recent else 0
-        return 0
-
-    guarded(body)
+        write_json_atomic(json_out, history.to_json())
+        typer.echo(f"Wrote {json_out}")
+    if fail_on_change is None:
+        return ExitCode.PASS
+    recent = history.recent_regressions(fail_on_change)
+    for s, c in recent:
+        typer.echo(f"Regression within the last {fail_on_change} nights: {s.suite} {s.metric} {s.variant} "
+                   f"from {history.nights[c.night].label}" + (f" ({environment_text(c)})" if c.environment else ""))
+    return ExitCode.FAIL if recent else ExitCode.PASS
 
 
 @app.command("bisect")
 @_executor_options
+@_exits
 def bisect_cmd(
     suite: Annotated[Path, typer.Argument(help="A suite file inside a git repository.")],
     good: Annotated[str, typer.Option(help="A commit where the variant was fine.")],
     bad: Annotated[str, typer.Option(help="A later commit where it regressed.")],
-    variant: Annotated[Optional[str], typer.Option(help="The variant to follow (default: the suite's "
-                                                   "reference).")] = None,
+    variant: VariantName = None,
     metric: Annotated[Optional[str], typer.Option(help="The metric to judge (default: the suite's first).")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Seeds per commit, or 'auto': in stages until decisive "
-                                                 "(default: the suite's).")] = None,
+    seeds: SeedCount = None,
     cache: Annotated[Optional[Path], typer.Option(help="Folder of cached runs (default: "
                                                   "~/.cache/normreg/bisect).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the bisect report JSON here.", **OUTPUT)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key at every commit "
-                                                      "(repeatable).")] = None,
+    report: ReportOut = None,
+    set_: SuiteOverrides = None,
     executor: str = "local",  # --executor and each executor's own options: what trains each commit's runs
     executor_options: Optional[dict[str, Any]] = None,
-) -> None:
+) -> BisectExit:
     """Binary-search git history for the first commit where a variant regressed; 0 found, 1 not worse, 3 undecided."""
+    from normreg.bisect import bisect
+    from normreg.execution.executor import options_from_cli
+    from normreg.fileio import check_outputs
+    from normreg.render.bisect import render_bisect, render_step
 
-    def body() -> int:
-        from normreg.bisect import bisect
-        from normreg.execution.executor import options_from_cli
-        from normreg.fileio import check_outputs
-        from normreg.render.bisect import render_bisect, render_step
-
-        check_outputs({"--report": report}, inputs=[suite])
-        options = options_from_cli(executor, executor_options or {})
-        result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
-                        overrides=set_ or (), executor=executor, executor_options=options,
-                        on_step=lambda s: typer.echo(render_step(s)))
-        typer.echo(render_bisect(result))
-        if report is not None:
-            result.write(report)
-            typer.echo(f"Report: {report}")
-        return result.exit_code
-
-    guarded(body)
+    check_outputs({"--report": report}, inputs=[suite])
+    options = options_from_cli(executor, executor_options or {})
+    result = bisect(suite, good, bad, variant=variant, metric=metric, seeds=_seeds_option(seeds), cache=cache,
+                    overrides=set_ or (), executor=executor, executor_options=options,
+                    on_step=lambda s: typer.echo(render_step(s)))
+    typer.echo(render_bisect(result))
+    if report is not None:
+        result.write(report)
+        typer.echo(f"Report: {report}")
+    return result.exit_code
 
 
 @app.command()
+@_exits
 def audit(
     suite: Annotated[Path, typer.Argument(help="A suite file.")],
     variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Audit only this variant (and the "
                                                          "reference); repeatable.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON findings here.", **OUTPUT)] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="Build the models with this seed "
-                                                "(default: the suite's first).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key, e.g. "
-                                                      "data.args.batch_size=8 (repeatable).")] = None,
-) -> None:
+    report: ReportOut = None,
+    seed: SeedValue = None,
+    set_: SuiteOverrides = None,
+) -> ExitCode:
     """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
+    from normreg.auditing import audit_suite
+    from normreg.fileio import check_outputs
+    from normreg.render.audit import render_audit
 
-    def body() -> int:
-        from normreg.auditing import audit_suite
-        from normreg.fileio import check_outputs
-        from normreg.render.audit import render_audit
-
-        check_outputs({"--report": report}, inputs=[suite])
-        result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
-        if report is not None:
-            result.write(report)
-        typer.echo(render_audit(result))
-        if report is not None:
-            typer.echo(f"Report: {report}")
-        return result.exit_code
-
-    guarded(body)
+    check_outputs({"--report": report}, inputs=[suite])
+    result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
+    if report is not None:
+        result.write(report)
+    typer.echo(render_audit(result))
+    if report is not None:
+        typer.echo(f"Report: {report}")
+    return result.exit_code
 
 
 @app.command()
+@_exits
 def repro(
     suite: Annotated[Path, typer.Argument(help="A suite file.")],
-    variant: Annotated[Optional[str], typer.Option(help="The variant to reproduce (default: the "
-                                                   "reference).")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, max=2**32 - 1, help="The seed (default: the suite's "
-                                                "first).")] = None,
+    variant: VariantName = None,
+    seed: SeedValue = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the script here (default: "
                                                    "print it).", **OUTPUT)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a suite key (repeatable).")] = None,
-) -> None:
+    set_: SuiteOverrides = None,
+) -> ExitCode:
     """Write one (variant, seed) run as a standalone Python script, without normreg, printing the same values."""
+    from normreg.execution.repro import repro_script
+    from normreg.fileio import check_outputs, write_text_atomic
+    from normreg.suite.spec import load_suite
 
-    def body() -> int:
-        from normreg.execution.repro import repro_script
-        from normreg.fileio import check_outputs, write_text_atomic
-        from normreg.suite.spec import load_suite
-
-        check_outputs({"--output": output}, inputs=[suite])
-        loaded = load_suite(suite, set_ or ())
-        text = repro_script(loaded, variant or loaded.reference, loaded.seeds[0] if seed is None else seed)
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            write_text_atomic(output, text)
-            typer.echo(f"Wrote {output}; run it with: python {output}", err=True)
-        return 0
-
-    guarded(body)
+    check_outputs({"--output": output}, inputs=[suite])
+    loaded = load_suite(suite, set_ or ())
+    text = repro_script(loaded, variant or loaded.reference, loaded.seeds[0] if seed is None else seed)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        typer.echo(f"Wrote {output}; run it with: python {output}", err=True)
+    return ExitCode.PASS
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The exception tree. The CLI maps each class to an exit code; the library never exits.
+"""The exit codes and the exception tree. Each class says its exit code; the CLI exits with it, the library never
+exits.
 
     NormregError            base: anything normreg reports to a user (exit 3 unless a subclass says otherwise)
     ├── InputError          bad input (exit 2)
@@ -11,15 +12,48 @@ A run that fails is not an exception: it is a recorded result, and the report's 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code a normreg command gives (the README's and docs/commands.md's table; tests check both).
+    `bisect` answers another question with the same numbers: its outcomes are `BisectExit`."""
+
+    PASS = 0  # nothing failed (known bugs caught as declared by `expect` do not fail)
+    FAIL = 1  # a regression, a non-equivalent pair, an expectation that no longer holds (audit: an error finding)
+    BAD_INPUT = 2  # usage, a suite, report, baseline or CSV file that cannot be used
+    RUN_FAILED = 3  # a training run failed, or normreg itself could not finish; takes precedence over FAIL
+    STOPPED_SIGINT = 128 + signal.SIGINT  # 130: stopped by Ctrl-C; the finished runs are kept
+    STOPPED_SIGTERM = 128 + signal.SIGTERM  # 143: stopped by `kill`; the finished runs are kept
+
+    @classmethod
+    def stopped_by(cls, signum: int) -> ExitCode:
+        """The exit code of a command a signal stopped, 128 + the signal as shells report it (SIGINT or SIGTERM:
+        the signals normreg handles)."""
+        return cls(128 + signum)
+
+
+class BisectExit(IntEnum):
+    """`normreg bisect`'s exit codes: its outcomes (`BisectResult.outcome`), and bad input as every command's."""
+
+    FOUND = 0  # the first bad commit was found
+    NOT_WORSE = 1  # the bad commit is not worse than the good one
+    BAD_INPUT = ExitCode.BAD_INPUT  # not a git repository, an unknown revision or variant or metric, ...
+    UNDECIDED = 3  # skipped or inconclusive commits hide the culprit, or an end of the range could not be judged
 
 
 class NormregError(Exception):
     """Base class of every error normreg reports to a user."""
 
+    exit_code: ExitCode = ExitCode.RUN_FAILED
+
 
 class InputError(NormregError):
     """Bad input: a usage error, a suite, result or baseline file that cannot be used."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 class SuiteError(InputError):

@@ -85,11 +85,8 @@ def file_kind(mode: int) -> str:
                 "not a regular file")
 
 
-def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
-    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
-    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
-    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
-    message ("a suite file")."""
+def _open_regular(path: Path, what: str) -> int:
+    """A read-only descriptor of regular file `path`, or `ResultsError` (a missing file, a folder, a FIFO...)."""
     try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -98,8 +95,45 @@ def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a fi
         raise file_problem(path, f"cannot read: {e.strerror or e}") from None
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+    except OSError as e:
+        os.close(fd)
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise file_problem(path, f"is {file_kind(mode)}, not a regular file; give {what}")
+    return fd
+
+
+def count_lines(path: Path, at_most: int, what: str = "a file") -> int:
+    """How many non-blank lines regular file `path` has, counting no further than `at_most`: it reads only as far
+    as those lines go (a results table is not read whole to learn whether it has a row). `ResultsError` as
+    `read_text_bounded` for a missing file or one that is not a regular file."""
+    fd = _open_regular(path, what)
+    try:
+        found, partial = 0, False  # partial: the line read so far, not yet ended, is not blank
+        while found < at_most:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                found += partial
+                break
+            *ended, last = chunk.split(b"\n")
+            for i, piece in enumerate(ended):
+                found += bool(piece.strip()) or (i == 0 and partial)
+            partial = bool(last.strip()) or (partial and not ended)
+    except OSError as e:
+        raise file_problem(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    return min(found, at_most)
+
+
+def read_text_bounded(path: Path, limit: int = MAX_DATA_BYTES, what: str = "a file") -> str:
+    """The UTF-8 text of regular file `path`, reading at most `limit` bytes; raises `ResultsError` for a missing
+    file, anything that is not a regular file (a folder, a FIFO, a device: never opened for a blocking read), a
+    file over `limit` (however large it says it is) or text that is not UTF-8. `what`: the file expected, for the
+    message ("a suite file")."""
+    fd = _open_regular(path, what)
+    try:
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))
@@ -214,12 +248,13 @@ def _probe_writable(folder: Path) -> str | None:
 
 
 def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
-                      reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+                      reads: Mapping[Path, tuple[str, ...]] | None = None, suffix: str = ".json") -> None:
     """The guard every output file of every command goes through, before any work is done. Refuses a path that is
     a folder, a device, a FIFO or anything else that is not a regular file or a new name; one of the
     command's `inputs` (the same file, however it is named); a file inside an input folder that the command reads
     from that folder (`reads`: folder -> suffixes, e.g. the `.json` files `history` finds); a suite, a baseline or
-    a run directory's own file, which no output may replace; and a place that cannot be written."""
+    a run directory's own file, which no output may replace; and a place that cannot be written. `suffix`: the
+    file name ending the option writes, for the example name an error gives."""
     try:
         st = os.stat(path)  # follows a symlink: the file it names is what would be read again
     except FileNotFoundError:
@@ -228,7 +263,7 @@ def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
         raise InputError(f"{option} {path}: cannot use this path ({e.strerror or e}); give another file name") \
             from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + _suffix(option))}")
+        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / ('report' + suffix)}")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise InputError(f"{option} {path}: is {file_kind(st.st_mode)}, not a regular file or a new name; give a "
                          "file name")
@@ -255,15 +290,17 @@ def check_output_file(path: Path, option: str, *, inputs: Iterable[Path] = (),
 
 
 def check_outputs(outputs: Mapping[str, Path | None], *, inputs: Iterable[Path] = (),
-                  reads: Mapping[Path, tuple[str, ...]] | None = None) -> None:
+                  reads: Mapping[Path, tuple[str, ...]] | None = None,
+                  suffixes: Mapping[str, str] | None = None) -> None:
     """`check_output_file` for each output given (option -> path, None: not asked for), and no file named by two
-    options."""
+    options. `suffixes`: the file name ending each option writes (option -> suffix, e.g. the output formats'
+    `render.outputs.option_suffixes()`; .json for an option not in it)."""
     inputs = tuple(inputs)
     seen: dict[str, str] = {}
     for option, path in outputs.items():
         if path is None:
             continue
-        check_output_file(path, option, inputs=inputs, reads=reads)
+        check_output_file(path, option, inputs=inputs, reads=reads, suffix=(suffixes or {}).get(option, ".json"))
         key = os.path.realpath(path)
         if key in seen:
             raise InputError(f"{option} {path}: is also given to {seen[key]}; give each output its own file")
@@ -329,10 +366,6 @@ def check_output_dir(path: Path, what: str, *, write: bool = True) -> None:
     if why:
         raise InputError(f"{what} {path}: cannot write there ({why}); free some space, fix the permissions or give "
                          "another folder")
-
-
-def _suffix(option: str) -> str:
-    return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")
 
 
 # Numbers normreg reads from files must be finite and small enough that squares and sums of them stay finite

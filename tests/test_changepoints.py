@@ -8,7 +8,6 @@ command end to end.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -295,8 +294,8 @@ def test_the_history_command_names_the_night_and_the_commits(thirty_nights, tmp_
     assert f"`{_commit(20)[:10]}`" in row and "2026-10-20 03:17" in row and "❌ **regressed**" in row
     page = (tmp_path / "h.html").read_text(encoding="utf-8")
     assert "<p class=change>model: from 2026-10-21 03:17" in page
-    png = base64.b64decode(re.findall(r'src="data:image/png;base64,([^"]+)"', page)[0])
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = re.findall(r"<svg .*?</svg>", page, flags=re.S)[0]
+    assert "<title>model: acc over nights</title>" in svg and 'stroke-dasharray="5 3"' in svg  # the change marked
 
 
 def test_the_change_marker_is_drawn_on_the_plot(thirty_nights):

@@ -3,8 +3,10 @@ and `history` commands and the output formats. No training."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -181,7 +183,7 @@ def test_history_command(nights_dir, tmp_path):
     r = invoke("history", nights_dir, "--html", tmp_path / "h.html")
     assert r.exit_code == 0, r.output
     assert "drift: acc (higher is better)" in r.output and "5 nights, 2 not passing" in r.output
-    assert (tmp_path / "h.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 3
+    assert (tmp_path / "h.html").read_text(encoding="utf-8").count("<svg ") == 3
     bad = invoke("history", tmp_path / "nothing-here")
     assert bad.exit_code == 2 and "no such file or directory" in bad.output
 
@@ -201,13 +203,14 @@ def test_formats_do_not_import_torch(report_path, nights_dir, tmp_path):
                 assert e.code == 0, (args, e.code)
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning"))
         print("HEAVY", heavy)
-        assert "matplotlib" in sys.modules  # the HTML really was drawn in this process
+        assert "matplotlib" not in sys.modules  # the figures are written as SVG, no plotting library imported
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "HEAVY []" in proc.stdout
     assert all((tmp_path / n).exists() for n in ("r.html", "r.md", "r.xml", "h.html"))
+    assert (tmp_path / "r.html").read_text().count("<svg") == 4 and "<svg" in (tmp_path / "h.html").read_text()
     json.loads(report_path.read_text())  # untouched
 
 
@@ -281,3 +284,194 @@ def test_a_command_that_imported_torch_skips_the_teardown_but_not_the_exit_handl
         assert "missing-a.json" in done.stdout + done.stderr
         assert (where / "exit handler").read_text() == "ran"
         assert (where / "teardown").exists() == (mode == "plain"), mode
+
+
+# ------------------------------------------------------------------------- cli.py's shape: options, exit codes
+
+CLI_SOURCE = Path(cli.__file__).read_text()
+# Options of one name that are two options: one value in one command, several (repeatable) in another.
+SAME_NAME_OTHER_ARITY = {"--variant": "bisect and repro follow one variant; audit takes several",
+                         "--metric": "bisect judges one metric; compare takes several"}
+
+
+def _typer_option(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Option" \
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "typer"
+
+
+def declared_options(source: str) -> list[tuple[str, int]]:
+    """(flag, line) of every `typer.Option(...)` in `source`: its explicit names, else the parameter's whose type
+    holds it; options made from a registry (names that are not string literals) are left out."""
+    tree = ast.parse(source)
+    by_param: dict[int, str] = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for arg in [*fn.args.args, *fn.args.kwonlyargs]:
+                for node in ast.walk(arg.annotation) if arg.annotation else ():
+                    if _typer_option(node):
+                        by_param[id(node)] = "--" + arg.arg.strip("_").replace("_", "-")
+    found = []
+    for node in ast.walk(tree):
+        if not _typer_option(node):
+            continue
+        names = [a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
+        if not node.args:
+            assert id(node) in by_param, f"cli.py:{node.lineno}: an option without a name outside a parameter"
+            names = [by_param[id(node)]]
+        found += [(name, node.lineno) for name in names]
+    return found
+
+
+def test_the_option_checker_sees_each_way_of_declaring_an_option() -> None:
+    source = textwrap.dedent('''
+        Shared = Annotated[int, typer.Option("--shared", "-s", help="x")]
+        def a(shared: Shared, own_flag: Annotated[int, typer.Option(help="y")], set_: Annotated[
+              int, typer.Option("--set")]) -> None: ...
+        def b(made: Annotated[int, typer.Option(f"--{name}")]) -> None: ...
+        def c(again: Annotated[int, typer.Option("--own-flag")]) -> None: ...
+    ''')
+    assert sorted(name for name, _ in declared_options(source)) == ["--own-flag", "--own-flag", "--set", "--shared"]
+
+
+def test_each_option_is_declared_once() -> None:
+    """An option that several commands take is one typed alias (`SuiteOverrides`, `ReportOut`, ...): one spelling,
+    one help text, wherever it appears."""
+    lines: dict[str, list[int]] = {}
+    for name, line in declared_options(CLI_SOURCE):
+        lines.setdefault(name, []).append(line)
+    twice = {name: at for name, at in lines.items() if len(at) > 1}
+    assert {name: at for name, at in twice.items() if name not in SAME_NAME_OTHER_ARITY} == {}
+    assert all(len(twice.get(name, ())) <= 2 for name in SAME_NAME_OTHER_ARITY)
+    assert {"--set", "--report", "--seeds", "--executor"} <= set(lines)
+
+
+def test_shared_options_read_the_same_in_every_command() -> None:
+    import typer.main
+
+    group = typer.main.get_command(cli.app)
+    helps: dict[tuple[str, bool], set[str]] = {}
+    for name, command in group.commands.items():
+        for param in command.params:
+            if param.opts[0].startswith("--") and param.opts[0] not in SAME_NAME_OTHER_ARITY:
+                text = (param.help or "").replace("Also write", "Write")  # run's formats: besides its run directory
+                # history's formats write the history, the other commands' a report
+                helps.setdefault((param.opts[0], name == "history"), set()).add(text)
+    assert {key: texts for key, texts in helps.items() if len(texts) > 1} == {}
+    assert {"--set", "--report", "--seeds", "--workers", "--html"} <= {opt for opt, _ in helps}
+
+
+def test_every_command_returns_an_exit_code_of_the_enum() -> None:
+    import inspect
+    import typing
+
+    from normreg.errors import BisectExit, ExitCode
+
+    for registered in cli.app.registered_commands:
+        command = inspect.unwrap(registered.callback)
+        returns = typing.get_type_hints(command, vars(cli))["return"]
+        assert returns in (ExitCode, BisectExit), command.__name__
+
+
+def _is_number(node: ast.AST | None) -> bool:
+    """Whether the value of `node` may be a number written out: `3`, `1 if x else 0`, `{"pass": 0}[verdict]`."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    if isinstance(node, ast.IfExp):
+        return _is_number(node.body) or _is_number(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        return any(_is_number(v) for v in node.values)
+    if isinstance(node, ast.Dict):
+        return any(_is_number(v) for v in node.values)
+    if isinstance(node, ast.Tuple):
+        return any(_is_number(v) for v in node.elts)
+    if isinstance(node, ast.BinOp):  # `128 + signum`
+        return _is_number(node.left) or _is_number(node.right)
+    return isinstance(node, ast.Subscript) and _is_number(node.value)
+
+
+# Modules where what a function returns is an exit code (the command line, and the process that waits for it),
+# and the one function there that returns other numbers: Python's own rule for `sys.exit(None | message)`.
+RETURNS_EXIT_CODES = ("cli.py", "supervisor.py")
+NOT_AN_EXIT_CODE = {"_status"}
+EXIT_CODE_NAMES = r"\b(code|exit_code|EXIT\w*|REPORT_VERDICTS)\b"  # names that hold exit codes
+
+
+def bare_exit_codes(path: Path) -> list[str]:
+    """Where `path` gives an exit code as a number instead of `ExitCode`/`BisectExit`: `typer.Exit(3)`,
+    `sys.exit(0)`, `note_exit(1)`, `code = 2`, `EXIT_FAIL = 1`, or a number returned by a function that returns
+    an exit code (`exit_code`, one annotated `-> ExitCode`, any function of the modules that return them)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in ("Exit", "exit", "note_exit") and any(_is_number(a) for a in node.args):
+                found.append(f"{path.name}:{node.lineno}: {called}(<number>)")
+        elif isinstance(node, ast.Assign) and _is_number(node.value) and any(
+                re.search(EXIT_CODE_NAMES, ast.unparse(t)) for t in node.targets):
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(node.targets[0])} = <number>")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in NOT_AN_EXIT_CODE and (
+                node.name == "exit_code" or path.name in RETURNS_EXIT_CODES
+                or ast.unparse(node.returns or ast.Constant(None)) in ("ExitCode", "BisectExit")):
+            found += [f"{path.name}:{r.lineno}: {node.name} returns a number" for r in ast.walk(node)
+                      if isinstance(r, ast.Return) and _is_number(r.value)]
+    return found
+
+
+def test_the_exit_code_checker_finds_numbers(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    raise typer.Exit(3)\n\ndef g() -> ExitCode:\n    return 1 if x else ExitCode.PASS\n\n"
+                   "class R:\n    def exit_code(self):\n        return {'pass': 0}[self.v]\n\ncode = 2\nsys.exit(0)\n"
+                   "EXIT_PASS, EXIT_FAIL = 0, 1\nEXIT = {'found': 0}\ndef exit_code():\n    return 128 + signum\n"
+                   "def f(x) -> int:\n    return 1 if x else 0\n")
+    found = sorted(int(f.split(": ", 1)[0].split(":")[1]) for f in bare_exit_codes(bad))
+    assert found == [2, 5, 9, 11, 12, 13, 14, 16]  # not 18: a number from a function that is not an exit code's
+    assert [f for f in bare_exit_codes(bad.rename(tmp_path / "cli.py")) if f.startswith("cli.py:18")]
+
+
+def test_no_exit_code_is_a_bare_number() -> None:
+    package = Path(cli.__file__).parent
+    assert [f for p in sorted(package.rglob("*.py")) for f in bare_exit_codes(p)] == []
+
+
+def _raises(exc: BaseException) -> object:
+    def run_suites(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    return run_suites
+
+
+def test_every_exit_code_the_cli_gives_is_the_enums(cli, write_suite, tmp_path: Path, monkeypatch) -> None:
+    """Each way a command ends, in process, gives the enum's code; every code of the enum is given by one."""
+    import signal
+
+    from normreg import pipeline
+    from normreg.errors import ExitCode
+    from normreg.execution import executor
+    from normreg.execution.executor import Interrupted
+
+    suite, bad = write_suite(), Path(__file__).parent / "data" / "bad" / "misspelt_top_key.yaml"
+    failing = {"merged": SAME["merged"], "twin": {"acc": [RuntimeError("boom")] * 5, "loss": [0.3] * 5}}
+    seen = set()
+    for args, code in [(("--version",), ExitCode.PASS), ((), ExitCode.BAD_INPUT),
+                       (("run", "--bogus", suite), ExitCode.BAD_INPUT)]:
+        res = cli(*args)
+        assert res.exit_code == code, (args, res.output)
+        seen.add(code)
+    for n, (path, script, code) in enumerate([(suite, SAME, ExitCode.PASS), (suite, REGRESSION, ExitCode.FAIL),
+                                              (bad, SAME, ExitCode.BAD_INPUT), (suite, failing, ExitCode.RUN_FAILED)]):
+        res = cli("run", path, "--out", tmp_path / f"r{n}", "--baselines", tmp_path / "b", script=script)
+        assert res.exit_code == code, (path, res.output)
+        seen.add(code)
+    for exc, received, code, words in [
+        (ValueError("a bug"), [], ExitCode.RUN_FAILED, "InternalError: ValueError: a bug"),
+        (SystemExit(0), [], ExitCode.RUN_FAILED, "called sys.exit(0)"),
+        (KeyboardInterrupt(), [], ExitCode.RUN_FAILED, "user code raised KeyboardInterrupt"),
+        (KeyboardInterrupt(), [signal.SIGINT], ExitCode.STOPPED_SIGINT, "stopped by SIGINT before any run"),
+        (Interrupted(signal.SIGTERM, tmp_path / "kept"), [], ExitCode.STOPPED_SIGTERM, "--resume"),
+    ]:
+        monkeypatch.setattr(executor, "RECEIVED", received)
+        monkeypatch.setattr(pipeline, "run_suites", _raises(exc))
+        res = cli("run", suite, "--out", tmp_path / "ended", "--baselines", tmp_path / "b", script=SAME)
+        assert res.exit_code == code and words in res.output, (exc, res.output)
+        seen.add(code)
+    assert seen == set(ExitCode)

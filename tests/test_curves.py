@@ -216,7 +216,7 @@ def test_a_run_reports_curves_in_every_output_and_keeps_its_outcome(tmp_path):
     case = junit.find(".//testcase[@name='c.curve.val_acc.merged_vs_twin']")
     assert case is not None and case.find("failure") is None and line in case.find("system-out").text
     page = render_html(report)
-    assert line in page and "per-epoch differences" in page and page.count("<img") == 3  # seeds, curves, check
+    assert line in page and "per-epoch differences" in page and page.count("<svg ") == 3  # seeds, curves, check
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     assert data["schema"] == "normreg.report/1" and data["curves"][0]["first_parted"] == curve.first_parted
     back = read_report(tmp_path / "r" / "report.json").report

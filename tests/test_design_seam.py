@@ -153,15 +153,37 @@ def test_a_design_registered_in_a_test_file_reaches_a_pair_check(tmp_path: Path,
     assert report.to_json()["suites"][0]["design"] == Student.name
 
 
-def test_a_registered_design_serves_staged_seeding_and_planning(student: Student):
-    """Staged seeding calibrates its boundaries from the design's own `null_looks`; `plan` asks its power model."""
+def test_a_registered_design_serves_staged_seeding_and_planning(student: Student, monkeypatch: pytest.MonkeyPatch):
+    """Staged seeding calibrates its boundaries from the design's own `null_looks` and judges each look with its
+    own `array_stats`; `plan` asks its power model. Each is checked to be the registered design's, not Welch's."""
     from normreg.judge.sequential import simulate, t_correction
 
-    r = t_correction((3, 5, 8), (3, 5, 8), Student.name, "pocock", 0.05)
+    looked: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    own_looks = Student.null_looks
+
+    def null_looks(self: Student, a: np.ndarray, b: np.ndarray, sizes_a: Sequence[int],
+                   sizes_b: Sequence[int]) -> list[list[Look]]:
+        looked.append((tuple(sizes_a), tuple(sizes_b)))
+        return own_looks(self, a, b, sizes_a, sizes_b)
+
+    monkeypatch.setattr(Student, "null_looks", null_looks)
+    r = t_correction((3, 6, 9), (3, 6, 9), Student.name, "pocock", 0.05)  # looks no other test plans: not cached
+    assert looked == [((3, 6, 9), (3, 6, 9))]
     assert 0.5 < r < 1.0  # t statistics at few seeds: the level is lowered
+    # Welch's correction is the worst over five spread ratios; the pooled test's, over its one set of looks
+    assert r != t_correction((3, 6, 9), (3, 6, 9), "welch", "pocock", 0.05)
+
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((2000, 8)), rng.standard_normal((2000, 8))
     codes, _ = simulate(a, b, MetricSpec("m", "max", 0.0), design=Student.name, stages=(3, 5, 8))
     assert float(np.mean(codes < 2)) == pytest.approx(0.05, abs=0.015)
+    # spreads 1 and 4 at equal seeds: the pooled test's t is Welch's, but its n_a + n_b - 2 degrees of freedom
+    # overstate what the data hold, so it finds more differences that are not there
+    wide = 4.0 * b
+    alarms = {d: float(np.mean(simulate(a, wide, MetricSpec("m", "max", 0.0), design=d, stages=(3, 5, 8))[0] < 2))
+              for d in (Student.name, "welch")}
+    assert alarms[Student.name] > alarms["welch"] + 0.01, alarms
+
     n = student.seeds_for(0.02, 0.01, 0.01, 0.05, 0.8, delta=0.01)
     assert n is not None and student.power_model(0.01, 0.01, n, n).verdict_power(0.02, 0.01, 0.05) >= 0.8
+    assert student.power_model(0.01, 0.01, n - 1, n - 1).verdict_power(0.02, 0.01, 0.05) < 0.8  # the fewest

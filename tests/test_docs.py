@@ -111,10 +111,17 @@ def test_the_reference_follows_the_cli_and_escapes_its_help() -> None:
     assert "| `--flag` | off | A switch. |" in rendered
 
 
-# A duration or a size that someone measured: "22.0 s", "4 min", "1.8 GB". Limits and settings are written in
-# binary units (KiB, MiB), or in nights and days.
-FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|s|min|GB|MB)(?![\w])")
-SOURCE = re.compile(r"benchmarks/|tests/test_\w+\.py|measured with\s+`")
+# A duration or a size: "22.0 s", "4 min", "90 minutes", "2 h", "1.8 GB", "64 KiB". A figure someone measured names
+# the benchmark or test that measured it; a limit or default the code sets names where (a `normreg/...py` file or a
+# `CONSTANT` it defines), so a reader can check it there.
+FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?"
+                    r"(?:ms|s|seconds?|min|minutes?|h|hours?|B|kB|KB|KiB|MB|MiB|GB|GiB)(?![\w])")
+MEASURED = r"benchmarks/\w+\.(?:py|sh)|tests/test_\w+\.py|measured with\s+`"
+SET_BY = r"normreg/[\w/]+\.py|`[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+`"
+SOURCE = re.compile(f"{MEASURED}|{SET_BY}")
+NAMED_FILE = re.compile(r"(?:benchmarks|tests|normreg)/[\w/]+\.(?:py|sh)")
+CONSTANT = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`")
+CODE = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "normreg").rglob("*.py")))
 
 
 def _blocks(text: str) -> list[str]:
@@ -122,22 +129,43 @@ def _blocks(text: str) -> list[str]:
     return [b for b in re.split(r"\n\s*\n", text) if b.strip()]
 
 
+def _sources(block: str) -> list[str]:
+    """What the block names as the source of its figures that does not exist: a benchmark, test or code file not
+    in the repository; where constants are its only source, one the package does not define (elsewhere a
+    `NAME` may be an environment variable)."""
+    missing = [f for f in NAMED_FILE.findall(block) if not (ROOT / f).is_file()]
+    if NAMED_FILE.search(block) or re.search(MEASURED, block):
+        return missing
+    return missing + [f"`{c}`" for c in CONSTANT.findall(block)
+                      if not re.search(rf"^\s*{c}\s*[:=]", CODE, flags=re.M)]
+
+
 @pytest.mark.parametrize("name", ["README.md", *PAGES])
 def test_every_figure_names_what_measured_it(name: str) -> None:
-    """Each paragraph, list or table that quotes a measured time or size names the benchmark, the test or the
-    command that measured it (or the paragraph just before it does, as a table's lead-in)."""
+    """Each paragraph, list or table that quotes a time or size names the benchmark or test that measured it, or
+    the code that sets it (or the paragraph just before it does, as a table's lead-in), and what it names exists."""
     blocks = _blocks(README if name == "README.md" else PAGES[name])
     for i, block in enumerate(blocks):
-        if FIGURE.search(block) and not SOURCE.search(block) and not (i and SOURCE.search(blocks[i - 1])):
+        if not FIGURE.search(block):
+            continue
+        named = block if SOURCE.search(block) else blocks[i - 1] if i and SOURCE.search(blocks[i - 1]) else None
+        if named is None:
             raise AssertionError(
-                f"{name}: figures {FIGURE.findall(block)} without the benchmark that measured "
-                f"them (name benchmarks/..., tests/test_....py or 'measured with `...`'):\n{block}"
+                f"{name}: figures {FIGURE.findall(block)} without the benchmark that measured them or the code "
+                f"that sets them (name benchmarks/....py, tests/test_....py, 'measured with `...`', normreg/....py "
+                f"or a `CONSTANT` of the package):\n{block}"
             )
+        assert not _sources(named), f"{name}: names {_sources(named)}, which do not exist:\n{named}"
 
 
 def test_the_figure_check_can_fail() -> None:
     assert FIGURE.search("the run takes 22.0 s on an idle machine") and not SOURCE.search("on an idle machine")
+    for figure in ("4 min", "90 minutes", "2 h", "3 hours", "12 ms", "512 B", "64 KiB", "1.5 MiB", "2 GiB", "3 MB"):
+        assert FIGURE.search(f"it takes {figure} here"), figure
+    assert not FIGURE.search("seed 3, variant B2, sha 5ba1e, a 2x speed-up")
     assert SOURCE.search("(median of 3, `benchmarks/commands.py`)")
+    assert _sources("(median of 3, `benchmarks/no_such_benchmark.py`)") == ["benchmarks/no_such_benchmark.py"]
+    assert _sources("at most 128 MiB (`MAX_DATA_BYTES`), not `NO_SUCH_LIMIT`") == ["`NO_SUCH_LIMIT`"]
 
 
 def _quickstart(text: str) -> list[str]:
@@ -251,14 +279,14 @@ def test_the_report_schema_page_is_the_reports(report_json: dict) -> None:
     for name, following in zip(lists, [*lists[1:], "curves"]):
         real = set().union(*(set(item) for item in report_json[name]))
         documented = _documented_keys(block, name, following)
-        assert documented - optional_keys.get(name, set()) <= real, f"docs/reports.md documents {name} keys a report does not have"
+        extra = documented - optional_keys.get(name, set()) - real
+        assert not extra, f"docs/reports.md documents {name} keys a report does not have: {sorted(extra)}"
         if name != "comparisons":  # the page lists the comparison's main fields, then "..."
             assert real <= documented, f"docs/reports.md lacks the {name} keys {sorted(real - documented)}"
 
 
 def test_the_bisect_exit_codes_on_the_nightly_page_are_bisects() -> None:
-    from normreg.report.bisect import EXIT
-    from normreg.report.model import EXIT_INPUT
+    from normreg.errors import BisectExit
 
     table = PAGES["docs/nightly.md"].split("| exit | meaning |", 1)[1].split("\n\n", 1)[0]
-    assert [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)] == sorted({*EXIT.values(), EXIT_INPUT})
+    assert [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)] == sorted(BisectExit)

@@ -69,8 +69,9 @@ def test_junit_parses_and_keeps_the_name(hostile: ReportFile) -> None:
 def test_html_escapes_every_name_and_draws_math_syntax_as_text(hostile: ReportFile) -> None:
     from normreg.render.html import render_html
 
-    page = render_html(hostile.report)  # draws the figures: matplotlib would parse cost$x^$ as math and fail
+    page = render_html(hostile.report)  # the figures hold the names too, as SVG text
     _assert_inert(page)
+    assert "<svg" in page and "<script" not in page
     assert html_text(HOSTILE) in page and "\x01" not in page and "\x1b" not in page
 
 

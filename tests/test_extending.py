@@ -83,6 +83,7 @@ def test_the_executor_example_is_built_by_name_and_keeps_the_contract(monkeypatc
     results: list[Any] = []
     with make_executor("serial") as ex:
         assert ex.name == "serial" and ex.trains
+        assert "cancel" not in type(ex).__dict__  # ExecutorBase's cancel, as every executor's
         ex.run([Job(suite, v, s) for s in (0, 1) for v in ("merged", "twin")], results.append, started.append)
         assert [r.metrics["acc"] for r in results] == [0.984, 0.937, 0.979, 0.915] and len(started) == 4
         assert set(accelerators) == {"cpu"}

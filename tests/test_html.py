@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shutil
 import struct
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from normreg.report.file import report_from_json
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def images(page: str) -> list[bytes]:
-    return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+def figures(page: str) -> list[ET.Element]:
+    """The page's inline SVG figures, each parsed on its own (each must be well-formed XML)."""
+    return [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", page, flags=re.S)]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -50,7 +51,8 @@ def page(report_json) -> str:
 def test_page_is_self_contained(page):
     assert "<script" not in page and "<link" not in page and "@import" not in page
     for ref in re.findall(r'(?:src|href)="([^"]*)"', page):
-        assert ref.startswith(("data:image/png;base64,", "#suite-")), ref
+        assert ref.startswith("#suite-"), ref
+    assert "<img" not in page and "<image" not in page and "<use" not in page
     assert not re.search(r"url\(\s*['\"]?(?!data:)", page)
 
 
@@ -73,18 +75,30 @@ def test_a_row_without_an_interval_names_no_level(report_json):
     assert all(c.endswith("% CI</small>") for c in cells if c != "–")
 
 
-def test_each_suite_has_seed_plot_and_curves_as_decodable_pngs(page):
-    pngs = images(page)
-    assert len(pngs) == 4  # per suite: per-seed values and learning curves
-    for data in pngs:
-        width, height = png_size(data)
-        assert width > 200 and height > 150
+def test_each_suite_has_seed_plot_and_curves_as_inline_svg(page, report_json):
+    svgs = figures(page)
+    assert len(svgs) == 4  # per suite: per-seed values and learning curves
+    for svg in svgs:
+        assert float(svg.get("width")) > 200 and float(svg.get("height")) > 150
     assert page.count("<h3>Per-seed results</h3>") == 2 and page.count("<h3>Learning curves</h3>") == 2
+    titles = [svg.find("{http://www.w3.org/2000/svg}title").text for svg in svgs]
+    assert titles == ["per-seed values of drift", "learning curves of drift", "per-seed values of pairs",
+                      "learning curves of pairs"]
+    # every successful run of the report is one dot in its suite's per-seed figure, under its variant and metric
+    for svg, suite in ((svgs[0], "drift"), (svgs[2], "pairs")):
+        drawn = {(g.get("data-variant"), len([c for c in g.iter() if c.get("class") == "seed"]))
+                 for g in svg.iter("{http://www.w3.org/2000/svg}g")
+                 if g.get("class") == "sample" and g.get("data-source") == "run"}
+        metric = next(m for m in next(s for s in report_json["suites"] if s["name"] == suite)["metrics"])
+        runs = [r for r in report_json["runs"] if r["suite"] == suite]
+        expected = {(v, sum(r["status"] == "ok" and metric in r["metrics"] for r in runs if r["variant"] == v))
+                    for v in {r["variant"] for r in runs}}
+        assert drawn == expected
 
 
 def test_no_learning_curves_without_history(tmp_path):
     page = render_html(report_from_json(make_report(tmp_path, curves=False)).report)
-    assert "Learning curves" not in page and len(images(page)) == 2
+    assert "Learning curves" not in page and len(figures(page)) == 2
 
 
 def test_environment_differences_from_the_baseline_are_shown(page):
@@ -166,7 +180,7 @@ def test_all_suites_page_stays_under_two_megabytes(tmp_path):
     seconds = time.perf_counter() - start
     size = len(page.encode("utf-8"))
     print(f"6-suite HTML report: {size / 1e6:.2f} MB in {seconds:.1f} s")
-    assert len(images(page)) == 12
+    assert len(figures(page)) == 12
     assert size < 2_000_000
 
 
@@ -178,12 +192,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 PROBE = """<script>
 window.addEventListener("load", () => {
-  const images = [...document.images].map(i => ({complete: i.complete, width: i.naturalWidth,
-                                                  height: i.naturalHeight, alt: i.alt}));
+  const figures = [...document.querySelectorAll("svg.figure")].map(f => {
+    const box = f.getBoundingClientRect();
+    return {width: box.width, height: box.height, marks: f.querySelectorAll("circle, polyline").length,
+            title: f.querySelector("title").textContent};
+  });
   const rows = document.querySelectorAll("table.verdicts tr").length;
   const probe = document.createElement("pre");
   probe.id = "probe";
-  probe.textContent = JSON.stringify({images, rows, title: document.title});
+  probe.textContent = JSON.stringify({figures, rows, title: document.title});
   document.body.appendChild(probe);
 });
 </script>"""
@@ -210,7 +227,7 @@ def html_file(report_json, tmp_path_factory) -> tuple[Path, int]:
     return path, len(report_json["comparisons"])
 
 
-def test_table_and_images_in_the_dom(html_file, tmp_path):
+def test_table_and_figures_in_the_dom(html_file, tmp_path):
     page, n_checks = html_file
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
@@ -221,9 +238,9 @@ def test_table_and_images_in_the_dom(html_file, tmp_path):
     result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["rows"] == n_checks + 1  # header and one row per comparison
     assert result["title"] == "normreg report: error"
-    assert len(result["images"]) == 4
-    for img in result["images"]:
-        assert img["complete"] and img["width"] > 200 and img["height"] > 150, img
+    assert len(result["figures"]) == 4
+    for fig in result["figures"]:
+        assert fig["width"] > 200 and fig["height"] > 150 and fig["marks"] > 10 and fig["title"], fig
 
 
 def test_screenshot_is_not_blank(html_file, tmp_path):

@@ -249,3 +249,42 @@ def test_a_planted_cycle_is_found_in_every_import_form(tmp_path: Path):
     assert cycles(graph(pkg)) == []
     (pkg / "c.py").write_text("if True:\n    from pkg.sub import b\n")
     assert cycles(graph(pkg)) == [["pkg.c", "pkg.sub.b", "pkg.c"]]
+
+
+# A function a reader cannot hold in one screen is a sign that a step wants its own name (docs/development.md).
+LONGEST_FUNCTION = 60  # lines, from `def` to the last line of the body
+# The functions over it, each no longer than now, until they are split: (module, function) -> its length today.
+LONG_FUNCTIONS = {
+    ("normreg/auditing/checks/batch_independence.py", "batch_independence"): 74,  # one probe, step by step
+    ("normreg/auditing/checks/pair_divergence.py", "pair_findings"): 65,
+    ("normreg/render/markdown.py", "render_markdown"): 72,  # the page's sections in their order
+    ("normreg/render/terminal.py", "render"): 75,  # the terminal summary's sections in their order
+    ("normreg/suite/building.py", "_build_suite"): 83,  # the schema checks of a suite, key by key
+}
+
+
+def function_lengths(root: Path) -> dict[tuple[str, str], int]:
+    """The length in lines of every function (methods and nested ones too) of the package at `root`, the longest
+    of a name in a module."""
+    lengths: dict[tuple[str, str], int] = {}
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root.parent).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                key = (where, node.name)
+                lengths[key] = max(lengths.get(key, 0), node.end_lineno - node.lineno + 1)  # type: ignore[operator]
+    return lengths
+
+
+def test_the_length_counter_counts_from_def_to_the_last_line(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text("@decorated\ndef f(\n    x,\n):\n    def inner():\n        pass\n\n    return x\n")
+    assert function_lengths(pkg) == {("pkg/m.py", "f"): 7, ("pkg/m.py", "inner"): 2}
+
+
+def test_no_function_is_longer_than_a_screen() -> None:
+    lengths = function_lengths(PACKAGE)
+    too_long = {key: n for key, n in lengths.items() if n > max(LONGEST_FUNCTION, LONG_FUNCTIONS.get(key, 0))}
+    assert too_long == {}, f"split these into named steps (at most {LONGEST_FUNCTION} lines each)"
+    assert not any(module == "normreg/cli.py" for module, _ in LONG_FUNCTIONS)

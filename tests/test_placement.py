@@ -12,10 +12,10 @@ from normreg.execution.placement import (
     Grant,
     Machine,
     Slot,
+    assign,
     default_runs_per_gpu,
     fits_machine,
     grant,
-    pack,
     plan_placement,
 )
 
@@ -109,6 +109,13 @@ def test_a_run_of_n_devices_takes_n_gpus_or_n_cores(gpus: int, size: int) -> Non
     assert g is not None and g.cores == size and len(g.gpus) == (size if gpus else 0)
 
 
+def pack(sizes: list[int], machine: Machine, *, gpu: bool = True) -> tuple[Grant | None, ...]:
+    """The runs of `sizes` that start together on an idle machine with as many CPU-only workers as runs: each
+    one's grant, None for the runs that wait."""
+    given = {i: g for _, i, g in assign([(s, gpu) for s in sizes], machine, [], [None] * len(sizes), pinned=False)}
+    return tuple(given.get(i) for i in range(len(sizes)))
+
+
 @pytest.mark.parametrize("gpus", GPU_COUNTS)
 @pytest.mark.parametrize("size", SIZES)
 def test_packing_one_size_fills_the_machine_exactly(gpus: int, size: int) -> None:
@@ -147,6 +154,21 @@ def test_one_device_runs_share_a_gpu_up_to_runs_per_gpu_but_not_with_a_multi_gpu
     assert pack([2, 1, 1, 1, 1, 1], machine) == (Grant((0, 1), 2), Grant((2,), 1), Grant((3,), 1),
                                                 Grant((2,), 1), Grant((3,), 1), None)
     assert pack([1, 4], machine) == (Grant((0,), 1), None)  # strict order: the 4-GPU run waits for GPU 0
+
+
+def test_pinned_workers_take_one_device_runs_on_their_own_gpu_and_cpu_workers_choose_first() -> None:
+    machine = Machine(cores=4, gpus=(0, 1), runs_per_gpu=1)
+    # workers pinned to GPU 1, CPU only, pinned to GPU 0: the CPU-only one chooses first and passes the GPU runs by
+    assert assign([(1, True), (1, False), (1, True)], machine, [], [1, None, 0], pinned=True) == [
+        (1, 1, Grant((), 1)), (0, 0, Grant((1,), 1)), (2, 2, Grant((0,), 1))]
+    # with no pinned worker at all, a CPU-only worker takes a GPU run and its grant names the GPU
+    assert assign([(1, True)], machine, [], [None], pinned=False) == [(0, 0, Grant((0,), 1))]
+
+
+def test_a_one_device_run_goes_to_another_worker_when_a_multi_gpu_run_holds_the_first_ones_gpu() -> None:
+    machine = Machine(cores=4, gpus=(0, 1, 2), runs_per_gpu=2)
+    held = [Grant((1, 2), 2)]
+    assert assign([(1, True)], machine, held, [1, 0], pinned=True) == [(1, 0, Grant((0,), 1))]
 
 
 def test_a_run_bigger_than_the_cores_runs_alone() -> None:

@@ -122,6 +122,16 @@ def _suffix(option: str) -> str:
     return {"--html": ".html", "--markdown": ".md", "--junit": ".xml"}.get(option, ".json")
 
 
+def test_every_output_format_gives_its_own_suffix_in_the_folder_hint(tmp_path: Path) -> None:
+    from normreg.errors import InputError
+    from normreg.fileio import check_outputs
+    from normreg.render.outputs import FORMATS, option_suffixes
+
+    for f in FORMATS.parts():
+        with pytest.raises(InputError, match=f"e.g. {tmp_path}/report\\{f.suffix}$"):
+            check_outputs({f"--{f.name}": tmp_path}, suffixes=option_suffixes())
+
+
 def test_unusable_run_and_baseline_folders_fail_first(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
     from conftest import SAME
 

@@ -38,6 +38,20 @@ def _help(command: str) -> str:
     return res.output
 
 
+@functools.cache
+def _options(command: str) -> frozenset[str]:
+    """The options `normreg COMMAND` really has, as whole tokens (`--out` is not `--output`), from the CLI itself."""
+    import typer.main
+
+    params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+    return frozenset(o for p in params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")) | {"--help"}
+
+
+def test_options_are_matched_whole() -> None:
+    assert "--output" in _options("repro") and "--out" in _help("repro") and "--out" not in _options("repro")
+    assert {"--out", "--resume", "--workers", "--help"} <= _options("run")
+
+
 COMMANDS_PAGE = PAGES["docs/commands.md"]
 COMMAND_ROWS = [line for line in COMMANDS_PAGE.splitlines() if line.startswith("| `normreg ")]
 
@@ -50,9 +64,9 @@ def test_commands_table_is_not_empty() -> None:
 def test_documented_command_and_options_exist(row: str) -> None:
     usage = row.split("`")[1]
     command = usage.split()[1]
-    output = _help(command)
     for option in set(re.findall(r"--[a-z][a-z-]*", usage)):
-        assert option in output, f"docs/commands.md documents {option} for '{command}', the CLI does not have it"
+        assert option in _options(command), \
+            f"docs/commands.md documents {option} for '{command}', the CLI does not have it"
 
 
 def _command_lines() -> list[tuple[str, str]]:
@@ -83,9 +97,9 @@ def test_the_docs_show_commands() -> None:
 def test_every_command_line_in_the_docs_exists(page: str, line: str) -> None:
     words = [w for w in line.split()[1:] if w != "--debug"]
     assert words[0] in COMMANDS, f"{page} shows 'normreg {words[0]}', which is not a command: {line}"
-    output = _help(words[0])
     for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", " ".join(words[1:])):
-        assert option in output, f"{page} shows {option} for 'normreg {words[0]}', the CLI does not have it: {line}"
+        assert option in _options(words[0]), \
+            f"{page} shows {option} for 'normreg {words[0]}', the CLI does not have it: {line}"
 
 
 def test_the_commands_the_docs_know_are_the_clis() -> None:
@@ -121,11 +135,13 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("page", ["README.md", "docs/commands.md"])
 def test_documented_exit_codes_are_the_clis(page: str) -> None:
-    from normreg.report.model import EXIT_ERROR, EXIT_FAIL, EXIT_INPUT, EXIT_PASS
+    from normreg.errors import ExitCode
 
     table = section(TEXTS[page], "## Exit codes")
     codes = [int(c) for c in re.findall(r"^\| (\d) \|", table, flags=re.M)]
-    assert codes == [EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR]
+    assert codes == [c for c in ExitCode if c < 128]
+    stops = re.search(r"exits (\d+) \([^)]*\) or (\d+) \(", TEXTS[page])  # the signals' codes, in a sentence
+    assert stops and [int(c) for c in stops.groups()] == [ExitCode.STOPPED_SIGINT, ExitCode.STOPPED_SIGTERM]
 
 
 def test_the_readmes_tour_suite_is_the_tutorials() -> None:

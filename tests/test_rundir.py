@@ -17,7 +17,7 @@ import pytest
 from conftest import REGRESSION, SAME
 
 from normreg.errors import InputError
-from normreg.execution.rundir import LOCK_FILE, RunDir, content_changes, new_run_dir, read_runs
+from normreg.execution.rundir import LOCK_NAME, RunDir, content_changes, new_run_dir, read_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CLI = Path(__file__).parent / "fake_cli.py"
@@ -75,7 +75,7 @@ def test_a_second_process_writing_the_same_out_is_refused(write_suite, tmp_path:
 
 def test_the_lock_is_held_until_closed(tmp_path: Path) -> None:
     with RunDir.open(tmp_path / "r") as held:
-        assert (held.path / LOCK_FILE).read_text().strip() == str(os.getpid())
+        assert (held.path / LOCK_NAME).read_text().strip() == str(os.getpid())
         with pytest.raises(InputError, match=r"is in use by another normreg run \(pid \d+\)"):
             RunDir.open(tmp_path / "r")
     RunDir.open(tmp_path / "r").close()  # released
@@ -297,3 +297,31 @@ def test_the_resume_command_printed_after_an_interrupt_finishes_the_run(cli, wri
     assert len(kept) + len(again.jobs) == 10 and not {(r.variant, r.seed) for r in kept} & {
         (j.variant, j.seed) for j in again.jobs}
     assert len(json.loads((out / "report.json").read_text())["runs"]) == 10
+
+
+def test_a_results_table_is_read_only_as_far_as_its_first_row(tmp_path: Path) -> None:
+    from normreg.execution.rundir import has_results
+
+    run = tmp_path / "run"
+    (run / "s").mkdir(parents=True)
+    (run / "s" / "results.csv").write_bytes(b"variant,seed,metric,value\n\n")
+    assert not has_results(run)  # a header alone: a run that never trained
+    # a row, then bytes a whole read would refuse (not UTF-8): the row is enough, what follows is never read
+    (run / "s" / "results.csv").write_bytes(b"variant,seed,metric,value\na,0,loss,1.0\n" + b"\xff" * 100)
+    assert has_results(run)
+
+
+def test_a_working_process_that_died_beside_an_unreadable_results_table_keeps_the_directory_and_says_why(
+        tmp_path: Path) -> None:
+    from normreg.execution.supervisor import _left_run_dir
+
+    run = tmp_path / "run"
+    (run / "s").mkdir(parents=True)
+    os.mkfifo(run / "s" / "results.csv")
+    said = _left_run_dir(run, created=True)  # a ResultsError here was a traceback in the first process
+    assert said == f"; the run directory {run} was kept: {run / 's' / 'results.csv'}: is a named pipe (FIFO), " \
+                   "not a regular file; give a run directory's results.csv"
+    assert run.is_dir()
+    (run / "s" / "results.csv").unlink()
+    assert _left_run_dir(run, created=False) == "" and run.is_dir()  # nothing trained, not ours: left alone
+    assert _left_run_dir(run, created=True) == "" and not run.exists()  # nothing trained, ours: removed

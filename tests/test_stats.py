@@ -17,6 +17,8 @@ from normreg.judge.stats import (
     adjust,
     array_p,
     array_verdicts,
+    satterthwaite_df,
+    welch_se_df,
 )
 from normreg.suite.model import MetricSpec
 
@@ -259,3 +261,25 @@ def test_not_enough_data_is_a_stated_verdict(a: list[float], b: list[float], fra
 def test_zero_variance_on_one_side_is_fine() -> None:
     c = welch([0.9, 0.9, 0.9], [0.8, 0.82, 0.79], ACC)
     assert c.p_value is not None and c.verdict == "regressed"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_satterthwaite_df_is_scipys_welch_df(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, 3 + seed), rng.normal(0, 4, 9 - seed)
+    want = st.ttest_ind(a, b, equal_var=False).df
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    assert satterthwaite_df([va, vb], [len(a) - 1, len(b) - 1]) == pytest.approx(want, rel=1e-12)
+    assert welch_se_df(a.std(ddof=1), b.std(ddof=1), len(a), len(b))[1] == pytest.approx(want, rel=1e-12)
+    # element-wise over many samples, as the simulations use it
+    many_a, many_b = rng.normal(0, 1, (20, len(a))), rng.normal(0, 4, (20, len(b)))
+    got = satterthwaite_df([many_a.var(-1, ddof=1) / len(a), many_b.var(-1, ddof=1) / len(b)],
+                           [len(a) - 1, len(b) - 1])
+    np.testing.assert_allclose(got, st.ttest_ind(many_a, many_b, axis=-1, equal_var=False).df, rtol=1e-12)
+
+
+def test_satterthwaite_df_by_hand() -> None:
+    assert satterthwaite_df([1.0, 1.0], [4, 4]) == 8.0  # two equal estimates on 4 df each pool to 8
+    assert satterthwaite_df([2.0], [5]) == 5.0  # one estimate keeps its own
+    assert satterthwaite_df([3.0, 1e-9], [2, 100]) == pytest.approx(2.0)  # a negligible part adds nothing
+    assert welch_se_df(0.0, 0.0, 3, 4) == (0.0, 5.0)  # no spread at all: the pooled df

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from normreg.errors import ExitCode
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.version import __version__
 
@@ -121,8 +122,8 @@ class AuditReport:
         return "error" if any(f.severity == "error" for f in self.findings) else "clean"
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.verdict == "error" else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.FAIL if self.verdict == "error" else ExitCode.PASS
 
     def errors_for(self, variant: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.variant == variant and f.severity == "error")
@@ -157,7 +158,7 @@ class AuditReport:
             "seed": self.seed,
             "checks": list(self.checks),
             "verdict": self.verdict,
-            "exit_code": self.exit_code,
+            "exit_code": int(self.exit_code),
             "counts": {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES},
             "findings": [f.to_json() for f in self.findings],
             "pairs": [p.to_json() for p in self.pairs],

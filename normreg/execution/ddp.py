@@ -67,11 +67,11 @@ def _how(code: int | None) -> str:
     return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
-def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
-           timeout_s: float | None = None) -> RunResult:
+def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None) -> RunResult:
     """Train `job` in `world_size` rank processes and return rank 0's result (a failed one when any rank
     failed or died). `gpus`: the GPUs the ranks see, as CUDA_VISIBLE_DEVICES names them (None: this process's).
-    `timeout_s` bounds the whole run (None: no bound beyond the ranks' own)."""
+    A run past its suite's `run_timeout` is ended from outside, as any run is (the executor stops the worker, or
+    `time_limit` raises `RunTimedOut` here; the ranks are killed either way) and named by `worker.timed_out`."""
     import torch
 
     from normreg.execution.results import RunResult
@@ -93,7 +93,7 @@ def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None,
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             command = [sys.executable, "-m", "normreg.execution.ddp_rank", tmp, str(rank), str(threads)]
             ranks.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL))
-        failure = _wait(ranks, Path(tmp), start, timeout_s)
+        failure = _wait(ranks, Path(tmp))
         result = _read(Path(tmp), 0)
     elapsed = time.perf_counter() - start
     if failure is not None:
@@ -112,8 +112,7 @@ def _read(tmp: Path, rank: int) -> RunResult | None:
         return None
 
 
-def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path, start: float,
-          timeout_s: float | None) -> tuple[str, str | None] | None:
+def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path) -> tuple[str, str | None] | None:
     """Wait for every rank; on the first rank that fails or dies, kill the others and say why (message, trace)."""
     n = len(ranks)
     done_at: float | None = None
@@ -138,9 +137,6 @@ def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path, start: float,
                     late = [r for r, p in enumerate(ranks) if p.poll() is None]
                     return (f"RankTimeout: rank(s) {', '.join(map(str, late))} of {n} still running {_GRACE_S:.0f} "
                             "s after rank 0 finished; they were stopped", None)
-            if timeout_s is not None and now - start > timeout_s:
-                return (f"RunTimeout: the {n}-process run took longer than {timeout_s:.0f} s; its ranks were stopped",
-                        None)
             time.sleep(_POLL_S)
     finally:
         for p in ranks:
@@ -148,12 +144,3 @@ def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path, start: float,
                 p.kill()
         for p in ranks:
             p.wait()
-
-
-def die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass

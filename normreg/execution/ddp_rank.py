@@ -10,7 +10,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from normreg.execution.ddp import die_with_parent
+from normreg.execution.lifeline import die_with_parent
 
 
 def rank_main(tmp: str, rank: int, threads: int) -> None:

@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, get_type_hints, runtime_checkable
 
 from normreg.choices import check_choice
-from normreg.errors import InputError, NormregError
+from normreg.errors import ExitCode, InputError, NormregError
 from normreg.registry import Registry
 
 if TYPE_CHECKING:  # types only: the CLI imports this module to list the executors, and must start fast
@@ -144,8 +144,8 @@ class Interrupted(NormregError):
         super().__init__(f"stopped by {name}{where}")
 
     @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
+    def exit_code(self) -> ExitCode:  # type: ignore[override]
+        return ExitCode.stopped_by(self.signum)
 
 
 RECEIVED: list[int] = []  # every SIGINT/SIGTERM this process's handlers saw: a KeyboardInterrupt without one is

@@ -18,6 +18,8 @@ import atexit
 import os
 import sys
 
+from normreg.execution.lifeline import die_with_parent
+
 
 def _leave_now() -> None:
     for stream in (sys.stdout, sys.stderr):
@@ -28,19 +30,5 @@ def _leave_now() -> None:
     os._exit(0)
 
 
-def _die_with_parent() -> None:
-    parent = os.getppid()
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if parent == 1 or os.getppid() != parent:  # normreg ended before the signal was armed
-        os._exit(0)
-
-
 atexit.register(_leave_now)  # registered first in the server, so it runs last
-if sys.platform == "linux":
-    _die_with_parent()
+die_with_parent()

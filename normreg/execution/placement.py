@@ -10,7 +10,7 @@ every run of a variant sees the same kind of device and same-seed pairs stay com
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -119,15 +119,36 @@ def fits_machine(size: int, machine: Machine, *, gpu: bool = True) -> bool:
     return not (gpu and machine.gpus) or size <= len(machine.gpus)
 
 
-def pack(sizes: Sequence[int], machine: Machine, *, gpu: bool = True) -> tuple[Grant | None, ...]:
-    """The runs of `sizes` that start together on an idle machine, in order, each with its grant (None: it
-    waits for a later wave). Strict order: once a run must wait, the runs after it wait too, so a big run is
-    never starved by small ones behind it."""
-    held: list[Grant] = []
-    out: list[Grant | None] = []
-    for size in sizes:
-        g = grant(size, machine, held, gpu=gpu) if len(out) == len(held) else None
-        out.append(g)
-        if g is not None:
-            held.append(g)
-    return tuple(out)
+def assign(queue: Sequence[tuple[int, bool]], machine: Machine, held: Sequence[Grant],
+           idle: Sequence[int | None], *, pinned: bool) -> list[tuple[int, int, Grant]]:
+    """Which idle workers take which queued runs now, as (index in `idle`, index in `queue`, grant), in the order
+    they start: the local executor's dispatch. `queue`: each run's (size, wants a GPU); `held`: the grants of the
+    runs training; `idle`: each idle worker's GPU (None: CPU only); `pinned`: whether any worker has a GPU (then
+    a GPU run never goes to a CPU-only worker, so every run of a variant sees the same kind of device).
+
+    CPU-only workers choose first, each the first queued run it can take. A one-device GPU run trains on the
+    worker's own GPU; when a run of several devices holds that GPU, another worker may take the run. Otherwise
+    strict order: once a run must wait for cores or GPUs, the runs behind it wait too, so a big run is never
+    starved by small ones behind it."""
+    held = list(held)
+    left = list(range(len(queue)))
+    out: list[tuple[int, int, Grant]] = []
+    for w in sorted(range(len(idle)), key=lambda k: idle[k] is not None):
+        own = idle[w]
+        for i in left:
+            size, gpu = queue[i]
+            if gpu and own is None and pinned:
+                continue
+            if gpu and size == 1 and own is not None:
+                given = grant(1, replace(machine, gpus=(own,)), held)
+                if given is None:
+                    break
+            else:
+                given = grant(size, machine, held, gpu=gpu)
+                if given is None:
+                    return out
+            left.remove(i)
+            held.append(given)
+            out.append((w, i, given))
+            break
+    return out

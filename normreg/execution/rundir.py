@@ -29,11 +29,10 @@ from normreg.environment import differences
 from normreg.errors import InputError, ResultsError, SuiteError
 from normreg.execution.results import RunLog, RunResult
 from normreg.execution.supervised import command_pid
-from normreg.fileio import LOCK_NAME, parse_json, read_json, read_text_bounded, write_json_atomic
+from normreg.fileio import LOCK_NAME, count_lines, parse_json, read_json, read_text_bounded, write_json_atomic
 from normreg.suite.diff import content_changes, summarise
 from normreg.suite.model import Suite, metrics_to_json
 
-LOCK_FILE = LOCK_NAME
 REPORT_FILE = "report.json"
 CHECKPOINTS = "checkpoints"  # <run>/<suite>/checkpoints/<variant>/seed-<N>/epoch<I>.ckpt
 FINISHED_MARK = "finished"  # in a kept run's checkpoint folder: the run finished, its checkpoints resume nothing
@@ -117,7 +116,7 @@ class RunDir:
             raise InputError(f"--out {path} is a file; give a directory (new or empty) for the run")
         try:
             path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise InputError(f"cannot create the run directory {path}: {e.strerror}; give another --out") \
                 from None
@@ -151,10 +150,10 @@ class RunDir:
         if self.resume or self.earlier_results():
             return False
         if self.created:
-            return discard_untrained(self.path, True)
+            return remove_run_dir(self.path)
         for name in self._started:
             shutil.rmtree(self.path / name, ignore_errors=True)
-        (self.path / LOCK_FILE).unlink(missing_ok=True)
+        (self.path / LOCK_NAME).unlink(missing_ok=True)
         return True
 
     def close(self) -> None:
@@ -182,16 +181,8 @@ class RunDir:
         return sorted(p.parent.name for p in self.path.glob("*/run.json"))
 
     def earlier_results(self) -> list[Path]:
-        """The report and the per-suite folders that hold an earlier run's results or an unfinished run's
-        checkpoints (a lock file or an empty table left by a run that never started training do not count)."""
-        taken: list[Path] = []
-        if self.report_path.exists():
-            taken.append(self.report_path)
-        for d in sorted(p for p in self.path.iterdir() if p.is_dir()):
-            jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
-            if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path) or has_checkpoints(d):
-                taken.append(d)
-        return taken
+        """The report and the per-suite folders that hold an earlier run's results (`earlier_results`)."""
+        return earlier_results(self.path)
 
     def start_suite(self, suite: Suite, environment: Mapping[str, Any]) -> tuple[RunLog, Resumed]:
         """Record what this suite runs and open its tables; on resume, what the interrupted run finished.
@@ -318,20 +309,29 @@ def has_checkpoints(suite_dir: Path) -> bool:
     return bool(checkpointed(suite_dir))
 
 
+def earlier_results(path: Path) -> list[Path]:
+    """The report and the per-suite folders of run directory `path` that hold an earlier run's results or an
+    unfinished run's checkpoints (a lock file or an empty table left by a run that never started training do not
+    count). Read only: takes no lock. Raises
+    `ResultsError` for a results table that is not a regular file."""
+    taken: list[Path] = []
+    if (path / REPORT_FILE).exists():
+        taken.append(path / REPORT_FILE)
+    for d in sorted(p for p in path.iterdir() if p.is_dir()):
+        jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
+        if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path) or has_checkpoints(d):
+            taken.append(d)
+    return taken
+
+
 def has_results(path: Path) -> bool:
     """Whether the run directory `path` holds a finished run or a report (read only: takes no lock)."""
-    if not path.is_dir():
-        return False
-    probe = RunDir(path, -1, False)
-    probe._fd = None
-    return bool(probe.earlier_results())
+    return path.is_dir() and bool(earlier_results(path))
 
 
-def discard_untrained(path: Path, created: bool) -> bool:
-    """Remove the run directory `path` when it holds no finished run and no report and this run `created` it;
-    returns whether it did. For a process that ended without cleaning up (its lock is then free)."""
-    if not created or not path.is_dir() or has_results(path):
-        return False
+def remove_run_dir(path: Path) -> bool:
+    """Remove run directory `path`, which its caller found holds no results (`has_results`) and made; returns
+    whether it is gone."""
     shutil.rmtree(path, ignore_errors=True)
     return not path.exists()
 
@@ -345,7 +345,8 @@ def _read_pid(fd: int) -> int | None:
 
 
 def _has_rows(csv_path: Path) -> bool:
+    """Whether the table has a row under its header; reads no further than that row (a FIFO is refused, not
+    waited on)."""
     if not os.path.lexists(csv_path):
         return False
-    text = read_text_bounded(csv_path, what="a run directory's results.csv")  # a FIFO is refused, not waited on
-    return sum(1 for line in text.splitlines() if line.strip()) > 1
+    return count_lines(csv_path, 2, what="a run directory's results.csv") > 1

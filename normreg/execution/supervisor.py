@@ -23,8 +23,11 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+from normreg.errors import ExitCode
+from normreg.execution.lifeline import adopt_orphans, die_with_parent
 from normreg.execution.supervised import ENV, supervised
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -44,19 +47,6 @@ def wanted(argv: list[str]) -> bool:
     return os.name == "posix" and not supervised() and command in COMMANDS
 
 
-def _prctl(option: int, value: int) -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _die_with_parent() -> None:  # runs in the second process between fork and exec
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _entry() -> list[str]:
     """How the second process starts as this one did: the same script (the console script, or a wrapper script
     of the user's or of the tests), or `-m normreg.cli` (without the working directory on the path, as the
@@ -69,16 +59,17 @@ def _entry() -> list[str]:
 
 
 def supervise(argv: list[str]) -> int:
-    """Run `normreg <argv>` in a second process and return the exit code it decided, or 3 with one line on
-    stderr when it ended without deciding one."""
+    """Run `normreg <argv>` in a second process and return the exit code it decided, or `ExitCode.RUN_FAILED` (3)
+    with one line on stderr when it ended without deciding one."""
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     env[ENV] = str(write_fd)
     root = str(Path(__file__).resolve().parents[2])  # the folder holding the normreg package: importable there
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the run become ours, and are ended at the end
+    adopt_orphans()  # orphans of the run become ours, and are ended at the end
+    # die_with_parent runs in the second process between fork and exec, told this process's pid: exact
     child = subprocess.Popen([sys.executable, *_entry(), *argv], env=env, pass_fds=(write_fd,),
-                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                             preexec_fn=partial(die_with_parent, os.getpid()) if sys.platform == "linux" else None)
     os.close(write_fd)
 
     def forward(signum: int, frame: object) -> None:
@@ -136,7 +127,7 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
     return shlex.join(["normreg", *kept, "--resume", str(run_dir)])
 
 
-def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
+def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> ExitCode:
     if status < 0:
         try:
             name = signal.Signals(-status).name
@@ -157,17 +148,22 @@ def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> int:
     if where:
         print(f"Continue with: {resume_command(Path(said['rundir'].partition(' ')[2]), argv)}", file=sys.stderr,
               flush=True)
-    return 3
+    return ExitCode.RUN_FAILED
 
 
 def _left_run_dir(path: Path, created: bool) -> str:
-    """Remove a run directory in which nothing was trained; else name it."""
-    from normreg.execution.rundir import discard_untrained, has_results
+    """Remove a run directory in which nothing was trained, if this run made it; else name it. One whose results
+    cannot be read is kept, and named with the reason."""
+    from normreg.errors import ResultsError
+    from normreg.execution.rundir import has_results, remove_run_dir
 
     try:
-        discard_untrained(path, created)
         if not has_results(path):
+            if created:
+                remove_run_dir(path)
             return ""
+    except ResultsError as e:
+        return f"; the run directory {path} was kept: {e}"
     except OSError:
         pass
     return f"; finished runs are in {path}"

@@ -21,6 +21,7 @@ from typing import Any
 
 from normreg.execution.executor import Job
 from normreg.execution.failure import describe_error, describe_failure
+from normreg.execution.lifeline import die_with_parent
 from normreg.execution.results import RunResult
 
 __all__ = ["TRAINER_OPTIONS", "describe_error", "flavour_of", "result_from_metrics", "run_one", "time_limit",
@@ -374,13 +375,7 @@ def _die_with_parent(lifeline: Any) -> None:
     """End this process when the parent dies, whatever it is doing: the parent-death signal where Linux has it
     (it fires when the process that forked us dies), and a thread that waits on a pipe only the parent holds
     open (EOF means the parent is gone, however it died)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()
 
     def watch() -> None:
         try:

@@ -34,6 +34,7 @@ from normreg.judge.stats import (
     clear_correlation,
     design_effect,
     mean_sd,
+    satterthwaite_df,
     seed_correlation,
     smoothed_draws,
 )
@@ -101,10 +102,11 @@ class SpreadUncertainty:
 def uncertainty(sds: Sequence[float], ns: Sequence[int]) -> SpreadUncertainty:
     """The uncertainty of the sum of the variances `sds`^2, each estimated from `ns` values (one entry: one spread
     for both sides), on Welch–Satterthwaite's degrees of freedom."""
-    var = np.array(sds, dtype=float) ** 2
-    dfs = np.array([max(int(n) - 1, 1) for n in ns], dtype=float)
-    den = float(np.sum(var**2 / dfs))
-    return SpreadUncertainty(float(var.sum() ** 2 / den) if den > 0 else float(dfs.min()))
+    var = np.array(sds, dtype=float)[:, None] ** 2  # one array per spread: numpy's square, as element-wise
+    dfs = [max(int(n) - 1, 1) for n in ns]
+    if not np.any(var**2 > 0):
+        return SpreadUncertainty(float(min(dfs)))
+    return SpreadUncertainty(float(satterthwaite_df(list(var), dfs)[0]))
 
 
 @dataclass(frozen=True)
@@ -120,14 +122,15 @@ class Assured:
 
 def assured_seeds(effect: float, sd_a: float, sd_b: float, alpha: float, target: float, spread: SpreadUncertainty, *,
                   design: str = DEFAULT_DESIGN, sd_diff: float | None = None, delta: float = 0.0,
-                  limit: int = 1000) -> Assured:
+                  limit: int = 1000, pilot: tuple[np.ndarray, np.ndarray] | None = None) -> Assured:
     """Seeds per side for probability `target` of the verdict (see `stats.seeds_for`) on average over the true
     spreads the pilot leaves possible (`spread`), with how sure that is. Power is the design's normal-theory power
-    of the verdict (`StatTest.power_model`; `sd_diff` for a test that pairs by seed)."""
+    of the verdict (`StatTest.power_model`; `sd_diff` for a test that pairs by seed). `pilot`: the pilot's values,
+    for the design's own search of `exact` where it simulates them."""
     test = get(design)
-    exact = test.seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=sd_diff, delta=delta, limit=limit)
     if abs(effect) <= delta:
         return Assured(None, None, None, None, None)
+    exact = test.seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=sd_diff, delta=delta, limit=limit, pilot=pilot)
 
     def power(n: int, g: float) -> float:
         f = math.sqrt(g)
@@ -230,23 +233,21 @@ def _plan_row(v: str, m: MetricSpec, a: Mapping[int, float], b: Mapping[int, flo
     else:
         spread = uncertainty([sd_a, sd_b], [len(a), len(b)])
     d = sd_diff if paired_use else None
+    pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
     found = [assured_seeds(effect, sd_a, sd_b, alpha, target, spread, design=use, sd_diff=d, delta=m.min_effect,
-                           limit=limit) for target in (0.8, 0.9)]
+                           limit=limit, pilot=pilot_values) for target in (0.8, 0.9)]
     # The design's own search (a test simulated from the pilot's values searches by simulation) at the spreads
     # widened by the factor the average power needs; for a model-based test this is the averaged answer itself.
-    pilot_values = (np.array([a[s] for s in sorted(a)]), np.array([b[s] for s in sorted(b)]))
     seeds = [None if f.factor is None else
              get(use).seeds_for(effect, sd_a * f.factor, sd_b * f.factor, alpha, target,
                                 sd_diff=None if d is None else d * f.factor, delta=m.min_effect, limit=limit,
                                 pilot=tuple(x.mean() + f.factor * (x - x.mean()) for x in pilot_values))  # type: ignore[arg-type]
              for f, target in zip(found, (0.8, 0.9))]
-    exact = [get(use).seeds_for(effect, sd_a, sd_b, alpha, target, sd_diff=d, delta=m.min_effect, limit=limit,
-                                pilot=pilot_values) for target in (0.8, 0.9)]
     extra = "" if alone else pairing_note(r, len(common), design, sd_a, sd_b, sd_diff, effect, m.min_effect, alpha,
                                           seeds[0], limit)
     note = "; ".join(x for x in (note, extra) if x)
     return PlanRow(**base, seeds_80=seeds[0], seeds_90=seeds[1], note=note,  # type: ignore[arg-type]
-                   seeds_80_exact=exact[0], seeds_90_exact=exact[1], sure_80=found[0].sure,
+                   seeds_80_exact=found[0].exact, seeds_90_exact=found[1].exact, sure_80=found[0].sure,
                    below_half_80=found[0].below_half)
 
 

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import special as _sp  # scipy.special only: scipy.stats would double `compare`'s start-up time
@@ -202,12 +202,24 @@ def t_half_width(sd: float | None, n: int, alpha: float) -> float | None:
 # ---------------------------------------------------------------------------------------------- power
 
 
+def satterthwaite_df(variances: Sequence[Any], dfs: Sequence[Any]) -> Any:
+    """Welch–Satterthwaite degrees of freedom of a sum of independent variance estimates, `variances[i]` on
+    `dfs[i]` degrees of freedom: (sum v)^2 / sum(v^2 / df). Each a number, or numpy arrays for many samples at once
+    (element-wise; where every variance is 0 the result is nan, left to the caller). The one home of the formula:
+    Welch's test, its power and its simulations, the planner's spread uncertainty and the nights' t-test."""
+    total, den = variances[0], variances[0] ** 2 / dfs[0]
+    for v, df in zip(variances[1:], dfs[1:]):
+        total, den = total + v, den + v**2 / df
+    return total**2 / den
+
+
 def welch_se_df(sd_a: float, sd_b: float, n_a: float, n_b: float) -> tuple[float, float]:
-    """Standard error of the difference of means and Welch–Satterthwaite degrees of freedom."""
+    """Standard error of the difference of means and Welch–Satterthwaite degrees of freedom (n_a + n_b - 2 when
+    both spreads are 0)."""
     va, vb = sd_a**2 / n_a, sd_b**2 / n_b
-    se2 = va + vb
-    den = (va**2 / (n_a - 1) if va else 0.0) + (vb**2 / (n_b - 1) if vb else 0.0)
-    return math.sqrt(se2), (se2**2 / den if den else float(n_a + n_b - 2))
+    shown = [(v, n - 1) for v, n in ((va, n_a), (vb, n_b)) if v**2]  # a spread of 0 adds nothing
+    df = satterthwaite_df(*zip(*shown)) if shown else float(n_a + n_b - 2)
+    return math.sqrt(va + vb), df
 
 
 def bisect(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> float:

@@ -1,6 +1,7 @@
 """Self-contained HTML pages: the report of one run, and metrics across nights.
 
-One file, no network needed to view it: styles inline, figures embedded as PNG data URIs, no scripts. The report
+One file, no network needed to view it: styles inline, figures inline as SVG (normreg/render/plots.py), no
+scripts. The report
 page shows the verdict table, then per suite every seed's value per variant beside the stored baseline's, the
 learning curves when runs recorded per-epoch values, audit findings when the report holds them, and the
 environment with its differences from the baseline's.
@@ -8,7 +9,6 @@ environment with its differences from the baseline's.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -61,15 +61,10 @@ white-space:nowrap}tr.fail td{background:#fdecea}tr.xfail td{background:#fff6e0}
 .pass{background:#2e7d32}.fail{background:#c62828}.error{background:#6a1b9a}
 table.verdicts td:last-child{min-width:220px}.scroll{overflow-x:auto}
 .v-fail{color:#c62828;font-weight:600}.v-xfail{color:#a86400;font-weight:600}.v-ok{color:#2e7d32}
-.reason{color:#555;font-size:12px}img{max-width:100%;height:auto;display:block;margin:6px 0}
+.reason{color:#555;font-size:12px}svg.figure{max-width:100%;height:auto;display:block;margin:6px 0}
 code{background:#f3f3f3;padding:0 3px;border-radius:3px}.sev-error td{background:#fdecea}
 .sev-warning td{background:#fff6e0}ul{margin:4px 0 12px}
 """
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _g(x: float | None, digits: int = 4) -> str:
@@ -255,7 +250,7 @@ def curves_html(curves: Sequence[CurveCheck]) -> str:
         parts.append(f'<p class="{cls}">{escape(c.summary)}</p>')
         if not c.epochs:
             continue
-        parts.append(_img(curve_check_figure(c), f"curves of {c.metric}: {c.b} vs {c.a}"))
+        parts.append(curve_check_figure(c, f"curves of {c.metric}: {c.b} vs {c.a}"))
         rows = "".join(
             f'<tr class="{"fail" if e.verdict in ("regressed", "improved") else ""}"><td class=num>{i}</td>'
             f"<td class=num>{escape(mean_pm_sd(e.mean_a, e.sd_a, EN_DASH))}</td>"
@@ -294,13 +289,13 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
         parts.append(f"<h3>Per-seed results</h3><p class=meta>Filled dots: this run's seeds; bar: mean and {ci} "
                      "confidence interval; hollow grey dots: the stored baseline's seeds. Variants in red failed a "
                      "check.</p>")
-        parts.append(_img(seeds_figure(variants, metrics, current, baseline, failed, suite.alpha),
-                          f"per-seed values of {suite.name}"))
+        parts.append(seeds_figure(variants, metrics, current, baseline, failed, suite.alpha,
+                                  f"per-seed values of {suite.name}"))
     curves = _curves(report, suite, variants)
     if curves:
         parts.append("<h3>Learning curves</h3><p class=meta>Per-epoch values logged during training, one line per "
                      "seed.</p>")
-        parts.append(_img(curves_figure(variants, curves), f"learning curves of {suite.name}"))
+        parts.append(curves_figure(variants, curves, title=f"learning curves of {suite.name}"))
     parts.append(curves_html([c for c in report.curves if c.suite == suite.name]))
     parts.append(audit_html(suite.audit))
     changed = dict(first_per_suite(checks, lambda c: c.suite_changes)).get(suite.name, ())
@@ -356,8 +351,8 @@ def render_history_html(history: History) -> str:
     for (suite, metric), group in history.grouped().items():
         body.append(f"<h2>{escape(suite)}: {escape(metric)}</h2>")
         marks = [(s.variant, c.night, c.verdict) for s in group for c in s.changes]
-        body.append(_img(history_figure(f"{suite}: {metric}", group[0].goal, labels,
-                                        {s.variant: s.points for s in group}, marks), f"{suite} {metric} over nights"))
+        body.append(history_figure(f"{suite}: {metric}", group[0].goal, labels, {s.variant: s.points for s in group},
+                                   marks))
         body += [f"<p class=change>{escape(s.variant)}: {escape(change_summary(history, c))}</p>"
                  for s in group for c in s.changes]
     rows = []

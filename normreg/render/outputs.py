@@ -70,6 +70,12 @@ def formats_for(what: str) -> tuple[type[OutputFormat], ...]:
     return tuple(f for f in FORMATS.parts() if what == "report" or f.history is not None)
 
 
+def option_suffixes() -> dict[str, str]:
+    """Each format's option and the file name ending it writes ({"--html": ".html", ...}), for the output-path
+    checks of `normreg.fileio`, which sits below this registry."""
+    return {f"--{f.name}": f.suffix for f in FORMATS.parts()}
+
+
 def write_outputs(report: Report, outputs: Mapping[str, Path]) -> list[Path]:
     """Render and write each requested format ({format name: path}); returns the paths written, in that order."""
     for name, path in outputs.items():

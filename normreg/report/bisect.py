@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from normreg.errors import BisectExit
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.stats import Comparison, as_record
 
 SCHEMA = "normreg.bisect/1"
-EXIT = {"found": 0, "not_worse": 1, "undecided": 3}
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class BisectResult:
     environment: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def exit_code(self) -> int:
-        return EXIT[self.outcome]
+    def exit_code(self) -> BisectExit:
+        return BisectExit[self.outcome.upper()]
 
     @property
     def search_steps(self) -> int:
@@ -73,7 +73,7 @@ class BisectResult:
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "suite": self.suite, "variant": self.variant, "metric": self.metric,
                 "good": self.good, "bad": self.bad, "candidates": list(self.candidates),
-                "steps": [s.to_json() for s in self.steps], "outcome": self.outcome, "exit_code": self.exit_code,
+                "steps": [s.to_json() for s in self.steps], "outcome": self.outcome, "exit_code": int(self.exit_code),
                 "culprit": self.culprit, "culprit_subject": self.culprit_subject, "culprit_stat": self.culprit_stat,
                 "suspects": list(self.suspects), "cache": self.cache, "runs_trained": self.trained,
                 "environment": dict(self.environment)}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normreg.auditing.findings import AuditReport
-from normreg.choices import DEFAULT_DESIGN
+from normreg.choices import DEFAULT_DESIGN, REPORT_VERDICTS
+from normreg.errors import ExitCode
 from normreg.execution.results import TIDY_COLUMNS, RunResult, tidy_rows
 from normreg.fileio import clean_json, write_json_atomic
 from normreg.judge.checks import Check, Problem
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA = "normreg.report/1"
-EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class Report:
         return "pass"
 
     @property
-    def exit_code(self) -> int:
-        return {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_ERROR}[self.verdict]
+    def exit_code(self) -> ExitCode:
+        return REPORT_VERDICTS[self.verdict]
 
     def to_json(self) -> dict[str, Any]:
         d = {
@@ -114,7 +114,7 @@ class Report:
             "command": self.command,
             "created": self.created,
             "verdict": self.verdict,
-            "exit_code": self.exit_code,
+            "exit_code": int(self.exit_code),
             "environment": dict(self.environment),
             "suites": [s.to_json() for s in self.suites],
             "runs": [clean_json(r.to_json()) for r in self.runs],

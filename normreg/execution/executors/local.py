@@ -16,13 +16,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from normreg.errors import InputError
 from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
-from normreg.execution.placement import Grant, Machine, Placement, Slot, fits_machine, grant, plan_placement
+from normreg.execution.placement import Grant, Machine, Placement, Slot, assign, fits_machine, plan_placement
 from normreg.execution.results import RunResult
 from normreg.execution.supervised import note_phase
 from normreg.execution.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
@@ -297,35 +297,25 @@ class LocalExecutor(ExecutorBase):
 
     def _dispatch(self, queue: list[Job], accel: dict[tuple[str, str, int], str], on_start: OnStart | None,
                   machine: Machine, sizes: dict[tuple[str, str, int], int]) -> None:
-        """Give each idle worker the first queued job it can run; CPU jobs prefer the workers without a GPU. A job
-        starts only when the cores and GPUs its size needs are free (placement.grant); until then the jobs behind
-        it wait too, so a run of several devices is never starved by one-device runs."""
-        idle = sorted((w for w in self._workers if w.job is None), key=lambda w: w.slot.gpu is not None)
-        for w in idle:
-            for i, job in enumerate(queue):
-                gpu_job = accel[job.key] == "gpu"
-                if gpu_job and w.slot.gpu is None and any(x.slot.gpu is not None for x in self._workers):
-                    continue
-                held = [x.grant for x in self._workers if x.grant is not None]
-                if gpu_job and sizes[job.key] == 1 and w.slot.gpu is not None:  # on the worker's own GPU
-                    given = grant(1, replace(machine, gpus=(w.slot.gpu,)), held)
-                    if given is None:
-                        break  # its GPU is held by a run of several devices: another worker may take the job
-                else:
-                    given = grant(sizes[job.key], machine, held, gpu=gpu_job)
-                    if given is None:
-                        return
-                queue.pop(i)
-                w.job, w.grant = job, given
-                w.started = time.monotonic()
-                if on_start:
-                    on_start(job)
-                names = [self._gpu_names[g] for g in given.gpus] if len(given.gpus) > 1 else None
-                try:
-                    w.conn.send((job, accel[job.key], names))
-                except OSError:
-                    pass  # the worker died: _collect sees its end and fails this job alone
-                break
+        """Start the queued jobs that idle workers can take now (placement.assign decides which, and with what
+        cores and GPUs), removing them from `queue`."""
+        idle = [w for w in self._workers if w.job is None]
+        held = [x.grant for x in self._workers if x.grant is not None]
+        picks = assign([(sizes[j.key], accel[j.key] == "gpu") for j in queue], machine, held,
+                       [w.slot.gpu for w in idle], pinned=any(x.slot.gpu is not None for x in self._workers))
+        jobs, taken = list(queue), {i for _, i, _ in picks}
+        queue[:] = [j for i, j in enumerate(jobs) if i not in taken]
+        for k, i, given in picks:
+            w, job = idle[k], jobs[i]
+            w.job, w.grant = job, given
+            w.started = time.monotonic()
+            if on_start:
+                on_start(job)
+            names = [self._gpu_names[g] for g in given.gpus] if len(given.gpus) > 1 else None
+            try:
+                w.conn.send((job, accel[job.key], names))
+            except OSError:
+                pass  # the worker died: _collect sees its end and fails this job alone
 
     def _collect(self, on_result: OnResult, timeout: float = _POLL_S) -> None:
         busy = self._busy()

@@ -120,14 +120,15 @@ class TTest(StatTest):
         diff, se, df = self.array_stats(a, b)
         return (diff, *array_p(diff, se, df, delta))
 
-    def t_comparison(self, base: dict, se: float, df: float, spec: MetricSpec, alpha: float, model: PowerModel, *,
-                     sd_diff: float | None = None, **fields: float | None) -> Comparison:
+    def t_comparison(self, base: dict, se: float, df: float, spec: MetricSpec, alpha: float,
+                     model: PowerModel | None, *, sd_diff: float | None = None, **fields: float | None) -> Comparison:
         """The decided comparison of a t statistic: `base` from `describe`, the difference's standard error `se`
-        with `df` degrees of freedom, `model` the power model at the observed spreads and counts; `fields`: more
-        of the comparison's fields (`power_unpaired`)."""
+        with `df` degrees of freedom, `model` the power model at the observed spreads and counts (None: no power
+        and MDE are quoted); `fields`: more of the comparison's fields (`power_unpaired`)."""
         diff = base["diff"]
+        power = _power_fields(model, spec.min_effect, alpha) if model is not None else {}
         c = Comparison(**{**base, **_test(diff, se, df, spec.min_effect)}, verdict="", reason="",
-                       **_power_fields(model, spec.min_effect, alpha), sd_diff=sd_diff, **fields,  # type: ignore[arg-type]
+                       **power, sd_diff=sd_diff, **fields,  # type: ignore[arg-type]
                        retest=TRetest(self, diff, se, df, base["sd_a"], base["sd_b"], sd_diff))
         return _decide(c)
 

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from normreg.judge.designs.base import Look, TTest, register
-from normreg.judge.stats import Comparison, PowerModel, _chi2_nodes, cumulative_moments, welch_se_df
+from normreg.judge.stats import (
+    Comparison,
+    PowerModel,
+    _chi2_nodes,
+    cumulative_moments,
+    satterthwaite_df,
+    welch_se_df,
+)
 from normreg.suite.model import MetricSpec
 
 SD_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the spreads staged seeding is calibrated over (sd_b / sd_a)
@@ -24,10 +31,9 @@ class WelchPower(PowerModel):
         va, vb = self.sd_a**2 / self.n_a, self.sd_b**2 / self.n_b
         xa = va * _chi2_nodes(self.n_a - 1)[:, None]
         xb = vb * _chi2_nodes(self.n_b - 1)[None, :]
-        se2 = xa + xb
         with np.errstate(invalid="ignore", divide="ignore"):
-            df = se2**2 / (xa**2 / (self.n_a - 1) + xb**2 / (self.n_b - 1))
-        return math.sqrt(va + vb), np.sqrt(se2).ravel(), np.nan_to_num(df, nan=1.0).ravel()
+            df = satterthwaite_df([xa, xb], [self.n_a - 1, self.n_b - 1])
+        return math.sqrt(va + vb), np.sqrt(xa + xb).ravel(), np.nan_to_num(df, nan=1.0).ravel()
 
 
 def welch(a: Sequence[float], b: Sequence[float], spec: MetricSpec, *, alpha: float = 0.05,
@@ -69,10 +75,9 @@ class Welch(TTest):
     def array_stats(self, a: np.ndarray, b: np.ndarray) -> Look:
         n_a, n_b = a.shape[-1], b.shape[-1]
         va, vb = a.var(-1, ddof=1) / n_a, b.var(-1, ddof=1) / n_b
-        se2 = va + vb
         with np.errstate(invalid="ignore", divide="ignore"):
-            df = se2**2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
-        return b.mean(-1) - a.mean(-1), np.sqrt(se2), df
+            df = satterthwaite_df([va, vb], [n_a - 1, n_b - 1])
+        return b.mean(-1) - a.mean(-1), np.sqrt(va + vb), df
 
     def null_looks(self, a: np.ndarray, b: np.ndarray, sizes_a: Sequence[int],
                    sizes_b: Sequence[int]) -> list[list[Look]]:
@@ -88,7 +93,7 @@ class Welch(TTest):
                 va, vb = va / na, ratio * ratio * vb / nb
                 diff, se = ratio * mb - ma, np.sqrt(va + vb)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+                    df = satterthwaite_df([va, vb], [na - 1, nb - 1])
                 looks.append((diff, se, df))
             out.append(looks)
         return out
