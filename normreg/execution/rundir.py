@@ -277,10 +277,14 @@ def last_checkpoint(directory: Path) -> tuple[Path, int] | None:
     return path, epochs
 
 
-def finish_checkpoints(directory: Path, keep: bool) -> None:
-    """A run has finished (ok or failed): remove its checkpoints, with the folders left empty up to the suite's
-    `checkpoints/`; or, when the suite keeps them, mark the folder so that its checkpoints never resume a rerun."""
-    if keep:
+def finish_checkpoints(suite: Suite, suite_dir: Path | None, variant: str, seed: int) -> None:
+    """The run (`variant`, `seed`) has finished, ok or failed: remove its checkpoints, with the folders left empty
+    up to the suite's `checkpoints/`; or, when the suite keeps them, mark its folder so that they never resume a
+    rerun. Nothing for a suite without checkpoints, or a run without a run directory."""
+    if suite.checkpoint is None or suite_dir is None:
+        return
+    directory = checkpoint_dir(suite_dir, variant, seed)
+    if suite.checkpoint.keep:
         if directory.is_dir():
             (directory / FINISHED_MARK).touch()
         return

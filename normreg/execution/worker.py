@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from normreg.execution.executor import Job
@@ -145,24 +144,35 @@ def _restore_rng(state: Mapping[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
-def _checkpointing(pl: Any, every_n_epochs: int, directory: Path,
-                   options: dict[str, Any]) -> tuple[Path | None, int | None]:
-    """Add the callback that saves the run's state every `every_n_epochs` epochs into `directory` (only the newest
-    is kept) to the Trainer `options`; return the checkpoint to resume from and the epochs it had finished, or
-    (None, None) to train from epoch 0 (after removing what a finished or earlier run left there)."""
+def _checkpointing(pl: Any, job: Job, options: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """With `checkpoint:` in the suite (and a run directory), add the callback that saves the run's state every
+    `every_n_epochs` epochs (the newest only) to the Trainer `options`. Returns the keyword arguments that make
+    `Trainer.fit` continue from the run's last checkpoint and the epochs it had finished, or ({}, None) to train
+    from epoch 0 (after removing what a finished or earlier run left there)."""
+    import inspect
     import shutil
 
-    from normreg.execution.rundir import last_checkpoint
+    from normreg.execution.rundir import checkpoint_dir, last_checkpoint
 
+    if job.suite.checkpoint is None or job.run_dir is None:
+        return {}, None
+    directory = checkpoint_dir(job.run_dir, job.variant, job.seed)
     found = last_checkpoint(directory)
     if found is None:
         shutil.rmtree(directory, ignore_errors=True)
     options["callbacks"] = [*(options.get("callbacks") or []), pl.callbacks.ModelCheckpoint(
-        dirpath=str(directory), filename="epoch{epoch}", auto_insert_metric_name=False, every_n_epochs=every_n_epochs,
-        save_top_k=1, save_on_train_epoch_end=True)]
+        dirpath=str(directory), filename="epoch{epoch}", auto_insert_metric_name=False,
+        every_n_epochs=job.suite.checkpoint.every_n_epochs, save_top_k=1, save_on_train_epoch_end=True)]
     if options.get("enable_checkpointing") is False:  # normreg's default; the callback needs it on
         options["enable_checkpointing"] = True
-    return found or (None, None)
+    if found is None:
+        return {}, None
+    fit: dict[str, Any] = {"ckpt_path": str(found[0])}
+    if "weights_only" in inspect.signature(pl.Trainer.fit).parameters:
+        # normreg wrote it, into this run's directory; a model's saved hyperparameters may hold any picklable
+        # value, which torch's weights-only loading refuses
+        fit["weights_only"] = False
+    return fit, found[1]
 
 
 @contextmanager
@@ -205,19 +215,20 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
     import torch
 
     from normreg.execution import ddp
+    from normreg.execution.rundir import finish_checkpoints
     from normreg.suite.model import world_size
 
     if world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
         return ddp.launch(job, accelerator, gpus=gpus)
-    return replace(_train(job, accelerator), threads=torch.get_num_threads())
+    result = _train(job, accelerator)  # a stop (KeyboardInterrupt) or a time limit leaves its checkpoints
+    finish_checkpoints(job.suite, job.run_dir, job.variant, job.seed)
+    return replace(result, threads=torch.get_num_threads())
 
 
 def _train(job: Job, accelerator: str) -> RunResult:
     import importlib
-    import inspect
 
     from normreg.execution import ddp
-    from normreg.execution.rundir import checkpoint_dir, finish_checkpoints
     from normreg.suite.targets import build, importable
 
     _quiet_lightning()
@@ -228,19 +239,10 @@ def _train(job: Job, accelerator: str) -> RunResult:
     if ddp.RANK_ENV in os.environ:  # a rank that normreg launched: Lightning joins it, never starts processes
         options["strategy"] = ddp.popen_strategy(options.get("strategy"))
     trainer: Any = None
-    # checkpoints inside the run (`checkpoint:` in the suite) go to the run directory; none without one
-    saving = suite.checkpoint if job.run_dir is not None else None
-    checkpoints = checkpoint_dir(job.run_dir, job.variant, job.seed) if job.run_dir is not None else Path()
-    resumed_from: int | None = None
-
-    def finished(result: RunResult) -> RunResult:
-        if saving is not None:
-            finish_checkpoints(checkpoints, saving.keep)
-        return replace(result, resumed_from_epoch=resumed_from)
 
     def failed(message: str, trace: str) -> RunResult:
-        return finished(RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start,
-                                  message, history, device_label(trainer, options["accelerator"]), trace))
+        return RunResult(suite.name, job.variant, job.seed, "failed", {}, time.perf_counter() - start, message,
+                         history, device_label(trainer, options["accelerator"]), trace)
 
     with noting_sigint() as interrupted:
         try:
@@ -255,13 +257,8 @@ def _train(job: Job, accelerator: str) -> RunResult:
             options["callbacks"] = [*(options.get("callbacks") or []), hist]
             if job.run_dir is not None:
                 options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
-            fit: dict[str, Any] = {}
-            if saving is not None:
-                fit["ckpt_path"], resumed_from = _checkpointing(pl, saving.every_n_epochs, checkpoints, options)
+            fit, resumed_from = _checkpointing(pl, job, options)
             trainer = pl.Trainer(**options)
-            if fit.get("ckpt_path") and "weights_only" in inspect.signature(trainer.fit).parameters:
-                fit["weights_only"] = False  # normreg wrote it, in this run's directory; the model's hparams may
-                # hold any picklable value, which torch's weights-only loading refuses
             trainer.fit(model, datamodule=dm, **fit)
             history = hist.values
             is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
@@ -284,8 +281,9 @@ def _train(job: Job, accelerator: str) -> RunResult:
         for k, v in out.items():
             metrics[k] = float(v)
     step = "test_step" if evaluate == trainer.test else "validation_step"
-    return finished(result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
-                                        device_label(trainer, options["accelerator"])))
+    result = result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
+                                 device_label(trainer, options["accelerator"]))
+    return replace(result, resumed_from_epoch=resumed_from)
 
 
 def timed_out(job: Job, duration: float, device: str = "") -> RunResult:

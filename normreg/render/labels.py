@@ -157,16 +157,14 @@ def environment_note(diffs: Mapping[str, Sequence[Any]], arrow: str = "->") -> s
     return f"{OTHER_ENVIRONMENT} ({environment_changes(diffs, arrow)})"
 
 
-def resumed_note(runs: Iterable[RunResult], suite: str) -> str | None:
-    """`runs continued from a checkpoint by --resume: a seed 0 resumed from epoch 4, ...`, or None when every run
+def resumed_notes(runs: Iterable[RunResult], suite: str) -> list[str]:
+    """`["runs continued from a checkpoint by --resume: a seed 0 resumed from epoch 4, ..."]`, or [] when every run
     of `suite` trained from epoch 0. A resumed run equals an uninterrupted one only where Lightning and normreg
     restore everything it depends on (docs/stops-and-failures.md says what), so a report always says so."""
     resumed = sorted((r.variant, r.seed, r.resumed_from_epoch) for r in runs
                      if r.suite == suite and r.resumed_from_epoch is not None)
-    if not resumed:
-        return None
-    return "runs continued from a checkpoint by --resume: " + ", ".join(
-        f"{v} seed {seed} resumed from epoch {k}" for v, seed, k in resumed)
+    return ["runs continued from a checkpoint by --resume: " + ", ".join(
+        f"{v} seed {seed} resumed from epoch {k}" for v, seed, k in resumed)] if resumed else []
 
 
 SUITE_CHANGED = "the suite changed since the baseline"

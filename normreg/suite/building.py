@@ -130,20 +130,17 @@ def _build_suite(doc: Document) -> Suite:
             run_timeout = parse_duration(top["run_timeout"])
         except ValueError as e:
             raise doc.error(("run_timeout",), str(e)) from None
-    checkpoint = _checkpoint(doc, top.get("checkpoint"), variants)
-    # Where baselines are kept, how long a run may take and whether it saves checkpoints do not change results, and
-    # curve checks add checks without changing a run or any other check: all four are left out of the digest, so
-    # declaring curves neither marks the suite changed against its baseline nor sets its reports apart from earlier
-    # nights in `history`, and checkpoints can be turned on for an interrupted run before it is resumed.
+    # Where baselines are kept, how long a run may take and its checkpoints do not change results, and curve checks
+    # add checks without changing a run or any other check: all four are left out of the digest, so declaring curves
+    # neither marks the suite changed against its baseline nor sets its reports apart from earlier nights.
     content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves", "checkpoint")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
-        curves=curves,
+        curves=curves, checkpoint=_checkpoint(doc, top.get("checkpoint"), variants),
         baseline_key=None if baseline_key == "none" else baseline_key, run_timeout=run_timeout,
-        checkpoint=checkpoint,
     )
 
 
