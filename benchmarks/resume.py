@@ -78,7 +78,7 @@ def main() -> None:
         by_restart = _epochs(log) - whole_log
         resumed, whole = _record(run), _record(root / "whole")
         print(f"run of {a.epochs} epochs, a checkpoint every {a.every}, killed (SIGKILL, whole process group) "
-              f"after {before} epochs had started; the last checkpoint was saved after epoch {saved}")
+              f"after {before} epochs had started training; the last checkpoint was saved after epoch {saved}")
         k = resumed.get('resumed_from_epoch')
         print(f"epochs trained by the resume:           {by_resume} (resumed_from_epoch={k})")
         print(f"epochs trained by a restart from 0:     {by_restart}")
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"value equals the uninterrupted run's:   {resumed['metrics'] == whole['metrics']} "
               f"({resumed['metrics']} vs {whole['metrics']})")
         print(f"curves equal the uninterrupted run's:   {resumed['history'] == whole['history']}")
-        print(f"wall time, resume vs restart (incl. ~20 s of imports each): {resume_s:.1f} s vs {restart_s:.1f} s")
+        print(f"wall time of the resume vs the restart (each with its imports): {resume_s:.1f} s vs {restart_s:.1f} s")
         print(f"checkpoints left after the finished run: {(run / 'resumable' / 'checkpoints').exists()}")
 
 
