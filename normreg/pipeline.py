@@ -21,7 +21,7 @@ from normreg.errors import InputError
 from normreg.execution.events import Progress
 from normreg.execution.executor import RECEIVED, Executor, Interrupted, Job, Stop, cancel_on_signals, plan_jobs
 from normreg.execution.results import RunResult
-from normreg.execution.rundir import RunDir, new_run_dir
+from normreg.execution.rundir import RunDir, checkpointed, finish_checkpoints, new_run_dir
 from normreg.execution.supervised import note_phase, note_run_dir
 from normreg.fileio import check_output_dir
 from normreg.judge.baseline import Baseline, BaselineChoice, choose_baseline, make_baseline, save_baseline
@@ -148,7 +148,7 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
             on_note(f"Note: {s.name}: the environment changed since the interrupted run ({changed}); its "
                     f"{len(resumed.kept)} finished runs are judged together with the new ones")
     if plan.rundir.resume and on_note:
-        on_note(f"Resuming {plan.out}: {len(reused)} finished runs reused, the failed and missing ones run now")
+        on_note(_resuming_note(plan, reused))
     jobs = [j for s in plan.suites if s.seed_plan is None for j in plan_jobs(s, plan.run_dir(s))]
     done = Execution()
     running: dict[tuple[str, str, int], Job] = {}
@@ -162,6 +162,8 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
 
     def on_result(r: RunResult) -> None:
         logs[r.suite].add(r)  # on disk before anything else happens
+        suite = next(s for s in plan.suites if s.name == r.suite)  # its checkpoints go, even if its worker died:
+        finish_checkpoints(suite, plan.run_dir(suite), r.variant, r.seed)
         done.results.append(r)
         running.pop((r.suite, r.variant, r.seed), None)
         if progress:
@@ -188,6 +190,13 @@ def execute(plan: RunPlan, executor: Executor, *, ignore_expect: bool = False,
             done.staged[s.name] = _run_staged(s, plan.run_dir(s), plan.baseline(s), plan.environment,
                                               ignore_expect, run_stage, done.results)
     return done
+
+
+def _resuming_note(plan: RunPlan, reused: Mapping[tuple[str, str, int], RunResult]) -> str:
+    """`Resuming DIR: 9 finished runs reused, 1 unfinished continue from their checkpoints, ...`."""
+    saved = sum(1 for s in plan.suites for v, seed in checkpointed(plan.run_dir(s)) if (s.name, v, seed) not in reused)
+    continued = f", {saved} unfinished continue from their checkpoints" if saved else ""
+    return f"Resuming {plan.out}: {len(reused)} finished runs reused{continued}, the failed and missing ones run now"
 
 
 def _run_staged(suite: Suite, out: Path, baseline: Baseline | None, environment: Mapping[str, Any],

@@ -57,7 +57,7 @@ def test_every_check_is_registered_once_in_order_and_reports_list_them(audited) 
 
     names = [c.name for c in all_checks()]
     assert names == ["pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
-                     "per_source_statistics", "heterogeneous_normalisation"]
+                     "per_source_statistics", "unsynced_batchnorm", "heterogeneous_normalisation"]
     assert audited("audit_pair").checks == tuple(names)
 
 

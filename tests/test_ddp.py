@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from normreg.execution.ddp import popen_strategy, world_size
+from normreg.execution.ddp import popen_strategy
 from normreg.execution.executor import Job
 from normreg.execution.worker import run_one
 from normreg.pipeline import run_suites
+from normreg.suite.model import world_size
 from normreg.suite.spec import load_suite
 
 SUITES = Path(__file__).parent / "data" / "suites"

@@ -15,7 +15,8 @@ def test_results_are_tidy_and_complete(cli, write_suite, tmp_path: Path) -> None
 
     cli("run", write_suite(), "--out", tmp_path / "run", "--baselines", tmp_path / "b", script=REGRESSION)
     df = pd.read_csv(tmp_path / "run" / "pair" / "results.csv")
-    assert list(df.columns) == ["suite", "variant", "seed", "metric", "value", "status", "duration_s", "error"]
+    assert list(df.columns) == ["suite", "variant", "seed", "metric", "value", "status", "duration_s", "error",
+                                  "resumed_from_epoch"]
     assert len(df) == 2 * 5 * 2
     twin_acc = df[(df.variant == "twin") & (df.metric == "acc")].sort_values("seed")["value"].tolist()
     assert twin_acc == REGRESSION["twin"]["acc"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ class Subject:
     model: Any
     data: Any | None = None
     own_data: str | None = None
+    trainer: Mapping[str, Any] = field(default_factory=dict)  # its Trainer options (devices, strategy, ...)
+    make_data: Callable[[], Any] | None = None  # builds a fresh datamodule, as each process of a DDP run does
 
 
 DATA_PATH = "train_dataloader"  # fetching a training batch: where a model that collects its own data acts
@@ -43,7 +45,7 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
                  drift_steps: int = 3) -> tuple[list[Finding], list[PairSummary], list[str]]:
     """Record each subject once, then run every registered check on every subject; the first subject is the
     reference of the pair checks. Returns (findings, pair summaries, notes about what could not be examined)."""
-    from normreg.auditing.checks import all_checks
+    from normreg.auditing.checks import Skipped, all_checks
 
     notes: list[str] = []
     recordings = record(subjects, seed=seed, drift_steps=drift_steps, notes=notes)
@@ -53,6 +55,8 @@ def audit_models(subjects: Sequence[Subject], *, seed: int = 0,
         for check in checks:
             try:
                 findings += check.run(rec)
+            except Skipped as e:
+                notes.append(f"{rec.variant}: the {check.name} check did not run: {e}")
             except Exception as e:  # noqa: BLE001 - one check that cannot run must not hide the others
                 notes.append(f"{rec.variant}: the {check.name} check raised {describe_error(e)}")
             finally:
@@ -67,6 +71,7 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
     from normreg.auditing.checks import Recordings
     from normreg.auditing.pair import mode_summary
     from normreg.auditing.record import Recorder, module_names
+    from normreg.auditing.shards import ONE_PROCESS, as_rank
     from normreg.auditing.steps import copy_matching_state, optimizers_of, restore, seed_all, snapshot, train_batch
 
     ref = subjects[0]
@@ -90,7 +95,8 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
         s.model.train()
         with Recorder(names[s.name]) as rec:
             try:
-                batches[s.name] = train_batch(s.model, s.data)
+                with as_rank(s.model, s.data, 0, ONE_PROCESS):
+                    batches[s.name] = train_batch(s.model, s.data)
             except Exception as e:  # noqa: BLE001
                 notes.append(f"{s.name}: getting a training batch raised {describe_error(e)}")
         data_calls[s.name] = rec.calls
@@ -114,8 +120,15 @@ def record(subjects: Sequence[Subject], *, seed: int, drift_steps: int, notes: l
             paths={DATA_PATH: data_calls[s.name], **_eval_paths(s, snaps[s.name], names[s.name], seed, notes)},
             steps=steps, batch=batches.get(s.name, batches.get(ref.name)), seed=seed,
             restore=lambda s=s: restore(s.model, snaps[s.name]), optimizers=lambda s=s: optimizers(s), pair=pair,
-            data_note=_data_note(s, ref, batches), drift_steps=drift_steps))
+            data_note=_data_note(s, ref, batches), drift_steps=drift_steps, trainer=s.trainer,
+            rank_batches=lambda procs, s=s: _rank_batches(s, procs, seed)))
     return out
+
+
+def _rank_batches(s: Subject, procs: Any, seed: int) -> list[Any]:
+    from normreg.auditing.shards import rank_batches
+
+    return rank_batches(s.model, s.make_data or (lambda: s.data), procs, seed)
 
 
 def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: Any, seed: int,
@@ -171,11 +184,13 @@ def _steps(s: Subject, ref: Subject, batches: dict[str, Any], snap: Any, names: 
 def _eval_paths(s: Subject, snap: Any, names: Any, seed: int, notes: list[str]) -> dict[str, list[Any]]:
     """The calls of each evaluation, prediction or acting step the model defines, in the mode the Trainer uses."""
     from normreg.auditing.record import Recorder
+    from normreg.auditing.shards import ONE_PROCESS, as_rank
     from normreg.auditing.steps import eval_batches, restore, run_eval_step, seed_all
 
     paths: dict[str, list[Any]] = {}
     try:
-        evals = eval_batches(s.model, s.data)
+        with as_rank(s.model, s.data, 0, ONE_PROCESS):
+            evals = eval_batches(s.model, s.data)
     except Exception as e:  # noqa: BLE001
         notes.append(f"{s.name}: getting an evaluation batch raised {describe_error(e)}")
         return paths
@@ -242,7 +257,9 @@ def audit_loaded(suite: Suite, variants: Sequence[str] = (), seed: int | None = 
                 v = suite.variant(name)
                 seed_all(seed)
                 dm = build(suite, v.data, "data") if v.data is not None else None
-                subjects.append(Subject(name, build(suite, v.model, "model"), dm, _own_data(suite, name)))
+                make = (lambda d=v.data: build(suite, d, "data")) if v.data is not None else None
+                subjects.append(Subject(name, build(suite, v.model, "model"), dm, _own_data(suite, name),
+                                        v.trainer, make))
             findings, pairs, notes = audit_models(subjects, seed=seed)
             order = tuple(c.name for c in all_checks())
     finally:

@@ -121,13 +121,15 @@ def _transfer(model: Any, batch: Any) -> Any:
     return batch
 
 
-def train_batch(model: Any, dm: Any) -> Any:
-    """The first training batch, from the datamodule or the model's own `train_dataloader` (which may act)."""
+def train_batch(model: Any, dm: Any, reshard: Callable[[Any], Any] | None = None) -> Any:
+    """The first training batch, from the datamodule or the model's own `train_dataloader` (which may act);
+    `reshard` replaces the loaders first, as a Trainer does (normreg.auditing.shards gives each process's)."""
     source = _source(model, dm, "train_dataloader")
     if source is None:
         raise LookupError("neither the datamodule nor the model defines train_dataloader")
     _setup(model, dm, "fit")
-    return _transfer(model, first_batch(source.train_dataloader()))
+    loaders = source.train_dataloader()
+    return _transfer(model, first_batch(loaders if reshard is None else reshard(loaders)))
 
 
 EVAL_PATHS = (("validation_step", "val_dataloader", "validate"), ("test_step", "test_dataloader", "test"),

@@ -26,36 +26,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from normreg.suite.model import world_size
 
 if TYPE_CHECKING:
     from normreg.execution.executor import Job
     from normreg.execution.results import RunResult
 
-__all__ = ["RANK_ENV", "launch", "popen_strategy", "world_size"]
+__all__ = ["RANK_ENV", "launch", "popen_strategy"]
 
 RANK_ENV = "NORMREG_DDP_RANK"  # set in a rank: run_one trains here instead of launching again
 _POLL_S = 0.1
 _GRACE_S = 60.0  # how long the other ranks may take to finish after rank 0 has its result
-
-
-def world_size(trainer: Mapping[str, Any]) -> int:
-    """The processes a run's Trainer options ask for: `devices` (a count, or a list of device indices) times
-    `num_nodes`; 1 for `devices: auto` or -1 (one process: normreg does not guess a machine's size)."""
-    devices = trainer.get("devices", 1)
-    if isinstance(devices, (list, tuple)):
-        n = len(devices)
-    elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
-        n = int(devices)
-    elif isinstance(devices, int) and not isinstance(devices, bool):
-        n = devices
-    else:
-        n = 1
-    nodes = trainer.get("num_nodes", 1)
-    return max(1, n) * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
 
 
 def popen_strategy(strategy: Any) -> Any:

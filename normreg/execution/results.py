@@ -19,7 +19,9 @@ from typing import Any
 
 from normreg.fileio import write_text_atomic
 
-TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error")
+# `resumed_from_epoch` is empty unless the run continued from a checkpoint (the epochs it had finished then).
+TIDY_COLUMNS = ("suite", "variant", "seed", "metric", "value", "status", "duration_s", "error",
+                "resumed_from_epoch")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class RunResult:
     traceback: str | None = None  # a failed run's full traceback, when it raised
     # torch's CPU threads in the run: on the CPU, values are bit-identical for a seed only at the same count
     threads: int | None = None
+    # the epochs the run had finished when `--resume` continued it from a checkpoint; None: trained from epoch 0
+    resumed_from_epoch: int | None = None
 
     @property
     def failure_name(self) -> str:
@@ -52,7 +56,8 @@ class RunResult:
         return {"suite": self.suite, "variant": self.variant, "seed": self.seed, "status": self.status,
                 "metrics": dict(self.metrics), "duration_s": round(self.duration_s, 3), "error": self.error,
                 "history": {k: list(v) for k, v in self.history.items()}, "device": self.device,
-                "traceback": self.traceback, "threads": self.threads}
+                "traceback": self.traceback, "threads": self.threads,
+                **({"resumed_from_epoch": self.resumed_from_epoch} if self.resumed_from_epoch is not None else {})}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunResult:
@@ -61,13 +66,16 @@ class RunResult:
                    duration_s=float(d.get("duration_s") or 0.0), error=d.get("error"),
                    history={k: [float(x) for x in v] for k, v in (d.get("history") or {}).items()},
                    device=str(d.get("device") or ""), traceback=d.get("traceback"),
-                   threads=int(d["threads"]) if d.get("threads") is not None else None)
+                   threads=int(d["threads"]) if d.get("threads") is not None else None,
+                   resumed_from_epoch=int(d["resumed_from_epoch"]) if d.get("resumed_from_epoch") is not None
+                   else None)
 
 
 def tidy_rows(run: RunResult) -> list[dict[str, Any]]:
     """The tidy-table rows of one run: one per metric, or one row without a metric for a failed run."""
     common = {"suite": run.suite, "variant": run.variant, "seed": run.seed, "status": run.status,
-              "duration_s": round(run.duration_s, 3), "error": run.error or ""}
+              "duration_s": round(run.duration_s, 3), "error": run.error or "",
+              "resumed_from_epoch": "" if run.resumed_from_epoch is None else run.resumed_from_epoch}
     if not run.ok or not run.metrics:
         return [{**common, "metric": "", "value": ""}]
     return [{**common, "metric": m, "value": repr(float(v))} for m, v in sorted(run.metrics.items())]

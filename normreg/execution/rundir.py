@@ -3,12 +3,13 @@
 Layout: `<run>/.normreg.lock` (held with an exclusive `flock` while a run writes; it holds the owner's pid),
 `<run>/report.json` (written at the end), and per suite `<run>/<suite>/run.json` (what was run: digest, content,
 environment), `results.csv` (the tidy table) and `runs.jsonl` (every finished run in full), both appended as each
-run finishes.
+run finishes. A suite with `checkpoint:` keeps each unfinished run's last checkpoint in
+`<run>/<suite>/checkpoints/<variant>/seed-<N>/`, removed once that run has finished (unless the suite keeps them).
 
 Two processes never write one directory: the second is refused with an `InputError` naming the first one's pid.
 A directory that holds an earlier run is refused too unless the run is resumed, so nothing is mixed, appended to
 or overwritten by accident. Resuming reuses every finished ok run of an unchanged suite and rewrites the tables
-with exactly those runs, so a rerun run never appears twice.
+with exactly those runs, so a rerun run never appears twice; an unfinished run with a checkpoint continues from it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as _dt
 import errno
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ from normreg.suite.diff import content_changes, summarise
 from normreg.suite.model import Suite, metrics_to_json
 
 REPORT_FILE = "report.json"
+CHECKPOINTS = "checkpoints"  # <run>/<suite>/checkpoints/<variant>/seed-<N>/epoch<I>.ckpt
+FINISHED_MARK = "finished"  # in a kept run's checkpoint folder: the run finished, its checkpoints resume nothing
+_CHECKPOINT_NAME = re.compile(r"epoch(\d+)\.ckpt")  # I: the 0-based index of the epoch it was saved after
 
 
 def new_run_dir(root: Path = Path("runs"), now: _dt.datetime | None = None) -> Path:
@@ -254,16 +259,71 @@ class RunDir:
                 self._check_unchanged(s, meta)
 
 
+def checkpoint_dir(suite_dir: Path, variant: str, seed: int) -> Path:
+    """Where the run (`variant`, `seed`) of the suite whose run directory is `suite_dir` keeps its checkpoints."""
+    return suite_dir / CHECKPOINTS / variant / f"seed-{seed}"
+
+
+def last_checkpoint(directory: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint in a run's checkpoint folder and the epochs the run had finished when it was saved;
+    None when there is none, or when the run finished (a kept folder). Two files can be there for a moment (the
+    new one is written before the old one is removed): the newer wins."""
+    if not directory.is_dir() or (directory / FINISHED_MARK).exists():
+        return None
+    found = [(int(m.group(1)) + 1, p) for p in directory.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))]
+    if not found:
+        return None
+    epochs, path = max(found)
+    return path, epochs
+
+
+def finish_checkpoints(suite: Suite, suite_dir: Path | None, variant: str, seed: int) -> None:
+    """The run (`variant`, `seed`) has finished, ok or failed: remove its checkpoints, with the folders left empty
+    up to the suite's `checkpoints/`; or, when the suite keeps them, mark its folder so that they never resume a
+    rerun. Nothing for a suite without checkpoints, or a run without a run directory."""
+    if suite.checkpoint is None or suite_dir is None:
+        return
+    directory = checkpoint_dir(suite_dir, variant, seed)
+    if suite.checkpoint.keep:
+        if directory.is_dir():
+            (directory / FINISHED_MARK).touch()
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, directory.parent.parent):  # <variant>/, then checkpoints/
+        try:
+            parent.rmdir()
+        except OSError:
+            break  # not empty (another run's checkpoints), or already gone
+
+
+def checkpointed(suite_dir: Path) -> dict[tuple[str, int], int]:
+    """The unfinished runs of a suite's run directory that can continue from a checkpoint: (variant, seed) -> the
+    epochs each had finished."""
+    found: dict[tuple[str, int], int] = {}
+    root = suite_dir / CHECKPOINTS
+    for d in root.glob("*/seed-*") if root.is_dir() else ():
+        last = last_checkpoint(d)
+        if last is not None and d.name[len("seed-"):].isdigit():
+            found[(d.parent.name, int(d.name[len("seed-"):]))] = last[1]
+    return found
+
+
+def has_checkpoints(suite_dir: Path) -> bool:
+    """Whether a suite's run directory holds a checkpoint an unfinished run can continue from."""
+    return bool(checkpointed(suite_dir))
+
+
 def earlier_results(path: Path) -> list[Path]:
-    """The report and the per-suite folders of run directory `path` that hold an earlier run's results (a lock file
-    or an empty table left by a run that never started training do not count). Read only: takes no lock. Raises
+    """The report and the per-suite folders of run directory `path` that hold an earlier run's results or an
+    unfinished run's checkpoints (a lock file or an empty table left by a run that never started training do not
+    count). Read only: takes no lock. Raises
     `ResultsError` for a results table that is not a regular file."""
     taken: list[Path] = []
     if (path / REPORT_FILE).exists():
         taken.append(path / REPORT_FILE)
     for d in sorted(p for p in path.iterdir() if p.is_dir()):
         jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
-        if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path):
+        if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path) or has_checkpoints(d):
             taken.append(d)
     return taken
 

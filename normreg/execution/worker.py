@@ -47,6 +47,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*_pytree.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*log_every_n_steps.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 
 
 def flavour_of(obj: Any) -> Any:
@@ -86,7 +87,8 @@ def _seeding_module(suite: Any, variant: Any) -> Any:
 
 def _history_callback(pl: Any) -> Any:
     class History(pl.Callback):  # type: ignore[misc,name-defined]
-        """Per-epoch scalar metrics, for learning curves in reports."""
+        """Per-epoch scalar metrics, for learning curves in reports; in a checkpoint, these and the random number
+        generators' states, so that a resumed run's curves are whole and its next epoch draws what it would have."""
 
         def __init__(self) -> None:
             self.values: dict[str, list[float]] = {}
@@ -99,7 +101,78 @@ def _history_callback(pl: Any) -> Any:
                     continue
                 self.values.setdefault(k, []).append(x)
 
+        def state_dict(self) -> dict[str, Any]:  # called as a checkpoint is saved, after on_train_epoch_end
+            return {"values": {k: list(v) for k, v in self.values.items()}, "rng": _rng_state()}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            # Restored here, not at the next epoch's start: a resumed fit makes its first data iterator (the draw
+            # that shuffles the epoch) before on_train_epoch_start; its sanity check draws inside isolate_rng.
+            self.values = {k: [float(x) for x in v] for k, v in state_dict["values"].items()}
+            _restore_rng(state_dict["rng"])
+
     return History()
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's (CPU and every CUDA device's), numpy's and Python's global generators, as tensors, lists and
+    numbers only: what `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+    import torch
+
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda,
+            "numpy": [torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": [int(version), list(internal), gauss_next]}
+
+
+def _restore_rng(state: Mapping[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _checkpointing(pl: Any, job: Job, options: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """With `checkpoint:` in the suite (and a run directory), add the callback that saves the run's state every
+    `every_n_epochs` epochs (the newest only) to the Trainer `options`. Returns the keyword arguments that make
+    `Trainer.fit` continue from the run's last checkpoint and the epochs it had finished, or ({}, None) to train
+    from epoch 0 (after removing what a finished or earlier run left there)."""
+    import inspect
+    import shutil
+
+    from normreg.execution.rundir import checkpoint_dir, last_checkpoint
+
+    if job.suite.checkpoint is None or job.run_dir is None:
+        return {}, None
+    directory = checkpoint_dir(job.run_dir, job.variant, job.seed)
+    found = last_checkpoint(directory)
+    if found is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    options["callbacks"] = [*(options.get("callbacks") or []), pl.callbacks.ModelCheckpoint(
+        dirpath=str(directory), filename="epoch{epoch}", auto_insert_metric_name=False,
+        every_n_epochs=job.suite.checkpoint.every_n_epochs, save_top_k=1, save_on_train_epoch_end=True)]
+    if options.get("enable_checkpointing") is False:  # normreg's default; the callback needs it on
+        options["enable_checkpointing"] = True
+    if found is None:
+        return {}, None
+    fit: dict[str, Any] = {"ckpt_path": str(found[0])}
+    if "weights_only" in inspect.signature(pl.Trainer.fit).parameters:
+        # normreg wrote it, into this run's directory; a model's saved hyperparameters may hold any picklable
+        # value, which torch's weights-only loading refuses
+        fit["weights_only"] = False
+    return fit, found[1]
 
 
 @contextmanager
@@ -142,10 +215,14 @@ def run_one(job: Job, accelerator: str = "auto", gpus: Sequence[str] | None = No
     import torch
 
     from normreg.execution import ddp
+    from normreg.execution.rundir import finish_checkpoints
+    from normreg.suite.model import world_size
 
-    if ddp.world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
+    if world_size(job.suite.variant(job.variant).trainer) > 1 and ddp.RANK_ENV not in os.environ:
         return ddp.launch(job, accelerator, gpus=gpus)
-    return replace(_train(job, accelerator), threads=torch.get_num_threads())
+    result = _train(job, accelerator)  # a stop (KeyboardInterrupt) or a time limit leaves its checkpoints
+    finish_checkpoints(job.suite, job.run_dir, job.variant, job.seed)
+    return replace(result, threads=torch.get_num_threads())
 
 
 def _train(job: Job, accelerator: str) -> RunResult:
@@ -180,8 +257,9 @@ def _train(job: Job, accelerator: str) -> RunResult:
             options["callbacks"] = [*(options.get("callbacks") or []), hist]
             if job.run_dir is not None:
                 options.setdefault("default_root_dir", str(job.run_dir / f"{job.variant}-seed{job.seed}"))
+            fit, resumed_from = _checkpointing(pl, job, options)
             trainer = pl.Trainer(**options)
-            trainer.fit(model, datamodule=dm)
+            trainer.fit(model, datamodule=dm, **fit)
             history = hist.values
             is_overridden = importlib.import_module(f"{pl.__name__}.utilities.model_helpers").is_overridden
             evaluate = trainer.test if is_overridden("test_step", model) else trainer.validate
@@ -203,8 +281,9 @@ def _train(job: Job, accelerator: str) -> RunResult:
         for k, v in out.items():
             metrics[k] = float(v)
     step = "test_step" if evaluate == trainer.test else "validation_step"
-    return result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
-                               device_label(trainer, options["accelerator"]))
+    result = result_from_metrics(job, metrics, time.perf_counter() - start, history, step,
+                                 device_label(trainer, options["accelerator"]))
+    return replace(result, resumed_from_epoch=resumed_from)
 
 
 def timed_out(job: Job, duration: float, device: str = "") -> RunResult:

@@ -37,6 +37,7 @@ from normreg.render.labels import (
     order,
     p_value,
     pairing_note,
+    resumed_notes,
     signed,
     status,
     verdict_shown,
@@ -300,6 +301,7 @@ def suite_html(report: Report, suite: SuiteInfo) -> str:
     changed = dict(first_per_suite(checks, lambda c: c.suite_changes)).get(suite.name, ())
     if changed:
         parts.append(f"<p class=meta><b>{escape(SUITE_CHANGED.capitalize())}:</b> {escape(summarise(changed))}.</p>")
+    parts += [f"<p class=meta><b>Resumed:</b> {escape(n)}.</p>" for n in resumed_notes(report.runs, suite.name)]
     diffs = dict(first_per_suite(checks, lambda c: c.environment_differences)).get(suite.name, {})
     parts.append(environment_html(report.environment, suite.baseline_environment, diffs))
     return "\n".join(p for p in parts if p)

@@ -7,10 +7,11 @@ constants here, so two formats cannot drift apart on what a verdict or a number 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from normreg.execution.results import RunResult
 from normreg.judge.checks import Check, Problem
 from normreg.judge.designs.paired import paired_power
 from normreg.judge.planning import pairing_design
@@ -154,6 +155,16 @@ def environment_changes(diffs: Mapping[str, Sequence[Any]], arrow: str = "->",
 def environment_note(diffs: Mapping[str, Sequence[Any]], arrow: str = "->") -> str:
     """`the baseline was made in another environment (key stored -> current, ...)`."""
     return f"{OTHER_ENVIRONMENT} ({environment_changes(diffs, arrow)})"
+
+
+def resumed_notes(runs: Iterable[RunResult], suite: str) -> list[str]:
+    """`["runs continued from a checkpoint by --resume: a seed 0 resumed from epoch 4, ..."]`, or [] when every run
+    of `suite` trained from epoch 0. A resumed run equals an uninterrupted one only where Lightning and normreg
+    restore everything it depends on (docs/stops-and-failures.md says what), so a report always says so."""
+    resumed = sorted((r.variant, r.seed, r.resumed_from_epoch) for r in runs
+                     if r.suite == suite and r.resumed_from_epoch is not None)
+    return ["runs continued from a checkpoint by --resume: " + ", ".join(
+        f"{v} seed {seed} resumed from epoch {k}" for v, seed, k in resumed)] if resumed else []
 
 
 SUITE_CHANGED = "the suite changed since the baseline"

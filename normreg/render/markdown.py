@@ -26,6 +26,7 @@ from normreg.render.labels import (
     p_value,
     p_with_adjusted,
     pairing_note,
+    resumed_notes,
     signed,
     suite_change_note,
 )
@@ -141,6 +142,7 @@ def render_markdown(report: Report) -> str:
             notes.append(f"- {_md(s.name)}: {NO_BASELINE}")
         if s.baseline_note:
             notes.append(f"- {_md(s.name)}: {_md(s.baseline_note)}")
+        notes += [f"- {_md(s.name)}: {_md(n)}" for n in resumed_notes(report.runs, s.name)]
     for c in checks:
         pairing = pairing_note(c.comparison)
         if pairing:

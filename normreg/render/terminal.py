@@ -20,6 +20,7 @@ from normreg.render.labels import (
     p_value,
     pairing_note,
     problem_message,
+    resumed_notes,
     signed,
     suite_change_note,
     text_table,
@@ -134,6 +135,7 @@ def render(report: Report) -> str:
             notes.append(f"  {s.name}: {s.stages_run} of {len(s.seed_plan.stages)} stages run "
                          f"(seeds {s.seed_plan.min}..{s.seed_plan.max}, {s.spending} spending); "
                          f"seeds used: {used}; {total} runs, {fixed} at the maximum")
+        notes += [f"  {s.name}: {n}" for n in resumed_notes(report.runs, s.name)]
     for suite, changes in first_per_suite(report.checks, lambda c: c.suite_changes):
         notes.append(f"  {suite}: {suite_change_note(changes)}")
     for suite, diffs in first_per_suite(report.checks, lambda c: c.environment_differences):

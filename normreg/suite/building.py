@@ -24,6 +24,7 @@ from normreg.suite.loading import Document, load_bounded
 from normreg.suite.model import (
     MAX_SEED_VALUE,
     MAX_SEEDS,
+    CheckpointConfig,
     CurveConfig,
     MetricSpec,
     SeedPlan,
@@ -31,6 +32,7 @@ from normreg.suite.model import (
     Suite,
     Target,
     Variant,
+    world_size,
 )
 
 # Trainer settings normreg chooses unless the suite says otherwise: no files, no console noise.
@@ -44,7 +46,7 @@ TRAINER_DEFAULTS: Mapping[str, Any] = {
 
 # Every top-level key a suite file may hold (the suite reference's table lists exactly these: tests/test_readme.py).
 SUITE_KEYS = ("name", "description", "data", "trainer", "seeds", "metrics", "reference", "variants", "stats",
-              "expect", "baseline_key", "run_timeout", "curves")
+              "expect", "baseline_key", "run_timeout", "curves", "checkpoint")
 
 
 def build_suite(doc: Document, overrides: Sequence[str] = ()) -> Suite:
@@ -128,18 +130,42 @@ def _build_suite(doc: Document) -> Suite:
             run_timeout = parse_duration(top["run_timeout"])
         except ValueError as e:
             raise doc.error(("run_timeout",), str(e)) from None
-    # Where baselines are kept and how long a run may take do not change results, and curve checks add checks
-    # without changing a run or any other check: all three are left out of the digest, so declaring curves neither
-    # marks the suite changed against its baseline nor sets its reports apart from earlier nights in `history`.
-    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves")}
+    # Where baselines are kept, how long a run may take and its checkpoints do not change results, and curve checks
+    # add checks without changing a run or any other check: all four are left out of the digest, so declaring curves
+    # neither marks the suite changed against its baseline nor sets its reports apart from earlier nights.
+    content = {k: v for k, v in doc.data.items() if k not in ("baseline_key", "run_timeout", "curves", "checkpoint")}
     canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return Suite(
         name=name, path=doc.path, description=description, variants=tuple(variants), reference=reference,
         metrics=tuple(metrics), seeds=seeds, stats=StatsConfig(alpha=alpha, **choices), expect=expect,
         digest=hashlib.sha256(canonical.encode()).hexdigest(), seed_plan=seed_plan, content=json.loads(canonical),
-        curves=curves,
+        curves=curves, checkpoint=_checkpoint(doc, top.get("checkpoint"), variants),
         baseline_key=None if baseline_key == "none" else baseline_key, run_timeout=run_timeout,
     )
+
+
+def _checkpoint(doc: Document, raw: Any, variants: Sequence[Variant]) -> CheckpointConfig | None:
+    """`checkpoint: {every_n_epochs: 5, keep: false}`. Refused for a variant that trains in several processes:
+    each rank draws its own random numbers, and a checkpoint holds rank 0's alone."""
+    if raw is None:
+        return None
+    keys: tuple[str, ...] = ("checkpoint",)
+    raw = _mapping(doc, keys, raw)
+    _check_keys(doc, keys, raw, ("every_n_epochs", "keep"), required=("every_n_epochs",))
+    every = raw["every_n_epochs"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise doc.error(keys + ("every_n_epochs",), f"expected a whole number of epochs, 1 or more (e.g. 5: a "
+                                                    f"checkpoint every 5 epochs), but found {_kind(every)}")
+    keep = raw.get("keep", False)
+    if not isinstance(keep, bool):
+        raise doc.error(keys + ("keep",), f"expected true or false, but found {_kind(keep)}")
+    for v in variants:
+        n = world_size(v.trainer)
+        if n > 1:
+            raise doc.error(keys, f"variant {v.name} trains in {n} processes (its trainer's devices); checkpoints "
+                                  "inside a run are supported only for runs in one process: remove 'checkpoint' "
+                                  "or give that variant one device")
+    return CheckpointConfig(every_n_epochs=every, keep=keep)
 
 
 def _metric_spec(doc: Document, keys: tuple[str, ...], name: Any, spec: Any) -> MetricSpec:

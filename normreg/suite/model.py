@@ -66,6 +66,16 @@ class CurveConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointConfig:
+    """`checkpoint:` in a suite: save each run's state every `every_n_epochs` epochs into the run directory, so
+    that `--resume` continues a run that was killed from its last checkpoint instead of from epoch 0; `keep`
+    keeps the checkpoints once the run has finished (by default they are removed then)."""
+
+    every_n_epochs: int
+    keep: bool = False
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     """`stats:` in a suite. `correction` applies across every check of the suite; `spending` only to staged seeds."""
 
@@ -119,6 +129,23 @@ class Variant:
     trainer: Mapping[str, Any]
 
 
+def world_size(trainer: Mapping[str, Any]) -> int:
+    """The processes a run's Trainer options ask for (normreg/execution/ddp.py launches them): `devices` (a count,
+    or a list of device indices) times `num_nodes`; 1 for `devices: auto` or -1 (one process: normreg does not guess
+    a machine's size)."""
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, (list, tuple)):
+        n = len(devices)
+    elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        n = int(devices)
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        n = devices
+    else:
+        n = 1
+    nodes = trainer.get("num_nodes", 1)
+    return max(1, n) * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
+
+
 @dataclass(frozen=True)
 class Suite:
     """A validated suite file: its variants, metrics, seeds, statistical settings and declared outcomes (made by
@@ -138,8 +165,9 @@ class Suite:
     curves: CurveConfig = CurveConfig()  # learning curves compared epoch by epoch; none by default
     baseline_key: str | None = None  # keep one baseline per this key's value (e.g. "device"); None: one baseline
     run_timeout: float | None = None  # seconds one run may take before it is ended and recorded failed; None: any
-    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key`, `run_timeout` and `curves`
-    # left out. A baseline keeps it, so that a changed suite is reported with the keys that changed.
+    checkpoint: CheckpointConfig | None = None  # checkpoints inside each run, for --resume; None: none
+    # what `digest` hashes, as JSON: the file with its --set overrides, `baseline_key`, `run_timeout`, `curves` and
+    # `checkpoint` left out. A baseline keeps it, so that a changed suite is reported with the keys that changed.
     content: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -12,7 +12,7 @@ Nothing here imports torch; the check modules do, and are imported only when an 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from normreg.auditing.findings import Finding, PairSummary
@@ -21,6 +21,7 @@ from normreg.registry import Registry
 if TYPE_CHECKING:
     from normreg.auditing.pair import StepRecord
     from normreg.auditing.record import Call
+    from normreg.auditing.shards import Processes
 
 FIX_EVAL = ("Put the network in eval mode on this path (net.eval() before, net.train() after), so BatchNorm uses its "
             "running statistics; or use LayerNorm/GroupNorm, which behave the same in both modes.")
@@ -43,6 +44,10 @@ class Recordings:
     pair: PairSummary | None = None  # the comparison with the reference; None for the reference itself
     data_note: str | None = None  # how the variant's own data differs from the reference's, when it does
     drift_steps: int = 3
+    trainer: Mapping[str, Any] = field(default_factory=dict)  # the variant's Trainer options, as the runner uses them
+    # The first training batch of each process of a run on several processes, in rank order, fetched on demand
+    # (normreg.auditing.shards); raises shards.Unshardable, or the data's own error, when they cannot be seen.
+    rank_batches: Callable[[Processes], list[Any]] | None = None
 
     @property
     def training(self) -> StepRecord | None:
@@ -52,6 +57,11 @@ class Recordings:
 
 
 CheckFn = Callable[[Recordings], list[Finding]]
+
+
+class Skipped(Exception):  # noqa: N818 - a check's outcome, not a failure
+    """Raised by a check that cannot examine a variant: the audit notes the message (why, and what would let
+    it run) instead of a finding, so that what was not examined is never mistaken for what is fine."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class AuditCheck:
 # the pair first (the likely cause), then what makes a model's output depend on its batch. A check not named here
 # comes after these, by name.
 ORDER = ("pair_divergence", "batch_independence", "train_mode_without_training", "frozen_drift",
-         "per_source_statistics", "heterogeneous_normalisation")
+         "per_source_statistics", "unsynced_batchnorm", "heterogeneous_normalisation")
 
 CHECKS: Registry[CheckFn] = Registry("audit check", package=__name__, order=ORDER)
 

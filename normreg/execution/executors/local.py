@@ -21,12 +21,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from normreg.errors import InputError
-from normreg.execution.ddp import world_size
 from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.execution.placement import Grant, Machine, Placement, Slot, assign, fits_machine, plan_placement
 from normreg.execution.results import RunResult
 from normreg.execution.supervised import note_phase
 from normreg.execution.worker import RunTimedOut, run_one, time_limit, timed_out, worker_main
+from normreg.suite.model import world_size
 
 PRELOAD = ["normreg.execution.forkserver_exit", "torch", "pytorch_lightning", "normreg.execution.worker"]
 _POLL_S = 0.2  # how often the parent looks at the cancel flag while waiting on workers
