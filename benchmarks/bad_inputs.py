@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "data" / "bad"
 
 
-# Valid files of the corpus: hostile names in a valid suite (`repro` must encode them, tests/test_refused.py), and a
-# valid baseline refused only as the stored baseline of another suite (tests/test_bad_inputs.py).
+# Valid files of the corpus: hostile names in a valid suite (`repro` must encode them,
+# tests/end_to_end/test_refused.py), and a
+# valid baseline refused only as the stored baseline of another suite (tests/end_to_end/test_bad_inputs.py).
 VALID = {"repro_injection", "baseline_other_suite"}
 
 

@@ -109,10 +109,10 @@ if want tests; then
     log ""
     log "== pytest -m gpu; the three-node Ray cluster test =="
     if $PY -c "import pytest" 2>/dev/null; then
-        $PY -m pytest -q -m gpu tests/test_worker.py tests/test_ray.py -p no:cacheprovider -rs >"$OUT/pytest-gpu.log" 2>&1
+        $PY -m pytest -q -m gpu tests/execution/test_worker.py tests/execution/executors/test_ray.py -p no:cacheprovider -rs >"$OUT/pytest-gpu.log" 2>&1
         log "pytest -m gpu: exit $?, $(tail -1 "$OUT/pytest-gpu.log")"
-        $PY -m pytest -q -m slow tests/test_ray_cluster.py -p no:cacheprovider -rs >"$OUT/pytest-cluster.log" 2>&1
-        log "pytest -m slow tests/test_ray_cluster.py: exit $?, $(tail -1 "$OUT/pytest-cluster.log")"
+        $PY -m pytest -q -m slow tests/execution/executors/test_ray_cluster.py -p no:cacheprovider -rs >"$OUT/pytest-cluster.log" 2>&1
+        log "pytest -m slow tests/execution/executors/test_ray_cluster.py: exit $?, $(tail -1 "$OUT/pytest-cluster.log")"
     else
         log "pytest is not installed here: skipped"
     fi

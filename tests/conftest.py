@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted import NIGHT_DATES, make_report
 from typer.testing import CliRunner
+
+from tests.scripted import NIGHT_DATES, make_report
 
 DATA = Path(__file__).parent / "data"
 

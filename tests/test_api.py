@@ -8,10 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REGRESSION, SAME
 
 import normreg
 from normreg.execution.fake import FakeRunner
+from tests.conftest import REGRESSION, SAME
 
 ROOT = Path(__file__).parent.parent
 

@@ -13,8 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import REGRESSION, SAME
-from scripted import PAIRS, REPORT_SUITES, drift_script
 from typer.testing import CliRunner
 
 from normreg import cli
@@ -22,6 +20,8 @@ from normreg.execution.fake import FakeRunner
 from normreg.render.markdown import render_markdown
 from normreg.report.file import read_report
 from normreg.report.model import SCHEMA
+from tests.conftest import REGRESSION, SAME
+from tests.scripted import PAIRS, REPORT_SUITES, drift_script
 
 
 def _report(path: Path) -> dict:

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-from conftest import REGRESSION, SAME
-from scripted import flagship
 from typer.testing import CliRunner
 
 from normreg import cli
 from normreg.execution.fake import FakeRunner
 from normreg.pipeline import run_suites
+from tests.conftest import REGRESSION, SAME
+from tests.scripted import flagship
 
 DATA = Path(__file__).parent / "data" / "suites"
 

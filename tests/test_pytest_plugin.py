@@ -8,7 +8,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import REGRESSION
+from tests.conftest import REGRESSION
 
 ROOT = Path(__file__).parent.parent
 

@@ -4,7 +4,7 @@
 its place, one section per command of `normreg.cli.app` (in the CLI's own order): its help text, its usage, and
 a table of its arguments and options with their defaults, all read from the command objects typer builds
 (duck-typed: this typer carries its own copy of click). Nothing here imports mkdocs, so the tests render the
-same text (tests/test_docs.py).
+same text (tests/docs/test_docs.py).
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ TRAINER_DEFAULTS: Mapping[str, Any] = {
 }
 
 
-# Every top-level key a suite file may hold (the suite reference's table lists exactly these: tests/test_readme.py).
+# Every top-level key a suite file may hold (the suite reference's table lists exactly these:
+# tests/docs/test_readme.py).
 SUITE_KEYS = ("name", "description", "data", "trainer", "seeds", "metrics", "reference", "variants", "stats",
               "expect", "baseline_key", "run_timeout", "curves", "checkpoint")
 
