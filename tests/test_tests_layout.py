@@ -120,7 +120,7 @@ def test_every_folder_of_tests_is_a_package_named_after_one_of_the_package():
 
 
 def test_a_test_file_named_after_a_module_sits_in_that_modules_folder():
-    # tests/test_stats.py would hide the tests of normreg/judge/stats.py from a reader looking in tests/judge/
+    # tests/test_welch.py would hide the tests of normreg/judge/designs/welch.py from a reader looking in tests/judge/
     mirrors = {mirrored(m): m for m in modules()}
     wrong = [f"{test.relative_to(ROOT)}: the tests of {m.relative_to(ROOT)} go in {mirrored(m).relative_to(ROOT)}"
              for test in sorted(TESTS.rglob("test_*.py")) if test not in mirrors
