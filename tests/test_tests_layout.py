@@ -1,10 +1,11 @@
 """tests/ mirrors the package, so a reader finds a module's tests at once: normreg/judge/sequential.py is tested in
-tests/judge/test_sequential.py, normreg/cli.py in tests/test_cli.py, a package's `__init__.py` that holds code in
-tests/<package>/test_<package>.py. Tests of the whole tool live in tests/docs/ (the README and the manual as a
-contract) and tests/end_to_end/ (real processes, faults, refusals across commands, a user's script).
+tests/judge/test_sequential.py, normreg/cli.py in tests/test_cli.py, normreg/__main__.py in tests/test_main.py, a
+package's `__init__.py` that holds code in tests/<package>/test_<package>.py. Tests of the whole tool live in
+tests/docs/ (the README and the manual as a contract) and tests/end_to_end/ (real processes, faults, refusals across
+commands, a user's script).
 
-A module tested somewhere else is listed in ELSEWHERE with the file that tests it, a word that file must contain
-(so the entry cannot outlive the test) and why it is tested there."""
+A module tested somewhere else is listed in ELSEWHERE with the file that tests it, a word that file must contain (so
+the entry cannot outlive the test) and why it is tested there."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ WHOLE_TOOL = {"docs", "end_to_end"}  # folders of tests/ that are not folders of
 # module -> (the test file that tests it, a word that file holds, why there and not in its mirrored file)
 ELSEWHERE: dict[str, tuple[str, str, str]] = {
     "normreg/__init__.py": ("tests/test_api.py", "normreg.run(", "the package's lazy functions are the API"),
-    "normreg/__main__.py": ("tests/end_to_end/test_stops.py", "supervised pair of processes",
-                            "the console script runs as its own process, watched from outside"),
     "normreg/planning.py": ("tests/judge/test_planning.py", "from normreg.planning import",
                             "`plan` and `calibrate` load the suite and make the promises judge/planning.py computes"),
     "normreg/suite/model.py": ("tests/suite/test_spec.py", "check_variant",
@@ -96,11 +95,12 @@ def modules() -> list[Path]:
 
 
 def mirrored(module: Path) -> Path:
-    """normreg/a/b.py -> tests/a/test_b.py; normreg/a/__init__.py -> tests/a/test_a.py."""
+    """normreg/a/b.py -> tests/a/test_b.py; normreg/a/__init__.py -> tests/a/test_a.py; normreg/__main__.py ->
+    tests/test_main.py."""
     rel = module.relative_to(PACKAGE)
     if rel.name == "__init__.py":
         return TESTS.joinpath(*rel.parent.parts, f"test_{rel.parent.name or 'normreg'}.py")
-    return TESTS.joinpath(*rel.parent.parts, f"test_{rel.stem}.py")
+    return TESTS.joinpath(*rel.parent.parts, f"test_{rel.stem.strip('_')}.py")
 
 
 def test_every_module_has_its_mirrored_test_file_or_says_where_it_is_tested():
