@@ -28,8 +28,6 @@ ELSEWHERE: dict[str, tuple[str, str, str]] = {
                                  "the bounded YAML reader, tested through the loader on the bad-suite corpus"),
     "normreg/suite/building.py": ("tests/suite/test_spec.py", "Did you mean 'min_effect'?",
                                   "schema checks and --set overrides, tested through the loader"),
-    "normreg/names.py": ("tests/end_to_end/test_refused.py", "normreg.names",
-                         "each rule is a refusal of some command's input"),
     "normreg/auditing/pair.py": ("tests/auditing/checks/test_pair_divergence.py", "grad_diff",
                                 "the summaries of a pair's step are what the pair divergence check reports"),
     "normreg/auditing/record.py": ("tests/auditing/test_divergence.py", "Recorder(",
