@@ -28,8 +28,6 @@ ELSEWHERE: dict[str, tuple[str, str, str]] = {
                                  "the bounded YAML reader, tested through the loader on the bad-suite corpus"),
     "normreg/suite/building.py": ("tests/suite/test_spec.py", "Did you mean 'min_effect'?",
                                   "schema checks and --set overrides, tested through the loader"),
-    "normreg/auditing/pair.py": ("tests/auditing/checks/test_pair_divergence.py", "grad_diff",
-                                "the summaries of a pair's step are what the pair divergence check reports"),
     "normreg/auditing/record.py": ("tests/auditing/test_divergence.py", "Recorder(",
                                   "recordings are the input of every check; tested with what they feed"),
     "normreg/auditing/steps.py": ("tests/auditing/checks/test_pair_divergence.py", "needs_trainer",
