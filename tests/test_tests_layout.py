@@ -28,6 +28,8 @@ ELSEWHERE: dict[str, tuple[str, str, str]] = {
                                  "the bounded YAML reader, tested through the loader on the bad-suite corpus"),
     "normreg/suite/building.py": ("tests/suite/test_spec.py", "Did you mean 'min_effect'?",
                                   "schema checks and --set overrides, tested through the loader"),
+    "normreg/auditing/shards.py": ("tests/auditing/checks/test_unsynced_batchnorm.py", "normreg.auditing.shards",
+                                  "each process's shard is what the unsynced BatchNorm check compares"),
     "normreg/auditing/record.py": ("tests/auditing/test_divergence.py", "Recorder(",
                                   "recordings are the input of every check; tested with what they feed"),
     "normreg/auditing/steps.py": ("tests/auditing/checks/test_pair_divergence.py", "needs_trainer",
