@@ -140,7 +140,9 @@ class Interrupted(NormregError):
         self.signum = signum
         self.run_dir = run_dir
         name = signal.Signals(signum).name
-        where = f"; finished runs are in {run_dir}" if run_dir else " before any run finished; nothing was kept"
+        from normreg.execution.rundir import kept_in
+
+        where = f"; {kept_in(run_dir)}" if run_dir else " before any run finished; nothing was kept"
         super().__init__(f"stopped by {name}{where}")
 
     @property

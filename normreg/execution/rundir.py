@@ -328,6 +328,24 @@ def earlier_results(path: Path) -> list[Path]:
     return taken
 
 
+def kept_in(path: Path) -> str:
+    """What a stopped or failed run leaves in run directory `path`, for its last line: `finished runs are in P`;
+    where unfinished runs left checkpoints (a suite with `checkpoint:`), it says so, since `--resume` continues
+    those too. Read only; a directory that cannot be read gets the plain wording."""
+    try:
+        taken = earlier_results(path) if path.is_dir() else []
+        saved = any(has_checkpoints(d) for d in taken if d.is_dir())
+        finished = any(not d.is_dir() or (d / "runs.jsonl").exists() and (d / "runs.jsonl").stat().st_size > 0
+                       or _has_rows(d / "results.csv") for d in taken)
+    except (OSError, ResultsError):
+        saved, finished = False, True
+    if saved and finished:
+        return f"finished runs, and checkpoints of unfinished ones, are in {path}"
+    if saved:
+        return f"checkpoints of unfinished runs are in {path}"
+    return f"finished runs are in {path}"
+
+
 def has_results(path: Path) -> bool:
     """Whether the run directory `path` holds a finished run or a report (read only: takes no lock)."""
     return path.is_dir() and bool(earlier_results(path))

@@ -155,7 +155,7 @@ def _left_run_dir(path: Path, created: bool) -> str:
     """Remove a run directory in which nothing was trained, if this run made it; else name it. One whose results
     cannot be read is kept, and named with the reason."""
     from normreg.errors import ResultsError
-    from normreg.execution.rundir import has_results, remove_run_dir
+    from normreg.execution.rundir import has_results, kept_in, remove_run_dir
 
     try:
         if not has_results(path):
@@ -166,7 +166,7 @@ def _left_run_dir(path: Path, created: bool) -> str:
         return f"; the run directory {path} was kept: {e}"
     except OSError:
         pass
-    return f"; finished runs are in {path}"
+    return f"; {kept_in(path)}"
 
 
 def _children(pid: int) -> list[tuple[int, str]]:

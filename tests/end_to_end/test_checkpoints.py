@@ -103,6 +103,22 @@ def test_a_directory_holding_checkpoints_is_resumed_never_reused(tmp_path: Path)
     RunDir.open(tmp_path / "run").close()
 
 
+def test_a_stop_names_the_checkpoints_it_leaves_not_only_finished_runs(tmp_path: Path) -> None:
+    from normreg.execution.executor import Interrupted
+    from normreg.execution.rundir import kept_in
+
+    run = tmp_path / "run"
+    folder = checkpoint_dir(run / "s", "a", 0)
+    folder.mkdir(parents=True)
+    (folder / "epoch1.ckpt").write_bytes(b"x")
+    assert kept_in(run) == f"checkpoints of unfinished runs are in {run}"
+    assert str(Interrupted(signal.SIGTERM, run)) == f"stopped by SIGTERM; checkpoints of unfinished runs are in {run}"
+    (run / "s" / "runs.jsonl").write_text('{"variant": "b"}\n')
+    assert kept_in(run) == f"finished runs, and checkpoints of unfinished ones, are in {run}"
+    (folder / FINISHED_MARK).touch()
+    assert kept_in(run) == f"finished runs are in {run}"
+
+
 def test_a_run_that_finishes_without_its_worker_loses_its_checkpoints_too(cli, write_suite, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A run whose result comes back without its worker cleaning up (a time limit, a worker that died; here the
