@@ -86,6 +86,10 @@ class DomainPerProcess(TwoDomainDigits):
     domain r (32 rows a step). Run the DDP trainer with ``use_distributed_sampler=False``, or Lightning splits each
     domain's rows between the processes instead."""
 
+    # The classifier below has no validation_step: offer no validation data, so Lightning has no loop to skip (and
+    # says nothing about one); Lightning reads a datamodule hook that is None as one it does not define.
+    val_dataloader = None  # type: ignore[assignment]
+
     def train_dataloader(self) -> dict[str, DataLoader] | DataLoader:
         if self.trainer is None or self.trainer.world_size == 1:
             return super().train_dataloader()
