@@ -1,13 +1,15 @@
 """`--executor ray`: each (variant, seed) is one Ray task running the same worker code as the local executor.
 
-It connects to an existing cluster (`--ray-address`, else `RAY_ADDRESS`), else starts a local Ray instance and
-shuts it down on `close()`; a Ray connection already open in this process (a notebook, a test) is used as it is
-and left open. Each task asks for `cpus_per_run` CPUs (1) and, when it trains on a GPU, `1 / runs_per_gpu` of
-one, so several small runs share a GPU (default runs per GPU: the cluster's CPUs divided by its GPUs, as on one
-machine). The suites' folders travel with the tasks (Ray's runtime environment, `py_modules`: uploaded once, keyed
-by content, unpacked on each node), and so does every package or module the suites' targets import from outside
-the installed packages: a node needs normreg, torch and Lightning installed, not the user's code. On the node a
-task runs its suite from the shipped copy of its folder.
+It connects to an existing cluster (`--ray-address`, else `RAY_ADDRESS`), else starts a local Ray instance and shuts
+it down on `close()`; a Ray connection already open in this process (a notebook, a test) is used as it is and left
+open. Each task asks for `cpus_per_run` CPUs (1) and, when it trains on a GPU, `1 / runs_per_gpu` of one, so several
+small runs share a GPU (default runs per GPU: the cluster's CPUs divided by its GPUs, as on one machine). A run of N
+processes (`trainer.devices: N`, normreg/execution/ddp.py starts its ranks inside the task) asks for N times the
+CPUs and, on GPUs, N whole GPUs; one that no node of the cluster could ever hold is refused before anything is
+submitted. The suites' folders travel with the tasks (Ray's runtime environment, `py_modules`: uploaded once, keyed
+by content, unpacked on each node), and so does every package or module the suites' targets import from outside the
+installed packages: a node needs normreg, torch and Lightning installed, not the user's code. On the node a task
+runs its suite from the shipped copy of its folder.
 
 Results are handed back as each task finishes (the caller writes them at once); a task whose worker dies
 (killed, out of memory, its node lost) is that run's failure and the others go on. `cancel()` (SIGINT, SIGTERM)
@@ -29,9 +31,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from normreg.errors import RunError
+from normreg.errors import InputError, RunError
 from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.execution.results import RunResult
+from normreg.suite.model import world_size
 
 # Not worth shipping to every node: results, checkouts, caches, checkpoints, logs.
 EXCLUDES = ["runs/", ".git/", "**/__pycache__/", "**/*.pyc", "lightning_logs/", "**/*.ckpt", ".venv/",
@@ -144,7 +147,7 @@ class RayOptions(ExecutorOptions):
     runs_per_gpu: int | None = field(default=None, metadata=option(
         "Runs sharing one GPU (default: cores / GPUs, so every core drives a run).", flag="--runs-per-gpu", min=1))
     cpus_per_run: float = field(default=1.0, metadata=option(
-        "With --executor ray: the CPUs each run asks Ray for (default: 1).", min=0.001))
+        "With --executor ray: the CPUs each run asks Ray for, per process of the run (default: 1).", min=0.001))
 
 
 @register("ray")
@@ -304,13 +307,35 @@ class RayExecutor(ExecutorBase):
         return self.options.runs_per_gpu or default_runs_per_gpu(int(resources.get("CPU", 1)),
                                                                  max(1, int(resources.get("GPU", 1))))
 
-    def _capacity(self, ray: Any, gpu_jobs: bool) -> int:
-        """How many tasks can run side by side now; the others wait here, so 'running' means running."""
+    def _asks(self, job: Job, size: int, gpu: bool, share: float) -> tuple[float, float]:
+        """The (CPUs, GPUs) a task asks Ray for: `cpus_per_run` per process; on a GPU a share of one for a run of
+        one process, a whole GPU per process for a run of several (each rank trains on its own device)."""
+        return self.cpus_per_run * size, (float(size) if size > 1 else share) if gpu else 0.0
+
+    def _refuse_what_never_fits(self, ray: Any, jobs: Sequence[Job], asks: dict[Any, tuple[float, float]]) -> None:
+        """A task that asks for more than any node holds would wait in Ray's queue for ever: an input error, named,
+        before any task is submitted."""
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+        for job in jobs:
+            cpus, gpus = asks[job.key]
+            if not any(cpus <= r.get("CPU", 0) and gpus <= r.get("GPU", 0) for r in nodes):
+                most = max(nodes, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
+                raise InputError(
+                    f"suite '{job.suite.name}', variant '{job.variant}' asks Ray for {cpus:g} CPU(s)"
+                    f"{f' and {gpus:g} GPU(s)' if gpus else ''} (trainer.devices x --ray-cpus-per-run), but no "
+                    f"node of the cluster has that many (the largest: {most.get('CPU', 0):g} CPU(s), "
+                    f"{most.get('GPU', 0):g} GPU(s)); lower trainer.devices or --ray-cpus-per-run")
+
+    @staticmethod
+    def _room(ray: Any, asks: tuple[float, float], held: Sequence[tuple[float, float]]) -> bool:
+        """Whether a task asking for `asks` can start now beside the tasks holding `held`; the others wait here,
+        so 'running' means running (and a run's time limit counts from when it can start)."""
+        if not held:
+            return True
         resources = ray.cluster_resources()
-        slots = int(resources.get("CPU", 1) // self.cpus_per_run)
-        if gpu_jobs and resources.get("GPU", 0) > 0:
-            slots = min(slots, int(resources["GPU"] * self._runs_per_gpu(resources)))
-        return max(1, slots)
+        cpus = sum(c for c, _ in held) + asks[0]
+        gpus = sum(g for _, g in held) + asks[1]
+        return cpus <= resources.get("CPU", 0) + 1e-9 and gpus <= resources.get("GPU", 0) + 1e-9
 
     # ------------------------------------------------------------------------------------ running
 
@@ -320,19 +345,22 @@ class RayExecutor(ExecutorBase):
         cluster_gpus = float(resources.get("GPU", 0))
         share = 1.0 / self._runs_per_gpu(resources)
         accel = {job.key: self._accelerator(job, cluster_gpus) for job in queue}
+        # no GPU in the cluster: a run asks for none, and Lightning says why it cannot train
+        asks = {job.key: self._asks(job, world_size(job.suite.variant(job.variant).trainer),
+                                    accel[job.key] == "gpu" and cluster_gpus > 0, share) for job in queue}
+        self._refuse_what_never_fits(ray, queue, asks)
         remote = ray.remote(max_retries=0)(ray_task)
         in_flight: dict[Any, Job] = {}
         started: dict[Any, float] = {}
         ended: list[Any] = []  # timed out: cancelled, and cancelled again at the end until they are gone
         try:
             while not self._cancelled and (queue or in_flight):
-                gpu_jobs = any(accel[j.key] == "gpu" for j in [*queue, *in_flight.values()])
-                while queue and len(in_flight) < self._capacity(ray, gpu_jobs) and not self._cancelled:
-                    job = queue.pop(0)
+                while (queue and not self._cancelled
+                       and self._room(ray, asks[queue[0].key], [asks[j.key] for j in in_flight.values()])):
+                    job = queue.pop(0)  # in order: a big run waits for room, and the small ones behind it too
+                    cpus, gpus = asks[job.key]
                     ref = remote.options(
-                        # no GPU in the cluster: the run asks for none, and Lightning says why it cannot train
-                        num_cpus=self.cpus_per_run,
-                        num_gpus=share if accel[job.key] == "gpu" and cluster_gpus else 0,
+                        num_cpus=cpus, num_gpus=gpus,
                         runtime_env=env, name=f"normreg {job.suite.name}/{job.variant}/seed{job.seed}",
                     ).remote(job, accel[job.key], self.worker)
                     in_flight[ref] = job

@@ -143,6 +143,39 @@ def test_a_task_past_its_time_limit_is_cancelled_and_failed(local_ray) -> None:
         time.sleep(0.2)
 
 
+def _assigned_cpus(job, accelerator):  # noqa: ANN001, ANN202 - a Ray task's worker: the CPUs Ray gave it
+    import ray as ray_in_task
+
+    from normreg.execution.results import RunResult
+
+    cpus = ray_in_task.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+    return RunResult(job.suite.name, job.variant, job.seed, "ok", {"acc": cpus}, 0.0, device="cpu")
+
+
+def test_a_run_of_several_processes_asks_ray_for_a_cpu_per_process(local_ray) -> None:
+    suite = load_suite(TINY, ["seeds=1", "variants.b.trainer.devices=2", "variants.b.trainer.strategy=ddp"])
+    results = []
+    RayExecutor(worker=_assigned_cpus).run(plan_jobs(suite), results.append)
+    assert {r.variant: r.metrics["acc"] for r in results} == {"a": 1.0, "b": 2.0, "broken": 1.0}
+    # handed to Ray only when there is room (a run's time limit counts from then): on the 2-CPU instance a
+    # 1-CPU run may start beside a 1-CPU run, a 2-process run only alone
+    assert RayExecutor._room(ray, (1.0, 0.0), [(1.0, 0.0)])
+    assert not RayExecutor._room(ray, (2.0, 0.0), [(1.0, 0.0)])
+    assert RayExecutor._room(ray, (2.0, 0.0), [])
+
+
+def test_a_run_larger_than_any_node_is_refused_before_anything_is_submitted(local_ray) -> None:
+    from normreg.errors import InputError
+
+    suite = load_suite(TINY, ["seeds=1", "variants.b.trainer.devices=4", "variants.b.trainer.strategy=ddp"])
+    results = []
+    with pytest.raises(InputError, match=r"variant 'b' asks Ray for 4 CPU\(s\) \(trainer.devices x "
+                                         r"--ray-cpus-per-run\), but no node of the cluster has that many \(the "
+                                         r"largest: 2 CPU\(s\), 0 GPU\(s\)\)"):
+        RayExecutor(worker=_assigned_cpus).run(plan_jobs(suite), results.append)
+    assert results == []
+
+
 def test_ray_is_a_registered_executor_and_refuses_devices() -> None:
     from normreg.errors import InputError
 
