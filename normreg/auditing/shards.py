@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from normreg.execution.ddp import world_size
+from normreg.suite.model import world_size
 
 # Collective operations as the dispatcher sees them (c10d::allreduce_, c10d::allgather_, ...).
 _COLLECTIVE_NAMESPACE = "c10d"
