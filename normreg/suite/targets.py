@@ -26,6 +26,22 @@ def importable(directories: Iterable[Path]) -> None:
         sys.path.insert(0, text)
 
 
+def _forget_shadowed(directory: Path, module: str) -> None:
+    """Where the suite's folder holds its own `module` (a file or a package) but a module of that name was imported
+    earlier in this process from elsewhere (next to another suite), forget that one and its submodules, so the
+    import finds the suite's: sys.path's order alone does not help a module already in sys.modules."""
+    top = module.partition(".")[0]
+    own = next((p for p in (directory / f"{top}.py", directory / top / "__init__.py") if p.is_file()), None)
+    loaded = sys.modules.get(top)
+    if own is None or loaded is None:
+        return
+    found = getattr(loaded, "__file__", None)
+    if found and Path(found).resolve() == own.resolve():
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+
+
 def _error(suite: Suite, target: Target, message: str, key_suffix: str = ".target") -> SuiteError:
     line = target.line
     return SuiteError(message, path=str(suite.path), line=line, key=target.key + key_suffix)
@@ -34,6 +50,7 @@ def _error(suite: Suite, target: Target, message: str, key_suffix: str = ".targe
 def resolve(suite: Suite, target: Target) -> Callable[..., Any]:
     """Import the module of `target` and return its callable; errors name the suite line."""
     importable([suite.directory])
+    _forget_shadowed(suite.directory, target.module)
     try:
         module = importlib.import_module(target.module)
     except ModuleNotFoundError as e:

@@ -53,3 +53,23 @@ def test_a_suite_folder_already_on_the_path_goes_first(tmp_path, monkeypatch) ->
     monkeypatch.setattr(sys, "path", [str(earlier.resolve()), str(this.resolve()), *sys.path])
     importable([this])
     assert sys.path[0] == str(this.resolve()) and sys.path.count(str(this.resolve())) == 1
+
+
+def test_a_module_of_the_same_name_imported_for_another_suite_does_not_win(tmp_path: Path, monkeypatch) -> None:
+    """Two suites in two folders, each with its own `shared_name.py`, built one after the other in one process
+    (the Python API, the pytest plugin, `--workers 0`): each gets its own module, not the one imported first."""
+    import sys
+
+    from normreg.suite.targets import resolve
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    suites = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "shared_name.py").write_text(f"def which():\n    return {name!r}\n")
+        (folder / "s.yaml").write_text("name: s\nmetrics: {acc: {}}\nvariants: {a: {model: shared_name:which}}\n")
+        suites.append(load_suite(folder / "s.yaml"))
+    for suite, name in zip([*suites, suites[0]], ("first", "second", "first")):
+        assert resolve(suite, suite.variant("a").model)() == name
