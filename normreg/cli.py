@@ -34,6 +34,7 @@ from normreg.execution.executor import executor_names, make_executor  # tests pu
 from normreg.execution.supervisor import resume_command
 
 if TYPE_CHECKING:
+    from normreg.auditing.findings import AuditReport
     from normreg.render.progress import Display
     from normreg.report.model import Report
     from normreg.suite.model import Seeds, Suite
@@ -245,12 +246,16 @@ def _progress() -> Display:
     return progress_display(tracebacks=_state["debug"])
 
 
-def _emit(report: Report, report_path: Path | None) -> ExitCode:
+def _emit(report: Report | AuditReport, report_path: Path | None) -> ExitCode:
+    """Write the JSON report where asked, print the terminal rendering (and where the report went), exit as the
+    report says."""
+    from normreg.auditing.findings import AuditReport
+    from normreg.render.audit import render_audit
     from normreg.render.terminal import render
 
     if report_path is not None:
         report.write(report_path)
-    typer.echo(render(report))
+    typer.echo(render_audit(report) if isinstance(report, AuditReport) else render(report))
     if report_path is not None:
         typer.echo(f"Report: {report_path}")
     return report.exit_code
@@ -600,16 +605,9 @@ def audit(
     """Find BatchNorm traps in a suite's models in seconds, without training; exit 1 on an error finding."""
     from normreg.auditing import audit_suite
     from normreg.fileio import check_outputs
-    from normreg.render.audit import render_audit
 
     check_outputs({"--report": report}, inputs=[suite])
-    result = audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ())
-    if report is not None:
-        result.write(report)
-    typer.echo(render_audit(result))
-    if report is not None:
-        typer.echo(f"Report: {report}")
-    return result.exit_code
+    return _emit(audit_suite(suite, variants=tuple(variant or ()), seed=seed, overrides=set_ or ()), report)
 
 
 @app.command()
