@@ -1,4 +1,4 @@
-"""HTML: one self-contained page (styles inline, figures as PNG data URIs, no scripts)."""
+"""HTML: one self-contained page (styles inline, figures as inline SVG, no scripts)."""
 
 from __future__ import annotations
 
