@@ -102,8 +102,7 @@ def compare(
                                  f"shared metrics: {', '.join(have) or 'none'}")
             a.refuse_non_finite([m], [va])
             b.refuse_non_finite([m], [vb])
-            spec = a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
-            spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)  # type: ignore[arg-type]
+            spec = _override(a.specs.get(m) or b.specs.get(m) or MetricSpec(m), goal, min_effect)
             xa, xb = a.values[va][m], b.values[vb][m]
             comparison = compare_values(xa, xb, spec, alpha=level, design=design, a_name=_label(a, b, va),
                                         b_name=_label(b, a, vb))
@@ -131,10 +130,13 @@ def _curves(a: ResultSet, b: ResultSet, va: str, vb: str, asked: tuple[str, ...]
                              f"curves both logged: {have}")
     out = []
     for m in asked or [m for m in declared if m in ha and m in hb]:
-        spec = declared.get(m) or a.specs.get(m) or b.specs.get(m) or MetricSpec(m)
-        if goal is not None or min_effect is not None:
-            spec = MetricSpec(m, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)
+        spec = _override(declared.get(m) or a.specs.get(m) or b.specs.get(m) or MetricSpec(m), goal, min_effect)
         out.append(compare_curves(ha[m], hb[m], spec, alpha=alpha, design=design, a_name=_label(a, b, va),
-                                  b_name=_label(b, a, vb)))
+                                  b_name=_label(b, a, vb), suite=_suite(a, b, va, vb)))
     return out
+
+
+def _override(spec: MetricSpec, goal: Goal | None, min_effect: float | None) -> MetricSpec:
+    """`spec` with the command line's --goal and --min-effect where given."""
+    return MetricSpec(spec.name, goal or spec.goal, spec.min_effect if min_effect is None else min_effect)
 

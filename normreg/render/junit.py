@@ -70,9 +70,8 @@ def _check_case(parent: ET.Element, check: Check) -> str:
 
 def _curve_case(parent: ET.Element, curve: CurveCheck) -> str:
     """A curve check is a test case that fails only where the suite asks (`curves: {metrics: [...], fail: true}`)."""
-    case = ET.SubElement(parent, "testcase", name=f"{curve.suite or 'compare'}.curve.{curve.metric}.{curve.a}_vs_"
-                                                  f"{curve.b}", classname=f"normreg.{curve.suite or 'compare'}",
-                         time="0")
+    case = ET.SubElement(parent, "testcase", name=f"{curve.suite}.curve.{curve.metric}.{curve.a}_vs_{curve.b}",
+                         classname=f"normreg.{curve.suite}", time="0")
     detail = curve.summary
     if curve.parted:
         detail += f"\nparted at epochs {', '.join(map(str, curve.parted))}; per-epoch level {curve.level:.3g}"

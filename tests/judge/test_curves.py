@@ -254,6 +254,7 @@ def test_compare_on_run_directories_and_reports_compares_curves(tmp_path):
         report = compare(f"{source}#merged", f"{source}#twin")
         (curve,) = report.curves
         assert curve.metric == "val_acc" and curve.min_effect == 0.05 and curve.parted
+        assert curve.suite == report.checks[0].suite == "c"  # listed under the pair's suite, in JUnit too
         assert "parts from" in render(report) and report.exit_code == 0
     asked = compare(f"{tmp_path / 'r'}#merged", f"{tmp_path / 'r'}#twin", curves=("train_loss",))
     assert [c.metric for c in asked.curves] == ["train_loss"]
