@@ -37,6 +37,7 @@ from typing import Any
 from normreg.errors import InputError, RunError
 from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
 from normreg.execution.results import RunResult
+from normreg.suite.model import world_size
 
 POLL_S = 0.5  # how often the wait for results looks at the jobs and the cancel flag
 CLUSTERS = ("slurm", "local")
@@ -186,10 +187,9 @@ class SlurmExecutor(ExecutorBase):
         return "gpu" if wanted == "auto" and self.options.gpus_per_run else "cpu"
 
     def resources(self, job: Job) -> dict[str, Any]:
-        """The submitit parameters of one job: the run's devices (`trainer.devices`, an int, else 1) as GPUs
-        or cores, the CPUs for them, memory, time, partition, account."""
-        devices = job.suite.variant(job.variant).trainer.get("devices", 1)
-        size = devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
+        """The submitit parameters of one job: the run's processes (`suite.model.world_size`: what the worker
+        starts) as GPUs or cores, the CPUs for them, memory, time, partition, account."""
+        size = world_size(job.suite.variant(job.variant).trainer)
         o = self.options
         gpus = (o.gpus_per_run or size) if self.accelerator(job) == "gpu" else 0
         if o.cluster == "local":  # submitit's LocalExecutor: its own parameter names; the time-limit signal 10%

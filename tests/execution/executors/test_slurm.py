@@ -63,6 +63,10 @@ def test_slurm_options_come_from_the_executor_and_reach_sbatch(tmp_path: Path, w
                  "#SBATCH --cpus-per-task=8", "#SBATCH --time=60", "#SBATCH --mem=16GB"):
         assert line in script, script
     assert SlurmExecutor(SlurmOptions()).resources(Job(suite, "merged", 0)).get("gpus_per_node") is None
+    # devices as a list of indices: as many GPUs as the ranks the worker starts (suite.model.world_size)
+    listed = load_suite(write_suite(extra="trainer: {max_epochs: 1}\n"),
+                        ["variants.twin.trainer={devices: [0, 1], accelerator: gpu}"])
+    assert ex.resources(Job(listed, "twin", 0))["gpus_per_node"] == 2
 
 
 def test_runs_go_through_submitit_and_land_in_the_run_directory(cli: Any, write_suite: Any, tmp_path: Path,
