@@ -322,10 +322,15 @@ def earlier_results(path: Path) -> list[Path]:
     if (path / REPORT_FILE).exists():
         taken.append(path / REPORT_FILE)
     for d in sorted(p for p in path.iterdir() if p.is_dir()):
-        jsonl, csv_path = d / "runs.jsonl", d / "results.csv"
-        if (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(csv_path) or has_checkpoints(d):
+        if _finished(d) or has_checkpoints(d):
             taken.append(d)
     return taken
+
+
+def _finished(suite_dir: Path) -> bool:
+    """Whether a suite's run directory records a finished run."""
+    jsonl = suite_dir / "runs.jsonl"
+    return (jsonl.exists() and jsonl.stat().st_size > 0) or _has_rows(suite_dir / "results.csv")
 
 
 def kept_in(path: Path) -> str:
@@ -334,9 +339,9 @@ def kept_in(path: Path) -> str:
     those too. Read only; a directory that cannot be read gets the plain wording."""
     try:
         taken = earlier_results(path) if path.is_dir() else []
-        saved = any(has_checkpoints(d) for d in taken if d.is_dir())
-        finished = any(not d.is_dir() or (d / "runs.jsonl").exists() and (d / "runs.jsonl").stat().st_size > 0
-                       or _has_rows(d / "results.csv") for d in taken)
+        finished = any(not d.is_dir() or _finished(d) for d in taken)  # the report file, or a suite's runs
+        # a suite folder was taken for its runs or its checkpoints: look for checkpoints only beside runs
+        saved = any(d.is_dir() and (not _finished(d) or has_checkpoints(d)) for d in taken)
     except (OSError, ResultsError):
         saved, finished = False, True
     if saved and finished:
