@@ -376,13 +376,15 @@ def _finish_run(result: Report, run_dir: Path, report: Path | None, outputs: dic
     if kept:
         typer.echo("Tracebacks of the failed runs: " + ", ".join(str(run_dir / k / "failures") for k in kept))
     failed = [p.message for p in result.problems if p.kind == "write_failed"]
+    wrote = False
     if report is not None:
         try:
             result.write(report)
+            wrote = True
         except OSError as e:
             failed.append(f"could not write {report}: {e.strerror or e}")
     typer.echo(render(result))
-    if report is not None and not any(str(report) in f for f in failed):
+    if wrote:
         typer.echo(f"Report: {report}")
     if outputs:
         try:
