@@ -34,11 +34,6 @@ from normreg.suite.model import Seeds, Suite
 from normreg.suite.spec import load_suite, load_suites
 
 
-def default_out_dir() -> Path:
-    """A new, empty `runs/<timestamp>` (with a suffix when another run took that name), made exclusively."""
-    return new_run_dir()
-
-
 @dataclass(frozen=True)
 class RunPlan:
     """What `run` will do, checked before anything trains."""

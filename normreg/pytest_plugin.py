@@ -114,11 +114,12 @@ class SuiteFile(pytest.File):
 
     def report(self) -> Any:
         if self._report is None:
-            from normreg.pipeline import default_out_dir, run_suites
+            from normreg.pipeline import run_suites
 
             config = self.config
             out = config.getoption("normreg_out")
-            out_dir = Path(out) / self.path.stem if out else default_out_dir()
+            # None: run_suites makes runs/<timestamp> itself, and removes it when nothing trained
+            out_dir = Path(out) / self.path.stem if out else None
             with make_executor(config.getoption("normreg_executor"), executor_options(config)) as executor:
                 self._report = run_suites([self.path], executor=executor, out=out_dir,
                                           baselines=Path(config.getoption("normreg_baselines")))

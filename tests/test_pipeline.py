@@ -63,11 +63,11 @@ def test_an_earlier_run_directory_is_never_mixed_or_overwritten(cli, write_suite
 
 
 def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch) -> None:
-    from normreg.pipeline import default_out_dir
+    from normreg.execution.rundir import new_run_dir
 
     monkeypatch.chdir(tmp_path)
-    first = default_out_dir()
-    second = default_out_dir()
+    first = new_run_dir()
+    second = new_run_dir()
     assert second != first and first.is_dir() and second.is_dir() and second.parent == first.parent
 
 

@@ -55,3 +55,20 @@ def test_each_check_is_its_own_item_in_headers_junit_k_and_lf(tmp_path: Path, wr
 
     code, text = _pytest(tmp_path, "-p", "no:cacheprovider", "-k", "twin and loss")
     assert code == 0 and "suites/pair.yaml::pair[twin-loss] PASSED" in text and "1 passed, 2 deselected" in text, text
+
+
+def test_a_run_refused_before_training_leaves_no_run_directory(tmp_path: Path, write_suite) -> None:  # type: ignore[no-untyped-def]
+    """Without --normreg-out the run directory is made by the run itself, and removed when nothing trained (here:
+    the suite's stored baseline cannot be read, found after collection, before any run)."""
+    (tmp_path / "suites").mkdir()
+    write_suite(name="pair").rename(tmp_path / "suites" / "pair.yaml")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "pair.json").write_text("{")
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST.format(script=REGRESSION)))
+    out = subprocess.run([sys.executable, "-m", "pytest", "--normreg", "suites", "-o", "addopts=", "--rootdir",
+                          str(tmp_path), "-p", "no:cacheprovider", "--normreg-baselines", str(tmp_path / "b")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode != 0 and "pair.json" in out.stdout + out.stderr, out.stdout + out.stderr
+    left = list((tmp_path / "runs").iterdir()) if (tmp_path / "runs").exists() else []
+    assert left == []
