@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from normreg.execution.executor import make_executor  # the one factory; tests put a fake one here
+from normreg.execution.executor import ExecutorOptions, make_executor  # make_executor: tests put a fake one here
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,18 +38,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="one of the executor's options by its field name, e.g. partition=gpu (repeatable)")
 
 
-def executor_options(config: pytest.Config) -> dict[str, Any]:
-    """The executor's options from `--normreg-workers` and each `--normreg-executor-option FIELD=VALUE`, parsed
-    as the command line parses the same option."""
+def executor_options(config: pytest.Config) -> ExecutorOptions:
+    """The executor's options from `--normreg-workers` and each `--normreg-executor-option FIELD=VALUE`, parsed and
+    checked as `normreg run` parses and checks the same option (`options_from_cli`)."""
     from normreg.errors import InputError
-    from normreg.execution.executor import cli_options
+    from normreg.execution.executor import cli_options, options_from_cli
 
     name = config.getoption("normreg_executor")
     by_field = {f: o for o in cli_options() for n, f in o.fields if n == name}
-    given: dict[str, Any] = {}
-    workers = config.getoption("normreg_workers")
-    if workers is not None:
-        given["workers"] = workers
+    given: dict[str, Any] = {"workers": config.getoption("normreg_workers")}  # None: not given
     for text in config.getoption("normreg_executor_option"):
         key, sep, value = text.partition("=")
         opt = by_field.get(key.strip())
@@ -57,10 +54,10 @@ def executor_options(config: pytest.Config) -> dict[str, Any]:
             raise InputError(f"--normreg-executor-option {text!r}: expected FIELD=VALUE with FIELD one of the "
                              f"{name} executor's options: {', '.join(by_field)}")
         try:
-            given[key.strip()] = opt.parse(value) if opt.parse else opt.kind(value)
+            given[opt.param] = value if opt.parse else opt.kind(value)  # options_from_cli parses the rest
         except ValueError as e:
             raise InputError(f"--normreg-executor-option {text!r}: {e}") from None
-    return given
+    return options_from_cli(name, given)
 
 
 def _is_suite(path: Path) -> bool:

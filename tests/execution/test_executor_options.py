@@ -145,7 +145,15 @@ def test_the_pytest_plugin_takes_the_executor_and_its_options(recorder: list[Any
 
     config = Config(normreg_executor="recorder", normreg_workers=None,
                     normreg_executor_option=["queue=gpu", "retries=3"])
-    assert executor_options(config) == {"queue": "gpu", "retries": 3}  # type: ignore[arg-type]
+    assert executor_options(config) == RecorderOptions(queue="gpu", retries=3)  # type: ignore[arg-type]
+    # checked as on the command line: its minimum, and an option of another executor named
+    below = Config(normreg_executor="recorder", normreg_workers=None, normreg_executor_option=["retries=-1"])
+    with pytest.raises(InputError, match="--recorder-retries: expected at least 0, got -1"):
+        executor_options(below)  # type: ignore[arg-type]
+    workers = Config(normreg_executor="recorder", normreg_workers=2, normreg_executor_option=[])
+    with pytest.raises(InputError, match="--workers is an option of --executor local; this command uses "
+                                         "--executor recorder"):
+        executor_options(workers)  # type: ignore[arg-type]
     bad = Config(normreg_executor="recorder", normreg_workers=None, normreg_executor_option=["partition=gpu"])
     with pytest.raises(InputError, match="FIELD one of the recorder executor's options: accelerator, queue, retries"):
         executor_options(bad)  # type: ignore[arg-type]
