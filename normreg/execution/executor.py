@@ -133,6 +133,15 @@ class ExecutorOptions:
 ACCELERATORS = ("auto", "cpu", "gpu")
 
 
+def job_accelerator(job: Job, default: str, have_gpus: bool) -> str:
+    """"gpu" or "cpu": what the job will train on, for every executor. The variant's own `trainer.accelerator` wins
+    over `default` (--accelerator); `auto` is gpu where the executor has GPUs to give (`have_gpus`)."""
+    wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", default)).lower()
+    if wanted in ("gpu", "cuda"):
+        return "gpu"
+    return "gpu" if wanted == "auto" and have_gpus else "cpu"
+
+
 class Interrupted(NormregError):
     """SIGINT or SIGTERM stopped a run; finished runs are on disk. Exit code 128 + the signal (130, 143)."""
 

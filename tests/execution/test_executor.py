@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from normreg.errors import InputError, SuiteError
-from normreg.execution.executor import Executor, Interrupted, Job, OnResult, OnStart, make_executor
-from normreg.execution.executors.local import LocalExecutor, LocalOptions, job_accelerator
+from normreg.execution.executor import Executor, Interrupted, Job, OnResult, OnStart, job_accelerator, make_executor
+from normreg.execution.executors.local import LocalExecutor, LocalOptions
 from normreg.execution.fake import FakeRunner
 from normreg.pipeline import device_kind, run_suites
 from normreg.suite.spec import load_suite

@@ -21,7 +21,16 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from normreg.errors import InputError
-from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
+from normreg.execution.executor import (
+    ExecutorBase,
+    ExecutorOptions,
+    Job,
+    OnResult,
+    OnStart,
+    job_accelerator,
+    option,
+    register,
+)
 from normreg.execution.placement import Grant, Machine, Placement, Slot, assign, fits_machine, plan_placement
 from normreg.execution.results import RunResult
 from normreg.execution.supervised import note_phase
@@ -115,16 +124,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def job_accelerator(job: Job, default: str, have_gpus: bool) -> str:
-    """"gpu" or "cpu": what the job will train on. The variant's own `trainer.accelerator` wins over `default`."""
-    wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", default)).lower()
-    if wanted in ("gpu", "cuda"):
-        return "gpu"
-    if wanted == "auto":
-        return "gpu" if have_gpus else "cpu"
-    return "cpu"
 
 
 @dataclass

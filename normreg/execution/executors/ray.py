@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import InputError, RunError
-from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
+from normreg.execution.executor import (
+    ExecutorBase,
+    ExecutorOptions,
+    Job,
+    OnResult,
+    OnStart,
+    job_accelerator,
+    option,
+    register,
+)
 from normreg.execution.results import RunResult
 from normreg.suite.model import world_size
 
@@ -296,10 +305,7 @@ class RayExecutor(ExecutorBase):
 
     def _accelerator(self, job: Job, cluster_gpus: float) -> str:
         """"gpu" or "cpu": the variant's own `trainer.accelerator` wins over --accelerator."""
-        wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", self.options.accelerator)).lower()
-        if wanted in ("gpu", "cuda"):
-            return "gpu"
-        return "gpu" if wanted == "auto" and cluster_gpus > 0 else "cpu"
+        return job_accelerator(job, self.options.accelerator, cluster_gpus > 0)
 
     def _runs_per_gpu(self, resources: dict[str, float]) -> int:
         from normreg.execution.placement import default_runs_per_gpu

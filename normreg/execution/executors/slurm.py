@@ -35,7 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from normreg.errors import InputError, RunError
-from normreg.execution.executor import ExecutorBase, ExecutorOptions, Job, OnResult, OnStart, option, register
+from normreg.execution.executor import (
+    ExecutorBase,
+    ExecutorOptions,
+    Job,
+    OnResult,
+    OnStart,
+    job_accelerator,
+    option,
+    register,
+)
 from normreg.execution.results import RunResult
 from normreg.suite.model import world_size
 
@@ -181,10 +190,7 @@ class SlurmExecutor(ExecutorBase):
     def accelerator(self, job: Job) -> str:
         """"gpu" or "cpu": the variant's own `trainer.accelerator` wins over --accelerator; `auto` is gpu when
         --slurm-gpus-per-run asks for GPUs (normreg cannot see the cluster's nodes from here)."""
-        wanted = str(job.suite.variant(job.variant).trainer.get("accelerator", self.options.accelerator)).lower()
-        if wanted in ("gpu", "cuda"):
-            return "gpu"
-        return "gpu" if wanted == "auto" and self.options.gpus_per_run else "cpu"
+        return job_accelerator(job, self.options.accelerator, bool(self.options.gpus_per_run))
 
     def resources(self, job: Job) -> dict[str, Any]:
         """The submitit parameters of one job: the run's processes (`suite.model.world_size`: what the worker
