@@ -221,6 +221,8 @@ def test_bad_inputs_are_refused_before_anything_heavy_is_imported(tmp_path: Path
     others.append(["calibrate", str(BAD / "report_huge_int.json")])
     script = (
         "import sys\n"
+        "import normreg.execution.supervisor as supervisor\n"
+        "supervisor.wanted = lambda argv: False  # refused here, in this process: its imports are the ones seen\n"
         "from normreg.cli import main\n"
         "def heavy(names):\n"
         "    return [m for m in names if m in sys.modules]\n"
