@@ -75,7 +75,8 @@ def _command_lines() -> list[tuple[str, str]]:
     found = []
     for name, text in TEXTS.items():
         blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
-        lines = [line.split(" #")[0] for block in blocks for line in block.splitlines()]
+        # a command continued with a trailing backslash is one line: its later options are checked too
+        lines = [line.split(" #")[0] for block in blocks for line in block.replace("\\\n", " ").splitlines()]
         spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
         for candidate in lines + spans:
             match = re.match(r"\s*(?:\$ )?(?:\.venv/bin/)?(normreg (?:--debug )?[a-z]+\b[^;&|]*)", candidate)
@@ -125,12 +126,13 @@ def test_every_suite_key_in_the_table_loads(tmp_path: Path) -> None:
         "metrics: {acc: {goal: max, min_effect: 0.01}}\nreference: a\n"
         "variants: {a: {model: m:A}, b: {model: m:B}}\nexpect: {b: regressed}\n"
         "stats: {alpha: 0.05, design: paired, correction: holm, spending: pocock}\nbaseline_key: device\n"
-        "run_timeout: 30m\ncurves: [acc]\n"
+        "run_timeout: 30m\ncurves: [acc]\ncheckpoint: {every_n_epochs: 2, keep: true}\n"
     )
     suite = load_suite(tmp_path / "s.yaml")
     assert suite.expected("b", "acc") == "regressed" and suite.stats.design == "paired"
     assert suite.baseline_key == "device"
     assert suite.run_timeout == 1800 and [m.name for m in suite.curves.metrics] == ["acc"]
+    assert suite.checkpoint is not None and suite.checkpoint.every_n_epochs == 2 and suite.checkpoint.keep
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/commands.md"])
