@@ -6,7 +6,8 @@
 
 Targets (from the issues): `compare` well under a second to start (1.25 s measured: not met, since importing
 scipy's special functions with numpy alone takes 0.34 to 0.41 s); the flagship suite under a minute on 2 cores
-(22.0 s). These are measured here, not asserted in tests, because shared machines are noisy.
+(13.0 s, median of 3, 2026-12-07). These are measured here, not asserted in tests, because shared machines are
+noisy.
 """
 
 from __future__ import annotations
