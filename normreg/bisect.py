@@ -37,8 +37,6 @@ from normreg.judge.sequential import sequential_compare
 from normreg.judge.stats import Comparison
 from normreg.report.bisect import BisectResult, Step
 from normreg.suite.model import MetricSpec, SeedPlan, Suite
-
-# ------------------------------------------------------------------------------------------------- git
 from normreg.suite.spec import load_suite
 
 # ------------------------------------------------------------------------------------------------- git
@@ -145,15 +143,15 @@ Execute = Callable[[Path, Path, str, Sequence[int], Sequence[str], Path], None]
 
 
 def execute_in_subprocess(worktree: Path, suite_path: Path, variant: str, seeds: Sequence[int],
-                          overrides: Sequence[str], out: Path, workers: int | None = None, executor: str = "local",
+                          overrides: Sequence[str], out: Path, executor: str = "local",
                           executor_options: Mapping[str, Any] | None = None) -> None:
     """Train in a fresh Python process started in the worktree, so every module is imported from that commit;
-    the executor `executor` with `executor_options` (field: value) trains there (`workers`: the local one's)."""
+    the executor `executor` with `executor_options` (field: value) trains there."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(worktree), *filter(None, [env.get("PYTHONPATH")])])
     args = {"suite": str(suite_path), "variant": variant, "seeds": list(seeds), "overrides": list(overrides),
             "out": str(out), "executor": executor,
-            "options": {**(executor_options or {}), **({} if workers is None else {"workers": workers})}}
+            "options": dict(executor_options or {})}
     code = "import json, sys; from normreg.bisect import run_child; run_child(json.loads(sys.argv[1]))"
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=worktree, env=env,
                           capture_output=True, text=True)
@@ -185,8 +183,7 @@ def run_child(args: Mapping[str, Any]) -> None:
         return
     suite = replace(suite, seeds=tuple(args["seeds"]), seed_plan=None)
     jobs = [Job(suite, args["variant"], s) for s in args["seeds"]]
-    options = args.get("options", {"workers": args.get("workers")})
-    with make_executor(args.get("executor", "local"), options) as executor:
+    with make_executor(args["executor"], args["options"]) as executor:
         executor.run(jobs, lambda r: write(r.to_json()))
 
 
@@ -301,7 +298,7 @@ def bisect(suite: str | Path, good: str, bad: str, *, variant: str | None = None
     run_cache = RunCache(folder, environment_key(environment, overrides))
     stages = _stages(spec_suite, seeds)
     scratch = Path(tempfile.mkdtemp(prefix="normreg-bisect-"))
-    ex = execute or (lambda t, s, v, sd, o, out: execute_in_subprocess(t, s, v, sd, o, out, None, executor, given))
+    ex = execute or (lambda t, s, v, sd, o, out: execute_in_subprocess(t, s, v, sd, o, out, executor, given))
     commits = _Commits(top, rel, variant, metric, overrides, run_cache, ex, scratch)
     try:
         return _search(top, spec_suite, spec, variant, good_sha, bad_sha, candidates, stages, seeds == "auto",
