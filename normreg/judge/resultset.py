@@ -137,12 +137,10 @@ def _from_rundir(path: Path) -> ResultSet:
         specs: dict[str, MetricSpec] = {}
         curve_specs: dict[str, MetricSpec] = {}
         for p, s in zip(subdirs, sets):
-            for v, ms in s.values.items():
-                values[f"{p.name}/{v}" if len(sets) > 1 else v] = dict(ms)
-            for v, ms in s.left_out.items():
-                left_out[f"{p.name}/{v}" if len(sets) > 1 else v] = ms
-            for v, hs in s.histories.items():
-                histories[f"{p.name}/{v}" if len(sets) > 1 else v] = hs
+            prefix = f"{p.name}/" if len(sets) > 1 else ""  # several suites: their variants are suite/variant
+            values.update({prefix + v: dict(ms) for v, ms in s.values.items()})
+            left_out.update({prefix + v: ms for v, ms in s.left_out.items()})
+            histories.update({prefix + v: hs for v, hs in s.histories.items()})
             specs.update(s.specs)
             curve_specs.update(s.curve_specs)
         return ResultSet(str(path), values, specs, sets[0].alpha if len(sets) == 1 else None, left_out,
