@@ -135,3 +135,11 @@ def test_compare_fills_the_suite_column_from_the_files(cli, write_suite, tmp_pat
         assert checks and {c["suite"] for c in checks} == {suite_column}, (a, b, checks[0]["suite"])
     res = cli("compare", tmp_path / "good" / "report.json", tmp_path / "bad" / "report.json")
     assert any(line.startswith("pair   pair  acc") for line in res.output.splitlines()), res.output
+
+
+def test_a_run_directory_of_several_suites_names_its_variants_suite_slash_variant(tmp_path, write_suite):
+    run_suites([write_suite(name="one"), write_suite(name="two")], out=tmp_path / "run", baselines=tmp_path / "b",
+               executor=FakeRunner(REGRESSION))
+    rs = load_result_set(str(tmp_path / "run"))
+    assert sorted(rs.values) == ["one/merged", "one/twin", "two/merged", "two/twin"]
+    assert rs.values["one/twin"] == load_result_set(str(tmp_path / "run" / "one")).values["twin"]
