@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from normreg.execution.failure import describe_exit
 from normreg.suite.model import world_size
 
 if TYPE_CHECKING:
@@ -59,12 +59,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _how(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
 def launch(job: Job, accelerator: str, *, gpus: Sequence[str] | None = None) -> RunResult:
@@ -124,8 +118,8 @@ def _wait(ranks: list[subprocess.Popen[bytes]], tmp: Path) -> tuple[str, str | N
                     continue
                 result = _read(tmp, rank)
                 if code != 0 or result is None:
-                    return (f"RankDied: rank {rank} of {n} ended abruptly ({_how(code)}: killed, out of memory, or "
-                            "a crash in native code); the other ranks were stopped", None)
+                    return (f"RankDied: rank {rank} of {n} ended abruptly ({describe_exit(code)}: killed, out of "
+                            "memory, or a crash in native code); the other ranks were stopped", None)
                 if not result.ok:
                     return (f"rank {rank} of {n}: {result.error}", result.traceback)
             if all(p.poll() is not None for p in ranks):

@@ -9,6 +9,7 @@ and the audit.
 from __future__ import annotations
 
 import os
+import signal
 import sysconfig
 import traceback
 from dataclasses import dataclass
@@ -82,3 +83,17 @@ def describe_failure(exc: BaseException, root: Path | None = None) -> Failure:
     """The description and the full traceback (chained exceptions included), formatted where the error happened:
     a traceback object does not survive being sent back from a worker process."""
     return Failure(describe_error(exc, root), "".join(traceback.format_exception(exc)))
+
+
+def describe_exit(code: int | None) -> str:
+    """How a child process ended, from its exit status as `multiprocessing`/`subprocess` give it: `exit code N`,
+    `killed by SIGKILL` (a negative status), `killed by signal N` for a number the signal module does not name,
+    or `still running` (None)."""
+    if code is None:
+        return "still running"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 from normreg.errors import ExitCode
+from normreg.execution.failure import describe_exit
 from normreg.execution.lifeline import adopt_orphans, die_with_parent
 from normreg.execution.supervised import ENV, supervised
 
@@ -129,13 +130,9 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
 
 def _abrupt(status: int, said: dict[str, str], argv: list[str]) -> ExitCode:
     if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = f"signal {-status}"
-        how = f"killed by {name}" + (": a crash in native code" if -status in (signal.SIGSEGV, signal.SIGBUS,
-                                                                             signal.SIGILL, signal.SIGFPE,
-                                                                             signal.SIGABRT) else "")
+        how = describe_exit(status) + (": a crash in native code" if -status in (signal.SIGSEGV, signal.SIGBUS,
+                                                                               signal.SIGILL, signal.SIGFPE,
+                                                                               signal.SIGABRT) else "")
     else:
         how = f"exit code {status} without finishing: code it ran called os._exit"
     phase = said.get("phase", "starting")

@@ -119,4 +119,4 @@ def test_a_killed_worker_fails_only_its_own_run_and_nothing_outlives_normreg(tmp
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(rows) == 8 and len(failed) == 1, rows  # every run reported once; the neighbour's run went on
     assert failed[0]["error"].startswith("WorkerDied: the worker process running this run ended abruptly "
-                                         "(killed by signal 9")
+                                         "(killed by SIGKILL")

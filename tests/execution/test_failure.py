@@ -88,3 +88,11 @@ def test_failed_runs_keep_their_traceback(tmp_path: Path, write_suite, cli) -> N
     live = result.output[result.output.index(line):result.output.index("Run directory:")]
     assert "Traceback (most recent call last)" in live and "RuntimeError: loss is NaN at epoch 3\n" in live
     assert "Traceback (most recent call last)" not in quiet.output
+
+
+def test_describe_exit_names_signals_it_knows_and_numbers_it_does_not() -> None:
+    from normreg.execution.failure import describe_exit
+
+    assert describe_exit(None) == "still running" and describe_exit(0) == "exit code 0"
+    assert describe_exit(3) == "exit code 3" and describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(-200) == "killed by signal 200"  # no such signal: named by number, never a ValueError

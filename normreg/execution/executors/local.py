@@ -31,6 +31,7 @@ from normreg.execution.executor import (
     option,
     register,
 )
+from normreg.execution.failure import describe_exit
 from normreg.execution.placement import Grant, Machine, Placement, Slot, assign, fits_machine, plan_placement
 from normreg.execution.results import RunResult
 from normreg.execution.supervised import note_phase
@@ -360,7 +361,7 @@ class LocalExecutor(ExecutorBase):
     def _died(self, w: _Worker, job: Job) -> RunResult:
         w.process.join(1.0)
         code = w.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        how = describe_exit(code)
         return RunResult(job.suite.name, job.variant, job.seed, "failed", {}, 0.0,
                          f"WorkerDied: the worker process running this run ended abruptly ({how}: killed, out of "
                          "memory, or a crash in native code); the other runs went on",
