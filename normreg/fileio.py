@@ -184,7 +184,7 @@ def parse_json(text: str, source: str | Path) -> Any:
     return data
 
 
-def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
+def check_tree(data: Any, source: str | Path) -> None:
     """Refuse parsed data nested more than `MAX_JSON_DEPTH` deep, or holding a string or key with a lone surrogate
     (JSON's and YAML's `\\ud800` escapes make one; no file, terminal or page can hold it), naming the key path."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
@@ -193,15 +193,15 @@ def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
         if depth > MAX_JSON_DEPTH:
             where = where if len(where) <= 80 else where[:60] + "..."
             raise file_problem(source, f"{where or 'the top level'}: nested more than {MAX_JSON_DEPTH} levels deep "
-                                      f"(the limit for normreg's {'YAML' if yaml else 'JSON'} files)")
+                                      "(the limit for normreg's JSON files)")
         if isinstance(value, str):
-            if _has_surrogate(value):
+            if has_surrogate(value):
                 raise file_problem(source, f"{where or 'the top level'}: a string holding a lone surrogate "
                                           f"({printable(value)[:60]}); write it as valid Unicode text")
         elif isinstance(value, dict):
             for k, v in value.items():
                 key = f"{where}.{k}" if where else str(k)
-                if isinstance(k, str) and _has_surrogate(k):
+                if isinstance(k, str) and has_surrogate(k):
                     raise file_problem(source, f"{printable(key)[:80]}: a key holding a lone surrogate; write "
                                               "it as valid Unicode text")
                 stack.append((v, key, depth + 1))
@@ -209,7 +209,8 @@ def check_tree(data: Any, source: str | Path, *, yaml: bool = False) -> None:
             stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (from a `\\ud800` escape in JSON or YAML)."""
     return any("\ud800" <= c <= "\udfff" for c in text) if not text.isascii() else False
 
 

@@ -13,14 +13,14 @@ from typing import Any
 import yaml
 
 from normreg.errors import ResultsError, SuiteError, printable
-from normreg.fileio import MAX_INT_DIGITS, read_text_bounded
+from normreg.fileio import MAX_INT_DIGITS, MAX_JSON_DEPTH, has_surrogate, read_text_bounded
 from normreg.suite.model import Suite
 
 # Bounds on what a suite file may make normreg do while loading it. A real suite is a few kilobytes with a
 # few hundred nodes; these are far above that and far below what costs noticeable time or memory.
 MAX_SUITE_BYTES = 64 * 1024  # PyYAML reads about 100 kB a second
 MAX_NODES = 100_000  # YAML nodes after expanding aliases (an alias bomb expands to billions)
-MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_DEPTH = MAX_JSON_DEPTH  # nesting of mappings and lists: the limit of normreg's JSON files too
 
 
 class Document:
@@ -94,7 +94,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
         value = super().construct_yaml_str(node)
-        if not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value):
+        if has_surrogate(value):
             raise SuiteError(f"a string holding a lone surrogate ({printable(value)[:60]}); write it as valid "
                              "Unicode text", path=self._source, line=node.start_mark.line + 1)
         return value
