@@ -66,10 +66,19 @@ def check_choice(what: str, value: object, options: Sequence[str]) -> str:
     return str(value)
 
 
+ALPHA_LOW, ALPHA_HIGH = 0.0, 0.5  # a significance level lies strictly between: suites, reports, the command line
+
+
+def is_alpha(value: object) -> bool:
+    """Whether `value` is a significance level: a finite number strictly between ALPHA_LOW and ALPHA_HIGH."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and ALPHA_LOW < value < ALPHA_HIGH)
+
+
 def check_alpha(value: float | None, what: str = "--alpha") -> float | None:
     """`value` when it is a significance level in (0, 0.5) (or None: not given); else an `InputError`."""
-    if value is not None and not (math.isfinite(value) and 0 < value < 0.5):
-        raise InputError(f"expected {what} in (0, 0.5), got {value}")
+    if value is not None and not is_alpha(value):
+        raise InputError(f"expected {what} in ({ALPHA_LOW:g}, {ALPHA_HIGH:g}), got {value}")
     return value
 
 

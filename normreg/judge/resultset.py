@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from normreg.choices import ALPHA_HIGH, ALPHA_LOW, is_alpha
 from normreg.errors import InputError, ResultsError, did_you_mean
 from normreg.execution.results import RunResult, check_run_json, values_from_runs
 from normreg.execution.rundir import read_runs
-from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, finite_number, read_json, read_text_bounded
+from normreg.fileio import MAX_ABS_VALUE, check_schema, describe_value, read_json, read_text_bounded
 from normreg.judge.baseline import Baseline, metric_specs
 from normreg.names import name_problem
 from normreg.suite.model import MetricSpec
@@ -82,8 +83,9 @@ def histories_from_runs(runs: Iterable[RunResult], qualify: bool) -> dict[str, d
 
 
 def _alpha(source: str, where: str, value: Any) -> float | None:
-    if not (finite_number(value) and 0 < value < 0.5):
-        raise ResultsError(f"{source}: {where}: expected a number in (0, 0.5), found {describe_value(value)}")
+    if not is_alpha(value):
+        raise ResultsError(f"{source}: {where}: expected a number in ({ALPHA_LOW:g}, {ALPHA_HIGH:g}), found "
+                           f"{describe_value(value)}")
     return value
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from normreg.auditing.findings import AuditReport
 from normreg.choices import (
+    ALPHA_HIGH,
+    ALPHA_LOW,
     CHECK_KINDS,
     CORRECTIONS,
     DESIGNS,
@@ -147,7 +149,7 @@ def _iso_date(v: Any) -> str | None:
 
 
 _SEED, _COUNT, _UNIT = _number_in(0, MAX_SEED_VALUE, whole=True), _number_in(0, whole=True), _number_in(0, 1)
-_ALPHA, _NONNEG = _number_in(0, 0.5, open_=True), _number_in(0)
+_ALPHA, _NONNEG = _number_in(ALPHA_LOW, ALPHA_HIGH, open_=True), _number_in(0)
 # Paths into the report (`[]`: each element of a list, `*`: each value of an object) and the rule of each.
 RULES: Mapping[str, Rule] = {
     "command": _one_of(REPORT_COMMANDS), "created": _iso_date, "verdict": _one_of(REPORT_VERDICTS),

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from normreg.choices import CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, choice_problem
+from normreg.choices import ALPHA_HIGH, ALPHA_LOW, CORRECTIONS, DESIGNS, EXPECTATIONS, GOALS, SPENDING, choice_problem
 from normreg.environment import BASELINE_KEYS
 from normreg.errors import SuiteError, did_you_mean
 from normreg.fileio import describe_value
@@ -108,7 +108,7 @@ def _build_suite(doc: Document) -> Suite:
 
     stats_raw = _mapping(doc, ("stats",), top.get("stats") or {})
     _check_keys(doc, ("stats",), stats_raw, ("alpha", "design", "correction", "spending"))
-    alpha = _number(doc, ("stats", "alpha"), stats_raw.get("alpha", 0.05), low=0.0, high=0.5,
+    alpha = _number(doc, ("stats", "alpha"), stats_raw.get("alpha", 0.05), low=ALPHA_LOW, high=ALPHA_HIGH,
                     low_open=True, high_open=True)
     choices = {}
     for key, allowed in (("design", DESIGNS), ("correction", CORRECTIONS), ("spending", SPENDING)):
