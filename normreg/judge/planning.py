@@ -25,7 +25,7 @@ from scipy import special as _sp
 from normreg.choices import DEFAULT_DESIGN
 from normreg.errors import InputError, ResultsError
 from normreg.fileio import read_json
-from normreg.judge.designs import get, names
+from normreg.judge.designs import get, pairing_design
 from normreg.judge.resultset import ResultSet
 from normreg.judge.sequential import simulate
 from normreg.judge.stats import (
@@ -249,15 +249,6 @@ def _plan_row(v: str, m: MetricSpec, a: Mapping[int, float], b: Mapping[int, flo
     return PlanRow(**base, seeds_80=seeds[0], seeds_90=seeds[1], note=note,  # type: ignore[arg-type]
                    seeds_80_exact=found[0].exact, seeds_90_exact=found[1].exact, sure_80=found[0].sure,
                    below_half_80=found[0].below_half)
-
-
-def pairing_design(design: str) -> str | None:
-    """The registered design that pairs by seed and is compared with `design` (`StatTest.unpaired`), else the first
-    that pairs by seed; None where `design` pairs already or none does."""
-    if get(design).pairs_by_seed:
-        return None
-    pairing = [n for n in names() if get(n).pairs_by_seed]
-    return next((n for n in pairing if get(n).unpaired == design), pairing[0] if pairing else None)
 
 
 def pairing_note(r: float | None, n: int, design: str, sd_a: float, sd_b: float, sd_diff: float | None,

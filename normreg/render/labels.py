@@ -13,8 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from normreg.execution.results import RunResult
 from normreg.judge.checks import Check, Problem
-from normreg.judge.designs.paired import paired_power
-from normreg.judge.planning import pairing_design
+from normreg.judge.designs import pairing_design, pairing_power
 from normreg.judge.stats import Comparison, clear_correlation
 from normreg.suite.diff import summarise
 
@@ -194,7 +193,7 @@ def pairing_note(c: Comparison) -> str | None:
     head = (f"per-seed correlation {c.seed_correlation:+.2f} over {c.shared_seeds} shared seeds "
             f"(p{shown if shown.startswith('<') else '=' + shown}): ")
     if sign > 0:
-        gain = paired_power(c)
+        gain = pairing_power(c, paired)
         if gain is None or c.power is None or gain < c.power + PAIRING_GAIN:
             return None  # the unpaired test is only conservative, and pairing would gain little
         return (head + f"same-seed runs move together, which the {c.design} test ignores; design: {paired} would "

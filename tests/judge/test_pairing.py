@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as st
 
 from normreg.judge.checks import Check
-from normreg.judge.designs import get
-from normreg.judge.designs.paired import PairedPower, paired, paired_power
+from normreg.judge.designs import get, pairing_power
+from normreg.judge.designs.paired import PairedPower, paired
 from normreg.judge.designs.welch import welch_values
 from normreg.judge.stats import (
     array_p,
@@ -71,7 +71,7 @@ def test_paired_power_is_the_paired_designs_at_the_implied_spread_of_differences
     d = [b[s] - a[s] for s in a]
     p = paired(a, b, ACC)
     expected = PairedPower(c.sd_a, c.sd_b, 8, 8, float(np.std(d, ddof=1))).verdict_power(0.02, 0.01, 0.05)
-    assert paired_power(c) == pytest.approx(expected, rel=1e-6)
+    assert pairing_power(c, "paired") == pytest.approx(expected, rel=1e-6)
     assert p.power == pytest.approx(expected, rel=1e-6)
 
 

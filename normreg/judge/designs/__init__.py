@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from normreg.judge.designs.base import DESIGNS, StatTest, get, register
-from normreg.judge.stats import Comparison
+from normreg.judge.stats import Comparison, design_effect
 from normreg.suite.model import MetricSpec
 
 
@@ -20,4 +21,25 @@ def compare_values(a: Mapping[int, float], b: Mapping[int, float], spec: MetricS
     return get(design).compare(a, b, spec, alpha=alpha, a_name=a_name, b_name=b_name)
 
 
-__all__ = ["DESIGNS", "StatTest", "compare_values", "get", "names", "register"]
+def pairing_design(design: str) -> str | None:
+    """The registered design that pairs by seed and is compared with `design` (`StatTest.unpaired`), else the first
+    that pairs by seed; None where `design` pairs already or none does."""
+    if get(design).pairs_by_seed:
+        return None
+    pairing = [n for n in names() if get(n).pairs_by_seed]
+    return next((n for n in pairing if get(n).unpaired == design), pairing[0] if pairing else None)
+
+
+def pairing_power(c: Comparison, design: str) -> float | None:
+    """The power (of the verdict, at twice min_effect) the pairing `design` would have on an unpaired comparison's
+    values, by its own power model: the spread of per-seed differences follows from the sides' spreads and their
+    per-seed correlation."""
+    if c.seed_correlation is None or c.sd_a is None or c.sd_b is None or c.min_effect <= 0 or c.shared_seeds < 2:
+        return None
+    var = c.sd_a**2 + c.sd_b**2 - 2.0 * c.seed_correlation * c.sd_a * c.sd_b
+    n = c.shared_seeds
+    model = get(design).power_model(c.sd_a, c.sd_b, n, n, math.sqrt(max(var, 0.0)))
+    return model.verdict_power(design_effect(c.min_effect), c.min_effect, c.alpha)
+
+
+__all__ = ["DESIGNS", "StatTest", "compare_values", "get", "names", "pairing_design", "pairing_power", "register"]

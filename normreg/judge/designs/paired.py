@@ -72,17 +72,6 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], spec: MetricSpec, *, 
                              if delta > 0 else None)
 
 
-def paired_power(c: Comparison) -> float | None:
-    """The power (of the verdict, at twice min_effect) the paired test would have on an unpaired comparison's
-    values: the spread of per-seed differences follows from the sides' spreads and their per-seed correlation."""
-    if c.seed_correlation is None or c.sd_a is None or c.sd_b is None or c.min_effect <= 0 or c.shared_seeds < 2:
-        return None
-    var = c.sd_a**2 + c.sd_b**2 - 2.0 * c.seed_correlation * c.sd_a * c.sd_b
-    n = c.shared_seeds
-    model = PairedPower(c.sd_a, c.sd_b, n, n, math.sqrt(max(var, 0.0)))
-    return model.verdict_power(design_effect(c.min_effect), c.min_effect, c.alpha)
-
-
 @register("paired")
 class Paired(TTest):
     summary = "paired t-test on per-seed differences (same seed = same initial weights and data order)"
